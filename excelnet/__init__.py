@@ -1,0 +1,26 @@
+"""excelnet: neural nets as live spreadsheet formulas.
+
+    import excelnet
+    excelnet.build_titanic("titanic.xlsx", seed=0)      # the lesson's workbook
+
+The API is imported lazily so that `excelnet --help` starts fast (no pandas, no torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_API = {
+    "build_titanic": "excelnet.writer.titanic",
+    "load_titanic": "excelnet.data",
+    "ExcelnetError": "excelnet.errors",
+}
+__all__ = list(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'excelnet' has no attribute {name!r}")

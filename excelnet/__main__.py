@@ -1,0 +1,3 @@
+from excelnet.cli import main
+
+raise SystemExit(main())

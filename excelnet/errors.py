@@ -1,0 +1,15 @@
+"""The one error type users see: a single clear line, never a traceback."""
+
+
+class ExcelnetError(Exception):
+    """Bad input or a refused operation. The CLI prints it as one line and exits with code 2."""
+
+
+def where(path: object, sheet: str | None = None, cell: str | None = None) -> str:
+    """'file.xlsx, sheet nn, cell B2' — the prefix every error message starts with."""
+    parts = [str(path)]
+    if sheet is not None:
+        parts.append(f"sheet {sheet}")
+    if cell is not None:
+        parts.append(f"cell {cell}")
+    return ", ".join(parts)
