@@ -2,6 +2,7 @@
 
     import excelnet
     excelnet.build_titanic("titanic.xlsx", seed=0)      # the lesson's workbook
+    excelnet.fit("titanic.xlsx", sheet="nn")            # train its formulas, write back
 
 The API is imported lazily so that `excelnet --help` starts fast (no pandas, no torch).
 """
@@ -14,6 +15,8 @@ __version__ = "0.1.0"
 
 _API = {
     "build_titanic": "excelnet.writer.titanic",
+    "fit": "excelnet.pipeline",
+    "evaluate": "excelnet.pipeline",
     "load_titanic": "excelnet.data",
     "ExcelnetError": "excelnet.errors",
 }

@@ -32,7 +32,118 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="a CSV in the format of Kaggle's train.csv (default: the bundled one)",
     )
+
+    f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
+    f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
+    f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
+    f.add_argument("--epochs", type=int, default=1000, help="gradient descent steps (1000)")
+    f.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
+    f.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    f.add_argument("--out", type=Path, help="write a fitted copy here instead of in place")
+    f.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
+    e.add_argument("book", type=Path)
+    e.add_argument("--sheet")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
     return p
+
+
+def _progress_factory():
+    """A rich progress bar per sheet, on an interactive terminal only."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    def start(sheet: str, epochs: int):
+        bar = Progress(
+            TextColumn(f"fitting {sheet}"),
+            BarColumn(),
+            TextColumn("{task.fields[loss]}"),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        bar.start()
+        task = bar.add_task(sheet, total=epochs, loss="")
+
+        def update(epoch, loss):
+            if epoch is None:
+                bar.stop()
+            elif epoch % 10 == 0 or epoch == epochs:
+                bar.update(task, completed=epoch, loss=f"loss {loss:.6f}")
+
+        return update
+
+    return start
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from excelnet.pipeline import fit
+
+    results = fit(
+        args.book,
+        sheet=args.sheet,
+        epochs=args.epochs,
+        lr=args.lr,
+        device=args.device,
+        out=args.out,
+        progress=None if args.json else _progress_factory(),
+    )
+    rows = [r.summary() for r in results]
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.out or args.book), "fits": rows}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else ""))
+    for col in (
+        "sheet",
+        "parameters",
+        "epochs",
+        "device",
+        "initial loss",
+        "final loss",
+        "validation loss",
+        "accuracy",
+        "seconds",
+    ):
+        table.add_column(col, justify="left" if col in ("sheet", "device") else "right")
+    for r in rows:
+        table.add_row(
+            r["sheet"],
+            str(r["parameters"]),
+            str(r["epochs"]),
+            r["device"],
+            f"{r['initial_loss']:.6f}",
+            f"{r['final_loss']:.6f}",
+            "" if r["valid_loss"] is None else f"{r['valid_loss']:.6f}",
+            "" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
+            f"{r['seconds']:.2f}",
+        )
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(table)
+    for r in rows:
+        if r["diverged"]:
+            console.print(f"[bold red]{r['sheet']}: {r['diverged']}[/]")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from excelnet.pipeline import evaluate
+
+    rows = [e.summary() for e in evaluate(args.book, sheet=args.sheet, device=args.device)]
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "models": rows}, indent=2))
+        return
+    for r in rows:
+        print(f"{r['sheet']}: objective {r['objective_cell']} = {r['objective']!r}")
+        for cell, g in r["gradients"].items():
+            print(f"  d/d {cell} = {g!r}")
 
 
 def _build(args: argparse.Namespace) -> None:
@@ -49,7 +160,7 @@ def _build(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"build": _build}[args.command](args)
+        {"build": _build, "fit": _fit, "eval": _eval}[args.command](args)
     except ExcelnetError as e:
         print(f"excelnet: error: {e}", file=sys.stderr)
         return 2

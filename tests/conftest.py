@@ -23,3 +23,20 @@ def recalc(tmp_path_factory):
         return convert(list(paths), tmp_path_factory.mktemp(f"lo{next(counter)}"))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def titanic_book(tmp_path_factory) -> Path:
+    """A freshly built Titanic workbook (copy it before changing it)."""
+    import excelnet
+
+    return excelnet.build_titanic(tmp_path_factory.mktemp("book") / "titanic.xlsx")
+
+
+def run_cli(*args: str, cwd: Path | None = None):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "excelnet", *map(str, args)], cwd=cwd, capture_output=True, text=True
+    )

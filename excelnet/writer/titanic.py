@@ -38,7 +38,7 @@ from excelnet.models import (
     metrics,
     mmult_formula,
 )
-from excelnet.writer import define_solver_model, new_workbook, write_header
+from excelnet.writer import define_metrics, define_solver_model, new_workbook, write_header
 
 STATS_COL = len(FEATURES) + 2  # features!M:N hold the data set's statistics
 
@@ -154,6 +154,11 @@ def _model_sheet(
         ws.write_formula(1, METRICS_COL + j, formula, style, float(value))
     loss = xl_rowcol_to_cell(1, METRICS_COL, row_abs=True, col_abs=True)
     define_solver_model(wb, m.name, loss, m.params_ref)
+    define_metrics(
+        wb,
+        m.name,
+        *(xl_rowcol_to_cell(1, METRICS_COL + j, row_abs=True, col_abs=True) for j in (1, 3)),
+    )
     wb.define_name(f"{m.name}_loss", f"={m.name}!{loss}")
     wb.define_name(f"{m.name}_params", f"={m.name}!{m.params_ref}")
 

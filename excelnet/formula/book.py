@@ -1,0 +1,204 @@
+"""Read a workbook's cells, formulas, cached values, names and Solver models (openpyxl)."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openpyxl
+from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.worksheet.formula import ArrayFormula
+
+from excelnet.errors import ExcelnetError, where
+from excelnet.formula.parse import ERRORS, Error, FormulaError, Ref, parse
+
+Cell = tuple[int, int]  # 0-based (row, col)
+
+
+@dataclass
+class Sheet:
+    name: str
+    formulas: dict[Cell, str] = field(default_factory=dict)
+    arrays: dict[Cell, tuple[str, tuple[int, int, int, int]]] = field(default_factory=dict)
+    values: dict[Cell, object] = field(default_factory=dict)  # literal cells
+    cached: dict[Cell, object] = field(default_factory=dict)  # formula cells' stored results
+    names: dict[str, str] = field(default_factory=dict)  # sheet-scoped defined names
+    max_row: int = 0  # 0-based, inclusive
+    max_col: int = 0
+
+
+@dataclass
+class SolverModel:
+    sheet: str
+    objective: Ref
+    adjustable: list[Ref]
+    goal: int  # 1 maximise, 2 minimise, 3 value of
+
+
+@dataclass
+class Book:
+    path: Path
+    sheets: dict[str, Sheet]
+    names: dict[str, str]  # workbook-level defined names
+
+    def solver_models(self, only: str | None = None) -> list[SolverModel]:
+        """The Solver model of every sheet that has one (or of `only`), checked."""
+        if only is not None and only not in self.sheets:
+            raise ExcelnetError(f"{where(self.path)}: no sheet named {only!r}")
+        found = []
+        for sheet in self.sheets.values():
+            if only is not None and sheet.name != only:
+                continue
+            names = sheet.names
+            if not any(k in names for k in ("solver_opt", "solver_adj", "solver_typ")):
+                if only is not None:
+                    raise ExcelnetError(
+                        f"{where(self.path, sheet.name)}: no Solver model (the sheet-scoped "
+                        f"names solver_opt, solver_adj and solver_typ)"
+                    )
+                continue
+            found.append(self._solver_model(sheet))
+        if not found:
+            raise ExcelnetError(
+                f"{where(self.path)}: no sheet carries a Solver model "
+                f"(sheet-scoped names solver_opt, solver_adj, solver_typ)"
+            )
+        return found
+
+    def _solver_model(self, sheet: Sheet) -> SolverModel:
+        at = where(self.path, sheet.name)
+        for key in ("solver_opt", "solver_adj", "solver_typ"):
+            if key not in sheet.names:
+                raise ExcelnetError(f"{at}: Solver model is missing the name {key}")
+        try:
+            goal = int(float(sheet.names["solver_typ"].lstrip("=")))
+        except ValueError:
+            raise ExcelnetError(
+                f"{at}: solver_typ is {sheet.names['solver_typ']!r}, not 1, 2 or 3"
+            ) from None
+        if goal != 2:
+            raise ExcelnetError(
+                f"{at}: solver_typ is {goal}; excelnet fits models that minimise (solver_typ = 2)"
+            )
+        objective = _ref_or_fail(sheet.names["solver_opt"], sheet.name, f"{at}: solver_opt")
+        if (objective.r0, objective.c0) != (objective.r1, objective.c1):
+            raise ExcelnetError(f"{at}: solver_opt must name one cell, not a range")
+        adjustable = [
+            _ref_or_fail(part, sheet.name, f"{at}: solver_adj")
+            for part in _split_union(sheet.names["solver_adj"])
+        ]
+        return SolverModel(sheet.name, objective, adjustable, goal)
+
+
+def _split_union(text: str) -> list[str]:
+    """'Sheet1!$A$1:$B$2,Sheet1!$C$5' → its parts (commas outside quotes)."""
+    parts, depth, cur, quoted = [], 0, "", False
+    for ch in text.lstrip("="):
+        if ch == "'":
+            quoted = not quoted
+        if ch == "," and not quoted and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        depth += ch == "("
+        depth -= ch == ")"
+        cur += ch
+    parts.append(cur)
+    return [p.strip().strip("()") for p in parts if p.strip()]
+
+
+def _ref_or_fail(text: str, sheet: str, what: str) -> Ref:
+    try:
+        node = parse(text, sheet)
+    except FormulaError:
+        node = None
+    if not isinstance(node, Ref) or node.r1 is None or node.c1 is None:
+        raise ExcelnetError(f"{what} is {text!r}, not a cell or range reference")
+    return node
+
+
+def _literal(cell) -> object:
+    v = cell.value
+    if cell.data_type == "e" or (isinstance(v, str) and cell.data_type == "e"):
+        return Error(str(v).upper() if str(v).upper() in ERRORS else "#N/A")
+    if isinstance(v, bool) or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    if v is None:
+        return None
+    # dates and times: Excel stores serial numbers; openpyxl hands back datetimes
+    from openpyxl.utils.datetime import to_excel
+
+    try:
+        return float(to_excel(v))
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def read_book(path: str | Path) -> Book:
+    """Load formulas and cached values. Bad files → ExcelnetError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ExcelnetError(f"{path}: no such file")
+    head = path.read_bytes()[:8]
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise ExcelnetError(
+            f"{path}: encrypted (password-protected) or a legacy .xls file; "
+            f"excelnet reads unencrypted .xlsx/.xlsm"
+        )
+    try:
+        formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        values = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+        raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
+    except Exception as e:  # openpyxl raises many kinds on corrupt XML
+        raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
+    try:
+        sheets = {}
+        for ws, wv in zip(formulas.worksheets, values.worksheets, strict=True):
+            sheets[ws.title] = _read_sheet(ws, wv)
+        names = {n: d.attr_text for n, d in formulas.defined_names.items()}
+    except Exception as e:
+        raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
+    finally:
+        formulas.close()
+        values.close()
+    return Book(path, sheets, names)
+
+
+def _read_sheet(ws, wv) -> Sheet:
+    from openpyxl.utils.cell import range_boundaries
+
+    sheet = Sheet(ws.title)
+    sheet.names = {n: d.attr_text for n, d in getattr(ws, "defined_names", {}).items()}
+    for row in ws.iter_rows():
+        for cell in row:
+            v = cell.value
+            if v is None or not hasattr(cell, "row"):
+                continue
+            key = (cell.row - 1, cell.column - 1)
+            sheet.max_row, sheet.max_col = max(sheet.max_row, key[0]), max(sheet.max_col, key[1])
+            if isinstance(v, ArrayFormula):
+                c0, r0, c1, r1 = range_boundaries(v.ref)
+                sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+            elif cell.data_type == "f":
+                sheet.formulas[key] = v
+            else:
+                sheet.values[key] = _literal(cell)
+    formula_cells = set(sheet.formulas) | set(sheet.arrays)
+    for _, (r0, c0, r1, c1) in sheet.arrays.values():
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                sheet.values.pop((r, c), None)  # the array's cells hold its results
+                formula_cells.add((r, c))
+                sheet.max_row, sheet.max_col = max(sheet.max_row, r), max(sheet.max_col, c)
+    for row in wv.iter_rows():
+        for cell in row:
+            if cell.value is None or not hasattr(cell, "row"):
+                continue
+            key = (cell.row - 1, cell.column - 1)
+            if key in formula_cells:
+                sheet.cached[key] = _literal(cell)
+    return sheet

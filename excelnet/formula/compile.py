@@ -1,0 +1,710 @@
+"""Compile the model a workbook's formulas define into torch.
+
+The path from a Solver model's adjustable cells to its objective is found in the workbook's own
+formulas. Each run of one formula copied down a column becomes one block, evaluated as one
+vectorised tensor operation; an array formula is one block too. Blocks that do not depend on
+the adjustable cells are evaluated once, as data (constant folding reaches inside formulas
+too); the rest run every step, with autograd.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from openpyxl.utils import get_column_letter
+
+from excelnet.errors import ExcelnetError, where
+from excelnet.formula.book import Book, SolverModel
+from excelnet.formula.functions import FUNCTIONS, operator
+from excelnet.formula.parse import (
+    MISSING,
+    Array,
+    Call,
+    Const,
+    Error,
+    FormulaError,
+    Name,
+    Node,
+    Op,
+    Ref,
+    parse,
+    relative_key,
+)  # fmt: skip
+from excelnet.formula.values import (
+    BLANK,
+    ERR,
+    NUM,
+    TEXT,
+    Ctx,
+    V,
+    errors_of,
+    from_python,
+    make,
+    scalar,
+)  # fmt: skip
+
+
+def a1(r: int, c: int) -> str:
+    return f"{get_column_letter(c + 1)}{r + 1}"
+
+
+@dataclass(eq=False)
+class Block:
+    """A rectangle of cells computed together: a column run of one copied formula, an array
+    formula, or (kind 'param') a range of adjustable cells."""
+
+    sheet: str
+    r0: int
+    c0: int
+    r1: int
+    c1: int
+    kind: str  # "column" | "array" | "param"
+    formula: str | None = None
+    node: Node | None = None
+    refs: list[Ref] = field(default_factory=list)
+    deps: set = field(default_factory=set)
+    value: V | None = None  # flat over the rectangle, row-major: x of shape (rows*cols,)
+    static_kind: np.ndarray | None = None  # kinds of a live block's output, fixed at trace
+    static_text: np.ndarray | None = None
+    thunk: object = None
+    problem: str | None = None  # why it cannot be compiled (reported only if it is needed)
+
+    @property
+    def rows(self) -> int:
+        return self.r1 - self.r0 + 1
+
+    @property
+    def cols(self) -> int:
+        return self.c1 - self.c0 + 1
+
+    @property
+    def size(self) -> int:
+        return self.rows * self.cols
+
+    def cell(self, i: int = 0) -> str:
+        return a1(self.r0 + i // self.cols, self.c0 + i % self.cols)
+
+    def __repr__(self) -> str:
+        return f"Block({self.sheet}!{self.cell()}:{self.cell(self.size - 1)} {self.kind})"
+
+
+class Live:
+    """A sub-expression that depends on the parameters: re-evaluated every step."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run):
+        self.run = run
+
+
+# -- the block graph of a whole workbook ------------------------------------------------------
+
+
+class Graph:
+    """Every formula cell of a workbook, grouped into blocks, with their dependencies."""
+
+    def __init__(self, book: Book):
+        self.book = book
+        self.blocks: list[Block] = []
+        for sheet in book.sheets.values():
+            for text, (r0, c0, r1, c1) in sheet.arrays.values():
+                self.blocks.append(Block(sheet.name, r0, c0, r1, c1, "array", text))
+            by_col: dict[int, list[int]] = defaultdict(list)
+            for r, c in sheet.formulas:
+                by_col[c].append(r)
+            for c, rows in by_col.items():
+                rows.sort()
+                start = prev = rows[0]
+                key = relative_key(sheet.formulas[(start, c)], start + 1)
+                for r in rows[1:]:
+                    k = relative_key(sheet.formulas[(r, c)], r + 1)
+                    if r == prev + 1 and k == key:
+                        prev = r
+                        continue
+                    self._column(sheet.name, start, prev, c)
+                    start = prev = r
+                    key = k
+                self._column(sheet.name, start, prev, c)
+        for b in self.blocks:
+            self._parse(b)
+
+    def _column(self, sheet: str, r0: int, r1: int, c: int) -> None:
+        text = self.book.sheets[sheet].formulas[(r0, c)]
+        self.blocks.append(Block(sheet, r0, c, r1, c, "column", text))
+
+    def _parse(self, b: Block) -> None:
+        try:
+            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0)
+        except FormulaError as e:
+            b.problem = str(e)
+            b.node = Const(Error("#NAME?"))
+        b.refs = []
+        _collect_refs(b.node, b.refs)
+        if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
+            self.split(b)  # a range that grows down the column: one block per cell
+
+    def resolve(self, node: Node, sheet: str, depth: int) -> Node:
+        """Replace defined names by what they stand for; bound whole columns and rows."""
+        if isinstance(node, Name):
+            text, scope = self._name(node.name, sheet)
+            if text is None or depth > 20:
+                return Const(Error("#NAME?"))
+            return self.resolve(parse(text, scope), scope, depth + 1)
+        if isinstance(node, Ref):
+            target = self.book.sheets.get(node.sheet)
+            if target is None:
+                return Const(Error("#REF!"))
+            if node.r1 is None:
+                return Ref(node.sheet, 0, node.c0, target.max_row, node.c1)
+            if node.c1 is None:
+                return Ref(node.sheet, node.r0, 0, node.r1, target.max_col)
+            return node
+        if isinstance(node, Op):
+            return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Call):
+            return Call(node.name, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        return node
+
+    def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
+        if "!" in name:
+            scope, bare = name.split("!", 1)
+            s = self.book.sheets.get(scope)
+            return (s.names.get(bare) if s else None), scope
+        s = self.book.sheets[sheet]
+        for key, text in s.names.items():
+            if key.lower() == name.lower():
+                return text, sheet
+        for key, text in self.book.names.items():
+            if key.lower() == name.lower():
+                return text, sheet
+        return None, sheet
+
+    def split(self, b: Block) -> None:
+        self.blocks.remove(b)
+        for r in range(b.r0, b.r1 + 1):
+            one = Block(
+                b.sheet, r, b.c0, r, b.c1, "column", self.book.sheets[b.sheet].formulas[(r, b.c0)]
+            )
+            self.blocks.append(one)
+            self._parse(one)
+
+
+def _collect_refs(node: Node, out: list[Ref]) -> None:
+    if isinstance(node, Ref):
+        out.append(node)
+    elif isinstance(node, (Op, Call)):
+        for a in node.args:
+            _collect_refs(a, out)
+
+
+def footprint(ref: Ref, b: Block) -> tuple[int, int]:
+    """Rows a reference covers over all the cells of block b."""
+    shift = b.rows - 1 if (b.kind == "column" and ref.rel_r0) else 0
+    return ref.r0, ref.r1 + shift
+
+
+class _Index:
+    """Which block holds which cells: per (sheet, column), blocks sorted by row."""
+
+    def __init__(self, blocks: list[Block]):
+        cols: dict[tuple[str, int], list[Block]] = defaultdict(list)
+        for b in blocks:
+            for c in range(b.c0, b.c1 + 1):
+                cols[(b.sheet, c)].append(b)
+        self.cols = {k: sorted(v, key=lambda b: b.r0) for k, v in cols.items()}
+        self.ends = {k: [b.r1 for b in v] for k, v in self.cols.items()}
+
+    def overlapping(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> set[Block]:
+        found = set()
+        for c in range(c0, c1 + 1):
+            blocks = self.cols.get((sheet, c))
+            if not blocks:
+                continue
+            i = bisect.bisect_left(self.ends[(sheet, c)], r0)
+            while i < len(blocks) and blocks[i].r0 <= r1:
+                found.add(blocks[i])
+                i += 1
+        return found
+
+
+# -- one Solver model, compiled ----------------------------------------------------------------
+
+
+class Model:
+    """The compiled model of one Solver model: parameters, objective, and every cell that
+    depends on the parameters (for write-back)."""
+
+    def __init__(self, book: Book, solver: SolverModel, ctx: Ctx, graph: Graph | None = None):
+        self.book, self.solver, self.ctx = book, solver, ctx
+        self.graph = graph or Graph(book)
+        self.at = where(book.path, solver.sheet)
+        self._grids: dict[str, list] = {}
+        self._build()
+
+    # ---- structure
+    def _build(self) -> None:
+        self.params: list[Block] = []
+        for ref in self.solver.adjustable:
+            target = self.book.sheets.get(ref.sheet)
+            if target is None:
+                raise ExcelnetError(
+                    f"{self.at}: solver_adj refers to a missing sheet {ref.sheet!r}"
+                )
+            p = Block(ref.sheet, ref.r0, ref.c0, ref.r1, ref.c1, "param")
+            for r in range(p.r0, p.r1 + 1):
+                for c in range(p.c0, p.c1 + 1):
+                    if (r, c) in target.formulas or any(
+                        r0 <= r <= r1 and c0 <= c <= c1
+                        for _, (r0, c0, r1, c1) in target.arrays.values()
+                    ):
+                        raise ExcelnetError(
+                            f"{where(self.book.path, ref.sheet, a1(r, c))}: adjustable cell "
+                            f"holds a formula; Solver's variable cells must hold numbers"
+                        )
+                    v = target.values.get((r, c))
+                    if v is not None and (isinstance(v, (str, bool, Error))):
+                        raise ExcelnetError(
+                            f"{where(self.book.path, ref.sheet, a1(r, c))}: adjustable cell "
+                            f"holds {v!r}; it must hold a number"
+                        )
+            self.params.append(p)
+
+        while True:  # split blocks caught in a cycle into cells until none is left
+            blocks = self.graph.blocks + self.params
+            index = _Index(blocks)
+            for b in self.graph.blocks:
+                b.deps = set()
+                for ref in b.refs:
+                    lo, hi = footprint(ref, b)
+                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            cyclic = _cycles(self.graph.blocks)
+            if not cyclic:
+                break
+            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
+            if not splittable:
+                b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
+                raise ExcelnetError(
+                    f"{where(self.book.path, b.sheet, b.cell())}: circular "
+                    f"reference (the formula depends on its own result)"
+                )
+            for b in splittable:
+                self.graph.split(b)
+        self.index = index
+
+        obj = self.solver.objective
+        found = index.overlapping(obj.sheet, obj.r0, obj.r0, obj.c0, obj.c0)
+        found = [b for b in found if b.kind != "param"]
+        if not found:
+            raise ExcelnetError(
+                f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
+                f"objective (solver_opt) is not a formula"
+            )
+        self.objective = found[0]
+        self.objective_pos = (obj.r0 - self.objective.r0) * self.objective.cols + (
+            obj.c0 - self.objective.c0
+        )
+        # dependents of the parameters, forward
+        users: dict[Block, list[Block]] = defaultdict(list)
+        for b in self.graph.blocks:
+            for d in b.deps:
+                users[d].append(b)
+        live: set[Block] = set()
+        stack = list(self.params)
+        while stack:
+            for u in users[stack.pop()]:
+                if u not in live:
+                    live.add(u)
+                    stack.append(u)
+        if self.objective not in live:
+            raise ExcelnetError(
+                f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
+                f"objective does not depend on the adjustable cells "
+                f"({', '.join(self._param_names())})"
+            )
+        self.live = live
+        needed = _ancestors([self.objective])
+        self.train_blocks = [b for b in _topo(needed) if b in live]
+        required = _ancestors(list(live))
+        self.order = _topo(required)
+        self.report_blocks = [b for b in self.order if b in live]
+        for b in self.order:
+            if b.problem is not None:
+                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {b.problem}")
+
+    def _param_names(self) -> list[str]:
+        return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
+
+    # ---- evaluation
+    def compile(self, params: list[torch.Tensor] | None = None) -> None:
+        """Evaluate the constants once and build the per-step computation. `params` (flat
+        float tensors, one per adjustable range) default to the workbook's values."""
+        ctx = self.ctx
+        for i, p in enumerate(self.params):
+            if params is not None:
+                x = params[i].detach().to(ctx.device, ctx.dtype).reshape(-1).clone()
+            else:
+                sheet = self.book.sheets[p.sheet]
+                x = torch.tensor(
+                    [
+                        _as_number(sheet.values.get((p.r0 + k // p.cols, p.c0 + k % p.cols)))
+                        for k in range(p.size)
+                    ],
+                    dtype=ctx.dtype,
+                    device=ctx.device,
+                )
+            p.value = V(x.requires_grad_(True))
+        for b in self.order:
+            try:
+                thunk = self._node(b.node, b)
+            except FormulaError as e:
+                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {e}") from None
+            if b in self.live:
+                b.thunk = thunk
+                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+                b.value = value
+                b.static_kind = None if value.numeric() else value.kinds().copy()
+                b.static_text = value.text
+            else:
+                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+                self._store(b, value)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p.value.x for p in self.params]
+
+    def run(self, blocks: list[Block]) -> None:
+        for b in blocks:
+            t = b.thunk
+            b.value = self._fit(b, t.run() if isinstance(t, Live) else t)
+
+    def objective_value(self) -> torch.Tensor:
+        """Run the blocks the objective needs (non-strict) and return it, a 0-d tensor."""
+        self.ctx.strict = False
+        try:
+            self.run(self.train_blocks)
+        finally:
+            self.ctx.strict = True
+        return self.objective.value.x[self.objective_pos]
+
+    def objective_error(self) -> str | None:
+        """After a strict run: why the objective is an error value, naming the first cell."""
+        v = self.objective.value
+        k = v.kinds()[self.objective_pos] if not v.numeric() else NUM
+        if k == NUM:
+            return None
+        what = v.texts()[self.objective_pos] if k == ERR else "not a number"
+        for b in self.train_blocks:
+            errs = errors_of(b.value)
+            if errs is not None:
+                i = int(np.flatnonzero(errs.reshape(-1) != None)[0])  # noqa: E711
+                return f"{where(self.book.path, b.sheet, b.cell(i))}: {errs.reshape(-1)[i]}"
+        return f"the objective is {what}"
+
+    def evaluate(self) -> None:
+        """Strict evaluation of every cell that depends on the parameters (for write-back)."""
+        self.ctx.strict = True
+        with torch.no_grad():
+            self.run(self.report_blocks)
+
+    def values(self) -> dict[tuple[str, int, int], object]:
+        """Python values of the parameters and every dependent formula cell (after evaluate)."""
+        out: dict[tuple[str, int, int], object] = {}
+        for b in self.params + self.report_blocks:
+            v = b.value
+            x = v.x.detach().cpu().numpy().reshape(-1)
+            kinds = v.kinds().reshape(-1) if not v.numeric() else None
+            texts = v.texts().reshape(-1) if kinds is not None else None
+            for i in range(b.size):
+                k = NUM if kinds is None else int(kinds[i])
+                r, c = b.r0 + i // b.cols, b.c0 + i % b.cols
+                if k == NUM:
+                    val = float(x[i])
+                elif k == ERR:
+                    val = Error(str(texts[i]))
+                elif k == TEXT:
+                    val = str(texts[i])
+                elif k == BLANK:
+                    val = 0.0  # a formula pointing at an empty cell shows 0
+                else:
+                    val = bool(x[i])
+                out[(b.sheet, r, c)] = val
+        return out
+
+    # ---- pieces
+    def _fit(self, b: Block, v: V) -> V:
+        """A block's result laid out over its rectangle, flat, row-major."""
+        if b.kind == "column":
+            v = V(
+                v.x[:, :1, :1],
+                _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
+                None if v.text is None else v.texts()[:, :1, :1],
+            )
+            n = b.rows
+            x = v.x.expand(n, 1, 1).reshape(n) if v.x.shape[0] == 1 else v.x.reshape(n)
+            if v.numeric():
+                return V(x, v.kind)
+            kind = np.broadcast_to(v.kinds(), (n, 1, 1)).reshape(n)
+            text = np.broadcast_to(v.texts(), (n, 1, 1)).reshape(n)
+            return make(x, kind, text)
+        # an array formula: Excel repeats a single row/column and pads with #N/A
+        h, w = b.rows, b.cols
+        _, hh, ww = v.shape
+        ri = np.arange(h) if hh > 1 else np.zeros(h, int)
+        ci = np.arange(w) if ww > 1 else np.zeros(w, int)
+        outside = (ri[:, None] >= hh) | (ci[None, :] >= ww)
+        ri, ci = np.minimum(ri, hh - 1), np.minimum(ci, ww - 1)
+        flat = torch.as_tensor((ri[:, None] * ww + ci[None, :]).reshape(-1), device=v.x.device)
+        x = v.x[0].reshape(-1)[flat]
+        if v.numeric() and not outside.any():
+            return V(x, v.kind)
+        kind = v.kinds()[0][ri[:, None], ci[None, :]].copy()
+        text = v.texts()[0][ri[:, None], ci[None, :]].copy()
+        kind[outside], text[outside] = ERR, "#N/A"
+        return make(x, kind.reshape(-1), text.reshape(-1))
+
+    def _grid(self, sheet: str, rows: int, cols: int) -> list:
+        """Constant values of a sheet as dense arrays [num, kind, text], grown on demand."""
+        g = self._grids.get(sheet)
+        if g is None or g[0].shape[0] < rows or g[0].shape[1] < cols:
+            s = self.book.sheets[sheet]
+            R = max(rows, s.max_row + 1, g[0].shape[0] if g else 0)
+            C = max(cols, s.max_col + 1, g[0].shape[1] if g else 0)
+            num, kind = np.zeros((R, C)), np.full((R, C), BLANK, np.int8)
+            text = np.full((R, C), None, dtype=object)
+            if g is None:
+                for (r, c), v in s.values.items():
+                    _put(num, kind, text, r, c, v)
+            else:
+                h, w = g[0].shape
+                num[:h, :w], kind[:h, :w], text[:h, :w] = g
+            g = [num, kind, text]
+            self._grids[sheet] = g
+        return g
+
+    def _store(self, b: Block, v: V) -> None:
+        num, kind, text = self._grid(b.sheet, b.r1 + 1, b.c1 + 1)
+        x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
+        num[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = x
+        kind[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = (
+            v.kinds().reshape(b.rows, b.cols) if not v.numeric() else NUM
+        )
+        if v.text is not None:
+            text[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = v.texts().reshape(b.rows, b.cols)
+
+    def _node(self, node: Node, b: Block):
+        ctx = self.ctx
+        if isinstance(node, Const):
+            value = node.value
+            return scalar(0.0 if value is MISSING else value, ctx)
+        if isinstance(node, Array):
+            return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
+        if isinstance(node, Ref):
+            return self._reference(node, b)
+        if isinstance(node, Op):
+            args = [self._node(a, b) for a in node.args]
+            if not any(isinstance(a, Live) for a in args):
+                return operator(node.op, args, ctx)
+            op = node.op
+            return Live(
+                lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
+            )
+        if isinstance(node, Call):
+            fn = FUNCTIONS.get(node.name)
+            if fn is None:
+                raise FormulaError(f"function {node.name} is not supported")
+            args = [self._node(a, b) for a in node.args]
+            if not any(isinstance(a, Live) for a in args):
+                return fn(ctx, args)
+            return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
+        raise FormulaError(f"cannot evaluate {node!r}")
+
+    def _reference(self, ref: Ref, b: Block):
+        rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
+        n = b.rows if rel else 1
+        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
+        rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
+        cols = np.arange(ref.c0, ref.c1 + 1)
+        num, kind, text = self._grid(ref.sheet, int(rows.max()) + 1, ref.c1 + 1)
+        rr, cc = rows[:, :, None], cols[None, None, :]
+        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]
+        lo, hi = footprint(ref, b)
+        sources = [
+            s
+            for s in self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            if s in self.live or s.kind == "param"
+        ]
+        ctx = self.ctx
+        if not sources:
+            has_text = (ck == TEXT).any() or (ck == ERR).any()
+            return make(
+                torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
+                ck,
+                ct if has_text else None,
+                ref=True,
+            )
+        shape = (n, h, w)
+        index = np.arange(n * h * w).reshape(shape)
+        uses_const = np.ones(shape, bool)
+        offset = n * h * w
+        kinds, texts = [ck.reshape(-1)], [ct.reshape(-1)]
+        sources = sorted(sources, key=lambda s: (s.r0, s.c0))
+        for s in sources:
+            inside = (rr >= s.r0) & (rr <= s.r1) & (cc >= s.c0) & (cc <= s.c1)
+            inside = np.broadcast_to(inside, shape)
+            pos = np.broadcast_to((rr - s.r0) * s.cols + (cc - s.c0), shape)
+            index = np.where(inside, offset + pos, index)
+            uses_const &= ~inside
+            offset += s.size
+            kinds.append(
+                s.static_kind if s.static_kind is not None else np.full(s.size, NUM, np.int8)
+            )
+            texts.append(
+                s.static_text if s.static_text is not None else np.full(s.size, None, object)
+            )
+        pool_kind = np.concatenate(kinds)[index]
+        pool_text = np.concatenate(texts)[index]
+        any_text = (pool_kind == TEXT).any() or (pool_kind == ERR).any()
+        static = make(torch.zeros(0), pool_kind, pool_text if any_text else None)
+        kind_out, text_out = static.kind, static.text
+        const_x = torch.as_tensor(cx.reshape(-1), dtype=ctx.dtype, device=ctx.device)
+        if not uses_const.any():  # drop the constant part of the pool
+            index = index - n * h * w
+            parts_const = False
+        else:
+            parts_const = True
+        flat = index.reshape(-1)
+        contiguous = (
+            len(sources) == 1
+            and not parts_const
+            and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size))
+        )
+        if contiguous:
+            start, size, src = int(flat[0]), flat.size, sources[0]
+            return Live(
+                lambda: V(
+                    src.value.x[start : start + size].reshape(shape), kind_out, text_out, True
+                )
+            )
+        index_t = torch.as_tensor(flat, device=ctx.device)
+
+        def gather() -> V:
+            parts = ([const_x] if parts_const else []) + [s.value.x for s in sources]
+            pool = torch.cat(parts) if len(parts) > 1 else parts[0]
+            return V(pool[index_t].reshape(shape), kind_out, text_out, True)
+
+        return Live(gather)
+
+
+def _sub(kind, sl):
+    return kind[sl] if isinstance(kind, np.ndarray) else kind
+
+
+def _put(num, kind, text, r, c, v) -> None:
+    if v is None:
+        return
+    if isinstance(v, bool):
+        num[r, c], kind[r, c] = float(v), 1
+    elif isinstance(v, float):
+        num[r, c], kind[r, c] = v, NUM
+    elif isinstance(v, Error):
+        kind[r, c], text[r, c] = ERR, v.code
+    else:
+        kind[r, c], text[r, c] = TEXT, str(v)
+
+
+def _as_number(v) -> float:
+    return 0.0 if v is None else float(v)
+
+
+def _ancestors(roots: list[Block]) -> set[Block]:
+    seen, stack = set(roots), list(roots)
+    while stack:
+        for d in stack.pop().deps:
+            if d not in seen:
+                seen.add(d)
+                stack.append(d)
+    return seen
+
+
+def _topo(blocks: set[Block]) -> list[Block]:
+    """Dependencies first (parameters are not in the list: they have no formula)."""
+    order, state = [], {}
+    for root in sorted(blocks, key=lambda b: (b.sheet, b.c0, b.r0)):
+        if root.kind == "param" or root in state:
+            continue
+        stack = [(root, iter(sorted(root.deps, key=lambda b: (b.sheet, b.c0, b.r0))))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            for d in it:
+                if d.kind != "param" and d in blocks and d not in state:
+                    state[d] = 1
+                    stack.append((d, iter(sorted(d.deps, key=lambda b: (b.sheet, b.c0, b.r0)))))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+def _cycles(blocks: list[Block]) -> list[Block]:
+    """Blocks on a dependency cycle (Tarjan's strongly connected components, iterative)."""
+    index, low, on, stack, out = {}, {}, set(), [], []
+    counter = 0
+    for root in blocks:
+        if root in index:
+            continue
+        work = [(root, iter(root.deps))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            node, it = work[-1]
+            advanced = False
+            for d in it:
+                if d.kind == "param":
+                    continue
+                if d not in index:
+                    index[d] = low[d] = counter
+                    counter += 1
+                    stack.append(d)
+                    on.add(d)
+                    work.append((d, iter(d.deps)))
+                    advanced = True
+                    break
+                if d in on:
+                    low[node] = min(low[node], index[d])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    x = stack.pop()
+                    on.discard(x)
+                    comp.append(x)
+                    if x is node:
+                        break
+                if len(comp) > 1 or node in node.deps:
+                    out.extend(comp)
+    return out
+
+
+def compile_models(
+    book: Book, sheet: str | None = None, device: str = "cpu", dtype: torch.dtype = torch.float64
+) -> list[Model]:
+    """Compile the Solver model of every sheet that has one (or of `sheet`)."""
+    ctx = Ctx(torch.device(device), dtype)
+    graph = Graph(book)
+    models = []
+    for solver in book.solver_models(sheet):
+        m = Model(book, solver, ctx, graph)
+        m.compile()
+        models.append(m)
+    return models

@@ -1,0 +1,301 @@
+"""Formula text → a small AST, using openpyxl's maintained tokenizer.
+
+References are resolved against the formula's own cell: a Ref holds absolute 0-based
+coordinates for that cell, plus whether its rows are relative (they move when the formula is
+copied down, which is what lets a column of copies run as one tensor operation).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
+from openpyxl.utils.cell import column_index_from_string
+
+ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+
+
+class FormulaError(Exception):
+    """A formula excelnet cannot read or does not support (the caller adds sheet and cell)."""
+
+
+@dataclass(frozen=True)
+class Error:
+    """An Excel error value such as #DIV/0!."""
+
+    code: str
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@dataclass(frozen=True)
+class Const:
+    value: float | str | bool | Error
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array constant {1,2;3,4}: rows of constants."""
+
+    rows: tuple[tuple[float | str | bool | Error, ...], ...]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A cell or range. r1/c1 None: to the end of the sheet's used area (A:A, 1:1)."""
+
+    sheet: str
+    r0: int
+    c0: int
+    r1: int | None
+    c1: int | None
+    rel_r0: bool = False  # the first row moves when the formula is copied down
+    rel_r1: bool = False
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+
+
+@dataclass(frozen=True)
+class Op:
+    op: str  # + - * / ^ & = <> < > <= >=, "neg", "pos", "%"
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple
+
+
+Node = Const | Array | Ref | Name | Op | Call
+
+# Excel's precedence: comparison < & < + - < * / < ^ < % < unary minus.
+_INFIX = {"=": 1, "<>": 1, "<": 1, ">": 1, "<=": 1, ">=": 1, "&": 2, "+": 3, "-": 3,
+          "*": 4, "/": 4, "^": 5}  # fmt: skip
+_PREFIX_POWER = 7
+_POSTFIX_POWER = 6
+
+_CELL = r"(\$?)([A-Za-z]{1,3})(\$?)(\d+)"
+_REF = re.compile(
+    r"^(?:(?P<sheet>'(?:[^']|'')+'|[^'!:]+)!)?"
+    r"(?P<a>\$?[A-Za-z]{1,3}\$?\d+|\$?[A-Za-z]{1,3}|\$?\d+)"
+    r"(?::(?:(?P<sheet2>'(?:[^']|'')+'|[^'!:]+)!)?(?P<b>\$?[A-Za-z]{1,3}\$?\d+|\$?[A-Za-z]{1,3}|\$?\d+))?$"
+)
+_PART = re.compile(r"^(\$?)([A-Za-z]{0,3})(\$?)(\d*)$")
+
+
+def unquote_sheet(s: str) -> str:
+    return s[1:-1].replace("''", "'") if s.startswith("'") else s
+
+
+def _corner(text: str) -> tuple[int | None, bool, int | None]:
+    """'$B7' -> (row0, row_relative, col0); a missing part is None."""
+    m = _PART.match(text)
+    assert m is not None
+    col = column_index_from_string(m.group(2).upper()) - 1 if m.group(2) else None
+    row = int(m.group(4)) - 1 if m.group(4) else None
+    return row, m.group(3) != "$", col
+
+
+def parse_ref(text: str, sheet: str) -> Ref | None:
+    """'data!$F$2:$F$892' (relative to nothing: absolute coordinates) or None if not a ref."""
+    m = _REF.match(text)
+    if not m:
+        return None
+    if m.group("sheet2") and unquote_sheet(m.group("sheet2")) != unquote_sheet(m.group("sheet")):
+        raise FormulaError(f"3-D reference {text} is not supported")
+    ref_sheet = unquote_sheet(m.group("sheet")) if m.group("sheet") else sheet
+    r0, rel0, c0 = _corner(m.group("a"))
+    r1, rel1, c1 = _corner(m.group("b")) if m.group("b") else (r0, rel0, c0)
+    if (r0 is None) != (r1 is None) or (c0 is None) != (c1 is None):
+        return None
+    if r0 is None and c0 is None:
+        return None
+    if r0 is None:  # A:C, whole columns
+        return Ref(ref_sheet, 0, min(c0, c1), None, max(c0, c1))
+    if c0 is None:  # 2:5, whole rows
+        return Ref(ref_sheet, min(r0, r1), 0, max(r0, r1), None)
+    if r1 < r0:
+        r0, r1, rel0, rel1 = r1, r0, rel1, rel0
+    return Ref(ref_sheet, r0, min(c0, c1), r1, max(c0, c1), rel0, rel1)
+
+
+def _number(text: str) -> float:
+    return float(text)
+
+
+def _constant(tok: Token) -> float | str | bool | Error:
+    if tok.subtype == Token.NUMBER:
+        return _number(tok.value)
+    if tok.subtype == Token.TEXT:
+        return tok.value[1:-1].replace('""', '"')
+    if tok.subtype == Token.LOGICAL:
+        return tok.value.upper() == "TRUE"
+    if tok.subtype == Token.ERROR:
+        return Error(tok.value.upper())
+    raise FormulaError(f"unexpected {tok.value!r}")
+
+
+class _Parser:
+    def __init__(self, formula: str, sheet: str):
+        try:
+            items = Tokenizer(formula).items
+        except TokenizerError as e:
+            raise FormulaError(f"cannot read formula {formula!r}: {e}") from None
+        self.toks = [t for t in items if t.type != Token.WSPACE]
+        self.i = 0
+        self.sheet = sheet
+        self.formula = formula
+
+    def peek(self) -> Token | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def next(self) -> Token:
+        tok = self.peek()
+        if tok is None:
+            raise FormulaError(f"formula {self.formula!r} ends too early")
+        self.i += 1
+        return tok
+
+    def expr(self, min_power: int = 0) -> Node:
+        left = self.prefix()
+        while True:
+            tok = self.peek()
+            if tok is None:
+                return left
+            if tok.type == Token.OP_POST:
+                if _POSTFIX_POWER < min_power:
+                    return left
+                self.next()
+                left = Op("%", (left,))
+                continue
+            if tok.type != Token.OP_IN or tok.value not in _INFIX:
+                if tok.type == Token.OP_IN:
+                    raise FormulaError(f"operator {tok.value!r} is not supported")
+                return left
+            power = _INFIX[tok.value]
+            if power < min_power:
+                return left
+            self.next()
+            # every infix operator is left-associative in Excel, ^ too: 2^3^2 = 64
+            right = self.expr(power + 1)
+            left = Op(tok.value, (left, right))
+
+    def prefix(self) -> Node:
+        tok = self.next()
+        if tok.type == Token.OP_PRE:
+            operand = self.expr(_PREFIX_POWER)
+            return Op("neg" if tok.value == "-" else "pos", (operand,))
+        if tok.type == Token.OPERAND:
+            if tok.subtype == Token.RANGE:
+                return self.reference(tok.value)
+            return Const(_constant(tok))
+        if tok.type == Token.PAREN and tok.subtype == Token.OPEN:
+            inner = self.expr()
+            close = self.next()
+            if close.type != Token.PAREN:
+                raise FormulaError(f"missing ')' in {self.formula!r}")
+            return inner
+        if tok.type == Token.FUNC and tok.subtype == Token.OPEN:
+            return self.call(tok.value[:-1].upper())
+        if tok.type == Token.ARRAY and tok.subtype == Token.OPEN:
+            return self.array()
+        raise FormulaError(f"unexpected {tok.value!r} in {self.formula!r}")
+
+    def call(self, name: str) -> Node:
+        if name.startswith("_XLFN."):
+            name = name[6:]
+        args: list[Node] = []
+        if (
+            self.peek() is not None
+            and self.peek().type == Token.FUNC
+            and self.peek().subtype == Token.CLOSE
+        ):
+            self.next()
+            return Call(name, ())
+        while True:
+            tok = self.peek()
+            if tok is not None and (
+                tok.type == Token.SEP or (tok.type == Token.FUNC and tok.subtype == Token.CLOSE)
+            ):
+                args.append(Const(_MISSING))  # an empty argument, as in IF(A1,,2)
+            else:
+                args.append(self.expr())
+            tok = self.next()
+            if tok.type == Token.FUNC and tok.subtype == Token.CLOSE:
+                return Call(name, tuple(args))
+            if tok.type != Token.SEP or tok.subtype != Token.ARG:
+                raise FormulaError(f"unexpected {tok.value!r} in {self.formula!r}")
+
+    def array(self) -> Node:
+        rows: list[list] = [[]]
+        while True:
+            tok = self.next()
+            if tok.type == Token.ARRAY and tok.subtype == Token.CLOSE:
+                break
+            if tok.type == Token.SEP:
+                if tok.subtype == Token.ROW:
+                    rows.append([])
+                continue
+            if tok.type == Token.OP_PRE and tok.value == "-":
+                rows[-1].append(-_constant(self.next()))
+                continue
+            if tok.type != Token.OPERAND or tok.subtype == Token.RANGE:
+                raise FormulaError(f"unexpected {tok.value!r} in array constant")
+            rows[-1].append(_constant(tok))
+        if len({len(r) for r in rows}) != 1:
+            raise FormulaError("array constant rows differ in length")
+        return Array(tuple(tuple(r) for r in rows))
+
+    def reference(self, text: str) -> Node:
+        if text.upper() in ERRORS:
+            return Const(Error(text.upper()))
+        ref = parse_ref(text, self.sheet)
+        if ref is not None:
+            return ref
+        if "!" in text:
+            sheet, name = text.rsplit("!", 1)
+            return Name(f"{unquote_sheet(sheet)}!{name}")
+        return Name(text)
+
+
+class _Missing:
+    """An omitted function argument."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+_MISSING = _Missing()
+MISSING = _MISSING
+
+
+def parse(formula: str, sheet: str) -> Node:
+    """Parse '=…' as written in `sheet`. References come back in absolute coordinates."""
+    p = _Parser(formula if formula.startswith("=") else "=" + formula, sheet)
+    node = p.expr()
+    if p.peek() is not None:
+        raise FormulaError(f"unexpected {p.peek().value!r} in {formula!r}")
+    return node
+
+
+# -- copies of one formula down a column ---------------------------------------------------
+
+_KEY = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|(?<![\w.$])' + _CELL + r"(?![\w(!])")
+
+
+def relative_key(formula: str, row: int) -> str:
+    """The formula with every relative row number written as an offset from `row` (1-based):
+    equal keys in one column mean 'the same formula, copied down'."""
+
+    def sub(m: re.Match) -> str:
+        if m.group(2) is None or m.group(3) == "$":  # a literal, or an absolute row
+            return m.group(0)
+        return f"{m.group(1)}{m.group(2).upper()}R[{int(m.group(4)) - row}]"
+
+    return _KEY.sub(sub, formula)

@@ -1,0 +1,217 @@
+"""Write values into an existing .xlsx/.xlsm by patching its sheet XML inside the zip.
+
+Only the <c> elements of the changed cells are rewritten; every other byte of every other zip
+member stays as it was (charts, images, comments, styles, names, VBA, form controls), which a
+load-and-save through openpyxl would not keep. The new file is written beside the old one and
+renamed over it atomically.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+
+from excelnet.atomic import atomic_path
+from excelnet.errors import ExcelnetError
+from excelnet.formula.parse import Error
+
+Value = float | bool | str | Error
+
+_SHEET = re.compile(
+    rb'<sheet\b[^>]*?\bname="([^"]*)"[^>]*?\br:id="([^"]*)"|'
+    rb'<sheet\b[^>]*?\br:id="([^"]*)"[^>]*?\bname="([^"]*)"'
+)
+_REL = re.compile(rb"<Relationship\b[^>]*?>")
+_ATTR = re.compile(rb'(\w+(?::\w+)?)="([^"]*)"')
+_CELL = re.compile(rb"<c\b([^>]*?)(/>|>(.*?)</c>)", re.S)
+_ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
+_F = re.compile(rb"<f\b[^>]*?(?:/>|>.*?</f>)", re.S)
+
+
+def lock_file(path: Path) -> Path | None:
+    """The lock file Excel (~$name) or LibreOffice (.~lock.name#) keeps beside an open file."""
+    for name in (f"~${path.name}", f".~lock.{path.name}#"):
+        if (path.parent / name).exists():
+            return path.parent / name
+    return None
+
+
+def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → zip member of its XML."""
+    wb = z.read("xl/workbook.xml")
+    rels = z.read("xl/_rels/workbook.xml.rels")
+    targets = {}
+    for m in _REL.finditer(rels):
+        attrs = dict(_ATTR.findall(m.group(0)))
+        target = attrs.get(b"Target", b"").decode()
+        part = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else posixpath.normpath(posixpath.join("xl", target))
+        )
+        targets[attrs.get(b"Id", b"").decode()] = part
+    out = {}
+    for m in _SHEET.finditer(wb):
+        name, rid = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(4), m.group(3))
+        out[_unescape(name.decode())] = targets.get(rid.decode())
+    return out
+
+
+def _unescape(s: str) -> str:
+    return (
+        s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", '"')
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+    )
+
+
+def _number(x: float) -> str:
+    r = repr(float(x))
+    return r[:-2] if r.endswith(".0") else r
+
+
+def _typed(value: Value) -> tuple[bytes | None, bytes]:
+    """(t attribute or None for numbers, <v> content)."""
+    if isinstance(value, bool):
+        return b"b", b"1" if value else b"0"
+    if isinstance(value, Error):
+        return b"e", value.code.encode()
+    if isinstance(value, str):
+        return b"str", escape(value).encode()
+    return None, _number(value).encode()
+
+
+def _rewrite_cell(attrs: bytes, inner: bytes | None, value: Value) -> bytes:
+    t, v = _typed(value)
+    formula = _F.search(inner).group(0) if inner and _F.search(inner) else b""
+    attrs = re.sub(rb'\s+t="[^"]*"', b"", attrs)
+    if t is not None and formula:
+        attrs += b' t="' + t + b'"'
+    elif t is not None:  # a literal cell: booleans keep t="b"; text goes in as inline text
+        if t == b"str":
+            return b"<c" + attrs + b' t="inlineStr"><is><t>' + v + b"</t></is></c>"
+        attrs += b' t="' + t + b'"'
+    return b"<c" + attrs + b">" + formula + b"<v>" + v + b"</v></c>"
+
+
+def _col(ref: bytes) -> int:
+    letters, _ = coordinate_from_string(ref.decode())
+    return column_index_from_string(letters)
+
+
+def patch_sheet(xml: bytes, updates: dict[tuple[int, int], Value]) -> bytes:
+    """Rewrite the cells at 0-based (row, col) in a worksheet's XML; add missing ones."""
+    want = {f"{get_column_letter(c + 1)}{r + 1}".encode(): v for (r, c), v in updates.items()}
+    seen: set[bytes] = set()
+
+    def cell(m: re.Match) -> bytes:
+        attrs = m.group(1)
+        ref = re.search(rb'\br="([A-Z]+\d+)"', attrs)
+        if ref is None or ref.group(1) not in want:
+            return m.group(0)
+        seen.add(ref.group(1))
+        return _rewrite_cell(attrs, m.group(3), want[ref.group(1)])
+
+    start, end = xml.find(b"<sheetData"), xml.find(b"</sheetData>")
+    if start < 0:
+        raise ExcelnetError("worksheet XML has no sheetData")
+    if end < 0:  # <sheetData/>: an empty sheet
+        close = xml.index(b"/>", start) + 2
+        xml = xml[:start] + b"<sheetData></sheetData>" + xml[close:]
+        end = xml.find(b"</sheetData>")
+    body = _CELL.sub(cell, xml[start:end])
+    missing = {k: v for k, v in want.items() if k not in seen}
+    if missing:
+        body = _insert(body, missing)
+    return xml[:start] + body + xml[end:]
+
+
+def _insert(body: bytes, missing: dict[bytes, Value]) -> bytes:
+    by_row: dict[int, list[tuple[int, bytes]]] = {}
+    for ref, value in missing.items():
+        _, row = coordinate_from_string(ref.decode())
+        by_row.setdefault(row, []).append(
+            (_col(ref), _rewrite_cell(b' r="' + ref + b'"', None, value))
+        )
+    rows_done: set[int] = set()
+
+    def row(m: re.Match) -> bytes:
+        attrs = m.group(1)
+        r = int(re.search(rb'\br="(\d+)"', attrs).group(1))
+        if r not in by_row:
+            return m.group(0)
+        rows_done.add(r)
+        cells = [
+            (_col(re.search(rb'\br="([A-Z]+\d+)"', c.group(1)).group(1)), c.group(0))
+            for c in _CELL.finditer(m.group(3) or b"")
+        ]
+        merged = sorted(cells + by_row[r], key=lambda t: t[0])
+        return b"<row" + attrs + b">" + b"".join(c for _, c in merged) + b"</row>"
+
+    body = _ROW.sub(row, body)
+    new_rows = sorted(r for r in by_row if r not in rows_done)
+    for r in new_rows:
+        cells = b"".join(c for _, c in sorted(by_row[r]))
+        element = b'<row r="' + str(r).encode() + b'">' + cells + b"</row>"
+        # before the first existing row with a larger number
+        pos = None
+        for m in _ROW.finditer(body):
+            if int(re.search(rb'\br="(\d+)"', m.group(1)).group(1)) > r:
+                pos = m.start()
+                break
+        if pos is None:
+            head = body.find(b">") + 1  # after <sheetData ...>
+            pos = len(body) if body[head:].strip() else head
+        body = body[:pos] + element + body[pos:]
+    return body
+
+
+def write_values(
+    path: Path,
+    updates: dict[str, dict[tuple[int, int], Value]],
+    out: Path | None = None,
+    extra: dict[str, bytes] | None = None,
+    replace: dict[str, bytes] | None = None,
+) -> Path:
+    """Write `updates` (sheet name → {(row, col): value}) into the workbook at `path`, saving
+    to `out` (default: `path` itself), atomically. `extra` adds new zip members and `replace`
+    swaps the content of existing ones (the history sheet uses both)."""
+    out = out or path
+    for p in {path, out}:
+        lock = lock_file(p)
+        if lock is not None:
+            raise ExcelnetError(
+                f"{p}: the workbook is open in Excel or LibreOffice ({lock.name} "
+                f"exists); close it and try again"
+            )
+    replace = dict(replace or {})
+    with zipfile.ZipFile(path) as z:
+        parts = sheet_parts(z)
+        for sheet, cells in updates.items():
+            part = parts.get(sheet)
+            if part is None:
+                raise ExcelnetError(f"{path}: sheet {sheet!r} not found in the workbook's parts")
+            replace[part] = patch_sheet(replace.get(part) or z.read(part), cells)
+        with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w") as dst:
+            for info in z.infolist():
+                data = replace.pop(info.filename, None)
+                dst.writestr(
+                    info,
+                    data if data is not None else z.read(info.filename),
+                    compress_type=info.compress_type,
+                )
+            for name, data in (extra or {}).items():
+                dst.writestr(
+                    zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)),
+                    data,
+                    compress_type=zipfile.ZIP_DEFLATED,
+                )
+    return out
