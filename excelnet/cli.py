@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of in place")
     f.add_argument("--json", action="store_true", help="print the summary as JSON")
+    f.add_argument(
+        "--no-history",
+        action="store_true",
+        help="do not record the losses in the workbook's history sheet",
+    )
 
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path)
@@ -89,6 +94,7 @@ def _fit(args: argparse.Namespace) -> None:
         device=args.device,
         out=args.out,
         progress=None if args.json else _progress_factory(),
+        history=not args.no_history,
     )
     rows = [r.summary() for r in results]
     if args.json:

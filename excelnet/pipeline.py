@@ -73,9 +73,11 @@ def fit(
     device: str = "auto",
     out: str | Path | None = None,
     progress=None,
+    history: bool = True,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the fitted parameters,
-    and fresh values of every cell that depends on them, into `out` (default: the workbook)."""
+    and fresh values of every cell that depends on them, into `out` (default: the workbook).
+    `history` also records the losses in the workbook's `history` sheet, with a chart."""
     path = Path(path)
     out = Path(out) if out is not None else path
     if epochs < 0:
@@ -104,9 +106,11 @@ def fit(
         results.append(result)
         for (s, r, c), v in model.values().items():
             updates.setdefault(s, {})[(r, c)] = v
-    from excelnet.history import history_parts
+    extra, replace = {}, {}
+    if history:
+        from excelnet.history import history_parts
 
-    extra, replace = history_parts(path, book, results)
+        extra, replace = history_parts(path, book, results)
     write_values(path, updates, out, extra=extra, replace=replace)
     return results
 

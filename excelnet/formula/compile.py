@@ -166,7 +166,27 @@ class Graph:
         if isinstance(node, Op):
             return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
         if isinstance(node, Call):
-            return Call(node.name, tuple(self.resolve(a, sheet, depth) for a in node.args))
+            args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+            if (
+                node.name == "SUMIF"
+                and len(args) == 3
+                and all(isinstance(a, Ref) for a in (args[0], args[2]))
+            ):  # Excel sums a range of the criteria range's shape, from the sum range's corner
+                rng, target = args[0], args[2]
+                args = (
+                    args[0],
+                    args[1],
+                    Ref(
+                        target.sheet,
+                        target.r0,
+                        target.c0,
+                        target.r0 + rng.r1 - rng.r0,
+                        target.c0 + rng.c1 - rng.c0,
+                        target.rel_r0,
+                        target.rel_r0,
+                    ),
+                )
+            return Call(node.name, args)
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -396,6 +416,17 @@ class Model:
         if k == NUM:
             return None
         what = v.texts()[self.objective_pos] if k == ERR else "not a number"
+        for b in self.train_blocks:  # an error value typed into an input cell?
+            for ref in b.refs:
+                lo, hi = footprint(ref, b)
+                if ref.sheet not in self._grids:
+                    continue
+                kind, text = self._grids[ref.sheet][1], self._grids[ref.sheet][2]
+                window = kind[lo : hi + 1, ref.c0 : ref.c1 + 1]
+                hits = np.argwhere(window == ERR)
+                if len(hits):
+                    r, c = int(hits[0][0]) + lo, int(hits[0][1]) + ref.c0
+                    return f"{where(self.book.path, ref.sheet, a1(r, c))}: input holds {text[r, c]}"
         for b in self.train_blocks:
             errs = errors_of(b.value)
             if errs is not None:

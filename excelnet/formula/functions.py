@@ -49,6 +49,26 @@ def _strict_num(ctx: Ctx, x: torch.Tensor, errs: np.ndarray | None) -> np.ndarra
     return errs
 
 
+def guarded(fn, x: torch.Tensor, ok: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+    """fn(x, *rest) where `ok`, and its plain (non-finite) value elsewhere, with a finite
+    gradient everywhere: the unselected side of an IF must not poison the gradient with
+    0 * nan (the "double where")."""
+    safe = torch.where(ok, x, torch.ones((), dtype=x.dtype, device=x.device))
+    with torch.no_grad():
+        raw = fn(x, *rest)
+    return torch.where(ok, fn(safe, *rest), raw)
+
+
+def _divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return guarded(lambda d, n: n / d, b, b != 0, a)
+
+
+def _power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    whole = b == torch.round(b)
+    ok = (a > 0) | ((a < 0) & whole) | ((a == 0) & (b >= 1))
+    return guarded(torch.pow, a, ok, b)
+
+
 def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
     xa, ea = to_number(a)
     xb, eb = to_number(b)
@@ -61,13 +81,13 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
     elif op == "*":
         x = xa * xb
     elif op == "/":
-        x = xa / xb
+        x = _divide(xa, xb)
         if ctx.strict:
             zero = torch.broadcast_to(xb == 0, shape).cpu().numpy()
             if zero.any():
                 errs = first_error(shape, errs, np.where(zero, "#DIV/0!", None))
     else:  # ^
-        x = torch.pow(xa, xb)
+        x = _power(xa, xb)
         if ctx.strict:
             zz = torch.broadcast_to((xa == 0) & (xb == 0), shape).cpu().numpy()
             if zz.any():  # 0^0: Excel and LibreOffice both say #NUM!
@@ -335,7 +355,10 @@ def f_transpose(ctx, args):
     return V(v.x.transpose(1, 2), kind, text)
 
 
-def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None):
+def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None, smooth=None):
+    """A one-argument function; `domain` marks where it is defined (else #NUM!), `smooth`
+    where its derivative is finite."""
+
     def f(ctx, args):
         _no_missing("function", args, 1)
         x, errs = to_number(args[0])
@@ -343,7 +366,7 @@ def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None):
             bad = (~domain(x)).cpu().numpy()
             if bad.any():
                 errs = first_error(x.shape, errs, np.where(bad, "#NUM!", None))
-        y = fn(x)
+        y = guarded(fn, x, smooth(x)) if smooth is not None else fn(x)
         return with_errors(y, _strict_num(ctx, y, errs))
 
     return f
@@ -356,7 +379,7 @@ def f_log(ctx, args):
         b, eb = to_number(args[1])
     else:
         b, eb = torch.full((), 10.0, dtype=x.dtype, device=x.device), None
-    y = torch.log(x) / torch.log(b)
+    y = _divide(guarded(torch.log, x, x > 0), guarded(torch.log, b, b > 0))
     shape = tuple(y.shape)
     errs = first_error(shape, ex, eb)
     if ctx.strict:
@@ -409,15 +432,21 @@ def f_if(ctx, args):
     shape = broadcast(cond, yes, no)
     c = torch.broadcast_to(c, shape)
     x = torch.where(c, yes.x, no.x)
+    # IF hands on a reference as a reference: SUM(IF(…, A1, 0)) skips text in A1
+    ref = yes.ref and no.ref
+    if yes.ref != no.ref and c.numel() == 1:
+        ref = yes.ref if bool(c.reshape(())) else no.ref
     uniform = not isinstance(yes.kind, np.ndarray) and not isinstance(no.kind, np.ndarray)
     if uniform and yes.kind == no.kind and yes.text is None and no.text is None:
-        return with_errors(x, ec if ec is None else np.broadcast_to(ec, shape), yes.kind)
-    cn = c.cpu().numpy()
-    kind = np.where(cn, np.broadcast_to(yes.kinds(), shape), np.broadcast_to(no.kinds(), shape))
-    text = np.where(cn, np.broadcast_to(yes.texts(), shape), np.broadcast_to(no.texts(), shape))
-    v = make(x, kind.astype(np.int8), text)
-    if ec is not None:
-        v = with_errors(v.x, np.broadcast_to(ec, shape), v.kinds(), v.texts())
+        v = with_errors(x, ec if ec is None else np.broadcast_to(ec, shape), yes.kind)
+    else:
+        cn = c.cpu().numpy()
+        kind = np.where(cn, np.broadcast_to(yes.kinds(), shape), np.broadcast_to(no.kinds(), shape))
+        text = np.where(cn, np.broadcast_to(yes.texts(), shape), np.broadcast_to(no.texts(), shape))
+        v = make(x, kind.astype(np.int8), text)
+        if ec is not None:
+            v = with_errors(v.x, np.broadcast_to(ec, shape), v.kinds(), v.texts())
+    v.ref = ref
     return v
 
 
@@ -580,7 +609,14 @@ def f_countif(ctx, args):
     rng, crit = args
     if crit.shape[1:] != (1, 1):
         raise FormulaError("COUNTIF with a range of criteria is not supported")
-    return V(_reduce(_matches(rng, crit).to(ctx.dtype)))
+    x = _reduce(_matches(rng, crit).to(ctx.dtype))
+    return with_errors(x, _crit_errors(crit, x.shape))
+
+
+def _crit_errors(crit: V, shape) -> np.ndarray | None:
+    """An error value as the criterion is the result (as in Excel and LibreOffice)."""
+    errs = errors_of(crit)
+    return None if errs is None else np.broadcast_to(errs, shape)
 
 
 def f_sumif(ctx, args):
@@ -601,7 +637,7 @@ def f_sumif(ctx, args):
         e = errors_of(target)
         picked_err = np.where(np.broadcast_to(hit.cpu().numpy(), e.shape), e, None)
         err_rows = _row_errors(with_errors(picked, picked_err))
-    return _done(ctx, _reduce(picked), [err_rows])
+    return _done(ctx, _reduce(picked), [_crit_errors(crit, (crit.shape[0], 1, 1)), err_rows])
 
 
 def f_mode(ctx, args):
@@ -632,10 +668,10 @@ FUNCTIONS: dict[str, Callable[[Ctx, list[V]], V]] = {
     "SUM": f_sum, "SUMSQ": f_sumsq, "SUMPRODUCT": f_sumproduct, "SUMXMY2": f_sumxmy2,
     "COUNT": f_count, "COUNTA": f_counta, "AVERAGE": f_average, "MAX": f_max, "MIN": f_min,
     "MMULT": f_mmult, "TRANSPOSE": f_transpose, "ABS": f_abs,
-    "EXP": _elementwise(torch.exp),
-    "LN": _elementwise(torch.log, lambda x: x > 0),
-    "LOG10": _elementwise(torch.log10, lambda x: x > 0),
-    "SQRT": _elementwise(torch.sqrt, lambda x: x >= 0),
+    "EXP": _elementwise(torch.exp, smooth=lambda x: x < 709),
+    "LN": _elementwise(torch.log, lambda x: x > 0, lambda x: x > 0),
+    "LOG10": _elementwise(torch.log10, lambda x: x > 0, lambda x: x > 0),
+    "SQRT": _elementwise(torch.sqrt, lambda x: x >= 0, lambda x: x > 0),
     "LOG": f_log, "POWER": f_power, "ROUND": f_round,
     "IF": f_if, "IFERROR": f_iferror, "AND": f_and, "OR": f_or, "NOT": f_not,
     "ISBLANK": f_isblank, "COUNTIF": f_countif, "SUMIF": f_sumif, "MODE": f_mode,
