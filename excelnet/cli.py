@@ -114,7 +114,7 @@ def _fit(args: argparse.Namespace) -> None:
         "initial loss",
         "final loss",
         "validation loss",
-        "accuracy",
+        "valid accuracy",
         "seconds",
     ):
         table.add_column(col, justify="left" if col in ("sheet", "device") else "right")

@@ -1,5 +1,10 @@
 """Fit the model a workbook's formulas define, with full-batch gradient descent as in the
-lesson: parameters -= lr * gradient. One readable loop; the rest is bookkeeping."""
+lesson: parameters -= lr * gradient. One readable loop; the rest is bookkeeping.
+
+Steps run in chunks. On the CPU a chunk is a plain Python loop. On a CUDA device the whole
+step (forward, backward, update) is captured once as a CUDA graph and replayed, so small
+models are not bound by kernel launches; losses stay on the device until the chunk ends.
+"""
 
 from __future__ import annotations
 
@@ -31,33 +36,22 @@ class SheetFit:
     seconds: float
     losses: list[float] = field(repr=False, default_factory=list)  # per epoch, before its step
     params: dict[str, float] = field(repr=False, default_factory=dict)  # cell -> fitted value
-    history: list[tuple[int, float, float | None, float | None]] = field(
+    history: list[tuple[int, float | None, float | None, float | None]] = field(
         repr=False, default_factory=list
     )
     valid_loss: float | None = None
     accuracy: float | None = None
     diverged: str | None = None
+    cuda_graph: bool = False
 
     def summary(self) -> dict:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "sheet",
-                "parameters",
-                "epochs",
-                "device",
-                "lr",
-                "initial_loss",
-                "final_loss",
-                "valid_loss",
-                "accuracy",
-                "seconds",
-                "diverged",
-            )
-        }
+        return {k: getattr(self, k) for k in (
+            "sheet", "parameters", "epochs", "device", "lr", "initial_loss", "final_loss",
+            "valid_loss", "accuracy", "seconds", "diverged", "cuda_graph")}  # fmt: skip
 
 
-def _step(model: Model, params: list[torch.Tensor], lr: float) -> torch.Tensor:
+def step(model: Model, params: list[torch.Tensor], lr: float) -> torch.Tensor:
+    """One step of gradient descent; returns the loss at the parameters before it."""
     loss = model.objective_value()
     loss.backward()
     with torch.no_grad():
@@ -67,8 +61,69 @@ def _step(model: Model, params: list[torch.Tensor], lr: float) -> torch.Tensor:
     return loss.detach()
 
 
-def _metric(model: Model, names: dict[str, tuple[str, int, int]], key: str) -> float | None:
-    cell = names.get(key)
+class EagerSteps:
+    """Run n steps one by one (the CPU path, and the fallback everywhere)."""
+
+    graph = False
+
+    def __init__(self, model: Model, params: list[torch.Tensor], lr: float):
+        self.model, self.params, self.lr = model, params, lr
+
+    def __call__(self, n: int) -> list[float]:
+        return torch.stack([step(self.model, self.params, self.lr) for _ in range(n)]).tolist()
+
+
+class GraphSteps:
+    """Run n steps by replaying one captured CUDA graph of a whole step."""
+
+    graph = True
+
+    def __init__(self, model: Model, params: list[torch.Tensor], lr: float, most: int):
+        dev = params[0].device
+        self.buffer = torch.zeros(most, dtype=params[0].dtype, device=dev)
+        self.index = torch.zeros(1, dtype=torch.long, device=dev)
+        start = [p.detach().clone() for p in params]
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):  # warm up the caching allocator outside the graph
+            for _ in range(3):
+                step(model, params, lr)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        with torch.no_grad():
+            for p, s in zip(params, start, strict=True):
+                p.copy_(s)
+        for p in params:
+            p.grad = None
+        self.g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.g):
+            loss = model.objective_value()
+            loss.backward()
+            with torch.no_grad():
+                for p in params:
+                    p -= lr * p.grad
+                self.buffer.index_copy_(0, self.index, loss.detach().reshape(1))
+                self.index += 1
+        for p in params:  # the captured step zeroes nothing: keep .grad from accumulating
+            p.grad = None
+
+    def __call__(self, n: int) -> list[float]:
+        self.index.zero_()
+        for _ in range(n):
+            self.g.replay()
+        return self.buffer[:n].tolist()
+
+
+def _steps(model: Model, params: list[torch.Tensor], lr: float, chunk: int):
+    if params[0].device.type == "cuda":
+        try:
+            return GraphSteps(model, params, lr, chunk)
+        except Exception:  # a computation that cannot be captured: run it eagerly
+            pass
+    return EagerSteps(model, params, lr)
+
+
+def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) -> float | None:
+    cell = metrics.get(key)
     if cell is None:
         return None
     v = model.values().get(cell)
@@ -85,17 +140,33 @@ def train(
     """Run gradient descent on a compiled model; on divergence keep the last good parameters."""
     metrics = metrics or {}
     params = model.parameters()
-    device = str(params[0].device)
     start = time.perf_counter()
-    every = max(1, epochs // HISTORY_POINTS)
-    losses: list[float] = []
-    history = []
-    diverged = None
+    every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
+    chunk = every if params[0].device.type == "cuda" else 1
     initial = float(model.objective_value().detach())
     if not math.isfinite(initial):
         raise ValueError("the objective is not finite at the starting parameters")
-    last_good = [p.detach().clone() for p in params]
-    for epoch in range(epochs):
+
+    def bad(loss: float) -> bool:
+        return not math.isfinite(loss) or loss > EXPLODE * max(initial, 1e-12)
+
+    def snapshot() -> list[torch.Tensor]:
+        return [p.detach().clone() for p in params]
+
+    def restore(saved: list[torch.Tensor], replay: int) -> None:
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
+        for _ in range(replay):
+            step(model, params, lr)
+
+    run = _steps(model, params, lr, chunk)
+    losses: list[float] = []
+    history = []
+    diverged = None
+    before, before_len = snapshot(), 0  # the parameters at the start of the previous chunk
+    epoch = 0
+    while epoch < epochs:
         if epoch % every == 0:
             model.evaluate()
             history.append(
@@ -106,45 +177,54 @@ def train(
                     _metric(model, metrics, "accuracy"),
                 )
             )
-        loss = float(_step(model, params, lr))  # the loss at the parameters before this step
-        if not math.isfinite(loss) or loss > EXPLODE * max(initial, 1e-12):
-            with torch.no_grad():
-                for p, good in zip(params, last_good, strict=True):
-                    p.copy_(good)
+        n = min(chunk, epochs - epoch)
+        saved = snapshot()
+        chunk_losses = run(n)
+        first_bad = next((i for i, loss in enumerate(chunk_losses) if bad(loss)), None)
+        if first_bad is not None:
+            # keep the parameters of the last good loss: one step before the bad one
+            if first_bad == 0:
+                restore(before, before_len - 1)
+            else:
+                restore(saved, first_bad - 1)
+            losses.extend(chunk_losses[:first_bad])
             diverged = (
-                f"diverged at epoch {epoch} (loss {loss:.4g}); kept the parameters of "
-                f"epoch {epoch - 1}: try a smaller --lr than {lr:g}"
+                f"diverged at epoch {epoch + first_bad} (loss "
+                f"{chunk_losses[first_bad]:.4g}); kept the parameters of epoch "
+                f"{epoch + first_bad - 1}: try a smaller --lr than {lr:g}"
             )
             break
-        losses.append(loss)
+        losses.extend(chunk_losses)
         if history and history[-1][0] == epoch:
-            history[-1] = (epoch, loss, *history[-1][2:])
-        for p, good in zip(params, last_good, strict=True):
-            good.copy_(p.detach())  # about to be the parameters after this step
+            history[-1] = (epoch, chunk_losses[0], *history[-1][2:])
+        before, before_len = saved, n
+        epoch += n
         if progress is not None:
-            progress(epoch + 1, loss)
+            progress(epoch, chunk_losses[-1])
     final = float(model.objective_value().detach())
-    if not math.isfinite(final) or final > EXPLODE * max(initial, 1e-12):
-        with torch.no_grad():  # the very last step diverged
-            for p, good in zip(params, last_good, strict=True):
-                p.copy_(good)
+    if diverged is None and bad(final):  # the very last step diverged
+        restore(before, before_len - 1)
+        losses = losses[:-1]
         final = float(model.objective_value().detach())
-        diverged = diverged or f"diverged at the last step; try a smaller --lr than {lr:g}"
+        diverged = f"diverged at the last step; try a smaller --lr than {lr:g}"
     model.evaluate()
-    done = len(losses)
     history.append(
-        (done, final, _metric(model, metrics, "valid_loss"), _metric(model, metrics, "accuracy"))
+        (
+            len(losses),
+            final,
+            _metric(model, metrics, "valid_loss"),
+            _metric(model, metrics, "accuracy"),
+        )
     )
     values = {}
     for b in model.params:
-        x = b.value.x.detach().cpu().reshape(-1).tolist()
-        for i, v in enumerate(x):
+        for i, v in enumerate(b.value.x.detach().cpu().reshape(-1).tolist()):
             values[f"{b.sheet}!{a1(b.r0 + i // b.cols, b.c0 + i % b.cols)}"] = v
     return SheetFit(
         sheet=model.solver.sheet,
         parameters=sum(b.size for b in model.params),
-        epochs=done,
-        device=device,
+        epochs=len(losses),
+        device=str(params[0].device),
         lr=lr,
         initial_loss=initial,
         final_loss=final,
@@ -155,4 +235,5 @@ def train(
         valid_loss=_metric(model, metrics, "valid_loss"),
         accuracy=_metric(model, metrics, "accuracy"),
         diverged=diverged,
+        cuda_graph=run.graph,
     )

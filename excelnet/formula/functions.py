@@ -589,7 +589,18 @@ def _criterion(value) -> Callable[[V], np.ndarray | torch.Tensor]:
 
 
 def _matches(rng: V, crit: V) -> torch.Tensor:
-    """Boolean (N, H, W): for each block row, which cells of the range meet its criterion."""
+    """Boolean (N, H, W): for each block row, which cells of the range meet its criterion.
+    Constant ranges and criteria (the usual case) are matched once, not every step."""
+    constant = not rng.x.requires_grad and not crit.x.requires_grad
+    if constant and rng.cache is not None and rng.cache[0] is crit:
+        return rng.cache[1]
+    hit = _match_rows(rng, crit)
+    if constant:
+        rng.cache = (crit, hit)
+    return hit
+
+
+def _match_rows(rng: V, crit: V) -> torch.Tensor:
     rows = []
     for n in range(crit.shape[0]):
         pred = _criterion(crit.item(n, 0, 0))

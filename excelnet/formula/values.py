@@ -29,9 +29,10 @@ class Ctx:
 
 
 class V:
-    __slots__ = ("x", "kind", "text", "ref")
+    __slots__ = ("x", "kind", "text", "ref", "cache")
 
     def __init__(self, x: torch.Tensor, kind=None, text=None, ref: bool = False):
+        self.cache = None  # per-value memo for work on constants (criteria matches)
         self.x = x
         self.kind = kind  # None (all NUM), an int (all that kind), or an int8 array
         self.text = text  # object array (str for TEXT, code for ERR) or None
