@@ -8,7 +8,7 @@ from pathlib import Path
 
 from excelnet.errors import ExcelnetError
 
-WORKBOOKS = ["titanic"]
+WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +46,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not record the losses in the workbook's history sheet",
     )
+
+    w = sub.add_parser("lr-sweep", help="fit one sheet with several learning rates; chart them")
+    w.add_argument("book", type=Path)
+    w.add_argument("--sheet", required=True, help="the sheet whose Solver model to sweep")
+    w.add_argument("--lrs", default="0.001,0.01,0.1,1", help="comma-separated learning rates")
+    w.add_argument("--epochs", type=int, default=1000)
+    w.add_argument("--device", default="auto")
+    w.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("compare", help="fit every model sheet; add a compare sheet and chart")
+    c.add_argument("book", type=Path)
+    c.add_argument("--epochs", type=int, default=1000)
+    c.add_argument("--lr", type=float, default=0.1)
+    c.add_argument("--device", default="auto")
+    c.add_argument("--json", action="store_true")
 
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path)
@@ -157,16 +172,72 @@ def _build(args: argparse.Namespace) -> None:
         raise ExcelnetError(
             f"unknown workbook {args.workbook!r}: choose one of {', '.join(WORKBOOKS)}"
         )
-    from excelnet.writer.titanic import build_titanic
+    out = args.output or Path(f"{args.workbook}.xlsx")
+    if args.workbook == "titanic":
+        from excelnet.writer.titanic import build_titanic
 
-    out = build_titanic(args.output or Path(f"{args.workbook}.xlsx"), csv=args.csv, seed=args.seed)
+        build_titanic(out, csv=args.csv, seed=args.seed)
+    else:
+        if args.csv is not None:
+            raise ExcelnetError("--csv is for the titanic workbook only")
+        from excelnet.writer import lessons
+
+        getattr(lessons, "build_" + args.workbook.replace("-", "_"))(out, seed=args.seed)
     print(f"wrote {out}")
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ExcelnetError(f"--lrs: {text!r} is not a comma-separated list of numbers") from None
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from excelnet.pipeline import lr_sweep
+
+    runs = lr_sweep(args.book, args.sheet, _rates(args.lrs), epochs=args.epochs, device=args.device)
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                {"book": str(args.book), "sheet": args.sheet, "runs": [r.summary() for r in runs]},
+                indent=2,
+            )
+        )
+        return
+    for r in runs:
+        state = f"diverged after {len(r.losses)} epochs" if r.diverged else "ok"
+        print(f"lr {r.lr:<8g} final loss {r.final_loss:<14.6g} {state}")
+    print(f"wrote sheet lr_sweep into {args.book}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from excelnet.pipeline import compare
+
+    results = compare(args.book, epochs=args.epochs, lr=args.lr, device=args.device)
+    rows = [r.summary() for r in results]
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "fits": rows}, indent=2))
+        return
+    for r in rows:
+        valid = "" if r["valid_loss"] is None else f" validation loss {r['valid_loss']:.6f}"
+        acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.1%}"
+        print(
+            f"{r['sheet']:<12} {r['parameters']:>4} parameters{valid}{acc} ({r['seconds']:.2f} s)"
+        )
+    print(f"wrote sheet compare into {args.book}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"build": _build, "fit": _fit, "eval": _eval}[args.command](args)
+        {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep, "compare": _compare}[
+            args.command
+        ](args)
     except ExcelnetError as e:
         print(f"excelnet: error: {e}", file=sys.stderr)
         return 2

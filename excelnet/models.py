@@ -158,3 +158,45 @@ def metrics(pred: np.ndarray, survived: np.ndarray, valid: np.ndarray) -> dict[s
     t, v = valid == 0, valid == 1
     values = [sq[t].mean(), sq[v].mean(), ok[t].mean(), ok[v].mean()]
     return {"sq": sq, "ok": ok, "values": values}
+
+
+# -- the lesson's small models: one input x, a handful of parameters ------------------------
+
+
+@dataclass(frozen=True)
+class CurveModel:
+    """y = f(x; parameters), as a formula over the parameter cells and as numpy."""
+
+    name: str  # sheet name
+    title: str
+    params: list[str]  # parameter names, in the order of their cells
+    start: list[float]  # starting values
+    # (x cell, parameter cells by name) -> formula
+    formula: Callable[[str, dict[str, str]], str]
+    forward: Callable[[np.ndarray, list[float]], np.ndarray]
+
+
+QUADRATIC = CurveModel(
+    "quadratic",
+    "A general quadratic a·x² + b·x + c",
+    ["a", "b", "c"],
+    [1.0, 1.0, 1.0],
+    lambda x, p: f"={p['a']}*{x}^2+{p['b']}*{x}+{p['c']}",
+    lambda x, p: p[0] * x**2 + p[1] * x + p[2],
+)
+RELU = CurveModel(
+    "relu",
+    "A rectified linear unit MAX(0, m·x + b)",
+    ["m", "b"],
+    [1.0, 0.5],
+    lambda x, p: f"=MAX(0,{p['m']}*{x}+{p['b']})",
+    lambda x, p: relu(p[0] * x + p[1]),
+)
+DOUBLE_RELU = CurveModel(
+    "double_relu",
+    "Two ReLUs added: MAX(0, m1·x + b1) + MAX(0, m2·x + b2)",
+    ["m1", "b1", "m2", "b2"],
+    [1.0, 0.5, -0.5, 0.3],
+    lambda x, p: f"=MAX(0,{p['m1']}*{x}+{p['b1']})+MAX(0,{p['m2']}*{x}+{p['b2']})",
+    lambda x, p: relu(p[0] * x + p[1]) + relu(p[2] * x + p[3]),
+)

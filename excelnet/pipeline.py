@@ -3,6 +3,7 @@ formulas, train, write back."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from excelnet.formula.book import Book, read_book
 from excelnet.formula.compile import Graph, Model, a1
 from excelnet.formula.parse import FormulaError, Ref, parse
 from excelnet.formula.values import Ctx
+from excelnet.history import add_history
+from excelnet.sheets import Changes, render
 from excelnet.train import EPOCHS, LR, SheetFit, train
 from excelnet.writeback import lock_file, write_values
 
@@ -45,6 +48,43 @@ def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     return out
 
 
+def _gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
+    """The cells named excelnet_gradients on a model sheet (one per parameter), if any."""
+    sheet = model.solver.sheet
+    text = book.sheets[sheet].names.get("excelnet_gradients")
+    if text is None:
+        return []
+    try:
+        ref = parse(text, sheet)
+    except FormulaError:
+        ref = None
+    if not isinstance(ref, Ref) or ref.r1 is None or ref.c1 is None:
+        raise ExcelnetError(
+            f"{where(book.path, sheet)}: excelnet_gradients is {text!r}, not a range"
+        )
+    cells = [
+        (ref.sheet, r, c) for r in range(ref.r0, ref.r1 + 1) for c in range(ref.c0, ref.c1 + 1)
+    ]
+    count = sum(b.size for b in model.params)
+    if len(cells) != count:
+        raise ExcelnetError(
+            f"{where(book.path, sheet)}: excelnet_gradients has {len(cells)} cells for "
+            f"{count} parameters"
+        )
+    return cells
+
+
+def gradients(model: Model) -> list[float]:
+    """d objective / d parameter at the current parameters, in the order of the cells."""
+    loss = model.objective_value()
+    loss.backward()
+    out = []
+    for b in model.params:
+        out.extend(b.value.x.grad.detach().cpu().reshape(-1).tolist())
+        b.value.x.grad = None
+    return out
+
+
 def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
     ctx = Ctx(device)
     graph = Graph(book)
@@ -74,6 +114,7 @@ def fit(
     out: str | Path | None = None,
     progress=None,
     history: bool = True,
+    report=None,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the fitted parameters,
     and fresh values of every cell that depends on them, into `out` (default: the workbook).
@@ -106,12 +147,15 @@ def fit(
         results.append(result)
         for (s, r, c), v in model.values().items():
             updates.setdefault(s, {})[(r, c)] = v
-    extra, replace = {}, {}
+        cells = _gradient_cells(book, model)
+        for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
+            updates.setdefault(s, {})[(r, c)] = g
+    changes = Changes()
     if history:
-        from excelnet.history import history_parts
-
-        extra, replace = history_parts(path, book, results)
-    write_values(path, updates, out, extra=extra, replace=replace)
+        add_history(changes, path, book, results)
+    if report is not None:
+        report(changes, path, results)
+    write_values(path, updates, out, extra=changes.extra, replace=changes.replace)
     return results
 
 
@@ -121,6 +165,7 @@ class Evaluation:
     objective_cell: str
     objective: float
     gradients: dict[str, float]  # parameter cell -> d objective / d parameter
+    values: dict[str, object]  # every formula cell that depends on the parameters
 
     def summary(self) -> dict:
         return {
@@ -131,23 +176,162 @@ class Evaluation:
         }
 
 
-def evaluate(path: str | Path, sheet: str | None = None, device: str = "auto") -> list[Evaluation]:
-    """Each Solver model's objective and its gradient with respect to each parameter cell."""
+def evaluate(
+    path: str | Path, sheet: str | None = None, device: str = "auto", write: bool = True
+) -> list[Evaluation]:
+    """Each Solver model's objective, its gradient with respect to each parameter cell, and the
+    value of every formula cell that depends on the parameters. Where a sheet names gradient
+    cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
     path = Path(path)
     book = read_book(path)
-    out = []
+    out, updates = [], {}
     for model in _compile(book, sheet, resolve_device(device)):
-        loss = model.objective_value()
-        loss.backward()
-        grads = {}
-        for b in model.params:
-            g = b.value.x.grad.detach().cpu().reshape(-1).tolist()
-            for i, v in enumerate(g):
-                grads[f"{b.sheet}!{b.cell(i)}"] = v
+        grads = gradients(model)
+        names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+        model.evaluate()
         o = model.solver.objective
+        cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
+        objective = cells[f"{o.sheet}!{a1(o.r0, o.c0)}"]
         out.append(
             Evaluation(
-                model.solver.sheet, f"{o.sheet}!{a1(o.r0, o.c0)}", float(loss.detach()), grads
+                model.solver.sheet,
+                f"{o.sheet}!{a1(o.r0, o.c0)}",
+                objective,
+                dict(zip(names, grads, strict=True)),
+                cells,
             )
         )
+        for (s, r, c), g in zip(_gradient_cells(book, model), grads, strict=False):
+            updates.setdefault(s, {})[(r, c)] = g
+    if write and updates:
+        write_values(path, updates)
     return out
+
+
+@dataclass
+class SweepRun:
+    lr: float
+    losses: list[float]
+    final_loss: float
+    diverged: str | None
+
+    def summary(self) -> dict:
+        return {
+            "lr": self.lr,
+            "epochs": len(self.losses),
+            "final_loss": self.final_loss,
+            "diverged": self.diverged,
+        }
+
+
+SWEEP_SHEET = "lr_sweep"
+
+
+def lr_sweep(
+    path: str | Path, sheet: str, lrs: list[float], epochs: int = EPOCHS, device: str = "auto"
+) -> list[SweepRun]:
+    """Fit one sheet's Solver model from the same starting parameters with each learning rate,
+    leave the model sheet as it is, and write an lr_sweep sheet: every rate's loss curve in one
+    chart (log scale), the rates that diverged marked."""
+    path = Path(path)
+    if not lrs:
+        raise ExcelnetError("--lrs needs at least one learning rate")
+    bad = [lr for lr in lrs if not (lr > 0 and math.isfinite(lr))]
+    if bad:
+        raise ExcelnetError(f"--lrs: learning rates must be positive numbers, not {bad[0]:g}")
+    if epochs < 1:
+        raise ExcelnetError(f"--epochs must be 1 or more, not {epochs}")
+    lock = lock_file(path)
+    if lock is not None:
+        raise ExcelnetError(
+            f"{path}: the workbook is open in Excel or LibreOffice "
+            f"({lock.name} exists); close it and try again"
+        )
+    book = read_book(path)
+    (model,) = _compile(book, sheet, resolve_device(device))
+    params = model.parameters()
+    start = [p.detach().clone() for p in params]
+    runs = []
+    for lr in lrs:
+        with torch.no_grad():
+            for p, s in zip(params, start, strict=True):
+                p.copy_(s)
+        r = train(model, epochs, lr)
+        runs.append(SweepRun(lr, r.losses, r.final_loss, r.diverged))
+
+    header = ["epoch"] + [f"lr {r.lr:g}" + (" (diverged)" if r.diverged else "") for r in runs]
+    columns = [list(map(float, range(epochs)))] + [list(r.losses) for r in runs]
+
+    def chart(wb):
+        ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
+        for i, r in enumerate(runs, start=1):
+            if r.losses:
+                ch.add_series(
+                    {
+                        "name": header[i],
+                        "categories": [SWEEP_SHEET, 1, 0, len(r.losses), 0],
+                        "values": [SWEEP_SHEET, 1, i, len(r.losses), i],
+                        "line": {"dash_type": "dash"} if r.diverged else {},
+                    }
+                )
+        ch.set_title({"name": f"Learning rates on sheet {sheet}"})
+        ch.set_x_axis({"name": "epoch"})
+        ch.set_y_axis({"name": "loss (log scale)", "log_base": 10})
+        ch.set_size({"width": 720, "height": 400})
+        return ch
+
+    changes = Changes()
+    changes.place(path, SWEEP_SHEET, render(SWEEP_SHEET, header, columns, chart))
+    write_values(path, {}, extra=changes.extra, replace=changes.replace)
+    return runs
+
+
+COMPARE_SHEET = "compare"
+COMPARE_HEADER = [
+    "model",
+    "parameters",
+    "training loss",
+    "validation loss",
+    "validation accuracy",
+    "fit seconds",
+]
+
+
+def compare(
+    path: str | Path,
+    epochs: int = EPOCHS,
+    lr: float = LR,
+    device: str = "auto",
+    out: str | Path | None = None,
+) -> list[SheetFit]:
+    """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
+    validation loss and accuracy, number of parameters and fit time, with a chart."""
+
+    def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
+        rows = [
+            [r.sheet, r.parameters, r.final_loss, r.valid_loss, r.accuracy, r.seconds]
+            for r in results
+        ]
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        n = len(rows)
+
+        def chart(wb):
+            ch = wb.add_chart({"type": "column"})
+            use = 3 if any(r.valid_loss is not None for r in results) else 2
+            ch.add_series(
+                {
+                    "name": COMPARE_HEADER[use],
+                    "categories": [COMPARE_SHEET, 1, 0, n, 0],
+                    "values": [COMPARE_SHEET, 1, use, n, use],
+                }
+            )
+            ch.set_title({"name": f"Models compared: {COMPARE_HEADER[use]}"})
+            ch.set_y_axis({"name": COMPARE_HEADER[use]})
+            ch.set_legend({"none": True})
+            return ch
+
+        changes.place(
+            book_path, COMPARE_SHEET, render(COMPARE_SHEET, COMPARE_HEADER, columns, chart)
+        )
+
+    return fit(path, epochs=epochs, lr=lr, device=device, out=out, report=report)

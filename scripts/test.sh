@@ -12,5 +12,5 @@ if ! command -v soffice >/dev/null; then
   fi
 fi
 bash scripts/setup.sh
-python3 -m ruff check excelnet tests bench
+python3 -m ruff check excelnet tests bench scripts
 python3 -m pytest -q

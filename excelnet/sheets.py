@@ -1,0 +1,181 @@
+"""Sheets excelnet adds to a user's workbook — history, lr_sweep, compare: a table and one
+chart, written with XlsxWriter into memory and moved into the workbook as new zip parts (or
+over the parts of the same sheet from an earlier run). Nothing else in the workbook changes
+beyond the bookkeeping a new sheet needs (workbook.xml, its rels, [Content_Types].xml)."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import xlsxwriter
+
+from excelnet.errors import ExcelnetError, where
+from excelnet.writeback import sheet_parts
+
+Parts = dict[str, bytes]
+
+
+def render(
+    name: str,
+    header: list[str],
+    columns: list[list[float | str | None]],
+    chart: Callable[[xlsxwriter.Workbook], object],
+) -> Parts:
+    """A sheet holding `columns` under `header`, with the chart `chart(workbook)` beside."""
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
+    ws = wb.add_worksheet(name)
+    ws.write_row(0, 0, header)
+    for c, column in enumerate(columns):
+        for r, v in enumerate(column):
+            if isinstance(v, str):
+                ws.write_string(r + 1, c, v)
+            elif v is not None:
+                ws.write_number(r + 1, c, v)
+    ws.set_column(0, max(len(header) - 1, 0), 16)
+    ws.insert_chart(1, len(header) + 1, chart(wb))
+    wb.close()
+    z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    sheet = z.read("xl/worksheets/sheet1.xml").replace(b' tabSelected="1"', b"")
+    # the user's workbook has its own shared strings: write the strings inline instead
+    shared = re.findall(rb"<si><t[^>]*>(.*?)</t></si>", z.read("xl/sharedStrings.xml"), re.S)
+    sheet = re.sub(
+        rb'<c r="([A-Z]+\d+)" t="s"><v>(\d+)</v></c>',
+        lambda m: (
+            b'<c r="'
+            + m.group(1)
+            + b'" t="inlineStr"><is><t>'
+            + shared[int(m.group(2))]
+            + b"</t></is></c>"
+        ),
+        sheet,
+    )
+    return {
+        "sheet": sheet,
+        "drawing": z.read("xl/drawings/drawing1.xml"),
+        "chart": z.read("xl/charts/chart1.xml"),
+    }
+
+
+def _rels_path(part: str) -> str:
+    return posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
+
+
+def _rels_target(z: zipfile.ZipFile, part: str, kind: str) -> str | None:
+    rels = _rels_path(part)
+    if rels not in z.namelist():
+        return None
+    for m in re.finditer(rb"<Relationship\b[^>]*>", z.read(rels)):
+        tag = m.group(0)
+        if f'/relationships/{kind}"'.encode() in tag:
+            target = re.search(rb'Target="([^"]*)"', tag).group(1).decode()
+            return posixpath.normpath(posixpath.join(posixpath.dirname(part), target))
+    return None
+
+
+def _free(names: list[str], folder: str, stem: str) -> str:
+    k = 1
+    while f"{folder}/{stem}{k}.xml" in names:
+        k += 1
+    return f"{folder}/{stem}{k}.xml"
+
+
+def _rel(rid: str, kind: str, target: str) -> bytes:
+    return (
+        f'<Relationship Id="{rid}" Type="http://schemas.openxmlformats.org/officeDocument/'
+        f'2006/relationships/{kind}" Target="{target}"/>'
+    ).encode()
+
+
+def _rels_file(*rels: bytes) -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
+        b'"http://schemas.openxmlformats.org/package/2006/relationships">'
+        + b"".join(rels)
+        + b"</Relationships>"
+    )
+
+
+_TYPES = {
+    "sheet": "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml",
+    "drawing": "application/vnd.openxmlformats-officedocument.drawing+xml",
+    "chart": "application/vnd.openxmlformats-officedocument.drawingml.chart+xml",
+}
+
+
+class Changes:
+    """Zip members to add and to replace, gathered before one write (see writeback)."""
+
+    def __init__(self) -> None:
+        self.extra: Parts = {}
+        self.replace: Parts = {}
+
+    def read(self, z: zipfile.ZipFile, member: str) -> bytes:
+        return self.replace.get(member) or self.extra.get(member) or z.read(member)
+
+    def place(self, path: Path, name: str, parts: Parts) -> None:
+        """Put a rendered sheet into the workbook: over the same sheet from an earlier run,
+        or as a new last sheet."""
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist() + list(self.extra)
+            sheet_part = sheet_parts(z).get(name)
+            if sheet_part is not None:
+                drawing = _rels_target(z, sheet_part, "drawing")
+                chart = _rels_target(z, drawing, "chart") if drawing else None
+                if chart is None:
+                    raise ExcelnetError(
+                        f"{where(path, name)}: a sheet named {name!r} exists "
+                        f"that excelnet did not write (or its chart is gone); "
+                        f"rename it"
+                    )
+                self.replace.update(
+                    {sheet_part: parts["sheet"], drawing: parts["drawing"], chart: parts["chart"]}
+                )
+                return
+            sheet_part = _free(names, "xl/worksheets", "sheet")
+            drawing = _free(names, "xl/drawings", "drawing")
+            chart = _free(names, "xl/charts", "chart")
+            self.extra.update(
+                {
+                    sheet_part: parts["sheet"],
+                    drawing: parts["drawing"],
+                    chart: parts["chart"],
+                    _rels_path(sheet_part): _rels_file(
+                        _rel("rId1", "drawing", "../drawings/" + posixpath.basename(drawing))
+                    ),
+                    _rels_path(drawing): _rels_file(
+                        _rel("rId1", "chart", "../charts/" + posixpath.basename(chart))
+                    ),
+                }
+            )
+            types = self.read(z, "[Content_Types].xml")
+            overrides = b"".join(
+                f'<Override PartName="/{p}" ContentType="{_TYPES[k]}"/>'.encode()
+                for k, p in (("sheet", sheet_part), ("drawing", drawing), ("chart", chart))
+            )
+            types = types.replace(b"</Types>", overrides + b"</Types>")
+            rels = self.read(z, "xl/_rels/workbook.xml.rels")
+            ids = {int(i) for i in re.findall(rb'Id="rId(\d+)"', rels)}
+            rid = f"rId{max(ids, default=0) + 1}"
+            rels = rels.replace(
+                b"</Relationships>",
+                _rel(rid, "worksheet", posixpath.relpath(sheet_part, "xl")) + b"</Relationships>",
+            )
+            wb = self.read(z, "xl/workbook.xml")
+            if b"</sheets>" not in wb:
+                raise ExcelnetError(f"{path}: workbook.xml has no sheet list")
+            sheet_ids = [int(i) for i in re.findall(rb'<sheet\b[^>]*\bsheetId="(\d+)"', wb)]
+            entry = f'<sheet name="{name}" sheetId="{max(sheet_ids, default=0) + 1}" r:id="{rid}"/>'
+            wb = wb.replace(b"</sheets>", entry.encode() + b"</sheets>")
+            self.replace.update(
+                {
+                    "[Content_Types].xml": types,
+                    "xl/_rels/workbook.xml.rels": rels,
+                    "xl/workbook.xml": wb,
+                }
+            )

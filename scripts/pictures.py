@@ -1,0 +1,65 @@
+"""Render the README's pictures of the lesson charts with LibreOffice (no hand drawing):
+build each lesson workbook, fit a copy, print the model sheets to PDF, then to PNG.
+
+    python scripts/pictures.py          # writes docs/images/*.png (needs soffice, pdftoppm)
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from excelnet.libreoffice import convert
+from excelnet.pipeline import fit
+from excelnet.writer.lessons import build_double_relu, build_quadratic, build_relu
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "images"
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        books = {"quadratic-start": build_quadratic(t / "quadratic-start.xlsx")}
+        for name, build in (
+            ("quadratic-fitted", build_quadratic),
+            ("relu-fitted", build_relu),
+            ("double-relu-fitted", build_double_relu),
+        ):
+            books[name] = build(t / f"{name}.xlsx")
+            fit(books[name], history=False)
+        for pdf in convert(list(books.values()), t / "pdf", to="pdf"):
+            # the top of the first page: parameters, loss and chart
+            subprocess.run(
+                [
+                    "pdftoppm",
+                    "-png",
+                    "-r",
+                    "80",
+                    "-f",
+                    "1",
+                    "-l",
+                    "1",
+                    "-singlefile",
+                    "-x",
+                    "0",
+                    "-y",
+                    "40",
+                    "-W",
+                    "880",
+                    "-H",
+                    "330",
+                    str(pdf),
+                    str(t / pdf.stem),
+                ],
+                check=True,
+            )
+            shutil.copy(t / f"{pdf.stem}.png", OUT / f"{pdf.stem}.png")
+            print(f"wrote {OUT / (pdf.stem + '.png')}")
+
+
+if __name__ == "__main__":
+    main()
