@@ -372,13 +372,17 @@ def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None, smooth
     return f
 
 
+def _second(args: list[V], like: torch.Tensor, default: float):
+    """An optional second argument as a number (and its errors), or its default."""
+    if len(args) == 2:
+        return to_number(args[1])
+    return torch.full((), default, dtype=like.dtype, device=like.device), None
+
+
 def f_log(ctx, args):
     _no_missing("LOG", args, 1, 2)
     x, ex = to_number(args[0])
-    if len(args) == 2:
-        b, eb = to_number(args[1])
-    else:
-        b, eb = torch.full((), 10.0, dtype=x.dtype, device=x.device), None
+    b, eb = _second(args, x, 10.0)
     y = _divide(guarded(torch.log, x, x > 0), guarded(torch.log, b, b > 0))
     shape = tuple(y.shape)
     errs = first_error(shape, ex, eb)
@@ -399,10 +403,7 @@ def f_power(ctx, args):
 def f_round(ctx, args):
     _no_missing("ROUND", args, 1, 2)
     x, ex = to_number(args[0])
-    if len(args) == 2:
-        d, ed = to_number(args[1])
-    else:
-        d, ed = torch.zeros((), dtype=x.dtype, device=x.device), None
+    d, ed = _second(args, x, 0.0)
     xs, ds = torch.broadcast_tensors(x.detach(), d.detach())
     xn, dn = xs.cpu().numpy(), np.trunc(ds.cpu().numpy())
     scale = 10.0**dn

@@ -71,10 +71,6 @@ class V:
         return None
 
 
-def full_kind(v: V) -> np.ndarray:
-    return v.kinds()
-
-
 def from_python(values: np.ndarray, ctx: Ctx, ref: bool = False) -> V:
     """An object array (N, H, W) of float/bool/str/None/Error → V."""
     from excelnet.formula.parse import Error
