@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="a CSV in the format of Kaggle's train.csv (default: the bundled one)",
     )
+    b.add_argument(
+        "--passengers",
+        type=int,
+        help="titanic: resample the passengers to this many rows (same formulas, any scale)",
+    )
 
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
@@ -176,10 +181,10 @@ def _build(args: argparse.Namespace) -> None:
     if args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 
-        build_titanic(out, csv=args.csv, seed=args.seed)
+        build_titanic(out, csv=args.csv, seed=args.seed, passengers=args.passengers)
     else:
-        if args.csv is not None:
-            raise ExcelnetError("--csv is for the titanic workbook only")
+        if args.csv is not None or args.passengers is not None:
+            raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
         from excelnet.writer import lessons
 
         getattr(lessons, "build_" + args.workbook.replace("-", "_"))(out, seed=args.seed)

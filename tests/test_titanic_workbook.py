@@ -284,3 +284,17 @@ def test_unknown_workbook_and_bad_flags(tmp_path):
 def test_missing_output_folder(tmp_path):
     run = cli("build", "titanic", "-o", "no/such/dir/t.xlsx", cwd=tmp_path)
     assert run.returncode == 2 and "does not exist" in run.stderr
+
+
+def test_resampled_passengers_keep_the_same_formulas(tmp_path):
+    from excelnet.pipeline import evaluate
+
+    book = excelnet.build_titanic(tmp_path / "big.xlsx", passengers=2000, seed=3)
+    wb = openpyxl.load_workbook(book)
+    assert wb["data"].max_row == 2001 and wb["nn"].max_row == 2005
+    assert wb["nn"]["M2"].value == "=SUMIF($C$6:$C$2005,0,$G$6:$G$2005)/COUNTIF($C$6:$C$2005,0)"
+    cached = openpyxl.load_workbook(book, data_only=True)
+    for ev in evaluate(book, write=False):
+        assert ev.objective == pytest.approx(cached[ev.sheet]["M2"].value, rel=1e-12)
+    run = cli("build", "titanic", "--passengers", "0", "-o", "x.xlsx", cwd=tmp_path)
+    assert run.returncode == 2 and "--passengers must be 1 or more" in run.stderr

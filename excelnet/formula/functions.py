@@ -69,6 +69,17 @@ def _power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return guarded(torch.pow, a, ok, b)
 
 
+def _constant_and(v: V, what: str, test) -> bool:
+    """Whether v is a constant whose numbers pass `test` (checked once, then remembered):
+    then the plain operation is safe and its gradient finite, and the guard can go."""
+    if v.x.requires_grad or not v.numeric():
+        return False
+    v.cache = v.cache or {}
+    if what not in v.cache:
+        v.cache[what] = test(v.x)
+    return v.cache[what]
+
+
 def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
     xa, ea = to_number(a)
     xb, eb = to_number(b)
@@ -81,13 +92,18 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
     elif op == "*":
         x = xa * xb
     elif op == "/":
-        x = _divide(xa, xb)
+        x = (
+            xa / xb
+            if _constant_and(b, "nonzero", lambda t: bool((t != 0).all()))
+            else _divide(xa, xb)
+        )
         if ctx.strict:
             zero = torch.broadcast_to(xb == 0, shape).cpu().numpy()
             if zero.any():
                 errs = first_error(shape, errs, np.where(zero, "#DIV/0!", None))
     else:  # ^
-        x = _power(xa, xb)
+        whole = _constant_and(b, "whole", lambda t: bool(((t >= 1) & (t == torch.round(t))).all()))
+        x = torch.pow(xa, xb) if whole else _power(xa, xb)
         if ctx.strict:
             zz = torch.broadcast_to((xa == 0) & (xb == 0), shape).cpu().numpy()
             if zz.any():  # 0^0: Excel and LibreOffice both say #NUM!
@@ -285,6 +301,18 @@ def f_average(ctx, args):
 
 
 def _extreme(ctx, args, fn, fill):
+    if all(v.numeric() for v in args):  # the training path: numbers only
+        parts = [
+            v.x
+            if v.shape[1:] == (1, 1)
+            else fn(v.x.reshape(v.shape[0], -1), dim=1).reshape(-1, 1, 1)
+            for v in args
+        ]
+        pair = torch.maximum if fn is torch.amax else torch.minimum
+        best = parts[0]
+        for part in parts[1:]:
+            best = pair(best, part)
+        return _done(ctx, best, [])
     best, errs, any_number = None, [], None
     for v in args:
         x, mask, e = _numbers(v)
@@ -312,6 +340,9 @@ def f_sumproduct(ctx, args):
     n = max(v.shape[0] for v in args)
     if len(shapes) != 1:
         return error_value("#VALUE!", (n, 1, 1), ctx)
+    if len(args) == 2 and args[0].shape[1] == 1 and args[0].numeric() and args[1].numeric():
+        # rows of numbers (the features times the weights): one batched dot product
+        return _done(ctx, torch.matmul(args[0].x, args[1].x.transpose(1, 2)), [])
     prod, errs = None, []
     for v in args:
         if v.numeric():
@@ -593,11 +624,13 @@ def _matches(rng: V, crit: V) -> torch.Tensor:
     """Boolean (N, H, W): for each block row, which cells of the range meet its criterion.
     Constant ranges and criteria (the usual case) are matched once, not every step."""
     constant = not rng.x.requires_grad and not crit.x.requires_grad
-    if constant and rng.cache is not None and rng.cache[0] is crit:
-        return rng.cache[1]
+    if constant:
+        rng.cache = rng.cache or {}
+        if "match" in rng.cache and rng.cache["match"][0] is crit:
+            return rng.cache["match"][1]
     hit = _match_rows(rng, crit)
     if constant:
-        rng.cache = (crit, hit)
+        rng.cache["match"] = (crit, hit)
     return hit
 
 

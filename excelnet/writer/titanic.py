@@ -16,6 +16,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 
 from excelnet.atomic import atomic_path
 from excelnet.data import COLUMNS, load_titanic
+from excelnet.errors import ExcelnetError
 from excelnet.features import (
     DATA_SHEET,
     FEATURE_NAMES,
@@ -54,10 +55,20 @@ def initial_parameters(seed: int, n: int) -> tuple[np.ndarray, dict[str, np.ndar
 
 
 def build_titanic(
-    path: str | Path = "titanic.xlsx", csv: str | Path | None = None, seed: int = 0
+    path: str | Path = "titanic.xlsx",
+    csv: str | Path | None = None,
+    seed: int = 0,
+    passengers: int | None = None,
 ) -> Path:
-    """Write the Titanic workbook to `path` (replaced atomically) and return the path."""
+    """Write the Titanic workbook to `path` (replaced atomically) and return the path.
+    `passengers` resamples the rows (with replacement, seeded) to that many: the same
+    formulas at any scale."""
     df = load_titanic(csv)
+    if passengers is not None:
+        if passengers < 1:
+            raise ExcelnetError(f"--passengers must be 1 or more, not {passengers}")
+        rows = np.random.default_rng([seed, 1]).integers(0, len(df), size=passengers)
+        df = df.iloc[rows].reset_index(drop=True)
     path = Path(path)
     with atomic_path(path) as tmp:
         _write(tmp, df, seed)
