@@ -138,7 +138,7 @@ def fit(
     for model in models:
         bar = progress(model.solver.sheet, epochs) if progress else None
         try:
-            result = train(model, epochs, lr, bar, _metrics(book, model.solver.sheet))
+            result = train(model, epochs, lr, bar, _metrics(book, model.solver.sheet), history)
         except ValueError as e:
             raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
         finally:

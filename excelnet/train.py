@@ -126,8 +126,8 @@ def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) ->
     cell = metrics.get(key)
     if cell is None:
         return None
-    v = model.values().get(cell)
-    return float(v) if isinstance(v, float) and not isinstance(v, bool) else None
+    v = model.value_at(*cell)
+    return v if isinstance(v, float) else None
 
 
 def train(
@@ -136,8 +136,10 @@ def train(
     lr: float = LR,
     progress=None,
     metrics: dict[str, tuple[str, int, int]] | None = None,
+    record: bool = True,
 ) -> SheetFit:
-    """Run gradient descent on a compiled model; on divergence keep the last good parameters."""
+    """Run gradient descent on a compiled model; on divergence keep the last good parameters.
+    `record` logs the metrics every few epochs (rows of the history sheet)."""
     metrics = metrics or {}
     params = model.parameters()
     start = time.perf_counter()
@@ -167,7 +169,7 @@ def train(
     before, before_len = snapshot(), 0  # the parameters at the start of the previous chunk
     epoch = 0
     while epoch < epochs:
-        if epoch % every == 0:
+        if record and epoch % every == 0:
             model.evaluate()
             history.append(
                 (

@@ -22,7 +22,6 @@ class Sheet:
     formulas: dict[Cell, str] = field(default_factory=dict)
     arrays: dict[Cell, tuple[str, tuple[int, int, int, int]]] = field(default_factory=dict)
     values: dict[Cell, object] = field(default_factory=dict)  # literal cells
-    cached: dict[Cell, object] = field(default_factory=dict)  # formula cells' stored results
     names: dict[str, str] = field(default_factory=dict)  # sheet-scoped defined names
     max_row: int = 0  # 0-based, inclusive
     max_col: int = 0
@@ -149,26 +148,26 @@ def read_book(path: str | Path) -> Book:
             f"excelnet reads unencrypted .xlsx/.xlsm"
         )
     try:
+        # One pass: formulas and literal values. Stored results of formulas are not read:
+        # excelnet computes everything the model needs from the formulas themselves.
         formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
-        values = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
     except Exception as e:  # openpyxl raises many kinds on corrupt XML
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     try:
         sheets = {}
-        for ws, wv in zip(formulas.worksheets, values.worksheets, strict=True):
-            sheets[ws.title] = _read_sheet(ws, wv)
+        for ws in formulas.worksheets:
+            sheets[ws.title] = _read_sheet(ws)
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
         formulas.close()
-        values.close()
     return Book(path, sheets, names)
 
 
-def _read_sheet(ws, wv) -> Sheet:
+def _read_sheet(ws) -> Sheet:
     from openpyxl.utils.cell import range_boundaries
 
     sheet = Sheet(ws.title)
@@ -187,18 +186,9 @@ def _read_sheet(ws, wv) -> Sheet:
                 sheet.formulas[key] = v
             else:
                 sheet.values[key] = _literal(cell)
-    formula_cells = set(sheet.formulas) | set(sheet.arrays)
     for _, (r0, c0, r1, c1) in sheet.arrays.values():
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
                 sheet.values.pop((r, c), None)  # the array's cells hold its results
-                formula_cells.add((r, c))
                 sheet.max_row, sheet.max_col = max(sheet.max_row, r), max(sheet.max_col, c)
-    for row in wv.iter_rows():
-        for cell in row:
-            if cell.value is None or not hasattr(cell, "row"):
-                continue
-            key = (cell.row - 1, cell.column - 1)
-            if key in formula_cells:
-                sheet.cached[key] = _literal(cell)
     return sheet

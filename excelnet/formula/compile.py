@@ -440,28 +440,24 @@ class Model:
         with torch.no_grad():
             self.run(self.report_blocks)
 
+    def value_at(self, sheet: str, r: int, c: int) -> object:
+        """The current value of one cell that depends on the parameters (None if it doesn't)."""
+        for b in self.index.overlapping(sheet, r, r, c, c):
+            if b in self.live or b.kind == "param":
+                return _python(b.value, (r - b.r0) * b.cols + (c - b.c0))
+        return None
+
     def values(self) -> dict[tuple[str, int, int], object]:
         """Python values of the parameters and every dependent formula cell (after evaluate)."""
         out: dict[tuple[str, int, int], object] = {}
         for b in self.params + self.report_blocks:
             v = b.value
-            x = v.x.detach().cpu().numpy().reshape(-1)
-            kinds = v.kinds().reshape(-1) if not v.numeric() else None
-            texts = v.texts().reshape(-1) if kinds is not None else None
+            if v.numeric():  # the common case, in one transfer
+                for i, x in enumerate(v.x.detach().cpu().reshape(-1).tolist()):
+                    out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = x
+                continue
             for i in range(b.size):
-                k = NUM if kinds is None else int(kinds[i])
-                r, c = b.r0 + i // b.cols, b.c0 + i % b.cols
-                if k == NUM:
-                    val = float(x[i])
-                elif k == ERR:
-                    val = Error(str(texts[i]))
-                elif k == TEXT:
-                    val = str(texts[i])
-                elif k == BLANK:
-                    val = 0.0  # a formula pointing at an empty cell shows 0
-                else:
-                    val = bool(x[i])
-                out[(b.sheet, r, c)] = val
+                out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
         return out
 
     # ---- pieces
@@ -627,6 +623,20 @@ class Model:
             return V(pool[index_t].reshape(shape), kind_out, text_out, True)
 
         return Live(gather)
+
+
+def _python(v: V, i: int) -> object:
+    """Element i of a block's flat value as a Python value."""
+    k = NUM if v.numeric() else int(v.kinds().reshape(-1)[i])
+    if k == NUM:
+        return float(v.x.reshape(-1)[i])
+    if k == ERR:
+        return Error(str(v.texts().reshape(-1)[i]))
+    if k == TEXT:
+        return str(v.texts().reshape(-1)[i])
+    if k == BLANK:
+        return 0.0
+    return bool(v.x.reshape(-1)[i])
 
 
 def _sub(kind, sl):
