@@ -254,12 +254,13 @@ def bench_solvers(repeat: int) -> None:
         "LibreOffice DEPS solver (nlpsolver)": "com.sun.star.comp.Calc.NLPSolver.DEPSSolverImpl",
     }
     for label, service in services.items():
-        shutil.copy(src, target)
+        theirs = CACHE / "solver-libreoffice.xlsx"
+        shutil.copy(src, theirs)
         run = subprocess.run(
             [
                 "/usr/bin/python3",
                 str(ROOT / "bench" / "lo_solver.py"),
-                str(target),
+                str(theirs),
                 "nn",
                 "M2",
                 "B2:K3",
@@ -322,6 +323,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     args = p.parse_args()
     info = machine()
+    for stale in CACHE.glob(".~lock.*#"):  # left by an interrupted LibreOffice run
+        stale.unlink()
     print(
         f"excelnet bench on {info['cpu']} ({info['cores']} cores), torch {info['torch']}",
         file=sys.stderr,

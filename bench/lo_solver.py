@@ -89,6 +89,7 @@ def main(book, sheet_name, objective, variables, service, bound) -> None:
         solver = smgr.createInstanceWithContext(service, ctx)
         if solver is None:
             print(json.dumps({"service": service, "available": False}))
+            doc.close(True)  # closing removes LibreOffice's lock file beside the workbook
             return
         ((oc, orow),) = _cells(objective)
         start = sheet.getCellByPosition(oc, orow).getValue()
