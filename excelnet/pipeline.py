@@ -91,9 +91,7 @@ def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]
     models = []
     for solver in book.solver_models(sheet):
         model = Model(book, solver, ctx, graph)
-        model.compile()
-        model.ctx.strict = True
-        model.run(model.train_blocks)  # once, strictly: is the objective a number?
+        model.compile()  # evaluates every block once, strictly: is the objective a number?
         problem = model.objective_error()
         if problem is not None:
             raise ExcelnetError(

@@ -25,6 +25,7 @@ from excelnet.formula.parse import (
     Array,
     Call,
     Const,
+    CopiedDown,
     Error,
     FormulaError,
     Name,
@@ -32,7 +33,6 @@ from excelnet.formula.parse import (
     Op,
     Ref,
     parse,
-    relative_key,
 )  # fmt: skip
 from excelnet.formula.values import (
     BLANK,
@@ -119,15 +119,15 @@ class Graph:
             for c, rows in by_col.items():
                 rows.sort()
                 start = prev = rows[0]
-                key = relative_key(sheet.formulas[(start, c)], start + 1)
+                run = CopiedDown(sheet.formulas[(start, c)], start + 1)
                 for r in rows[1:]:
-                    k = relative_key(sheet.formulas[(r, c)], r + 1)
-                    if r == prev + 1 and k == key:
+                    text = sheet.formulas[(r, c)]
+                    if r == prev + 1 and run.follows(text):
                         prev = r
                         continue
                     self._column(sheet.name, start, prev, c)
                     start = prev = r
-                    key = k
+                    run = CopiedDown(text, r + 1)
                 self._column(sheet.name, start, prev, c)
         for b in self.blocks:
             self._parse(b)
@@ -464,12 +464,14 @@ class Model:
     def _fit(self, b: Block, v: V) -> V:
         """A block's result laid out over its rectangle, flat, row-major."""
         if b.kind == "column":
+            n = b.rows
+            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: one view
+                return V(v.x.view(n), v.kind)
             v = V(
                 v.x[:, :1, :1],
                 _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
                 None if v.text is None else v.texts()[:, :1, :1],
             )
-            n = b.rows
             x = v.x.expand(n, 1, 1).reshape(n) if v.x.shape[0] == 1 else v.x.reshape(n)
             if v.numeric():
                 return V(x, v.kind)
@@ -610,6 +612,8 @@ class Model:
         )
         if contiguous:
             start, size, src = int(flat[0]), flat.size, sources[0]
+            if start == 0 and size == src.size:  # the whole block: one view
+                return Live(lambda: V(src.value.x.view(shape), kind_out, text_out, True))
             return Live(
                 lambda: V(
                     src.value.x[start : start + size].reshape(shape), kind_out, text_out, True

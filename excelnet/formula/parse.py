@@ -299,3 +299,43 @@ def relative_key(formula: str, row: int) -> str:
         return f"{m.group(1)}{m.group(2).upper()}R[{int(m.group(4)) - row}]"
 
     return _KEY.sub(sub, formula)
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+class CopiedDown:
+    """Follows a column of formulas: is each one the one above, copied one row down? Equivalent
+    to comparing relative_key()s, at a fraction of the cost (one C-level split a formula)."""
+
+    def __init__(self, formula: str, row: int):
+        self.parts = _DIGITS.split(formula)
+        # odd parts are digit runs; which of them are relative row numbers of references?
+        starts, pos = {}, 0
+        for i, part in enumerate(self.parts):
+            if i % 2:
+                starts[pos] = i
+            pos += len(part)
+        self.moving = {
+            starts[m.start(4)]
+            for m in _KEY.finditer(formula)
+            if m.group(2) is not None and m.group(3) != "$" and m.start(4) in starts
+        }
+
+    def follows(self, formula: str) -> bool:
+        """True (and move on to it) if `formula` is the current one copied one row down."""
+        parts = _DIGITS.split(formula)
+        old = self.parts
+        if len(parts) != len(old):
+            return False
+        for i in range(0, len(parts), 2):
+            if parts[i] != old[i]:
+                return False
+        for i in range(1, len(parts), 2):
+            if i in self.moving:
+                if int(parts[i]) != int(old[i]) + 1:
+                    return False
+            elif parts[i] != old[i]:
+                return False
+        self.parts = parts
+        return True
