@@ -96,7 +96,7 @@ def _progress_factory():
             if epoch is None:
                 bar.stop()
             elif epoch % 10 == 0 or epoch == epochs:
-                bar.update(task, completed=epoch, loss=f"loss {loss:.6f}")
+                bar.update(task, completed=epoch, loss=f"loss {loss:.5f}")
 
         return update
 
@@ -122,36 +122,48 @@ def _fit(args: argparse.Namespace) -> None:
 
         print(json.dumps({"book": str(args.out or args.book), "fits": rows}, indent=2))
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else ""))
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        title=f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else ""),
+    )
     for col in (
         "sheet",
-        "parameters",
+        "params",
         "epochs",
         "device",
-        "initial loss",
-        "final loss",
-        "validation loss",
-        "valid accuracy",
-        "seconds",
+        "start",
+        "final",
+        "valid",
+        "acc",
+        "s",
     ):
-        table.add_column(col, justify="left" if col in ("sheet", "device") else "right")
+        table.add_column(
+            col, justify="left" if col in ("sheet", "device") else "right", no_wrap=True
+        )
     for r in rows:
         table.add_row(
             r["sheet"],
             str(r["parameters"]),
             str(r["epochs"]),
             r["device"],
-            f"{r['initial_loss']:.6f}",
-            f"{r['final_loss']:.6f}",
-            "" if r["valid_loss"] is None else f"{r['valid_loss']:.6f}",
+            f"{r['initial_loss']:.5f}",
+            f"{r['final_loss']:.5f}",
+            "" if r["valid_loss"] is None else f"{r['valid_loss']:.5f}",
             "" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
             f"{r['seconds']:.2f}",
         )
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = Console(width=None if sys.stdout.isatty() else 100)
     console.print(table)
+    console.print(
+        "loss: the objective (training loss) at the start and after the fit; valid: "
+        "validation loss; acc: validation accuracy; s: seconds",
+        style="dim",
+    )
     for r in rows:
         if r["diverged"]:
             console.print(f"[bold red]{r['sheet']}: {r['diverged']}[/]")
@@ -229,7 +241,7 @@ def _compare(args: argparse.Namespace) -> None:
         print(json.dumps({"book": str(args.book), "fits": rows}, indent=2))
         return
     for r in rows:
-        valid = "" if r["valid_loss"] is None else f" validation loss {r['valid_loss']:.6f}"
+        valid = "" if r["valid_loss"] is None else f" validation loss {r['valid_loss']:.5f}"
         acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.1%}"
         print(
             f"{r['sheet']:<12} {r['parameters']:>4} parameters{valid}{acc} ({r['seconds']:.2f} s)"
