@@ -190,6 +190,8 @@ def _build(args: argparse.Namespace) -> None:
             f"unknown workbook {args.workbook!r}: choose one of {', '.join(WORKBOOKS)}"
         )
     out = args.output or Path(f"{args.workbook}.xlsx")
+    if out.suffix.lower() != ".xlsx":
+        raise ExcelnetError(f"{out}: excelnet builds .xlsx workbooks; name the output *.xlsx")
     if args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 

@@ -119,6 +119,11 @@ def fit(
     `history` also records the losses in the workbook's `history` sheet, with a chart."""
     path = Path(path)
     out = Path(out) if out is not None else path
+    if out.suffix.lower() != path.suffix.lower():
+        # the zip's content types say .xlsx or .xlsm; Excel refuses a file whose name disagrees
+        raise ExcelnetError(
+            f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
+        )
     if epochs < 0:
         raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
     if not lr > 0:

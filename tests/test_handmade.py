@@ -139,3 +139,12 @@ def test_copy_does_not_touch_the_original(tmp_path):
     assert run.returncode == 0, run.stderr
     assert book.read_bytes() == before
     shutil.rmtree(tmp_path)
+
+
+def test_output_names_keep_the_file_type(tmp_path):
+    book = line_fit(tmp_path / "a.xlsx")
+    run = run_cli("fit", book, "--out", tmp_path / "b.xlsm")
+    assert run.returncode == 2 and "must keep its extension (.xlsx)" in run.stderr
+    run = run_cli("build", "quadratic", "-o", tmp_path / "q.xlsm")
+    assert run.returncode == 2 and "name the output *.xlsx" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xlsx"]
