@@ -246,7 +246,8 @@ def _compare(args: argparse.Namespace) -> None:
         valid = "" if r["valid_loss"] is None else f" validation loss {r['valid_loss']:.5f}"
         acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.1%}"
         print(
-            f"{r['sheet']:<12} {r['parameters']:>4} parameters{valid}{acc} ({r['seconds']:.2f} s)"
+            f"{r['sheet']:<12} {r['parameters']:>4} parameters  training loss "
+            f"{r['final_loss']:.5f}{valid}{acc} ({r['seconds']:.2f} s)"
         )
     print(f"wrote sheet compare into {args.book}")
 
