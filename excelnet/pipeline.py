@@ -17,7 +17,7 @@ from excelnet.formula.values import Ctx
 from excelnet.history import add_history
 from excelnet.sheets import Changes, render
 from excelnet.train import EPOCHS, LR, SheetFit, train
-from excelnet.writeback import lock_file, write_values
+from excelnet.writeback import refuse_if_open, write_values
 
 METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
 
@@ -128,12 +128,7 @@ def fit(
         raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
     if not lr > 0:
         raise ExcelnetError(f"--lr must be a positive number, not {lr}")
-    for p in {path, out}:
-        if lock_file(p) is not None:
-            raise ExcelnetError(
-                f"{p}: the workbook is open in Excel or LibreOffice "
-                f"({lock_file(p).name} exists); close it and try again"
-            )
+    refuse_if_open(path, out)  # before the work, not only at the write
     dev = resolve_device(device)
     book = read_book(path)
     models = _compile(book, sheet, dev)
@@ -244,12 +239,7 @@ def lr_sweep(
         raise ExcelnetError(f"--lrs: learning rates must be positive numbers, not {bad[0]:g}")
     if epochs < 1:
         raise ExcelnetError(f"--epochs must be 1 or more, not {epochs}")
-    lock = lock_file(path)
-    if lock is not None:
-        raise ExcelnetError(
-            f"{path}: the workbook is open in Excel or LibreOffice "
-            f"({lock.name} exists); close it and try again"
-        )
+    refuse_if_open(path)
     book = read_book(path)
     (model,) = _compile(book, sheet, resolve_device(device))
     params = model.parameters()

@@ -34,12 +34,15 @@ _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _F = re.compile(rb"<f\b[^>]*?(?:/>|>.*?</f>)", re.S)
 
 
-def lock_file(path: Path) -> Path | None:
-    """The lock file Excel (~$name) or LibreOffice (.~lock.name#) keeps beside an open file."""
-    for name in (f"~${path.name}", f".~lock.{path.name}#"):
-        if (path.parent / name).exists():
-            return path.parent / name
-    return None
+def refuse_if_open(*paths: Path) -> None:
+    """Refuse a workbook open in Excel (~$name beside it) or LibreOffice (.~lock.name#)."""
+    for path in paths:
+        for name in (f"~${path.name}", f".~lock.{path.name}#"):
+            if (path.parent / name).exists():
+                raise ExcelnetError(
+                    f"{path}: the workbook is open in Excel or LibreOffice ({name} exists); "
+                    f"close it and try again"
+                )
 
 
 def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
@@ -185,13 +188,7 @@ def write_values(
     to `out` (default: `path` itself), atomically. `extra` adds new zip members and `replace`
     swaps the content of existing ones (the history sheet uses both)."""
     out = out or path
-    for p in {path, out}:
-        lock = lock_file(p)
-        if lock is not None:
-            raise ExcelnetError(
-                f"{p}: the workbook is open in Excel or LibreOffice ({lock.name} "
-                f"exists); close it and try again"
-            )
+    refuse_if_open(path, out)
     replace = dict(replace or {})
     with zipfile.ZipFile(path) as z:
         parts = sheet_parts(z)
