@@ -15,8 +15,13 @@ __version__ = "0.1.0"
 
 _API = {
     "build_titanic": "excelnet.writer.titanic",
+    "build_quadratic": "excelnet.writer.lessons",
+    "build_relu": "excelnet.writer.lessons",
+    "build_double_relu": "excelnet.writer.lessons",
     "fit": "excelnet.pipeline",
     "evaluate": "excelnet.pipeline",
+    "lr_sweep": "excelnet.pipeline",
+    "compare": "excelnet.pipeline",
     "load_titanic": "excelnet.data",
     "ExcelnetError": "excelnet.errors",
 }
