@@ -407,7 +407,7 @@ class Model:
             self.run(self.train_blocks)
         finally:
             self.ctx.strict = True
-        return self.objective.value.x[self.objective_pos]
+        return self.objective.value.x.reshape(-1)[self.objective_pos]
 
     def objective_error(self) -> str | None:
         """After a strict run: why the objective is an error value, naming the first cell."""
@@ -465,8 +465,8 @@ class Model:
         """A block's result laid out over its rectangle, flat, row-major."""
         if b.kind == "column":
             n = b.rows
-            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: one view
-                return V(v.x.view(n), v.kind)
+            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
+                return V(v.x, v.kind)
             v = V(
                 v.x[:, :1, :1],
                 _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
@@ -612,17 +612,25 @@ class Model:
         )
         if contiguous:
             start, size, src = int(flat[0]), flat.size, sources[0]
-            if start == 0 and size == src.size:  # the whole block: one view
-                return Live(lambda: V(src.value.x.view(shape), kind_out, text_out, True))
+            if start == 0 and size == src.size:  # the whole block, usually in its own shape
+
+                def whole() -> V:
+                    x = src.value.x
+                    return V(x if x.shape == shape else x.reshape(shape), kind_out, text_out, True)
+
+                return Live(whole)
             return Live(
                 lambda: V(
-                    src.value.x[start : start + size].reshape(shape), kind_out, text_out, True
+                    src.value.x.reshape(-1)[start : start + size].reshape(shape),
+                    kind_out,
+                    text_out,
+                    True,
                 )
             )
         index_t = torch.as_tensor(flat, device=ctx.device)
 
         def gather() -> V:
-            parts = ([const_x] if parts_const else []) + [s.value.x for s in sources]
+            parts = ([const_x] if parts_const else []) + [s.value.x.reshape(-1) for s in sources]
             pool = torch.cat(parts) if len(parts) > 1 else parts[0]
             return V(pool[index_t].reshape(shape), kind_out, text_out, True)
 

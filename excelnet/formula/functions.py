@@ -341,8 +341,8 @@ def f_sumproduct(ctx, args):
     if len(shapes) != 1:
         return error_value("#VALUE!", (n, 1, 1), ctx)
     if len(args) == 2 and args[0].shape[1] == 1 and args[0].numeric() and args[1].numeric():
-        # rows of numbers (the features times the weights): one batched dot product
-        return _done(ctx, torch.matmul(args[0].x, args[1].x.transpose(1, 2)), [])
+        # rows of numbers (the features times the weights): multiply, sum along the row
+        return _done(ctx, (args[0].x * args[1].x).sum(dim=2, keepdim=True), [])
     prod, errs = None, []
     for v in args:
         if v.numeric():
