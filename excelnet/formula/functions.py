@@ -49,24 +49,27 @@ def _strict_num(ctx: Ctx, x: torch.Tensor, errs: np.ndarray | None) -> np.ndarra
     return errs
 
 
-def guarded(fn, x: torch.Tensor, ok: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-    """fn(x, *rest) where `ok`, and its plain (non-finite) value elsewhere, with a finite
+def guarded(fn, ok: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+    """fn(*args) where `ok`, and its plain (non-finite) value elsewhere, with a finite
     gradient everywhere: the unselected side of an IF must not poison the gradient with
-    0 * nan (the "double where")."""
-    safe = torch.where(ok, x, torch.ones((), dtype=x.dtype, device=x.device))
+    0 * inf or 0 * nan, so where not `ok` every argument is replaced by 1 (the "double
+    where")."""
+    one = torch.ones((), dtype=args[0].dtype, device=args[0].device)
+    safe = [torch.where(ok, a, one) for a in args]
     with torch.no_grad():
-        raw = fn(x, *rest)
-    return torch.where(ok, fn(safe, *rest), raw)
+        raw = fn(*args)
+    return torch.where(ok, fn(*safe), raw)
 
 
 def _divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return guarded(lambda d, n: n / d, b, b != 0, a)
+    ok = (b != 0) & torch.isfinite(a) & torch.isfinite(b)
+    return guarded(torch.div, ok, a, b)
 
 
 def _power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     whole = b == torch.round(b)
-    ok = (a > 0) | ((a < 0) & whole) | ((a == 0) & (b >= 1))
-    return guarded(torch.pow, a, ok, b)
+    ok = ((a > 0) | ((a < 0) & whole) | ((a == 0) & (b >= 1))) & torch.isfinite(a)
+    return guarded(torch.pow, ok & torch.isfinite(b), a, b)
 
 
 def _constant_and(v: V, what: str, test) -> bool:
@@ -397,7 +400,7 @@ def _elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None, smooth
             bad = (~domain(x)).cpu().numpy()
             if bad.any():
                 errs = first_error(x.shape, errs, np.where(bad, "#NUM!", None))
-        y = guarded(fn, x, smooth(x)) if smooth is not None else fn(x)
+        y = guarded(fn, smooth(x), x) if smooth is not None else fn(x)
         return with_errors(y, _strict_num(ctx, y, errs))
 
     return f
@@ -414,7 +417,7 @@ def f_log(ctx, args):
     _no_missing("LOG", args, 1, 2)
     x, ex = to_number(args[0])
     b, eb = _second(args, x, 10.0)
-    y = _divide(guarded(torch.log, x, x > 0), guarded(torch.log, b, b > 0))
+    y = _divide(guarded(torch.log, x > 0, x), guarded(torch.log, b > 0, b))
     shape = tuple(y.shape)
     errs = first_error(shape, ex, eb)
     if ctx.strict:
