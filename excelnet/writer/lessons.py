@@ -135,9 +135,8 @@ def build_quadratic(path: str | Path = "quadratic.xlsx", seed: int = 0) -> Path:
         x,
         y,
         [
-            f"The dots are noisy samples (seed {seed}) of f(x) = {a:g}x² + {b:g}x + {c:g}; the "
-            "true "
-            "a, b and c are shown beside the parameters.",
+            f"The dots are noisy samples (seed {seed}) of f(x) = {a:g}x² + {b:g}x + {c:g}; "
+            "the true a, b and c are shown beside the parameters.",
             "Turn a, b and c by hand until the curve fits the dots. You do not need good eyes: the "
             "mean squared error (B7) tells you how good the fit is — lower is better.",
             "Each gradient says how much the error changes when that parameter grows by 1: move "
