@@ -32,18 +32,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | None]:
+    """A sheet-scoped name's text and, when it names cells, their Ref."""
+    text = book.sheets[sheet].names.get(name)
+    if text is None:
+        return None, None
+    try:
+        ref = parse(text, sheet)
+    except FormulaError:
+        return text, None
+    ok = isinstance(ref, Ref) and ref.r1 is not None and ref.c1 is not None
+    return text, ref if ok else None
+
+
 def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     """Cells named excelnet_valid_loss / excelnet_accuracy on a model sheet, if any."""
     out = {}
     for key, name in METRIC_NAMES.items():
-        text = book.sheets[sheet].names.get(name)
-        if text is None:
-            continue
-        try:
-            ref = parse(text, sheet)
-        except FormulaError:
-            continue
-        if isinstance(ref, Ref) and ref.r1 is not None:
+        _, ref = _named_range(book, sheet, name)
+        if ref is not None:
             out[key] = (ref.sheet, ref.r0, ref.c0)
     return out
 
@@ -51,14 +58,10 @@ def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
 def _gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
     """The cells named excelnet_gradients on a model sheet (one per parameter), if any."""
     sheet = model.solver.sheet
-    text = book.sheets[sheet].names.get("excelnet_gradients")
+    text, ref = _named_range(book, sheet, "excelnet_gradients")
     if text is None:
         return []
-    try:
-        ref = parse(text, sheet)
-    except FormulaError:
-        ref = None
-    if not isinstance(ref, Ref) or ref.r1 is None or ref.c1 is None:
+    if ref is None:
         raise ExcelnetError(
             f"{where(book.path, sheet)}: excelnet_gradients is {text!r}, not a range"
         )
