@@ -116,10 +116,12 @@ def fit(
     progress=None,
     history: bool = True,
     report=None,
+    compiled: bool | None = None,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the fitted parameters,
     and fresh values of every cell that depends on them, into `out` (default: the workbook).
-    `history` also records the losses in the workbook's `history` sheet, with a chart."""
+    `history` also records the losses in the workbook's `history` sheet, with a chart.
+    `compiled` picks the CPU engine (see `excelnet.train.train`; None: the faster one)."""
     path = Path(path)
     out = Path(out) if out is not None else path
     if out.suffix.lower() != path.suffix.lower():
@@ -139,7 +141,8 @@ def fit(
     for model in models:
         bar = progress(model.solver.sheet, epochs) if progress else None
         try:
-            result = train(model, epochs, lr, bar, _metrics(book, model.solver.sheet), history)
+            metrics = _metrics(book, model.solver.sheet)
+            result = train(model, epochs, lr, bar, metrics, history, compiled)
         except ValueError as e:
             raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
         finally:

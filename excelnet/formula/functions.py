@@ -72,9 +72,10 @@ def _power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return guarded(torch.pow, ok & torch.isfinite(b), a, b)
 
 
-def _constant_and(v: V, what: str, test) -> bool:
+def _constant_and(v: V, what: str, test):
     """Whether v is a constant whose numbers pass `test` (checked once, then remembered):
-    then the plain operation is safe and its gradient finite, and the guard can go."""
+    then the plain operation is safe and its gradient finite, and the guard can go. (`test`
+    may return a fact other than a bool, remembered the same way.)"""
     if v.x.requires_grad or not v.numeric():
         return False
     v.cache = v.cache or {}
@@ -106,6 +107,8 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
                 errs = first_error(shape, errs, np.where(zero, "#DIV/0!", None))
     else:  # ^
         whole = _constant_and(b, "whole", lambda t: bool(((t >= 1) & (t == torch.round(t))).all()))
+        if whole and xb.numel() == 1:  # x^2: a Python int makes pow a multiply, here and fused
+            xb = _constant_and(b, "int", lambda t: int(t.reshape(())))
         x = torch.pow(xa, xb) if whole else _power(xa, xb)
         if ctx.strict:
             zz = torch.broadcast_to((xa == 0) & (xb == 0), shape).cpu().numpy()

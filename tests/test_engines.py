@@ -1,0 +1,87 @@
+"""The training engines: the compiled CPU step is the eager step, number for number, and a
+computation it cannot trace runs eagerly instead."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import openpyxl
+import pytest
+
+from excelnet.formula.book import read_book
+from excelnet.formula.compile import compile_models
+from excelnet.pipeline import fit
+from excelnet.train import train
+from tests.handmade import solver_names
+
+
+def _both(path, sheet: str, **kw):
+    book = read_book(path)
+    runs = {}
+    for compiled in (False, True):
+        (model,) = compile_models(book, sheet)
+        runs[compiled] = train(model, compiled=compiled, **kw)
+    return runs[False], runs[True]
+
+
+@pytest.mark.parametrize("sheet", ["nn", "mmult"])
+def test_compiled_steps_equal_eager_steps(titanic_book, sheet):
+    eager, compiled = _both(titanic_book, sheet, epochs=200, lr=0.1)
+    assert (eager.engine, compiled.engine) == ("eager", "compiled")
+    np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-9)
+    assert compiled.params.keys() == eager.params.keys()
+    np.testing.assert_allclose(
+        list(compiled.params.values()), list(eager.params.values()), rtol=1e-9, atol=1e-12
+    )
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-9)
+    assert len(compiled.history) == len(eager.history)
+    for row, want in zip(compiled.history, eager.history, strict=True):  # (epoch, loss, …)
+        assert [v is None for v in row] == [v is None for v in want]
+        assert [v for v in row if v is not None] == pytest.approx(
+            [v for v in want if v is not None], rel=1e-9
+        )
+
+
+def test_compiled_divergence_keeps_the_same_parameters(titanic_book):
+    eager, compiled = _both(titanic_book, "linear", epochs=200, lr=5.0, record=False)
+    assert compiled.engine == "compiled" and eager.diverged is not None
+    assert compiled.diverged == eager.diverged
+    assert compiled.epochs == eager.epochs < 200
+    np.testing.assert_allclose(
+        list(compiled.params.values()), list(eager.params.values()), rtol=1e-9
+    )
+
+
+def test_a_compiled_fit_is_what_libreoffice_computes(titanic_book, tmp_path, recalc):
+    book = shutil.copy(titanic_book, tmp_path / "t.xlsx")
+    (r,) = fit(book, sheet="nn", epochs=300, compiled=True, history=False)
+    assert r.engine == "compiled"
+    (lo,) = recalc([book])
+    assert openpyxl.load_workbook(lo, data_only=True)["nn"]["M2"].value == pytest.approx(
+        r.final_loss, rel=1e-9
+    )
+
+
+def test_short_fits_stay_eager(titanic_book):
+    (model,) = compile_models(read_book(titanic_book), "nn")
+    assert train(model, epochs=20).engine == "eager"
+
+
+def test_a_step_that_depends_on_the_numbers_runs_eagerly(tmp_path):
+    """IF choosing between a number and text: which cells are text depends on the parameter,
+    so the step cannot be one fixed program; SUM skips the text cells."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "m"
+    ws["E1"] = 0.5
+    for i in range(2, 22):
+        x = (i - 2) / 19
+        ws[f"A{i}"], ws[f"B{i}"] = x, 3 * x - 1
+        ws[f"C{i}"] = f'=IF($E$1*A{i}<2,($E$1*A{i}-B{i})^2,"big")'
+    ws["E2"] = "=SUM(C2:C21)/20"
+    solver_names(wb, "m", "m!$E$2", "m!$E$1")
+    wb.save(tmp_path / "if.xlsx")
+    eager, compiled = _both(tmp_path / "if.xlsx", "m", epochs=50, lr=0.1)
+    assert compiled.engine == "eager"
+    assert compiled.losses == eager.losses and compiled.final_loss < compiled.initial_loss
