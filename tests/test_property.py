@@ -173,8 +173,13 @@ def _same(ours, theirs) -> bool:
     return ours == theirs and type(ours) is type(theirs)
 
 
-# smooth in both parameters, so every workbook checks some gradients
-ANCHORS = ["{P}*{Q}+EXP(MIN(5,{P}))", "SUMPRODUCT(d!$A$1:$A$4*{P})*{Q}^2"]
+# smooth in both parameters, so every workbook checks some gradients; and what the test found:
+# IFERROR must catch a domain error while training too (the gradient is then the fallback's)
+ANCHORS = [
+    "{P}*{Q}+EXP(MIN(5,{P}))",
+    "SUMPRODUCT(d!$A$1:$A$4*{P})*{Q}^2",
+    "IFERROR(LOG(LOG(-({P}^2)-1)),{Q}+3*{P})",
+]
 PROFILE = settings(
     max_examples=int(os.environ.get("EXCELNET_PROPERTY_EXAMPLES", 6)),
     deadline=None,

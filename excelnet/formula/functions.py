@@ -492,11 +492,15 @@ def f_iferror(ctx, args):
     _no_missing("IFERROR", args, 2)
     v, alt = args
     errs = errors_of(v)
-    if errs is None:
+    if errs is None and (ctx.strict or not v.numeric()):
         return v
     shape = broadcast(v, alt)
-    is_err = np.broadcast_to(errs != None, shape)  # noqa: E711
+    is_err = np.broadcast_to(errs != None, shape) if errs is not None else np.zeros(shape, bool)  # noqa: E711
     mask = torch.as_tensor(is_err, device=v.x.device)
+    if not ctx.strict:  # training: #NUM! and #DIV/0! are still non-finite numbers here
+        mask = mask | ~torch.isfinite(v.x)
+        if not (v.numeric() and alt.numeric()):  # which kinds win depends on the numbers
+            is_err = np.broadcast_to(mask.cpu().numpy(), shape)
     x = torch.where(mask, alt.x, v.x)
     kind = np.where(is_err, np.broadcast_to(alt.kinds(), shape), np.broadcast_to(v.kinds(), shape))
     text = np.where(is_err, np.broadcast_to(alt.texts(), shape), np.broadcast_to(v.texts(), shape))
