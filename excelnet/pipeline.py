@@ -14,6 +14,7 @@ from excelnet.formula.book import Book, read_book
 from excelnet.formula.compile import Graph, Model, a1
 from excelnet.formula.parse import FormulaError, Ref, parse
 from excelnet.formula.values import Ctx
+from excelnet.history import SHEET as HISTORY
 from excelnet.history import add_history
 from excelnet.sheets import Changes, render
 from excelnet.train import EPOCHS, LR, SheetFit, train
@@ -135,7 +136,7 @@ def fit(
         raise ExcelnetError(f"--lr must be a positive number, not {lr}")
     refuse_if_open(path, out)  # before the work, not only at the write
     dev = resolve_device(device)
-    book = read_book(path)
+    book = read_book(path, needed_by=sheet, also=(HISTORY,) if history else ())
     models = _compile(book, sheet, dev)
     results, updates = [], {}
     for model in models:
@@ -187,7 +188,7 @@ def evaluate(
     value of every formula cell that depends on the parameters. Where a sheet names gradient
     cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
     path = Path(path)
-    book = read_book(path)
+    book = read_book(path, needed_by=sheet)
     out, updates = [], {}
     for model in _compile(book, sheet, resolve_device(device)):
         grads = gradients(model)
@@ -246,7 +247,7 @@ def lr_sweep(
     if epochs < 1:
         raise ExcelnetError(f"--epochs must be 1 or more, not {epochs}")
     refuse_if_open(path)
-    book = read_book(path)
+    book = read_book(path, needed_by=sheet)
     (model,) = _compile(book, sheet, resolve_device(device))
     params = model.parameters()
     start = [p.detach().clone() for p in params]

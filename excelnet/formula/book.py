@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.formula import ArrayFormula
 
 from excelnet.errors import ExcelnetError, where
+from excelnet.formula.cells import scan
 from excelnet.formula.parse import ERRORS, Error, FormulaError, Ref, parse
 
 Cell = tuple[int, int]  # 0-based (row, col)
@@ -136,8 +138,11 @@ def _literal(cell) -> object:
         return str(v)
 
 
-def read_book(path: str | Path) -> Book:
-    """Load formulas and cached values. Bad files → ExcelnetError naming the file."""
+def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, ...] = ()) -> Book:
+    """Load formulas and literal values. Bad files → ExcelnetError naming the file.
+    With `needed_by` (a sheet's name), only the sheets its Solver model can involve are read:
+    those its formulas may refer to, and those that may refer to it, each way transitively;
+    and the sheets named in `also`."""
     path = Path(path)
     if not path.exists():
         raise ExcelnetError(f"{path}: no such file")
@@ -157,9 +162,18 @@ def read_book(path: str | Path) -> Book:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     try:
         sheets = {}
-        for ws in formulas.worksheets:
-            sheets[ws.title] = _read_sheet(ws)
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
+        with zipfile.ZipFile(path) as archive:
+            xml = {}  # each sheet's XML, read from the zip once
+            for ws in formulas.worksheets:
+                part = getattr(ws, "_worksheet_path", None)  # openpyxl's read-only sheets
+                xml[ws.title] = archive.read(part) if part else None
+        wanted = set(xml)
+        if needed_by in xml and None not in xml.values():
+            wanted = _involved(formulas, xml, names, needed_by) | (set(also) & set(xml))
+        for ws in formulas.worksheets:
+            if ws.title in wanted:
+                sheets[ws.title] = _read_sheet(ws, xml[ws.title])
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
@@ -167,11 +181,65 @@ def read_book(path: str | Path) -> Book:
     return Book(path, sheets, names)
 
 
-def _read_sheet(ws) -> Sheet:
+# `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal
+_SHEET_BEFORE_BANG = re.compile(rb"!([\w.]{1,31}|'(?:[^']|''){1,31}')")
+
+
+def _sheets_named(xml: bytes) -> set[str]:
+    """The lower-cased sheet names that a sheet's XML puts before a "!"."""
+    found = {m[::-1].decode("ascii", "replace") for m in _SHEET_BEFORE_BANG.findall(xml[::-1])}
+    return {f.strip("'").replace("''", "'").lower() for f in found}
+
+
+def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) -> set[str]:
+    """The sheets a Solver model on `start` may involve: its own, those its formulas refer to
+    (through defined names too), and those that refer to it, each way transitively. A search
+    of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
+    titles = [ws.title for ws in wb.worksheets]
+    plain = {t for t in titles if t.isascii()}  # others: always read (case-folding differs)
+    xml = {title: part.lower() for title, part in parts.items()}
+    named = {title: _sheets_named(text) for title, text in xml.items()}
+    definitions = {n.lower().encode(): d or "" for n, d in names.items()}
+    scoped = dict(getattr(wb[start], "defined_names", {}).items())
+
+    def sheets_in(text: str) -> set[str]:
+        found = _sheets_named(text.lower().encode())
+        return {t for t in titles if t.lower() in found or t not in plain}
+
+    def refers(title: str, to: set[str]) -> bool:
+        """Whether a sheet's formulas may refer to any of `to` (by name or a defined name)."""
+        if any(t.lower() in named[title] or t not in plain for t in to):
+            return True
+        return any(sheets_in(d) & to and n in xml[title] for n, d in definitions.items())
+
+    wanted = {start} | set().union(*(sheets_in(d.attr_text or "") for d in scoped.values()))
+    while True:  # sheets that may depend on the model's (forward) ...
+        more = {t for t in titles if t not in wanted and refers(t, wanted)}
+        if not more:
+            break
+        wanted |= more
+    todo = list(wanted)
+    while todo:  # ... and every sheet any of them may read (backward)
+        title = todo.pop()
+        for t in titles:
+            if t not in wanted and refers(title, {t}):
+                wanted.add(t)
+                todo.append(t)
+    return wanted
+
+
+def _read_sheet(ws, xml: bytes | None) -> Sheet:
     from openpyxl.utils.cell import range_boundaries
 
     sheet = Sheet(ws.title)
     sheet.names = {n: d.attr_text for n, d in getattr(ws, "defined_names", {}).items()}
+    strings = getattr(ws, "_shared_strings", None)  # the workbook's, as openpyxl read them
+    fast = scan(xml, strings) if xml is not None and strings is not None else None
+    if fast is not None:
+        sheet.formulas, sheet.arrays, sheet.values = fast.formulas, fast.arrays, fast.values
+        sheet.max_row, sheet.max_col = fast.max_row, fast.max_col
+        return sheet
+    # not in the common form: openpyxl reads it, cell by cell
     for row in ws.iter_rows():
         for cell in row:
             v = cell.value

@@ -1,0 +1,135 @@
+"""A fast scan of one worksheet's cells, straight from its XML.
+
+openpyxl builds a Python object per cell; on a 100,000-row workbook (millions of cells) that is
+most of the time `excelnet fit` takes. Every common writer (Excel, LibreOffice, XlsxWriter,
+openpyxl) stores a cell as `<c r="B2" s="1" t="…"><f>…</f><v>…</v></c>`, which one regular
+expression reads in C. The scan checks that it recognised every cell of the sheet; anything
+else (cells without an `r`, prefixed tags, attributes on `<v>`) makes it return None, and the
+sheet is read by openpyxl instead.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from openpyxl.formula.translate import Translator
+from openpyxl.utils.cell import range_boundaries
+
+from excelnet.formula.parse import ERRORS, Error
+
+_CELL = re.compile(
+    r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'
+    r"(?:<f([^>]*)/>|<f([^>]*)>([^<]*)</f>)?"  # a formula: empty (shared) or with text
+    r"(?:<v>([^<]*)</v>|<v/>)?"
+    r"(?:<is>(.*?)</is>)?"  # an inline string
+    r"</c>)",
+    re.S,
+)
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+_TEXT = re.compile(r"<t(?:\s[^>]*)?>([^<]*)</t>")
+_COLUMNS: dict[str, int] = {}
+
+
+def _column(letters: str) -> int:
+    c = _COLUMNS.get(letters)
+    if c is None:
+        c = 0
+        for ch in letters:
+            c = c * 26 + ord(ch) - 64
+        c = _COLUMNS[letters] = c - 1
+    return c
+
+
+def _type(attrs: str) -> str | None:
+    """The cell's t attribute (its type), if any."""
+    if 't="' not in attrs:
+        return None
+    for name, value in _ATTR.findall(attrs):
+        if name == "t":
+            return value
+    return None
+
+
+def _text(s: str) -> str:
+    return html.unescape(s) if "&" in s else s
+
+
+class Cells:
+    """What a sheet holds: formulas (with "="), array formulas, literal values."""
+
+    def __init__(self) -> None:
+        self.formulas: dict[tuple[int, int], str] = {}
+        self.arrays: dict[tuple[int, int], tuple[str, tuple[int, int, int, int]]] = {}
+        self.values: dict[tuple[int, int], object] = {}
+        self.max_row = self.max_col = 0
+
+
+def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
+    """The cells of a worksheet part, or None if it is not in the common form."""
+    try:
+        data = xml.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if re.search(r"<sheetData[\s>/]", data) is None:  # a prefixed namespace, or no cells
+        return None if ":sheetData" in data else Cells()
+    found = _CELL.findall(data)
+    if len(found) != data.count("<c ") + data.count("<c>") + data.count("<c/"):
+        return None
+    out = Cells()
+    formulas, values = out.formulas, out.values
+    shared: dict[str, tuple[str, str]] = {}  # si -> (formula, its cell)
+    columns = _COLUMNS
+    for letters, row, attrs, f_empty, f_attrs, f_text, v, inline in found:
+        c = columns.get(letters)
+        key = (int(row) - 1, _column(letters) if c is None else c)
+        if f_text and not f_attrs:  # the common case: a plain formula
+            formulas[key] = "=" + (html.unescape(f_text) if "&" in f_text else f_text)
+            continue
+        t = _type(attrs) if 't="' in attrs else None
+        if f_text or f_attrs or f_empty:
+            fa = dict(_ATTR.findall(f_attrs or f_empty)) if (f_attrs or f_empty) else {}
+            kind = fa.get("t")
+            if kind == "shared":
+                si = fa.get("si", "")
+                if f_text:
+                    shared[si] = ("=" + _text(f_text), letters + row)
+                elif si in shared:
+                    text, origin = shared[si]
+                    formulas[key] = Translator(text, origin).translate_formula(letters + row)
+                    continue
+                else:
+                    return None  # a follower before its master: leave it to openpyxl
+            if kind == "array":
+                c0, r0, c1, r1 = range_boundaries(fa.get("ref") or letters + row)
+                out.arrays[key] = ("=" + _text(f_text), (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+            elif f_text or kind == "shared":
+                formulas[key] = "=" + _text(f_text)
+        elif t == "s":
+            if v != "":
+                values[key] = shared_strings[int(v)]
+        elif t == "inlineStr":
+            values[key] = _text("".join(_TEXT.findall(inline)))
+        elif v == "":
+            continue
+        elif t is None or t == "n":
+            values[key] = float(v)
+        elif t == "str":
+            values[key] = _text(v)
+        elif t == "b":
+            values[key] = v.strip() in ("1", "true")
+        elif t == "e":
+            error = v.strip().upper()
+            values[key] = Error(error if error in ERRORS else "#N/A")
+        else:  # t="d" (ISO dates) and anything newer: openpyxl knows
+            return None
+    for cells in (formulas, values, out.arrays):
+        if cells:
+            out.max_row = max(out.max_row, max(cells)[0])
+            out.max_col = max(out.max_col, max(c for _, c in cells))
+    for _, (r0, c0, r1, c1) in out.arrays.values():
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                values.pop((r, c), None)  # the array's cells hold its results
+        out.max_row, out.max_col = max(out.max_row, r1), max(out.max_col, c1)
+    return out
