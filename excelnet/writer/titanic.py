@@ -39,7 +39,12 @@ from excelnet.models import (
     metrics,
     mmult_formula,
 )
-from excelnet.writer import define_metrics, define_solver_model, new_workbook, write_header
+from excelnet.writer import (
+    define_metrics,
+    define_solver_model,
+    new_workbook,
+    write_header,
+)
 
 STATS_COL = len(FEATURES) + 2  # features!M:N hold the data set's statistics
 
@@ -94,13 +99,12 @@ def _write(tmp: Path, df: pd.DataFrame, seed: int) -> None:
 def _data_sheet(ws, df: pd.DataFrame, fmt) -> None:
     write_header(ws, 0, 0, COLUMNS, fmt["header"])
     for c, name in enumerate(COLUMNS):
-        for r, v in enumerate(df[name].tolist(), start=1):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                continue  # missing stays an empty cell (ISBLANK sees it)
-            if isinstance(v, str):
-                ws.write_string(r, c, v)  # text stays text, even "=…", "+…", "-…" or "@…"
-            else:
-                ws.write_number(r, c, v)
+        # missing stays an empty cell (ISBLANK sees it); text stays text, even "=…" or "@…"
+        cells = [
+            None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+            for v in df[name].tolist()
+        ]
+        ws.write_column(1, c, cells)
     ws.freeze_panes(1, 0)
     for c, width in enumerate([11, 9, 7, 45, 7, 6, 6, 6, 18, 9, 12, 9]):
         ws.set_column(c, c, width)
@@ -110,11 +114,10 @@ def _features_sheet(wb, ws, x: np.ndarray, stats: dict, valid: np.ndarray, fmt) 
     n = len(x)
     write_header(ws, 0, 0, [*FEATURE_NAMES, VALID_HEADER], fmt["header"])
     for c, f in enumerate(FEATURES):
-        for i in range(n):
-            ws.write_formula(i + 1, c, f.formula(i + 2), fmt["feature"], float(x[i, c]))
+        formulas = [f.formula(i + 2) for i in range(n)]
+        ws.write_formulas(1, c, formulas, x[:, c].tolist(), fmt["feature"])
     vcol = len(FEATURES)
-    for i in range(n):
-        ws.write_number(i + 1, vcol, valid[i], fmt["integer"])
+    ws.write_column(1, vcol, valid.tolist(), fmt["integer"])
     write_header(ws, 0, STATS_COL, ["Statistic", "Value"], fmt["header"])
     for i, s in enumerate(STATS, start=1):
         ws.write_string(i, STATS_COL, s.label)
@@ -177,33 +180,37 @@ def _model_sheet(
     top = TABLE_ROW - 1  # 0-based header row
     write_header(ws, top, 0, m.headers, fmt["header"])
     k = len(m.hidden) + 1  # hidden columns + Prediction
-    values = [*columns, scores["sq"], scores["ok"]]
-    for i in range(n):
-        r = TABLE_ROW + 1 + i  # 1-based sheet row
-        d = i + 2  # row of this passenger in data/features
-        ws.write_formula(
-            r - 1, 0, f"={DATA_SHEET}!A{d}", fmt["integer"], float(df["PassengerId"][i])
-        )
-        ws.write_formula(r - 1, 1, f"={DATA_SHEET}!B{d}", fmt["integer"], float(survived[i]))
-        ws.write_formula(r - 1, 2, f"={FEATURES_SHEET}!K{d}", fmt["integer"], float(valid[i]))
-        row_formulas = [
+    values = [v.tolist() for v in (*columns, scores["sq"], scores["ok"])]
+    rows = range(TABLE_ROW + 1, TABLE_ROW + 1 + n)  # 1-based sheet rows; data row = i + 2
+    ids, valid_list = df["PassengerId"].tolist(), valid.tolist()
+    sources = [
+        (f"={DATA_SHEET}!A", ids),
+        (f"={DATA_SHEET}!B", survived.tolist()),
+        (f"={FEATURES_SHEET}!K", valid_list),
+    ]
+    for c, (ref, got) in enumerate(sources):
+        formulas = [f"{ref}{i + 2}" for i in range(n)]
+        ws.write_formulas(top + 1, c, formulas, [float(v) for v in got], fmt["integer"])
+    per_row = [
+        [
             *m.formulas(r, m),
             f"=({m.column('Prediction')}{r}-B{r})^2",
             f"=IF(({m.column('Prediction')}{r}>0.5)=(B{r}=1),1,0)",
         ]
-        for j, formula in enumerate(row_formulas):
-            if formula is not None:
-                style = fmt["integer"] if j == k + 1 else fmt["number"]
-                ws.write_formula(r - 1, 3 + j, formula, style, float(values[j][i]))
+        for r in rows
+    ]
+    for j, (formulas, got) in enumerate(zip(zip(*per_row, strict=True), values, strict=True)):
+        if formulas[0] is not None:
+            style = fmt["integer"] if j == k + 1 else fmt["number"]
+            ws.write_formulas(top + 1, 3 + j, list(formulas), got, style)
     if m is MMULT:
         a = m.headers.index("MMULT 1")
         ws.write_array_formula(
-            top + 1, a, top + n, a + 1, mmult_formula(n, m), fmt["number"], float(values[0][0])
+            top + 1, a, top + n, a + 1, mmult_formula(n, m), fmt["number"], values[0][0]
         )
-        for i in range(n):  # the array's other cells carry their values, as Excel stores them
-            for j in (0, 1):
-                if i or j:
-                    ws.write_number(top + 1 + i, a + j, float(values[j][i]), fmt["number"])
+        # the array's other cells carry their values, as Excel stores them
+        ws.write_column(top + 2, a, values[0][1:], fmt["number"])
+        ws.write_column(top + 1, a + 1, values[1], fmt["number"])
     ws.freeze_panes(TABLE_ROW, 0)
     ws.set_column(0, len(m.headers) - 1, 12)
     ws.set_column(METRICS_COL, METRICS_COL + len(METRICS) - 1, 18)
