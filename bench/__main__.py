@@ -74,17 +74,22 @@ def machine() -> dict:
     }
 
 
-def big_workbook() -> tuple[Path, float]:
-    """The 100,000-passenger workbook (built once, cached) and how long the build took."""
+def resampled_workbook(passengers: int) -> tuple[Path, float]:
+    """A workbook of that many passengers (built once, cached) and how long the build took."""
     from excelnet.writer.titanic import build_titanic
 
     CACHE.mkdir(parents=True, exist_ok=True)
-    path, stamp = CACHE / f"titanic-{BIG}.xlsx", CACHE / f"titanic-{BIG}.seconds"
+    path = CACHE / f"titanic-{passengers}.xlsx"
+    stamp = CACHE / f"titanic-{passengers}.seconds"
     if not path.exists() or not stamp.exists():
         t = time.perf_counter()
-        build_titanic(path, passengers=BIG)
+        build_titanic(path, passengers=passengers)
         stamp.write_text(str(time.perf_counter() - t))
     return path, float(stamp.read_text())
+
+
+def big_workbook() -> tuple[Path, float]:
+    return resampled_workbook(BIG)
 
 
 def bench_build(repeat: int) -> None:
@@ -109,9 +114,9 @@ def bench_read_compile(repeat: int) -> None:
     from excelnet.formula.compile import compile_models
 
     path, _ = big_workbook()
-    seconds, _ = median_time(lambda: compile_models(read_book(path), "nn"), repeat)
+    seconds, _ = median_time(lambda: compile_models(read_book(path, "nn"), "nn"), repeat)
     record(
-        f"read and compile the {BIG:,}-row nn model",
+        f"read and compile the {BIG:,}-row nn model (excelnet fit --sheet nn)",
         f"{seconds:.1f} s",
         "—",
         "≤ 10 s",
@@ -129,7 +134,7 @@ def bench_writeback(repeat: int) -> None:
     from excelnet.writeback import write_values
 
     path, _ = big_workbook()
-    (model,) = compile_models(read_book(path), "nn")
+    (model,) = compile_models(read_book(path, "nn"), "nn")
     train(model, epochs=1)
     updates: dict = {}
     for (s, r, c), v in model.values().items():
@@ -178,15 +183,13 @@ def bench_writeback(repeat: int) -> None:
     )
 
 
-def epoch_rate(book, device: str, engine: str, steps: int, repeat: int) -> tuple[float, float]:
-    """Steady epochs per second of one engine on a book's nn model, and its one-time set-up
+def epoch_rate(model, engine: str, steps: int, repeat: int) -> tuple[float, float]:
+    """Steady epochs per second of one engine on a compiled model, and its one-time set-up
     (tracing and compiling, or capturing the CUDA graph) in seconds."""
     import torch
 
-    from excelnet.formula.compile import compile_models
     from excelnet.train import CompiledSteps, EagerSteps, GraphSteps
 
-    (model,) = compile_models(book, "nn", device=device)
     params = model.parameters()
     t = time.perf_counter()
     if engine == "eager":
@@ -200,7 +203,7 @@ def epoch_rate(book, device: str, engine: str, steps: int, repeat: int) -> tuple
 
     def go():
         run(steps)
-        if device == "cuda":
+        if params[0].device.type == "cuda":
             torch.cuda.synchronize()
 
     seconds, _ = median_time(go, repeat)
@@ -211,6 +214,7 @@ def bench_epochs(repeat: int, huge: Path | None) -> None:
     import torch
 
     from excelnet.formula.book import read_book
+    from excelnet.formula.compile import compile_models
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     cases = [("Titanic nn (891 rows)", ROOT / "workbooks" / "titanic.xlsx", 1000,
@@ -218,11 +222,12 @@ def bench_epochs(repeat: int, huge: Path | None) -> None:
     if huge is not None:
         cases.append((f"nn, {HUGE:,}-row resample", huge, 20, {"cpu": None, "cuda": 10_000}))
     for label, path, steps, targets in cases:
-        book = read_book(path)
+        book = read_book(path, "nn")
         for device in devices:
+            (model,) = compile_models(book, "nn", device=device)
             fast = "compiled" if device == "cpu" else "cuda graph"
-            base, _ = epoch_rate(book, device, "eager", steps, repeat)
-            rate, setup = epoch_rate(book, device, fast, steps, repeat)
+            base, _ = epoch_rate(model, "eager", steps, repeat)
+            rate, setup = epoch_rate(model, fast, steps, repeat)
             target = targets[device]
             record(
                 f"epochs/s, {label}, {device}",
@@ -335,6 +340,9 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--skip-solvers", action="store_true", help="skip the minute-long solvers")
+    p.add_argument(
+        "--skip-huge", action="store_true", help=f"skip the {HUGE:,}-row workbook (minutes)"
+    )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     args = p.parse_args()
     info = machine()
@@ -346,7 +354,12 @@ def main() -> None:
     )
     bench_startup(args.repeat)
     bench_build(args.repeat)
-    bench_epochs(args.repeat)
+    huge = None
+    if not args.skip_huge:
+        huge, seconds = resampled_workbook(HUGE)
+        record(f"build the {HUGE:,}-row workbook", f"{seconds:.0f} s", "—", "—", None,
+               seconds=seconds)  # fmt: skip
+    bench_epochs(args.repeat, huge)
     if not args.skip_solvers:
         bench_solvers(args.repeat)
     bench_read_compile(args.repeat)

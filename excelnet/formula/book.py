@@ -172,8 +172,9 @@ def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, .
         if needed_by in xml and None not in xml.values():
             wanted = _involved(formulas, xml, names, needed_by) | (set(also) & set(xml))
         for ws in formulas.worksheets:
+            part = xml.pop(ws.title)  # let each sheet's XML go once it is read
             if ws.title in wanted:
-                sheets[ws.title] = _read_sheet(ws, xml[ws.title])
+                sheets[ws.title] = _read_sheet(ws, part)
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
@@ -196,23 +197,53 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     (through defined names too), and those that refer to it, each way transitively. A search
     of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
-    plain = {t for t in titles if t.isascii()}  # others: always read (case-folding differs)
-    xml = {title: part.lower() for title, part in parts.items()}
-    named = {title: _sheets_named(text) for title, text in xml.items()}
-    definitions = {n.lower().encode(): d or "" for n, d in names.items()}
-    scoped = dict(getattr(wb[start], "defined_names", {}).items())
+    always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
+    lower = {t: part.lower() for t, part in parts.items()}  # names are case-insensitive
 
-    def sheets_in(text: str) -> set[str]:
-        found = _sheets_named(text.lower().encode())
-        return {t for t in titles if t.lower() in found or t not in plain}
+    def named(text: bytes) -> set[str]:
+        """Sheets a lower-cased text names before a "!"."""
+        found = _sheets_named(text)
+        return {t for t in titles if t.lower() in found} | always
 
-    def refers(title: str, to: set[str]) -> bool:
-        """Whether a sheet's formulas may refer to any of `to` (by name or a defined name)."""
-        if any(t.lower() in named[title] or t not in plain for t in to):
-            return True
-        return any(sheets_in(d) & to and n in xml[title] for n, d in definitions.items())
+    # A name reaches the sheets its text names, and those of the names its text uses, in turn.
+    # On a sheet, the workbook's names and the sheet's own can be used unqualified (another
+    # sheet's scoped name is written Sheet!name, and so found as that sheet).
+    scoped = {t: dict(getattr(wb[t], "defined_names", {}).items()) for t in titles}
+    texts = {n.lower().encode(): (d or "").lower().encode() for n, d in names.items()}
+    everywhere = dict(texts)  # for names inside names: every definition of that name
+    for t in titles:
+        for n, d in scoped[t].items():
+            key = n.lower().encode()
+            everywhere[key] = everywhere.get(key, b"") + b" " + (d.attr_text or "").lower().encode()
+    reach = {n: named(text) for n, text in everywhere.items()}
+    for _ in everywhere:  # a name uses at most every other name
+        grown = {n: reach[n].union(*(reach[m] for m in everywhere if m in text))
+                 for n, text in everywhere.items()}  # fmt: skip
+        if grown == reach:
+            break
+        reach = grown
 
-    wanted = {start} | set().union(*(sheets_in(d.attr_text or "") for d in scoped.values()))
+    def reaches(text: bytes) -> set[str]:
+        """The sheets a lower-cased definition reaches."""
+        return named(text).union(*(reach[m] for m in everywhere if m in text))
+
+    usable = {t: {n: reach[n] for n in texts} for t in titles}
+    for t in titles:
+        for n, d in scoped[t].items():
+            usable[t][n.lower().encode()] = reaches((d.attr_text or "").lower().encode())
+    direct = {t: named(lower[t]) for t in titles}
+
+    def refers(title: str, to: set[str]) -> set[str]:
+        """Which of `to` a sheet's formulas may refer to, directly or through names."""
+        hits = direct[title] & to
+        for n, sheets in usable[title].items():
+            if sheets & (to - hits) and n in lower[title]:
+                hits |= sheets & to
+        return hits
+
+    wanted = {start}.union(  # where the parameters and the objective are
+        *(reaches((d.attr_text or "").lower().encode()) for d in scoped[start].values())
+    )
     while True:  # sheets that may depend on the model's (forward) ...
         more = {t for t in titles if t not in wanted and refers(t, wanted)}
         if not more:
@@ -221,10 +252,9 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     todo = list(wanted)
     while todo:  # ... and every sheet any of them may read (backward)
         title = todo.pop()
-        for t in titles:
-            if t not in wanted and refers(title, {t}):
-                wanted.add(t)
-                todo.append(t)
+        for t in refers(title, set(titles) - wanted):
+            wanted.add(t)
+            todo.append(t)
     return wanted
 
 

@@ -41,6 +41,17 @@ def _column(letters: str) -> int:
     return c
 
 
+def _matches(data: str, chunk: int = 8 << 20):
+    """Every cell's match, found a few megabytes at a time (ending at a row's end), so that
+    a million-row sheet never holds all its matches at once."""
+    start = 0
+    while start < len(data):
+        end = data.find("</row>", start + chunk)
+        end = len(data) if end < 0 else end + len("</row>")
+        yield from _CELL.findall(data, start, end)
+        start = end
+
+
 def _type(attrs: str) -> str | None:
     """The cell's t attribute (its type), if any."""
     if 't="' not in attrs:
@@ -73,14 +84,14 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
         return None
     if re.search(r"<sheetData[\s>/]", data) is None:  # a prefixed namespace, or no cells
         return None if ":sheetData" in data else Cells()
-    found = _CELL.findall(data)
-    if len(found) != data.count("<c ") + data.count("<c>") + data.count("<c/"):
-        return None
+    cells = data.count("<c ") + data.count("<c>") + data.count("<c/")
+    seen = 0
     out = Cells()
     formulas, values = out.formulas, out.values
     shared: dict[str, tuple[str, str]] = {}  # si -> (formula, its cell)
     columns = _COLUMNS
-    for letters, row, attrs, f_empty, f_attrs, f_text, v, inline in found:
+    for letters, row, attrs, f_empty, f_attrs, f_text, v, inline in _matches(data):
+        seen += 1
         c = columns.get(letters)
         key = (int(row) - 1, _column(letters) if c is None else c)
         if f_text and not f_attrs:  # the common case: a plain formula
@@ -123,10 +134,12 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
             values[key] = Error(error if error in ERRORS else "#N/A")
         else:  # t="d" (ISO dates) and anything newer: openpyxl knows
             return None
-    for cells in (formulas, values, out.arrays):
-        if cells:
-            out.max_row = max(out.max_row, max(cells)[0])
-            out.max_col = max(out.max_col, max(c for _, c in cells))
+    if seen != cells:  # a cell the pattern did not recognise
+        return None
+    for found in (formulas, values, out.arrays):
+        if found:
+            out.max_row = max(out.max_row, max(found)[0])
+            out.max_col = max(out.max_col, max(c for _, c in found))
     for _, (r0, c0, r1, c1) in out.arrays.values():
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
