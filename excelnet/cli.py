@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
     f.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of in place")
+    f.add_argument(
+        "--engine",
+        choices=["auto", "eager", "compiled"],
+        default="auto",
+        help="CPU steps: op by op, or traced once and fused by torch.compile (a few seconds "
+        "once, then ~3× faster); auto compiles when eager steps would take over ~10 s",
+    )
     f.add_argument("--json", action="store_true", help="print the summary as JSON")
     f.add_argument(
         "--no-history",
@@ -115,6 +122,7 @@ def _fit(args: argparse.Namespace) -> None:
         out=args.out,
         progress=None if args.json else _progress_factory(),
         history=not args.no_history,
+        compiled={"auto": None, "eager": False, "compiled": True}[args.engine],
     )
     rows = [r.summary() for r in results]
     if args.json:

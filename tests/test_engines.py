@@ -3,6 +3,7 @@ computation it cannot trace runs eagerly instead."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -13,6 +14,7 @@ from excelnet.formula.book import read_book
 from excelnet.formula.compile import compile_models
 from excelnet.pipeline import fit
 from excelnet.train import train
+from tests.conftest import run_cli
 from tests.handmade import solver_names
 
 
@@ -85,3 +87,17 @@ def test_a_step_that_depends_on_the_numbers_runs_eagerly(tmp_path):
     eager, compiled = _both(tmp_path / "if.xlsx", "m", epochs=50, lr=0.1)
     assert compiled.engine == "eager"
     assert compiled.losses == eager.losses and compiled.final_loss < compiled.initial_loss
+
+
+def test_cli_engine_flag(titanic_book, tmp_path):
+    book = shutil.copy(titanic_book, tmp_path / "t.xlsx")
+    runs = {}
+    for engine in ("eager", "compiled"):
+        run = run_cli("fit", book, "--sheet", "nn", "--epochs", 40, "--engine", engine,
+                      "--json", "--no-history", "--out", tmp_path / f"{engine}.xlsx")  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        (runs[engine],) = json.loads(run.stdout)["fits"]
+    assert [runs[e]["engine"] for e in ("eager", "compiled")] == ["eager", "compiled"]
+    assert runs["compiled"]["final_loss"] == pytest.approx(runs["eager"]["final_loss"], rel=1e-9)
+    bad = run_cli("fit", book, "--engine", "fast")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
