@@ -3,6 +3,7 @@ involves."""
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from openpyxl.workbook.defined_name import DefinedName
 import excelnet.formula.book as book_module
 from excelnet.formula.book import read_book
 from excelnet.formula.cells import scan
-from excelnet.formula.parse import Error
+from excelnet.formula.parse import Error, relative_key
 from excelnet.pipeline import fit
 from tests.handmade import line_fit
 
@@ -154,3 +155,68 @@ def test_sheets_that_depend_on_the_model_are_read_and_written(tmp_path):
     (r,) = fit(path, sheet="Model", epochs=50, history=False)
     cached = openpyxl.load_workbook(path, data_only=True)
     assert cached["report"]["A1"].value == pytest.approx(2 * r.final_loss, rel=1e-12)
+
+
+_FORMULA_CELL = re.compile(rb'<c r="([A-Z]+)(\d+)"([^>]*)><f>([^<]*)</f>')
+
+
+def as_excel_saves_it(src: Path, dst: Path) -> Path:
+    """The workbook with each run of a formula copied down a column stored the way Excel
+    stores it: the first cell holds a shared formula over the run, the others point to it."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data = _share(data)
+            zout.writestr(item, data)
+    return dst
+
+
+def _share(xml: bytes) -> bytes:
+    found = _FORMULA_CELL.finditer(xml)
+    cells = [(m.group(1).decode(), int(m.group(2)), m.group(4).decode()) for m in found]
+    runs: dict[tuple[str, int], tuple[int, int, int]] = {}  # cell -> (si, first row, last row)
+    by_column: dict[str, list[tuple[int, str]]] = {}
+    for col, row, text in cells:
+        by_column.setdefault(col, []).append((row, html.unescape(text)))
+    si = 0
+    for col, rows in by_column.items():
+        start = 0
+        for i in range(1, len(rows) + 1):
+            same = i < len(rows) and rows[i][0] == rows[i - 1][0] + 1 and relative_key(
+                rows[i][1], rows[i][0]) == relative_key(rows[start][1], rows[start][0])  # fmt: skip
+            if not same:
+                if i - start > 1:
+                    for row, _ in rows[start:i]:
+                        runs[(col, row)] = (si, rows[start][0], rows[i - 1][0])
+                    si += 1
+                start = i
+
+    def rewrite(m: re.Match) -> bytes:
+        col, row = m.group(1).decode(), int(m.group(2))
+        if (col, row) not in runs:
+            return m.group(0)
+        k, first, last = runs[(col, row)]
+        head = m.group(0)[: m.start(4) - m.start(0) - 3]  # the <c …> tag
+        if row == first:
+            return head + f'<f t="shared" ref="{col}{first}:{col}{last}" si="{k}">'.encode() + (
+                m.group(4) + b"</f>")  # fmt: skip
+        return head + f'<f t="shared" si="{k}"/>'.encode()
+
+    return _FORMULA_CELL.sub(rewrite, xml)
+
+
+def test_excels_shared_formulas_read_as_the_formulas_they_stand_for(tmp_path, recalc):
+    src = ROOT / "workbooks" / "titanic.xlsx"
+    shared = as_excel_saves_it(src, tmp_path / "shared.xlsx")
+    with zipfile.ZipFile(shared) as z:
+        assert z.read("xl/worksheets/sheet5.xml").count(b't="shared"') > 4000
+    ours, original = read_book(shared), read_book(src)
+    for name, sheet in original.sheets.items():
+        assert ours.sheets[name].formulas == sheet.formulas, name
+    assert_same_book(shared)  # and openpyxl, translating every cell, reads the same
+    (lo,) = recalc([shared])  # a form LibreOffice reads as the same model
+    before = openpyxl.load_workbook(src, data_only=True)["nn"]["M2"].value
+    assert openpyxl.load_workbook(lo, data_only=True)["nn"]["M2"].value == pytest.approx(
+        before, rel=1e-12
+    )

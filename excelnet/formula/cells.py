@@ -14,9 +14,9 @@ import html
 import re
 
 from openpyxl.formula.translate import Translator
-from openpyxl.utils.cell import range_boundaries
+from openpyxl.utils.cell import get_column_letter, range_boundaries
 
-from excelnet.formula.parse import ERRORS, Error
+from excelnet.formula.parse import ERRORS, CopiedDown, Error
 
 _CELL = re.compile(
     r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'
@@ -39,6 +39,30 @@ def _column(letters: str) -> int:
             c = c * 26 + ord(ch) - 64
         c = _COLUMNS[letters] = c - 1
     return c
+
+
+class _Shared:
+    """A shared formula (Excel's way of storing a formula filled down or across): the text of
+    its first cell, translated to each other cell of the group. openpyxl's Translator does
+    it right in every case at ~7 µs a cell; a copy down the same column is the first formula
+    with its relative row numbers moved on (CopiedDown, ~1 µs), used once it has given the
+    Translator's answer for the first such cell."""
+
+    def __init__(self, formula: str, cell: tuple[int, int]):
+        self.formula, (self.row, self.col) = formula, cell
+        self.translator = Translator(formula, f"{get_column_letter(self.col + 1)}{self.row + 1}")
+        self.down: CopiedDown | None = None
+        self.trusted: bool | None = None  # does the copy-down template agree?
+
+    def at(self, cell: tuple[int, int]) -> str:
+        dr, dc = cell[0] - self.row, cell[1] - self.col
+        if dc == 0 and self.trusted:
+            return self.down.at(dr)
+        text = self.translator.translate_formula(None, dr, dc)
+        if dc == 0 and self.trusted is None:
+            self.down = CopiedDown(self.formula, self.row + 1)
+            self.trusted = self.down.at(dr) == text
+        return text
 
 
 def _matches(data: str, chunk: int = 8 << 20):
@@ -88,7 +112,7 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
     seen = 0
     out = Cells()
     formulas, values = out.formulas, out.values
-    shared: dict[str, tuple[str, str]] = {}  # si -> (formula, its cell)
+    shared: dict[str, _Shared] = {}  # si -> the group's first formula
     columns = _COLUMNS
     for letters, row, attrs, f_empty, f_attrs, f_text, v, inline in _matches(data):
         seen += 1
@@ -104,10 +128,9 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
             if kind == "shared":
                 si = fa.get("si", "")
                 if f_text:
-                    shared[si] = ("=" + _text(f_text), letters + row)
+                    shared[si] = _Shared("=" + _text(f_text), key)
                 elif si in shared:
-                    text, origin = shared[si]
-                    formulas[key] = Translator(text, origin).translate_formula(letters + row)
+                    formulas[key] = shared[si].at(key)
                     continue
                 else:
                     return None  # a follower before its master: leave it to openpyxl

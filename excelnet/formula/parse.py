@@ -324,12 +324,16 @@ class CopiedDown:
         ]
         self.down = 0  # rows moved so far
 
-    def follows(self, formula: str) -> bool:
-        """True (and move on to it) if `formula` is the current one copied one row down."""
-        parts, down = self.parts, self.down + 1
+    def at(self, down: int) -> str:
+        """The first formula copied `down` rows down."""
+        parts = self.parts
         for i, first in self.moving:
             parts[i] = str(first + down)
-        if "".join(parts) != formula:
+        return "".join(parts)
+
+    def follows(self, formula: str) -> bool:
+        """True (and move on to it) if `formula` is the current one copied one row down."""
+        if self.at(self.down + 1) != formula:
             return False
-        self.down = down
+        self.down += 1
         return True
