@@ -32,6 +32,8 @@ _ATTR = re.compile(rb'(\w+(?::\w+)?)="([^"]*)"')
 _CELL = re.compile(rb"<c\b([^>]*?)(/>|>(.*?)</c>)", re.S)
 _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _F = re.compile(rb"<f\b[^>]*?(?:/>|>.*?</f>)", re.S)
+_R = re.compile(rb' r="([A-Z]+\d+)"')
+_R_ANYWHERE = re.compile(rb'\br="([A-Z]+\d+)"')
 
 
 def refuse_if_open(*paths: Path) -> None:
@@ -92,10 +94,14 @@ def _typed(value: Value) -> tuple[bytes | None, bytes]:
     return None, _number(value).encode()
 
 
+_T = re.compile(rb'\s+t="[^"]*"')
+
+
 def _rewrite_cell(attrs: bytes, inner: bytes | None, value: Value) -> bytes:
     t, v = _typed(value)
-    formula = _F.search(inner).group(0) if inner and _F.search(inner) else b""
-    attrs = re.sub(rb'\s+t="[^"]*"', b"", attrs)
+    found = _F.search(inner) if inner else None
+    formula = found.group(0) if found else b""
+    attrs = _T.sub(b"", attrs) if b't="' in attrs else attrs
     if t is not None and formula:
         attrs += b' t="' + t + b'"'
     elif t is not None:  # a literal cell: booleans keep t="b"; text goes in as inline text
@@ -117,7 +123,8 @@ def patch_sheet(xml: bytes, updates: dict[tuple[int, int], Value]) -> bytes:
 
     def cell(m: re.Match) -> bytes:
         attrs = m.group(1)
-        ref = re.search(rb'\br="([A-Z]+\d+)"', attrs)
+        ref = _R.match(attrs)  # r first, as every common writer puts it
+        ref = ref or _R_ANYWHERE.search(attrs)
         if ref is None or ref.group(1) not in want:
             return m.group(0)
         seen.add(ref.group(1))
