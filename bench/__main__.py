@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,12 +126,9 @@ def bench_read_compile(repeat: int) -> None:
 
 
 def bench_writeback(repeat: int) -> None:
-    import openpyxl
-
     from excelnet.formula.book import read_book
     from excelnet.formula.compile import compile_models
     from excelnet.train import train
-    from excelnet.writeback import write_values
 
     path, _ = big_workbook()
     (model,) = compile_models(read_book(path, "nn"), "nn")
@@ -139,33 +136,26 @@ def bench_writeback(repeat: int) -> None:
     updates: dict = {}
     for (s, r, c), v in model.values().items():
         updates.setdefault(s, {})[(r, c)] = v
-    target = CACHE / "writeback.xlsx"
+    pickled, target = CACHE / "updates.pickle", CACHE / "writeback.xlsx"
+    pickled.write_bytes(pickle.dumps(updates))
 
-    def ours():
+    def once(how: str) -> tuple[float, float]:
+        """Seconds and peak resident MiB of one write-back, in a fresh process."""
         shutil.copy(path, target)
-        t = time.perf_counter()
-        write_values(target, updates)
-        return time.perf_counter() - t
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.write_once", how, str(target), str(pickled)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            raise SystemExit(f"bench.write_once {how} failed ({child.returncode})")
+        return float(out), usage.ru_maxrss / 1024  # Linux counts KiB
 
-    def naive():
-        shutil.copy(path, target)
-        t = time.perf_counter()
-        wb = openpyxl.load_workbook(target)
-        for (r, c), v in updates["nn"].items():
-            if r < 3:  # the parameters: what a hand-written script sets
-                wb["nn"].cell(r + 1, c + 1).value = v
-        wb.save(target)
-        return time.perf_counter() - t
-
-    def peak(fn):
-        tracemalloc.start()
-        seconds = fn()
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return seconds, top / 2**20
-
-    mine = [peak(ours) for _ in range(repeat)]
-    theirs = [peak(naive) for _ in range(max(1, repeat // 3))]
+    mine = [once("excelnet") for _ in range(repeat)]
+    theirs = [once("openpyxl") for _ in range(max(1, repeat // 3))]
     t_ours, m_ours = statistics.median(s for s, _ in mine), max(m for _, m in mine)
     t_naive, m_naive = statistics.median(s for s, _ in theirs), max(m for _, m in theirs)
     cells = sum(len(v) for v in updates.values())
