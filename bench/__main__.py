@@ -142,17 +142,15 @@ def bench_writeback(repeat: int) -> None:
     def once(how: str) -> tuple[float, float]:
         """Seconds and peak resident MiB of one write-back, in a fresh process."""
         shutil.copy(path, target)
-        child = subprocess.Popen(
+        run = subprocess.run(
             [sys.executable, "-m", "bench.write_once", how, str(target), str(pickled)],
             cwd=ROOT,
-            stdout=subprocess.PIPE,
+            capture_output=True,
+            text=True,
+            check=True,
         )
-        out = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            raise SystemExit(f"bench.write_once {how} failed ({child.returncode})")
-        return float(out), usage.ru_maxrss / 1024  # Linux counts KiB
+        seconds, peak = run.stdout.split()
+        return float(seconds), float(peak)
 
     mine = [once("excelnet") for _ in range(repeat)]
     theirs = [once("openpyxl") for _ in range(max(1, repeat // 3))]

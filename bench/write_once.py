@@ -3,7 +3,9 @@ resident set, as the operating system counts it, with no tracing to slow it down
 
     python -m bench.write_once excelnet|openpyxl BOOK UPDATES.pickle
 
-Prints the seconds the write took (imports and unpickling the updates not counted).
+Prints the seconds the write took (imports and unpickling the updates not counted) and the
+process's peak resident memory in MiB (VmHWM: unlike getrusage's maxrss, it does not carry
+over the peak of the benchmark process this one was forked from).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ def main() -> None:
             if r < 3:  # the parameter rows
                 wb["nn"].cell(r + 1, c + 1).value = v
         wb.save(book)
-    print(time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    print(seconds, peak_kib / 1024)
 
 
 if __name__ == "__main__":

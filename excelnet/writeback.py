@@ -20,6 +20,7 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from excelnet.atomic import atomic_path
 from excelnet.errors import ExcelnetError
 from excelnet.formula.parse import Error
+from excelnet.zipcopy import can_copy, copy_with
 
 Value = float | bool | str | Error
 
@@ -97,11 +98,23 @@ def _typed(value: Value) -> tuple[bytes | None, bytes]:
 _T = re.compile(rb'\s+t="[^"]*"')
 
 
+def _formula(inner: bytes | None) -> bytes:
+    """The <f> element inside a cell, if any."""
+    if not inner:
+        return b""
+    if inner.startswith(b"<f>"):  # the common form, found without a search
+        return inner[: inner.index(b"</f>") + 4]
+    found = _F.search(inner)
+    return found.group(0) if found else b""
+
+
 def _rewrite_cell(attrs: bytes, inner: bytes | None, value: Value) -> bytes:
-    t, v = _typed(value)
-    found = _F.search(inner) if inner else None
-    formula = found.group(0) if found else b""
     attrs = _T.sub(b"", attrs) if b't="' in attrs else attrs
+    if type(value) is float:  # the common case: a number, with or without a formula
+        return b"<c" + attrs + b">" + _formula(inner) + b"<v>" + _number(value).encode() + (
+            b"</v></c>")  # fmt: skip
+    t, v = _typed(value)
+    formula = _formula(inner)
     if t is not None and formula:
         attrs += b' t="' + t + b'"'
     elif t is not None:  # a literal cell: booleans keep t="b"; text goes in as inline text
@@ -123,12 +136,13 @@ def patch_sheet(xml: bytes, updates: dict[tuple[int, int], Value]) -> bytes:
 
     def cell(m: re.Match) -> bytes:
         attrs = m.group(1)
-        ref = _R.match(attrs)  # r first, as every common writer puts it
-        ref = ref or _R_ANYWHERE.search(attrs)
-        if ref is None or ref.group(1) not in want:
+        found = _R.match(attrs) or _R_ANYWHERE.search(attrs)  # r first, as writers put it
+        value = want.get(found.group(1)) if found else None
+        if value is None:
             return m.group(0)
-        seen.add(ref.group(1))
-        return _rewrite_cell(attrs, m.group(3), want[ref.group(1)])
+        ref = found.group(1)
+        seen.add(ref)
+        return _rewrite_cell(attrs, m.group(3), value)
 
     start, end = xml.find(b"<sheetData"), xml.find(b"</sheetData>")
     if start < 0:
@@ -204,18 +218,32 @@ def write_values(
             if part is None:
                 raise ExcelnetError(f"{path}: sheet {sheet!r} not found in the workbook's parts")
             replace[part] = patch_sheet(replace.get(part) or z.read(part), cells)
-        with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w") as dst:
-            for info in z.infolist():
-                data = replace.pop(info.filename, None)
-                dst.writestr(
-                    info,
-                    data if data is not None else z.read(info.filename),
-                    compress_type=info.compress_type,
-                )
-            for name, data in (extra or {}).items():
-                dst.writestr(
-                    zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)),
-                    data,
-                    compress_type=zipfile.ZIP_DEFLATED,
-                )
+        with atomic_path(out) as tmp:
+            if can_copy(z):
+                try:
+                    copy_with(path, z, tmp, replace, extra or {})
+                    return out
+                except zipfile.LargeZipFile:
+                    pass  # past 4 GiB: zipfile's own path writes ZIP64
+            _recompress(z, tmp, replace, extra or {})
     return out
+
+
+def _recompress(
+    z: zipfile.ZipFile, tmp: Path, replace: dict[str, bytes], extra: dict[str, bytes]
+) -> None:
+    """The same copy through zipfile: every member inflated and deflated again."""
+    with zipfile.ZipFile(tmp, "w") as dst:
+        for info in z.infolist():
+            data = replace.get(info.filename)
+            dst.writestr(
+                info,
+                data if data is not None else z.read(info.filename),
+                compress_type=info.compress_type,
+            )
+        for name, data in extra.items():
+            dst.writestr(
+                zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)),
+                data,
+                compress_type=zipfile.ZIP_DEFLATED,
+            )

@@ -155,3 +155,45 @@ def test_history_adds_a_sheet_and_only_bookkeeping(tmp_path):
             assert b[:i] + b[tail:] == a, name
         elif name not in ("xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"):
             assert a == b, name
+
+
+def test_unchanged_parts_keep_their_stored_bytes(tmp_path):
+    """The copy does not inflate and deflate again what it does not change: each untouched
+    member's compressed bytes are the original's, and the archive tests sound."""
+    from excelnet.zipcopy import _raw
+
+    book = rich_workbook(tmp_path / "rich.xlsm", tmp_path, macros=True)
+    original = tmp_path / "original.xlsm"
+    original.write_bytes(book.read_bytes())
+    fit(book, epochs=20, history=True)
+    with zipfile.ZipFile(original) as a, zipfile.ZipFile(book) as b:
+        assert b.testzip() is None
+        changed = {
+            "xl/worksheets/sheet1.xml",
+            "xl/worksheets/sheet2.xml",
+            "xl/workbook.xml",
+            "xl/_rels/workbook.xml.rels",
+            "[Content_Types].xml",
+            "docProps/app.xml",
+        }
+        kept = [n for n in a.namelist() if n not in changed]
+        assert "xl/vbaProject.bin" in kept and len(kept) >= 8
+        with open(original, "rb") as fa, open(book, "rb") as fb:
+            for name in kept:
+                assert _raw(fa, a.getinfo(name)) == _raw(fb, b.getinfo(name)), name
+
+
+def test_zipfiles_own_path_writes_the_same_contents(tmp_path, monkeypatch):
+    """Archives the raw copy does not handle (encrypted members, ZIP64) go through zipfile:
+    the same contents, member by member."""
+    import excelnet.writeback
+
+    book = rich_workbook(tmp_path / "rich.xlsx", tmp_path, macros=False)
+    slow = tmp_path / "slow.xlsx"
+    slow.write_bytes(book.read_bytes())
+    fit(book, epochs=20, history=True)
+    monkeypatch.setattr(excelnet.writeback, "can_copy", lambda z: False)
+    fit(slow, epochs=20, history=True)
+    with zipfile.ZipFile(book) as a, zipfile.ZipFile(slow) as b:
+        assert a.namelist() == b.namelist()
+        assert all(a.read(n) == b.read(n) for n in a.namelist())
