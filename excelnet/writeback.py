@@ -219,13 +219,16 @@ def write_values(
                 raise ExcelnetError(f"{path}: sheet {sheet!r} not found in the workbook's parts")
             replace[part] = patch_sheet(replace.get(part) or z.read(part), cells)
         with atomic_path(out) as tmp:
-            if can_copy(z):
-                try:
-                    copy_with(path, z, tmp, replace, extra or {})
-                    return out
-                except zipfile.LargeZipFile:
-                    pass  # past 4 GiB: zipfile's own path writes ZIP64
-            _recompress(z, tmp, replace, extra or {})
+            try:
+                if can_copy(z):
+                    try:
+                        copy_with(path, z, tmp, replace, extra or {})
+                        return out
+                    except zipfile.LargeZipFile:
+                        pass  # past 4 GiB: zipfile's own path writes ZIP64
+                _recompress(z, tmp, replace, extra or {})
+            except zipfile.BadZipFile as e:
+                raise ExcelnetError(f"{path}: corrupt workbook ({e}); nothing written") from None
     return out
 
 

@@ -197,3 +197,21 @@ def test_zipfiles_own_path_writes_the_same_contents(tmp_path, monkeypatch):
     with zipfile.ZipFile(book) as a, zipfile.ZipFile(slow) as b:
         assert a.namelist() == b.namelist()
         assert all(a.read(n) == b.read(n) for n in a.namelist())
+
+
+def test_a_corrupt_member_stops_the_write_with_one_line(tmp_path):
+    """A part only the write-back copies (the image), with a broken local header: one line,
+    exit code 2, the workbook untouched, no temporary file left."""
+    from tests.conftest import run_cli
+
+    book = rich_workbook(tmp_path / "rich.xlsx", tmp_path, macros=False)
+    with zipfile.ZipFile(book) as z:
+        image = next(i for i in z.infolist() if i.filename.startswith("xl/media/"))
+    data = bytearray(book.read_bytes())
+    data[image.header_offset : image.header_offset + 4] = b"XXXX"
+    book.write_bytes(bytes(data))
+    run = run_cli("fit", book, "--epochs", "5", "--no-history")
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "corrupt workbook" in run.stderr
+    assert book.read_bytes() == bytes(data)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
