@@ -259,8 +259,6 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
 
 
 def _read_sheet(ws, xml: bytes | None) -> Sheet:
-    from openpyxl.utils.cell import range_boundaries
-
     sheet = Sheet(ws.title)
     sheet.names = {n: d.attr_text for n, d in getattr(ws, "defined_names", {}).items()}
     strings = getattr(ws, "_shared_strings", None)  # the workbook's, as openpyxl read them
@@ -268,8 +266,19 @@ def _read_sheet(ws, xml: bytes | None) -> Sheet:
     if fast is not None:
         sheet.formulas, sheet.arrays, sheet.values = fast.formulas, fast.arrays, fast.values
         sheet.max_row, sheet.max_col = fast.max_row, fast.max_col
-        return sheet
-    # not in the common form: openpyxl reads it, cell by cell
+    else:
+        _read_cells(ws, sheet)  # not in the common form: openpyxl reads it, cell by cell
+    for _, (r0, c0, r1, c1) in sheet.arrays.values():
+        for r in range(r0, r1 + 1):
+            for c in range(c0, c1 + 1):
+                sheet.values.pop((r, c), None)  # the array's cells hold its results
+        sheet.max_row, sheet.max_col = max(sheet.max_row, r1), max(sheet.max_col, c1)
+    return sheet
+
+
+def _read_cells(ws, sheet: Sheet) -> None:
+    from openpyxl.utils.cell import range_boundaries
+
     for row in ws.iter_rows():
         for cell in row:
             v = cell.value
@@ -284,9 +293,3 @@ def _read_sheet(ws, xml: bytes | None) -> Sheet:
                 sheet.formulas[key] = v
             else:
                 sheet.values[key] = _literal(cell)
-    for _, (r0, c0, r1, c1) in sheet.arrays.values():
-        for r in range(r0, r1 + 1):
-            for c in range(c0, c1 + 1):
-                sheet.values.pop((r, c), None)  # the array's cells hold its results
-                sheet.max_row, sheet.max_col = max(sheet.max_row, r), max(sheet.max_col, c)
-    return sheet

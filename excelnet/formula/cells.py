@@ -163,9 +163,4 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
         if found:
             out.max_row = max(out.max_row, max(found)[0])
             out.max_col = max(out.max_col, max(c for _, c in found))
-    for _, (r0, c0, r1, c1) in out.arrays.values():
-        for r in range(r0, r1 + 1):
-            for c in range(c0, c1 + 1):
-                values.pop((r, c), None)  # the array's cells hold its results
-        out.max_row, out.max_col = max(out.max_row, r1), max(out.max_col, c1)
     return out
