@@ -28,6 +28,11 @@ _ESCAPE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})  # as XlsxWrit
 _DIGITS_TO_ZERO = str.maketrans("123456789", "000000000")
 
 
+def _function_names(formula: str) -> set[str]:
+    """The names of the functions a formula calls that XlsxWriter might rewrite."""
+    return {m.group(0)[:-1] for m in _PREFIXED.finditer(formula)}
+
+
 class FastWorksheet(Worksheet):
     """XlsxWriter's worksheet with two shortcuts that write the same bytes, faster:
     formulas that name no function XlsxWriter rewrites (excelnet's never do) skip its ~30
@@ -62,8 +67,7 @@ class FastWorksheet(Worksheet):
         self._columns: list[tuple[int, int, list[str | None], object]] = []
 
     def _prepare_formula(self, formula, expand_future_functions=False):
-        names = {m.group(0)[:-1] for m in _PREFIXED.finditer(formula)}
-        if names <= self._plain:
+        if _function_names(formula) <= self._plain:
             return formula.removeprefix("{").removeprefix("=").removesuffix("}")
         return super()._prepare_formula(formula, expand_future_functions)
 
@@ -104,8 +108,7 @@ class FastWorksheet(Worksheet):
         shapes = set(joined.translate(_DIGITS_TO_ZERO).split("\0"))
         plain = frozenset(n.translate(_DIGITS_TO_ZERO) for n in self._plain)  # LOG10 → LOG00
         for shape in shapes:
-            names = {m.group(0)[:-1] for m in _PREFIXED.finditer(shape)}
-            if not shape.startswith("=") or not names <= plain:
+            if not shape.startswith("=") or not _function_names(shape) <= plain:
                 return None
         texts = ("\0" + joined).replace("\0=", "\0")[1:].split("\0")
         return [t.translate(_ESCAPE) if "&" in t or "<" in t or ">" in t else t for t in texts]
