@@ -47,11 +47,12 @@ class SheetFit:
     accuracy: float | None = None
     diverged: str | None = None
     engine: str = "eager"  # "eager" | "cuda graph" | "compiled"
+    engine_note: str | None = None  # why the engine fell back to eager steps, if it did
 
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in (
             "sheet", "parameters", "epochs", "device", "lr", "initial_loss", "final_loss",
-            "valid_loss", "accuracy", "seconds", "diverged", "engine")}  # fmt: skip
+            "valid_loss", "accuracy", "seconds", "diverged", "engine", "engine_note")}  # fmt: skip
 
 
 def step(model: Model, params: list[torch.Tensor], lr: float) -> torch.Tensor:
@@ -89,17 +90,22 @@ class GraphSteps:
         start = [p.detach().clone() for p in params]
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
+        # Warm-up and capture on one stream, each after the last step's autograd graph is let
+        # go: a parameter's gradient node made on another stream breaks the capture (seen on
+        # an H100: the first capture after a step on the default stream failed).
+        _let_go(model)
         with torch.cuda.stream(side):  # warm up the caching allocator outside the graph
             for _ in range(3):
                 step(model, params, lr)
+            with torch.no_grad():
+                for p, s in zip(params, start, strict=True):
+                    p.copy_(s)
+            for p in params:
+                p.grad = None
+            _let_go(model)
         torch.cuda.current_stream(dev).wait_stream(side)
-        with torch.no_grad():
-            for p, s in zip(params, start, strict=True):
-                p.copy_(s)
-        for p in params:
-            p.grad = None
         self.g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.g):
+        with torch.cuda.graph(self.g, stream=side):
             loss = model.objective_value()
             loss.backward()
             with torch.no_grad():
@@ -115,6 +121,12 @@ class GraphSteps:
         for _ in range(n):
             self.g.replay()
         return self.buffer[:n].tolist()
+
+
+def _let_go(model: Model) -> None:
+    """Recompute the step's blocks without autograd, so no earlier step's graph stays alive."""
+    with torch.no_grad():
+        model.objective_value()
 
 
 class CompiledSteps:
@@ -172,17 +184,20 @@ class CompiledSteps:
 
 
 def _steps(model: Model, params: list[torch.Tensor], lr: float, chunk: int, compiled: bool):
+    """The engine for this fit, and why a faster one was not used (None if it was)."""
     if params[0].device.type == "cuda":
         try:
-            return GraphSteps(model, params, lr, chunk)
-        except Exception:  # a computation that cannot be captured: run it eagerly
-            pass
+            return GraphSteps(model, params, lr, chunk), None
+        except Exception as e:  # a computation that cannot be captured: run it eagerly
+            why = f"CUDA graph capture failed ({type(e).__name__}: {e})"
     elif compiled:
         try:
-            return CompiledSteps(model, params, lr)
-        except Exception:  # cannot be traced or compiled here: run it eagerly
-            pass
-    return EagerSteps(model, params, lr)
+            return CompiledSteps(model, params, lr), None
+        except Exception as e:  # cannot be traced or compiled here: run it eagerly
+            why = f"torch.compile could not be used ({type(e).__name__}: {e})"
+    else:
+        return EagerSteps(model, params, lr), None
+    return EagerSteps(model, params, lr), why.splitlines()[0][:300]
 
 
 def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) -> float | None:
@@ -232,7 +247,7 @@ def train(
         for _ in range(3):
             step(model, params, 0.0)
         compiled = epochs * (time.perf_counter() - t) / 3 > COMPILE_WORTH
-    run = _steps(model, params, lr, every, bool(compiled))
+    run, engine_note = _steps(model, params, lr, every, bool(compiled))
     chunk = 1 if run.engine == "eager" else every  # eager: the progress bar moves every epoch
     losses: list[float] = []
     history = []
@@ -309,4 +324,5 @@ def train(
         accuracy=_metric(model, metrics, "accuracy"),
         diverged=diverged,
         engine=run.engine,
+        engine_note=engine_note,
     )
