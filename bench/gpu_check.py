@@ -89,7 +89,9 @@ def same_fit(label: str, book, epochs: int) -> object:
     return gpu
 
 
-def rates(label: str, model, graph_steps: int, eager_steps: int) -> None:
+def rates(label: str, model, rows: int, graph_steps: int, eager_steps: int) -> None:
+    from bench.minimal import torch_rate
+
     eager, _ = epoch_rate(model, "eager", eager_steps, 3)
     try:
         graph, setup = epoch_rate(model, "cuda graph", graph_steps, 3)
@@ -98,10 +100,15 @@ def rates(label: str, model, graph_steps: int, eager_steps: int) -> None:
         say(f"{label}: cuda graph failed: {e!r}")
     row = {"case": label, "graph_epochs_per_second": graph, "capture_seconds": setup,
            "eager_epochs_per_second": eager,
+           "minimal_torch_graph": torch_rate(rows, graph_steps, "cuda", graph=True),
+           "minimal_torch_eager": torch_rate(rows, eager_steps, "cuda"),
            "max_memory_mib": torch.cuda.max_memory_allocated() / 2**20}  # fmt: skip
     results["rates"].append(row)
     g = f"{graph:,.0f}/s (capture {setup:.2f} s)" if graph else "—"
-    say(f"{label}: cuda graph {g}, cuda eager {eager:,.0f}/s")
+    say(
+        f"{label}: cuda graph {g}, cuda eager {eager:,.0f}/s; the minimal torch program: "
+        f"{row['minimal_torch_graph']:,.0f}/s graph, {row['minimal_torch_eager']:,.0f}/s eager"
+    )
     profile(label, model)
 
 
@@ -169,7 +176,7 @@ def main() -> int:
     try:
         book = read_book(TITANIC, "nn")
         model = same_fit("Titanic nn (891 rows)", book, 1000)
-        rates("Titanic nn (891 rows)", model, graph_steps=5000, eager_steps=500)
+        rates("Titanic nn (891 rows)", model, 891, graph_steps=5000, eager_steps=500)
         whole_fit("Titanic nn (891 rows)", TITANIC, 1000)
         if huge is not None:
             t = time.perf_counter()
@@ -181,7 +188,7 @@ def main() -> int:
             say(f"resample read in {time.perf_counter() - t:.1f} s")
             label = f"nn, {args.passengers:,}-row resample"
             model = same_fit(label, book, 20)
-            rates(label, model, graph_steps=500, eager_steps=50)
+            rates(label, model, args.passengers, graph_steps=500, eager_steps=50)
     finally:
         args.out.write_text(json.dumps(results, indent=2))
         if builder is not None and builder.poll() is None:

@@ -91,30 +91,45 @@ class GraphSteps:
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         # Warm-up and capture on one stream, each after the last step's autograd graph is let
-        # go: a parameter's gradient node made on another stream breaks the capture (seen on
-        # an H100: the first capture after a step on the default stream failed).
+        # go: a parameter's gradient node made on another stream can break the capture. The
+        # warm-up runs every operation of the captured step once (the loss bookkeeping too),
+        # so that nothing is loaded or allocated for the first time inside the capture.
         _let_go(model)
-        with torch.cuda.stream(side):  # warm up the caching allocator outside the graph
+        with torch.cuda.stream(side):
             for _ in range(3):
-                step(model, params, lr)
+                self._record(step(model, params, lr))
             with torch.no_grad():
                 for p, s in zip(params, start, strict=True):
                     p.copy_(s)
+            self.index.zero_()
             for p in params:
                 p.grad = None
             _let_go(model)
         torch.cuda.current_stream(dev).wait_stream(side)
-        self.g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.g, stream=side):
-            loss = model.objective_value()
-            loss.backward()
-            with torch.no_grad():
+        for attempt in range(2):  # a first capture can meet a lazy initialisation: once more
+            self.g = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(self.g, stream=side):
+                    loss = model.objective_value()
+                    loss.backward()
+                    with torch.no_grad():
+                        for p in params:
+                            p -= lr * p.grad
+                        self._record(loss.detach())
+                break
+            except Exception:
+                if attempt:
+                    raise
+                torch.cuda.synchronize(dev)
                 for p in params:
-                    p -= lr * p.grad
-                self.buffer.index_copy_(0, self.index, loss.detach().reshape(1))
-                self.index += 1
+                    p.grad = None
+                _let_go(model)
         for p in params:  # the captured step zeroes nothing: keep .grad from accumulating
             p.grad = None
+
+    def _record(self, loss: torch.Tensor) -> None:
+        self.buffer.index_copy_(0, self.index, loss.reshape(1))
+        self.index += 1
 
     def __call__(self, n: int) -> list[float]:
         self.index.zero_()
