@@ -139,9 +139,10 @@ class GraphSteps:
 
 
 def _let_go(model: Model) -> None:
-    """Recompute the step's blocks without autograd, so no earlier step's graph stays alive."""
+    """Recompute every block that depends on the parameters without autograd, so that no
+    graph made earlier (by the compile, or a step on another stream) stays alive."""
     with torch.no_grad():
-        model.objective_value()
+        model.run(model.report_blocks)
 
 
 class CompiledSteps:
