@@ -90,40 +90,29 @@ class GraphSteps:
         start = [p.detach().clone() for p in params]
         side = torch.cuda.Stream(dev)
         side.wait_stream(torch.cuda.current_stream(dev))
-        # Warm-up and capture on one stream, each after the last step's autograd graph is let
-        # go: a parameter's gradient node made on another stream can break the capture. The
-        # warm-up runs every operation of the captured step once (the loss bookkeeping too),
-        # so that nothing is loaded or allocated for the first time inside the capture.
+        # Warm-up and capture on one stream, each after every autograd graph made earlier is
+        # let go: a graph the compile left on the default stream broke the first capture on an
+        # H100. The warm-up runs every operation of the captured step once, bookkeeping too.
         _let_go(model)
         with torch.cuda.stream(side):
             for _ in range(3):
                 self._record(step(model, params, lr))
+                self.index.zero_()  # the buffer may hold a single loss
             with torch.no_grad():
                 for p, s in zip(params, start, strict=True):
                     p.copy_(s)
-            self.index.zero_()
             for p in params:
                 p.grad = None
             _let_go(model)
         torch.cuda.current_stream(dev).wait_stream(side)
-        for attempt in range(2):  # a first capture can meet a lazy initialisation: once more
-            self.g = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(self.g, stream=side):
-                    loss = model.objective_value()
-                    loss.backward()
-                    with torch.no_grad():
-                        for p in params:
-                            p -= lr * p.grad
-                        self._record(loss.detach())
-                break
-            except Exception:
-                if attempt:
-                    raise
-                torch.cuda.synchronize(dev)
+        self.g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.g, stream=side):
+            loss = model.objective_value()
+            loss.backward()
+            with torch.no_grad():
                 for p in params:
-                    p.grad = None
-                _let_go(model)
+                    p -= lr * p.grad
+                self._record(loss.detach())
         for p in params:  # the captured step zeroes nothing: keep .grad from accumulating
             p.grad = None
 
