@@ -29,12 +29,33 @@ class Sheet:
     max_col: int = 0
 
 
+RELATIONS = {1: "<=", 2: "=", 3: ">=", 4: "int", 5: "bin", 6: "dif"}  # solver_relN codes
+
+
+@dataclass
+class Constraint:
+    """One row of Solver's constraint list: solver_lhsN, solver_relN, solver_rhsN."""
+
+    index: int  # the N in the names
+    lhs: Ref
+    rel: int  # a key of RELATIONS
+    rhs: str  # as stored: a number, a reference, a formula, or "integer"/"binary"/"AllDifferent"
+
+    @property
+    def relation(self) -> str:
+        return RELATIONS[self.rel]
+
+
 @dataclass
 class SolverModel:
     sheet: str
     objective: Ref
     adjustable: list[Ref]
     goal: int  # 1 maximise, 2 minimise, 3 value of
+    value: str | None = None  # solver_val: the target of "value of", as stored
+    nonnegative: bool = False  # solver_neg = 1: unbounded-below variables stay >= 0
+    constraints: list[Constraint] = field(default_factory=list)
+    options: dict[str, str] = field(default_factory=dict)  # every other solver_* name, as stored
 
 
 @dataclass
@@ -69,27 +90,77 @@ class Book:
 
     def _solver_model(self, sheet: Sheet) -> SolverModel:
         at = where(self.path, sheet.name)
+        names = {
+            k: v.lstrip("=").strip() for k, v in sheet.names.items() if k.startswith("solver_")
+        }
         for key in ("solver_opt", "solver_adj", "solver_typ"):
-            if key not in sheet.names:
+            if key not in names:
                 raise ExcelnetError(f"{at}: Solver model is missing the name {key}")
-        try:
-            goal = int(float(sheet.names["solver_typ"].lstrip("=")))
-        except ValueError:
-            raise ExcelnetError(
-                f"{at}: solver_typ is {sheet.names['solver_typ']!r}, not 1, 2 or 3"
-            ) from None
-        if goal != 2:
-            raise ExcelnetError(
-                f"{at}: solver_typ is {goal}; excelnet fits models that minimise (solver_typ = 2)"
-            )
-        objective = _ref_or_fail(sheet.names["solver_opt"], sheet.name, f"{at}: solver_opt")
+        goal = _code(names, "solver_typ", (1, 2, 3), at)
+        if goal == 3 and "solver_val" not in names:
+            raise ExcelnetError(f"{at}: solver_typ is 3 (Value Of) but solver_val is missing")
+        nonnegative = _code(names, "solver_neg", (1, 2), at, default=2) == 1
+        objective = _ref_or_fail(names["solver_opt"], sheet.name, f"{at}: solver_opt")
         if (objective.r0, objective.c0) != (objective.r1, objective.c1):
             raise ExcelnetError(f"{at}: solver_opt must name one cell, not a range")
         adjustable = [
             _ref_or_fail(part, sheet.name, f"{at}: solver_adj")
-            for part in _split_union(sheet.names["solver_adj"])
+            for part in _split_union(names["solver_adj"])
         ]
-        return SolverModel(sheet.name, objective, adjustable, goal)
+        constraints = self._constraints(sheet.name, names, at)
+        parts = re.compile(r"solver_(lhs|rel|rhs)\d+$")
+        structural = {"solver_opt", "solver_adj", "solver_typ", "solver_neg", "solver_num"}
+        options = {k: v for k, v in names.items() if k not in structural and not parts.match(k)}
+        value = names.get("solver_val") if goal == 3 else None
+        return SolverModel(
+            sheet.name, objective, adjustable, goal, value, nonnegative, constraints, options
+        )
+
+    def _constraints(self, sheet: str, names: dict[str, str], at: str) -> list[Constraint]:
+        """solver_num constraints, each three names; one that is missing, or extra, is bad."""
+        count = _code(names, "solver_num", None, at, default=0)
+        present = {int(m[1]) for k in names if (m := re.match(r"solver_(?:lhs|rel|rhs)(\d+)$", k))}
+        extra = sorted(n for n in present if not 1 <= n <= count)
+        if extra:
+            name = next(
+                f"solver_{p}{extra[0]}" for p in ("lhs", "rel", "rhs")
+                if f"solver_{p}{extra[0]}" in names
+            )  # fmt: skip
+            raise ExcelnetError(
+                f"{at}: solver_num is {count} but the sheet names {name}; the constraint "
+                f"names must be numbered 1 to solver_num"
+            )
+        out = []
+        for n in range(1, count + 1):
+            for p in ("lhs", "rel", "rhs"):
+                if f"solver_{p}{n}" not in names:
+                    raise ExcelnetError(f"{at}: solver_num is {count} but solver_{p}{n} is missing")
+            rel = _code(names, f"solver_rel{n}", tuple(RELATIONS), at)
+            lhs = _ref_or_fail(names[f"solver_lhs{n}"], sheet, f"{at}: solver_lhs{n}")
+            if lhs.sheet not in self.sheets:
+                raise ExcelnetError(f"{at}: solver_lhs{n} refers to a missing sheet {lhs.sheet!r}")
+            out.append(Constraint(n, lhs, rel, names[f"solver_rhs{n}"]))
+        return out
+
+
+def _code(
+    names: dict[str, str], key: str, allowed: tuple[int, ...] | None, at: str, default=None
+) -> int:
+    """A Solver name that holds a whole-number code (solver_typ, solver_relN, ...)."""
+    if key not in names and default is not None:
+        return default
+    text = names[key]
+    try:
+        code = float(text)
+        ok = code == int(code) and (int(code) in allowed if allowed else code >= 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        what = ", ".join(map(str, allowed)) if allowed else "a count (0 or more)"
+        if key.startswith("solver_rel"):
+            what = "a relation code 1-6 (1 <=, 2 =, 3 >=, 4 int, 5 bin, 6 dif)"
+        raise ExcelnetError(f"{at}: {key} is {text!r}, not {what}")
+    return int(code)
 
 
 def _split_union(text: str) -> list[str]:

@@ -256,13 +256,27 @@ class _Index:
 
 class Model:
     """The compiled model of one Solver model: parameters, objective, and every cell that
-    depends on the parameters (for write-back)."""
+    depends on the parameters (for write-back). `watch`: more formulas, as (label, AST, sheet),
+    whose values each step needs too (the two sides of Solver's constraints)."""
 
-    def __init__(self, book: Book, solver: SolverModel, ctx: Ctx, graph: Graph | None = None):
+    def __init__(
+        self,
+        book: Book,
+        solver: SolverModel,
+        ctx: Ctx,
+        graph: Graph | None = None,
+        watch: list[tuple[str, Node, str]] = (),
+    ):
         self.book, self.solver, self.ctx = book, solver, ctx
         self.graph = graph or Graph(book)
         self.at = where(book.path, solver.sheet)
         self._grids: dict[str, list] = {}
+        self.watch = []
+        for label, node, sheet in watch:
+            try:
+                self.watch.append((label, self.graph.resolve(node, sheet, 0)))
+            except FormulaError as e:
+                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
         self._build()
 
     # ---- structure
@@ -346,9 +360,16 @@ class Model:
                 f"({', '.join(self._param_names())})"
             )
         self.live = live
-        needed = _ancestors([self.objective])
+        watched = set()  # the blocks the watched formulas read
+        for _, node in self.watch:
+            refs: list[Ref] = []
+            _collect_refs(node, refs)
+            for ref in refs:
+                found = index.overlapping(ref.sheet, ref.r0, ref.r1, ref.c0, ref.c1)
+                watched |= {b for b in found if b.kind != "param"}
+        needed = _ancestors([self.objective, *watched])
         self.train_blocks = [b for b in _topo(needed) if b in live]
-        required = _ancestors(list(live))
+        required = _ancestors([*live, *watched])
         self.order = _topo(required)
         self.report_blocks = [b for b in self.order if b in live]
         for b in self.order:
@@ -391,6 +412,18 @@ class Model:
             else:
                 value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
                 self._store(b, value)
+
+        probe = Block(self.solver.sheet, 0, 0, 0, 0, "array")  # no row of a copied block
+        self.watch_thunks = []
+        for label, node in self.watch:
+            try:
+                self.watch_thunks.append(self._node(node, probe))
+            except FormulaError as e:
+                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
+
+    def watched(self) -> list[V]:
+        """The watched formulas' values at the parameters of the last run of the blocks."""
+        return [t.run() if isinstance(t, Live) else t for t in self.watch_thunks]
 
     def parameters(self) -> list[torch.Tensor]:
         return [p.value.x for p in self.params]
