@@ -41,8 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
-    f.add_argument("--epochs", type=int, default=1000, help="gradient descent steps (1000)")
-    f.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
+    f.add_argument(
+        "--epochs", type=int, default=1000, help="steps (gd, adam) or iterations (lbfgs), 1000"
+    )
+    _method_args(f)
     f.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of in place")
     f.add_argument(
@@ -70,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="fit every model sheet; add a compare sheet and chart")
     c.add_argument("book", type=Path)
     c.add_argument("--epochs", type=int, default=1000)
-    c.add_argument("--lr", type=float, default=0.1)
+    _method_args(c)
     c.add_argument("--device", default="auto")
     c.add_argument("--json", action="store_true")
 
@@ -80,6 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true")
     return p
+
+
+def _method_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--method",
+        choices=["gd", "adam", "lbfgs"],
+        help="gd: the lesson's gradient descent; adam; lbfgs: quasi-Newton with a line search "
+        "(the default, or gd when --lr is given)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        help="a fixed step for gd (the lesson's experiments) or adam; without it gd finds its "
+        "own step, starting from 0.1, and adam uses 0.01",
+    )
 
 
 def _progress_factory():
@@ -123,6 +140,7 @@ def _fit(args: argparse.Namespace) -> None:
         progress=None if args.json else _progress_factory(),
         history=not args.no_history,
         compiled={"auto": None, "eager": False, "compiled": True}[args.engine],
+        method=args.method,
     )
     rows = [r.summary() for r in results]
     if args.json:
@@ -139,17 +157,8 @@ def _fit(args: argparse.Namespace) -> None:
         pad_edge=False,
         title=f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else ""),
     )
-    for col in (
-        "sheet",
-        "params",
-        "epochs",
-        "device",
-        "start",
-        "final",
-        "valid",
-        "acc",
-        "s",
-    ):
+    for col in ("sheet", "params", "method", "epochs", "device", "start", "final", "valid",
+                "acc", "s"):  # fmt: skip
         table.add_column(
             col, justify="left" if col in ("sheet", "device") else "right", no_wrap=True
         )
@@ -157,6 +166,7 @@ def _fit(args: argparse.Namespace) -> None:
         table.add_row(
             r["sheet"],
             str(r["parameters"]),
+            r["method"],
             str(r["epochs"]),
             r["device"],
             f"{r['initial_loss']:.5f}",
@@ -168,13 +178,33 @@ def _fit(args: argparse.Namespace) -> None:
     console = Console(width=None if sys.stdout.isatty() else 100)
     console.print(table)
     console.print(
-        "loss: the objective (training loss) at the start and after the fit; valid: "
-        "validation loss; acc: validation accuracy; s: seconds",
+        "start, final: the objective at the start and after the fit (the best parameters "
+        "seen); valid: validation loss; acc: validation accuracy; s: seconds",
         style="dim",
     )
-    for r in rows:
-        if r["diverged"]:
-            console.print(f"[bold red]{r['sheet']}: {r['diverged']}[/]")
+    for r in results:
+        console.print(f"{r.sheet}: {_honoured(r)}", highlight=False)
+        if r.ignored:
+            console.print(
+                f"  Solver names read, not used (see --json): {', '.join(r.ignored)}",
+                style="dim",
+                highlight=False,
+            )
+        if r.diverged:
+            console.print(f"[bold red]{r.sheet}: {r.diverged}[/]")
+
+
+def _honoured(r) -> str:
+    """One line: the goal, the constraints and how the method ended."""
+    words = [r.goal, r.status]
+    if r.method == "lbfgs":
+        words.append(f"lbfgs {'converged' if r.converged else 'stopped'} after {r.epochs} "
+                     f"iterations")  # fmt: skip
+    elif r.lr is not None:
+        words.append(f"{r.method} ended with step {r.lr:.3g}")
+    if r.best_epoch != r.epochs:
+        words.append(f"kept the parameters of epoch {r.best_epoch}")
+    return "; ".join(words)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -243,7 +273,9 @@ def _sweep(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from excelnet.pipeline import compare
 
-    results = compare(args.book, epochs=args.epochs, lr=args.lr, device=args.device)
+    results = compare(
+        args.book, epochs=args.epochs, lr=args.lr, device=args.device, method=args.method
+    )
     rows = [r.summary() for r in results]
     if args.json:
         import json
@@ -255,7 +287,7 @@ def _compare(args: argparse.Namespace) -> None:
         acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.1%}"
         print(
             f"{r['sheet']:<12} {r['parameters']:>4} parameters  training loss "
-            f"{r['final_loss']:.5f}{valid}{acc} ({r['seconds']:.2f} s)"
+            f"{r['final_loss']:.5f}{valid}{acc} ({r['method']}, {r['seconds']:.2f} s)"
         )
     print(f"wrote sheet compare into {args.book}")
 

@@ -1,7 +1,9 @@
 """The `history` sheet: the losses of every fit, appended fit after fit, with a line chart.
 
-Four columns per model sheet — epoch, training loss, validation loss, accuracy — so each
-model's curve is one contiguous range.
+Six columns per model sheet — epoch, training loss, validation loss, accuracy, the method
+that fitted it, and the largest constraint violation — so each model's curve is one contiguous
+range. A history sheet of four columns per model (before methods and constraints were
+recorded) is read and carried on.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from excelnet.sheets import Changes, render
 from excelnet.train import SheetFit
 
 SHEET = "history"
-SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy"]
-Row = tuple[float, float | None, float | None, float | None]
+SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy", "method", "max violation"]
+WIDTH = len(SUFFIXES)
+OLD_WIDTH = 4  # the layout before method and violation
+Row = tuple[float, float | None, float | None, float | None, str | None, float | None]
 
 
 def _existing(book: Book) -> dict[str, list[Row]]:
@@ -25,21 +29,35 @@ def _existing(book: Book) -> dict[str, list[Row]]:
         return {}
     headers = {c: v for (r, c), v in sheet.values.items() if r == 0}
     groups: dict[str, list[Row]] = {}
-    for c in range(0, max(headers, default=-1) + 1, 4):
+    c, end = 0, max(headers, default=-1) + 1
+    while c < end:
         h = headers.get(c)
         name = h[: -len(SUFFIXES[0]) - 1] if isinstance(h, str) else None
-        if name is None or any(headers.get(c + i) != f"{name} {s}" for i, s in enumerate(SUFFIXES)):
+        width = 0
+        while (
+            name is not None
+            and width < WIDTH
+            and headers.get(c + width) == (f"{name} {SUFFIXES[width]}")
+        ):
+            width += 1
+        if width not in (OLD_WIDTH, WIDTH):
             raise ExcelnetError(
                 f"{where(book.path, SHEET)}: a sheet named {SHEET!r} exists "
                 f"that excelnet did not write; rename it and fit again"
             )
         rows = []
         for r in range(1, sheet.max_row + 1):
-            cells = [sheet.values.get((r, c + i)) for i in range(4)]
+            cells = [sheet.values.get((r, c + i)) for i in range(width)] + [None] * (WIDTH - width)
             if cells[0] is None:
                 break
-            rows.append(tuple(v if isinstance(v, float) else None for v in cells))
+            rows.append(
+                tuple(
+                    v if isinstance(v, str if i == 4 else float) else None
+                    for i, v in enumerate(cells)
+                )
+            )
         groups[name] = rows
+        c += width
     return groups
 
 
@@ -47,7 +65,7 @@ def _merge(groups: dict[str, list[Row]], results: list[SheetFit]) -> dict[str, l
     for res in results:
         rows = groups.setdefault(res.sheet, [])
         offset = rows[-1][0] if rows else 0.0
-        new = [(offset + e, t, v, a) for e, t, v, a in res.history]
+        new = [(offset + e, t, v, a, res.method, x) for e, t, v, a, x in res.history]
         if rows and new:
             new = new[1:]  # epoch 0 of this fit is the last row of the one before
         rows.extend(new)
@@ -58,7 +76,7 @@ def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit
     """Write the updated history sheet (into `changes`)."""
     groups = _merge(_existing(book), results)
     names = list(groups)
-    columns = [[row[i] for row in groups[n]] for n in names for i in range(4)]
+    columns = [[row[i] for row in groups[n]] for n in names for i in range(WIDTH)]
 
     def chart(wb):
         ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
@@ -69,8 +87,8 @@ def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit
                     ch.add_series(
                         {
                             "name": f"{n} {label} loss",
-                            "categories": [SHEET, 1, 4 * g, last, 4 * g],
-                            "values": [SHEET, 1, 4 * g + i, last, 4 * g + i],
+                            "categories": [SHEET, 1, WIDTH * g, last, WIDTH * g],
+                            "values": [SHEET, 1, WIDTH * g + i, last, WIDTH * g + i],
                             "line": {"dash_type": "dash"} if label == "validation" else {},
                         }
                     )

@@ -16,8 +16,9 @@ from excelnet.formula.parse import FormulaError, Ref, parse
 from excelnet.formula.values import Ctx
 from excelnet.history import SHEET as HISTORY
 from excelnet.history import add_history
+from excelnet.problem import Problem, watch_list
 from excelnet.sheets import Changes, render
-from excelnet.train import EPOCHS, LR, SheetFit, train
+from excelnet.train import EPOCHS, METHODS, SheetFit, train
 from excelnet.writeback import refuse_if_open, write_values
 
 METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
@@ -90,11 +91,12 @@ def gradients(model: Model) -> list[float]:
 
 
 def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+    """Each Solver model compiled, with the formulas its constraints read (watched)."""
     ctx = Ctx(device)
     graph = Graph(book)
     models = []
     for solver in book.solver_models(sheet):
-        model = Model(book, solver, ctx, graph)
+        model = Model(book, solver, ctx, graph, watch_list(book, solver))
         model.compile()  # evaluates every block once, strictly: is the objective a number?
         problem = model.objective_error()
         if problem is not None:
@@ -111,18 +113,21 @@ def fit(
     path: str | Path,
     sheet: str | None = None,
     epochs: int = EPOCHS,
-    lr: float = LR,
+    lr: float | None = None,
     device: str = "auto",
     out: str | Path | None = None,
     progress=None,
     history: bool = True,
     report=None,
     compiled: bool | None = None,
+    method: str | None = None,
 ) -> list[SheetFit]:
-    """Fit every Solver model of the workbook (or of `sheet`) and write the fitted parameters,
-    and fresh values of every cell that depends on them, into `out` (default: the workbook).
-    `history` also records the losses in the workbook's `history` sheet, with a chart.
-    `compiled` picks the CPU engine (see `excelnet.train.train`; None: the faster one)."""
+    """Fit every Solver model of the workbook (or of `sheet`) and write the best parameters
+    seen, and fresh values of every cell that depends on them, into `out` (default: the
+    workbook). `method`: gd, adam or lbfgs (default: gd when `lr` is given, else lbfgs);
+    `lr` fixes gd's step. `history` also records the losses in the workbook's `history`
+    sheet, with a chart. `compiled` picks the CPU engine (see `excelnet.train.train`; None:
+    the faster one)."""
     path = Path(path)
     out = Path(out) if out is not None else path
     if out.suffix.lower() != path.suffix.lower():
@@ -132,18 +137,23 @@ def fit(
         )
     if epochs < 0:
         raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
-    if not lr > 0:
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
         raise ExcelnetError(f"--lr must be a positive number, not {lr}")
+    if method is not None and method not in METHODS:
+        raise ExcelnetError(f"unknown method {method!r}: choose {', '.join(METHODS)}")
+    if method == "lbfgs" and lr is not None:
+        raise ExcelnetError("--lr is for --method gd or adam; lbfgs finds its steps itself")
     refuse_if_open(path, out)  # before the work, not only at the write
     dev = resolve_device(device)
     book = read_book(path, needed_by=sheet, also=(HISTORY,) if history else ())
     models = _compile(book, sheet, dev)
+    problems = [Problem(model) for model in models]  # every model checked before any fit
     results, updates = [], {}
-    for model in models:
+    for model, problem in zip(models, problems, strict=True):
         bar = progress(model.solver.sheet, epochs) if progress else None
         try:
             metrics = _metrics(book, model.solver.sheet)
-            result = train(model, epochs, lr, bar, metrics, history, compiled)
+            result = train(model, epochs, lr, bar, metrics, history, compiled, method, problem)
         except ValueError as e:
             raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
         finally:
@@ -294,24 +304,30 @@ COMPARE_HEADER = [
     "validation loss",
     "validation accuracy",
     "fit seconds",
+    "method",
+    "constraints",
+    "max violation",
 ]
 
 
 def compare(
     path: str | Path,
     epochs: int = EPOCHS,
-    lr: float = LR,
+    lr: float | None = None,
     device: str = "auto",
     out: str | Path | None = None,
+    method: str | None = None,
 ) -> list[SheetFit]:
     """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
-    validation loss and accuracy, number of parameters and fit time, with a chart."""
+    validation loss and accuracy, number of parameters, fit time, method and constraint
+    status, with a chart."""
 
     def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
         rows = [
-            [r.sheet, r.parameters, r.final_loss, r.valid_loss, r.accuracy, r.seconds]
+            [r.sheet, r.parameters, r.final_loss, r.valid_loss, r.accuracy, r.seconds,
+             r.method, r.constraints, r.max_violation]
             for r in results
-        ]
+        ]  # fmt: skip
         columns = [list(c) for c in zip(*rows, strict=True)]
         n = len(rows)
 
@@ -334,4 +350,4 @@ def compare(
             book_path, COMPARE_SHEET, render(COMPARE_SHEET, COMPARE_HEADER, columns, chart)
         )
 
-    return fit(path, epochs=epochs, lr=lr, device=device, out=out, report=report)
+    return fit(path, epochs=epochs, lr=lr, device=device, out=out, report=report, method=method)

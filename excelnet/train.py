@@ -1,29 +1,56 @@
-"""Fit the model a workbook's formulas define, with full-batch gradient descent as in the
-lesson: parameters -= lr * gradient. One readable loop; the rest is bookkeeping.
+"""Fit the model a workbook's formulas define, as Solver would: minimise (or maximise, or drive
+to a value) its objective cell by changing its adjustable cells, within its constraints.
 
-Steps run in chunks, by one of three engines. "eager" runs the compiled blocks op by op, with
-autograd. On a CUDA device the whole step (forward, backward, update) is captured once as a
-CUDA graph and replayed, so small models are not bound by kernel launches. On the CPU a long
-fit traces the whole step once into a flat program of tensor operations and lets torch.compile
-fuse it into native code: a few seconds once, then several times faster per epoch. Losses stay
-tensors until a chunk ends.
+Three methods on the same compiled model. "gd" is the lesson's gradient descent, parameters
+-= lr × gradient: with --lr the step is fixed (and may diverge: that is the lesson), without it
+the step backs off on its own when a step raises the loss and grows again after steps that
+lower it ("bold driver"). "adam" scales each parameter's step by its gradient's running size.
+"lbfgs" (the default) is quasi-Newton with a line search, the nearest thing to Solver's GRG.
+Bounds on adjustable cells are kept by projecting every step onto them; general constraints by
+an augmented Lagrangian (multipliers updated between inner minimisations). Whatever the
+method, the parameters kept are the best seen — the lowest objective among feasible points —
+never worse than the start.
+
+Engines run the steps in chunks. "eager" runs the compiled blocks op by op, with autograd. On
+a CUDA device one step (gd, adam) or one evaluation of loss and gradient (lbfgs) is captured
+as a CUDA graph and replayed. On the CPU a long fit traces the same into a flat program of
+tensor operations once and lets torch.compile fuse it into native code. The numbers stay on
+the device until a chunk ends.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from excelnet.formula.compile import Model, a1
+from excelnet.problem import Problem
 
 EPOCHS = 1000
-LR = 0.1
-EXPLODE = 1e3  # a loss this many times the starting loss has diverged
+LR = 0.1  # the lesson's learning rate: where gd's own step starts
+ADAM_LR = 0.01
+METHODS = ("gd", "adam", "lbfgs")
+METHOD = "lbfgs"  # the default; README, "Methods", says why
+EXPLODE = 1e3  # a fixed step whose loss rises this many times the start's has diverged
+GROW, SHRINK = 1.1, 0.5  # gd's own step after a step that lowered / raised the loss
+LR_MAX = 1e12
+SLACK = 1e-12  # gd: a rise this small (relative) is rounding, not a step too far
+BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's
+MEMORY = 10  # L-BFGS: curvature pairs kept
+ARMIJO = 1e-4  # L-BFGS: the decrease a step must make, relative to its first-order prediction
+FTOL = 1e-15  # L-BFGS: a relative decrease below this ends an inner minimisation
+INNER = 1e-2  # L-BFGS: the first inner minimisation's gradient tolerance (x max |gradient|)
+MU, MU_GROW, MU_MAX = 10.0, 10.0, 1e10  # augmented Lagrangian penalty: start, growth, cap
+OUTER = 100  # gd, adam: steps between multiplier updates
 HISTORY_POINTS = 50  # rows of the history sheet per fit, at most
 COMPILE_WORTH = 10.0  # seconds of eager steps that make compiling (~4 s once) worth it
+RECORD = 4  # per step: objective cell, max violation, minimised quantity, step size
+
+State = list[torch.Tensor]
 
 
 @dataclass
@@ -34,97 +61,84 @@ class SheetFit:
     parameters: int
     epochs: int
     device: str
-    lr: float
-    initial_loss: float
+    lr: float | None  # gd, adam: the step at the end (fixed with --lr); lbfgs: None
+    initial_loss: float  # the objective cell's value at the start and after the fit
     final_loss: float
     seconds: float
     losses: list[float] = field(repr=False, default_factory=list)  # per epoch, before its step
     params: dict[str, float] = field(repr=False, default_factory=dict)  # cell -> fitted value
-    history: list[tuple[int, float | None, float | None, float | None]] = field(
-        repr=False, default_factory=list
-    )
+    history: list[tuple] = field(repr=False, default_factory=list)  # epoch, loss, valid, acc, viol
     valid_loss: float | None = None
     accuracy: float | None = None
     diverged: str | None = None
     engine: str = "eager"  # "eager" | "cuda graph" | "compiled"
     engine_note: str | None = None  # why the engine fell back to eager steps, if it did
+    method: str = METHOD
+    goal: str = ""  # "minimise Model!C7", "maximise …", "drive … to 5 (value of)"
+    constraints: int = 0  # rows of Solver's constraint list applied (bounds and general)
+    max_violation: float | None = None  # the largest, over every constraint, after the fit
+    violations: dict[str, float] = field(repr=False, default_factory=dict)  # per constraint
+    honoured: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)  # Solver names present, not used
+    best_epoch: int = 0  # the epoch whose parameters were kept (0: the start)
+    converged: bool = False  # lbfgs: stopped because steps no longer improved the objective
 
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in (
-            "sheet", "parameters", "epochs", "device", "lr", "initial_loss", "final_loss",
-            "valid_loss", "accuracy", "seconds", "diverged", "engine", "engine_note")}  # fmt: skip
+            "sheet", "parameters", "epochs", "device", "method", "lr", "goal", "initial_loss",
+            "final_loss", "valid_loss", "accuracy", "constraints", "max_violation", "violations",
+            "seconds", "diverged", "converged", "best_epoch", "engine", "engine_note", "honoured",
+            "ignored")}  # fmt: skip
+
+    @property
+    def status(self) -> str:
+        """The constraints in a few words: '3 constraints, max violation 2e-09'."""
+        if not self.constraints and self.max_violation is None:
+            return "unconstrained"
+        rows = f"{self.constraints} constraint" + ("s" if self.constraints != 1 else "")
+        return f"{rows}, max violation {self.max_violation or 0:.1g}"
 
 
-def step(model: Model, params: list[torch.Tensor], lr: float) -> torch.Tensor:
-    """One step of gradient descent; returns the loss at the parameters before it."""
-    loss = model.objective_value()
-    loss.backward()
-    with torch.no_grad():
-        for p in params:
-            p -= lr * p.grad
-            p.grad = None
-    return loss.detach()
+# -- what every method does at a point: value, gradient, feasibility, the best seen --------------
 
 
-class EagerSteps:
-    """Run n steps one by one (the CPU path, and the fallback everywhere)."""
-
-    engine = "eager"
-
-    def __init__(self, model: Model, params: list[torch.Tensor], lr: float):
-        self.model, self.params, self.lr = model, params, lr
-
-    def __call__(self, n: int) -> list[float]:
-        return torch.stack([step(self.model, self.params, self.lr) for _ in range(n)]).tolist()
+def evaluate(problem: Problem, x: torch.Tensor, lam: torch.Tensor, mu: torch.Tensor):
+    """At x: the augmented Lagrangian L, its gradient, the objective cell f, the quantity
+    minimised F and the largest constraint violation v."""
+    x = x.detach().requires_grad_(True)
+    f, big_f, c = problem.terms(x)
+    loss = problem.lagrangian(big_f, c, lam, mu)
+    (g,) = torch.autograd.grad(loss, x)
+    return loss.detach(), g, f.detach(), big_f.detach(), problem.violation(c).detach()
 
 
-class GraphSteps:
-    """Run n steps by replaying one captured CUDA graph of a whole step."""
+def better(F, v, best_F, best_v, tol: float, rho) -> torch.Tensor:
+    """Whether (F, v) beats the best so far: feasible (v <= tol, Solver's precision) before
+    infeasible; among feasible points the lower F + rho·v (an exact penalty when rho exceeds
+    the multipliers' sum: what is left of the violation is not bought with objective), among
+    infeasible ones the smaller violation."""
+    ok = torch.isfinite(F) & torch.isfinite(v)
+    feasible, best_feasible = v <= tol, best_v <= tol
+    lower = F + rho * v < best_F + rho * best_v
+    wins = (feasible & (~best_feasible | lower)) | (~feasible & ~best_feasible & (v < best_v))
+    return ok & wins
 
-    engine = "cuda graph"
 
-    def __init__(self, model: Model, params: list[torch.Tensor], lr: float, most: int):
-        dev = params[0].device
-        self.buffer = torch.zeros(most, dtype=params[0].dtype, device=dev)
-        self.index = torch.zeros(1, dtype=torch.long, device=dev)
-        start = [p.detach().clone() for p in params]
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        # Warm-up and capture on one stream, each after every autograd graph made earlier is
-        # let go: a graph the compile left on the default stream broke the first capture on an
-        # H100. The warm-up runs every operation of the captured step once, bookkeeping too.
-        _let_go(model)
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self._record(step(model, params, lr))
-                self.index.zero_()  # the buffer may hold a single loss
-            with torch.no_grad():
-                for p, s in zip(params, start, strict=True):
-                    p.copy_(s)
-            for p in params:
-                p.grad = None
-            _let_go(model)
-        torch.cuda.current_stream(dev).wait_stream(side)
-        self.g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.g, stream=side):
-            loss = model.objective_value()
-            loss.backward()
-            with torch.no_grad():
-                for p in params:
-                    p -= lr * p.grad
-                self._record(loss.detach())
-        for p in params:  # the captured step zeroes nothing: keep .grad from accumulating
-            p.grad = None
+def _rho(lam: torch.Tensor) -> torch.Tensor:
+    return 1.0 + 2.0 * lam.abs().sum()
 
-    def _record(self, loss: torch.Tensor) -> None:
-        self.buffer.index_copy_(0, self.index, loss.reshape(1))
-        self.index += 1
 
-    def __call__(self, n: int) -> list[float]:
-        self.index.zero_()
-        for _ in range(n):
-            self.g.replay()
-        return self.buffer[:n].tolist()
+def _keep_best(s: dict, x, F, v, tol: float) -> dict:
+    b = better(F, v, s["best_F"], s["best_v"], tol, _rho(s["lam"]))
+    return {
+        "best_x": torch.where(b, x.detach(), s["best_x"]),
+        "best_F": torch.where(b, F, s["best_F"]),
+        "best_v": torch.where(b, v, s["best_v"]),
+        "best_t": torch.where(b, s["t"], s["best_t"]),
+    }
+
+
+# -- engines: a pure function of tensors, run eagerly, compiled, or as a CUDA graph --------------
 
 
 def _let_go(model: Model) -> None:
@@ -134,75 +148,383 @@ def _let_go(model: Model) -> None:
         model.run(model.report_blocks)
 
 
-class CompiledSteps:
-    """Run n steps of one compiled program. The step (forward, backward, update) is traced
-    once with fake tensors into a flat graph of tensor operations: a computation whose course
-    depends on the numbers (an IF choosing text or a number) cannot be traced that way, and
-    refuses. torch.compile then fuses the graph into native code. One compiled step must
-    equal one eager step from the same parameters, or the engine is not used."""
+def _compiled(fn: Callable, example: State) -> Callable:
+    """fn traced once with fake tensors into a flat graph of tensor operations (a computation
+    whose course depends on the numbers, such as an IF choosing text or a number, cannot be
+    traced that way, and refuses), fused by torch.compile. Its result from `example` must
+    equal fn's own, or it is not used."""
+    from torch.fx.experimental.proxy_tensor import make_fx
 
-    engine = "compiled"
+    traced = make_fx(fn, tracing_mode="fake", _allow_non_fake_inputs=True)(*example)
+    program = torch.compile(traced, dynamic=False)
+    with torch.no_grad():
+        got = program(*example)
+    want = fn(*example)
+    same = (
+        torch.allclose(g, w, rtol=1e-9, atol=1e-12, equal_nan=True)
+        for g, w in zip(got, want, strict=True)
+    )
+    if not all(same):
+        raise RuntimeError("the compiled step differs from the eager step")
 
-    def __init__(self, model: Model, params: list[torch.Tensor], lr: float):
-        from torch.fx.experimental.proxy_tensor import make_fx
+    def run(*xs: torch.Tensor):
+        with torch.no_grad():
+            return program(*xs)
 
-        from excelnet.formula.values import V
+    return run
 
-        self.params = params
-        blocks = model.params
 
-        def pure_step(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            xs = tuple(x.requires_grad_(True) for x in xs)
-            for b, x in zip(blocks, xs, strict=True):
-                b.value = V(x)
-            loss = model.objective_value()
-            grads = torch.autograd.grad(loss, xs)
-            return (loss.detach(), *((x - lr * g).detach() for x, g in zip(xs, grads, strict=True)))
+class _Graph:
+    """fn captured once as a CUDA graph over static input tensors. `feed_back`: the first
+    outputs are copied over the inputs inside the graph (the next step's state), and the
+    last output (a record) lands in a buffer row per replay."""
 
-        start = [p.detach().clone() for p in params]
+    def __init__(self, fn: Callable, example: State, model: Model, feed_back: bool, most: int):
+        dev = example[0].device
+        self.static = [e.detach().clone() for e in example]
+        self.feed_back = feed_back
+        self.buffer = torch.zeros(max(most, 1), RECORD, dtype=example[0].dtype, device=dev)
+        self.index = torch.zeros(1, dtype=torch.long, device=dev)
+        side = torch.cuda.Stream(dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        # Warm-up and capture on one stream, each after every autograd graph made earlier is
+        # let go: a graph the compile left on the default stream broke the first capture on an
+        # H100. The warm-up runs every operation of the captured step once, bookkeeping too.
+        _let_go(model)
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                out = fn(*self.static)
+                if feed_back:
+                    self._record(out[-1])
+                    self.index.zero_()  # the buffer may hold a single row
+            del out
+            _let_go(model)
+        torch.cuda.current_stream(dev).wait_stream(side)
+        self.g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.g, stream=side):
+            self.out = fn(*self.static)
+            if feed_back:
+                with torch.no_grad():
+                    for s, o in zip(self.static, self.out[:-1], strict=True):
+                        s.copy_(o)
+                self._record(self.out[-1])
+
+    def _record(self, row: torch.Tensor) -> None:
+        self.buffer.index_copy_(0, self.index, row.reshape(1, -1))
+        self.index += 1
+
+    def load(self, xs: State) -> None:
+        with torch.no_grad():
+            for s, x in zip(self.static, xs, strict=True):
+                if s is not x:
+                    s.copy_(x)
+
+    def __call__(self, *xs: torch.Tensor):
+        self.load(list(xs))
+        self.g.replay()
+        return tuple(o.clone() for o in self.out)
+
+    def loop(self, n: int) -> torch.Tensor:
+        self.index.zero_()
+        for _ in range(n):
+            self.g.replay()
+        return self.buffer[:n]
+
+
+def _engine(fn: Callable, example: State, model: Model, kind: str, loop: bool, most: int):
+    """(runner, engine name, why the engine `kind` was not used). The runner is fn itself
+    ("eager"), its compiled twin ("compiled") or a _Graph ("cuda graph")."""
+    if kind == "cuda graph":
         try:
-            traced = make_fx(pure_step, tracing_mode="fake", _allow_non_fake_inputs=True)(*start)
-        finally:
-            for b, p in zip(blocks, params, strict=True):
-                b.value = V(p)
-        self.program = torch.compile(traced, dynamic=False)
-        with torch.no_grad():
-            got = self.program(*start)
-        want = [step(model, params, lr)] + [p.detach().clone() for p in params]
-        with torch.no_grad():
-            for p, s in zip(params, start, strict=True):
-                p.copy_(s)
-        same = (torch.allclose(g, w, rtol=1e-9, atol=1e-12) for g, w in zip(got, want, strict=True))
-        if not all(same):
-            raise RuntimeError("the compiled step differs from the eager step")
-
-    def __call__(self, n: int) -> list[float]:
-        xs = [p.detach() for p in self.params]
-        losses = []
-        with torch.no_grad():
-            for _ in range(n):
-                loss, *xs = self.program(*xs)
-                losses.append(loss)
-            for p, x in zip(self.params, xs, strict=True):
-                p.copy_(x)
-        return torch.stack(losses).tolist()
-
-
-def _steps(model: Model, params: list[torch.Tensor], lr: float, chunk: int, compiled: bool):
-    """The engine for this fit, and why a faster one was not used (None if it was)."""
-    if params[0].device.type == "cuda":
-        try:
-            return GraphSteps(model, params, lr, chunk), None
+            return _Graph(fn, example, model, loop, most), "cuda graph", None
         except Exception as e:  # a computation that cannot be captured: run it eagerly
             why = f"CUDA graph capture failed ({type(e).__name__}: {e})"
-    elif compiled:
+    elif kind == "compiled":
         try:
-            return CompiledSteps(model, params, lr), None
+            return _compiled(fn, example), "compiled", None
         except Exception as e:  # cannot be traced or compiled here: run it eagerly
             why = f"torch.compile could not be used ({type(e).__name__}: {e})"
     else:
-        return EagerSteps(model, params, lr), None
-    return EagerSteps(model, params, lr), why.splitlines()[0][:300]
+        return fn, "eager", None
+    return fn, "eager", why.splitlines()[0][:300]
+
+
+# -- the methods -------------------------------------------------------------------------------
+
+
+class Multipliers:
+    """The augmented Lagrangian's multipliers and penalty: after each inner minimisation the
+    multipliers move by mu × residual, and mu grows when the violation did not fall to a
+    quarter."""
+
+    def __init__(self, problem: Problem, x: torch.Tensor):
+        self.problem = problem
+        self.lam = x.new_zeros(problem.m)
+        self.mu = x.new_tensor(MU)
+        self.last = math.inf
+
+    def update(self, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            problem = self.problem
+            problem.load(x)
+            _, _, c = problem.terms(x)
+            v = float(problem.violation(c))
+            self.lam = problem.multipliers(self.lam, c, self.mu)
+            if v > 0.25 * self.last:
+                self.mu = torch.clamp(self.mu * MU_GROW, max=MU_MAX)
+            self.last = v
+
+
+class Steps:
+    """gd or adam: one step as a pure function of the state (a dict of tensors), run n at a
+    time by an engine. The start (as the workbook has it, perhaps outside the bounds, with
+    its quantity minimised F0 and violation v0) is the first best."""
+
+    done = False
+
+    def __init__(self, problem: Problem, method: str, lr: float | None, start, kind, most):
+        x0, big_f0, v0 = start
+        self.problem, self.method, self.tol = problem, method, problem.precision
+        self.fixed = lr is not None
+        self.adaptive = method == "gd" and not self.fixed
+        lr = lr if lr is not None else (LR if method == "gd" else ADAM_LR)
+        x = problem.project(x0)
+        self.multipliers = Multipliers(problem, x)
+        zero = x.new_zeros(())
+        s = {"x": x, "t": zero, "lr": zero + lr, "lam": self.multipliers.lam,
+             "mu": self.multipliers.mu, "best_x": x0.clone(), "best_F": big_f0, "best_v": v0,
+             "best_t": zero}  # fmt: skip
+        if method == "adam":
+            s.update(m=torch.zeros_like(x), v2=torch.zeros_like(x))
+        elif self.adaptive:
+            s.update(base_x=x, base_g=torch.zeros_like(x), base_L=zero + math.inf,
+                     base_f=zero, base_v=zero)  # fmt: skip
+        self.keys = list(s)
+        self.state = [s[k] for k in self.keys]
+        self.since_outer = 0
+        self.run_fn, self.engine, self.note = _engine(
+            self.fn, self.state, problem.model, kind, True, most
+        )
+
+    def fn(self, *xs: torch.Tensor):
+        s = dict(zip(self.keys, xs, strict=True))
+        problem = self.problem
+        loss, g, f, big_f, v = evaluate(problem, s["x"], s["lam"], s["mu"])
+        new = dict(s, **_keep_best(s, s["x"], big_f, v, self.tol), t=s["t"] + 1)
+        if self.method == "adam":
+            b1, b2 = BETAS
+            m = b1 * s["m"] + (1 - b1) * g
+            v2 = b2 * s["v2"] + (1 - b2) * g * g
+            n = s["t"] + 1
+            step = m / (1 - b1**n) / ((v2 / (1 - b2**n)).sqrt() + EPS)
+            new.update(m=m, v2=v2, x=problem.project(s["x"] - s["lr"] * step))
+            record = (f, v, big_f, s["lr"])
+        elif self.fixed:
+            new.update(x=problem.project(s["x"] - s["lr"] * g))
+            record = (f, v, big_f, s["lr"])
+        else:  # accept the point if the loss did not rise (beyond rounding) above the lowest
+            # accepted, else step back with half the step; grow it after a step that lowered it
+            ok = torch.isfinite(loss) & (loss <= s["base_L"] + SLACK * s["base_L"].abs())
+            base = {k: torch.where(ok, now, s[k]) for k, now in
+                    (("base_x", s["x"].detach()), ("base_g", g),
+                     ("base_L", torch.minimum(loss, s["base_L"])),
+                     ("base_f", f), ("base_v", v))}  # fmt: skip
+            lower = (s["lr"] * GROW).clamp(max=LR_MAX)
+            lr = torch.where(ok, torch.where(loss < s["base_L"], lower, s["lr"]), s["lr"] * SHRINK)
+            new.update(base, lr=lr, x=problem.project(base["base_x"] - lr * base["base_g"]))
+            record = (base["base_f"], base["base_v"], big_f, lr)
+        return (*(new[k] for k in self.keys), torch.stack([r.reshape(()) for r in record]))
+
+    def run(self, n: int) -> torch.Tensor:
+        """n steps; their records (objective cell, violation, quantity minimised, step)."""
+        if isinstance(self.run_fn, _Graph):
+            self.run_fn.load(self.state)
+            rows = self.run_fn.loop(n).clone()
+            self.state = list(self.run_fn.static)
+        else:
+            out = []
+            state = self.state
+            for _ in range(n):
+                *state, row = self.run_fn(*state)
+                out.append(row)
+            self.state = [t.detach() for t in state]
+            rows = torch.stack(out)
+        self.since_outer += n
+        if self.problem.m and self.since_outer >= OUTER:
+            self._outer()
+        return rows
+
+    def _outer(self) -> None:
+        """Update the multipliers; gd measures the loss afresh from its accepted point."""
+        self.since_outer = 0
+        s = dict(zip(self.keys, self.state, strict=True))
+        here = s["base_x"] if self.adaptive else s["x"]
+        self.multipliers.update(here)
+        s.update(lam=self.multipliers.lam, mu=self.multipliers.mu)
+        if self.adaptive:
+            s.update(x=here, base_L=torch.full_like(s["base_L"], math.inf))
+        self.state = [s[k].clone() for k in self.keys]
+
+    def here(self) -> torch.Tensor:
+        s = dict(zip(self.keys, self.state, strict=True))
+        return (s["base_x"] if self.adaptive else s["x"]).clone()
+
+    def best(self) -> tuple[torch.Tensor, int]:
+        s = dict(zip(self.keys, self.state, strict=True))
+        return s["best_x"].clone(), int(s["best_t"])
+
+    def step_size(self) -> float:
+        return float(self.state[self.keys.index("lr")])
+
+
+class LBFGS:
+    """Projected L-BFGS: the two-loop recursion on the variables not held at a bound, and a
+    backtracking (Armijo) line search along the projected path. With general constraints each
+    inner minimisation ends when its steps stop improving, then the multipliers move."""
+
+    method = "lbfgs"
+
+    def __init__(self, problem: Problem, start, kind: str, most: int):
+        x0, big_f0, v0 = start
+        self.problem, self.tol = problem, problem.precision
+        self.x = problem.project(x0)
+        self.multipliers = Multipliers(problem, self.x)
+
+        def fg(x, lam, mu):
+            return evaluate(problem, x, lam, mu)
+
+        example = [self.x, self.multipliers.lam, self.multipliers.mu]
+        self.fg, self.engine, self.note = _engine(fg, example, problem.model, kind, False, most)
+        self.evaluations = 0
+        self.done = False
+        self._reset()
+        self.best_x, self.best_F, self.best_v, self.best_t = x0.clone(), big_f0, v0, 0
+        self.t = 0
+        self._point(self.x)
+        # inner minimisations start loose and tighten (x0.1 each): early multipliers are rough
+        self.omega = INNER * max(1.0, float(self.g.abs().max()))
+
+    def _reset(self) -> None:
+        self.s: list[torch.Tensor] = []
+        self.y: list[torch.Tensor] = []
+        self.flat = 0  # iterations in a row that did not lower the loss measurably
+
+    def _call(self, x: torch.Tensor):
+        self.evaluations += 1
+        loss, g, f, big_f, v = self.fg(x, self.multipliers.lam, self.multipliers.mu)
+        rho = _rho(self.multipliers.lam)
+        if bool(better(big_f, v, self.best_F, self.best_v, self.tol, rho)):
+            self.best_x, self.best_F, self.best_v, self.best_t = x.clone(), big_f, v, self.t
+        return loss, g, f, big_f, v
+
+    def _point(self, x: torch.Tensor) -> None:
+        self.x = x
+        self.loss, self.g, self.f, self.F, self.v = self._call(x)
+
+    def _direction(self) -> torch.Tensor:
+        p, x, g = self.problem, self.x, self.g
+        held = ((x <= p.lo) & (g > 0)) | ((x >= p.hi) & (g < 0))
+        q = torch.where(held, 0.0, g)
+        alphas = []
+        for s, y in zip(reversed(self.s), reversed(self.y), strict=True):
+            a = (s @ q) / (y @ s)
+            q = q - a * y
+            alphas.append(a)
+        if self.s:
+            q = q * ((self.s[-1] @ self.y[-1]) / (self.y[-1] @ self.y[-1]))
+        for (s, y), a in zip(zip(self.s, self.y, strict=True), reversed(alphas), strict=True):
+            q = q + s * (a - (y @ q) / (y @ s))
+        return torch.where(held, 0.0, -q)
+
+    def _inner_done(self, exact: bool = True) -> None:
+        """An inner minimisation ended (exact: its steps stopped improving, rather than its
+        gradient falling below the current tolerance): done, or move the multipliers and go
+        on."""
+        if not self.problem.m:
+            self.done = True
+            return
+        before, mu = self.multipliers.last, float(self.multipliers.mu)
+        self.multipliers.update(self.x)
+        now = self.multipliers.last
+        if exact and (now <= self.tol * 1e-3 or (now <= self.tol and now >= 0.99 * before)):
+            self.done = True
+            return
+        self.omega *= 0.1
+        if float(self.multipliers.mu) != mu:  # the curvature changed with the penalty
+            self._reset()
+        self.flat = 0
+        self._point(self.x)
+
+    def run(self, n: int) -> torch.Tensor:
+        rows = []
+        for _ in range(n):
+            if self.done:
+                break
+            rows.append(torch.stack([self.f, self.v, self.F, self.x.new_tensor(0.0)]))
+            self.t += 1
+            d = self._direction()
+            slope = self.g @ d
+            if not slope < 0:  # not downhill: forget the curvature, go along the gradient
+                self._reset()
+                d = self._direction()
+                slope = self.g @ d
+                if not slope < 0:
+                    self._inner_done()
+                    continue
+            step = 1.0 if self.s else min(1.0, 1.0 / max(float(d.abs().max()), 1e-300))
+            for _ in range(30):
+                x = self.problem.project(self.x + step * d)
+                loss, g, f, big_f, v = self._call(x)
+                if bool(loss <= self.loss + ARMIJO * (self.g @ (x - self.x))):
+                    break
+                step *= 0.5
+            else:
+                self._inner_done()
+                continue
+            rows[-1][3] = step
+            s, y = x - self.x, g - self.g
+            if float(s @ y) > 1e-12 * float(y @ y):
+                self.s, self.y = (self.s + [s])[-MEMORY:], (self.y + [y])[-MEMORY:]
+            drop = float(self.loss - loss)
+            self.flat = self.flat + 1 if drop <= FTOL * max(abs(float(loss)), 1e-300) else 0
+            self.x, self.loss, self.g, self.f, self.F, self.v = x, loss, g, f, big_f, v
+            if self.flat >= 3 or not bool((s != 0).any()):
+                self._inner_done()
+            elif self.problem.m and float((self.problem.project(x - g) - x).abs().max()) <= (
+                self.omega
+            ):
+                self._inner_done(exact=False)
+        return torch.stack(rows) if rows else self.x.new_zeros(0, RECORD)
+
+    def here(self) -> torch.Tensor:
+        return self.x.clone()
+
+    def best(self) -> tuple[torch.Tensor, int]:
+        return self.best_x.clone(), self.best_t
+
+    def step_size(self) -> None:
+        return None
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def runner(problem: Problem, method: str, lr: float | None, kind: str, most: int):
+    """The method's runner on `kind`'s engine, from the model's own parameters, and the
+    objective cell and the quantity minimised there."""
+    x0 = problem.start()
+    with torch.no_grad():
+        f0, big_f0, c0 = problem.terms(x0)
+        v0 = problem.violation(c0, x0)
+    begin = (x0, big_f0.detach(), v0.detach())
+    if not math.isfinite(float(f0)):
+        run = None
+    elif method == "lbfgs":
+        run = LBFGS(problem, begin, kind, most)
+    else:
+        run = Steps(problem, method, lr, begin, kind, most)
+    problem.restore(x0)  # tracing and capture leave the blocks reading other tensors
+    return run, (float(f0), float(big_f0))
 
 
 def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) -> float | None:
@@ -216,111 +538,105 @@ def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) ->
 def train(
     model: Model,
     epochs: int = EPOCHS,
-    lr: float = LR,
+    lr: float | None = None,
     progress=None,
     metrics: dict[str, tuple[str, int, int]] | None = None,
     record: bool = True,
     compiled: bool | None = None,
+    method: str | None = None,
+    problem: Problem | None = None,
 ) -> SheetFit:
-    """Run gradient descent on a compiled model; on divergence keep the last good parameters.
-    `record` logs the metrics every few epochs (rows of the history sheet). `compiled` picks
-    the CPU engine: torch.compile (True), eager (False), or whichever is faster for this
-    many epochs (None)."""
+    """Fit a compiled model by `method` (default: gd when `lr` is given, else METHOD); keep
+    the best parameters seen. `lr` fixes gd's step (or sets adam's). `record` logs the
+    metrics every few epochs (rows of the history sheet). `compiled` picks the CPU engine:
+    torch.compile (True), eager (False), or whichever is faster for this many epochs (None).
+    `problem` carries the Solver model's goal and constraints (default: read from the
+    model's Solver names)."""
+    method = method or ("gd" if lr is not None else METHOD)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose gd, adam or lbfgs")
+    if lr is not None and method == "lbfgs":
+        raise ValueError("--lr is for --method gd or adam; lbfgs finds its steps by line search")
     metrics = metrics or {}
-    params = model.parameters()
+    problem = problem or Problem(model)
     start = time.perf_counter()
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
-    initial = float(model.objective_value().detach())
+    x0 = problem.start()
+    if compiled is None and x0.device.type == "cpu":  # worth a few seconds once?
+        t = time.perf_counter()
+        lam, mu = x0.new_zeros(problem.m), x0.new_tensor(MU)
+        for _ in range(3):
+            evaluate(problem, x0, lam, mu)
+        compiled = epochs * (time.perf_counter() - t) / 3 > COMPILE_WORTH
+    kind = "cuda graph" if x0.device.type == "cuda" else "compiled" if compiled else "eager"
+    run, (initial, f0_big) = runner(problem, method, lr, kind, every)
     if not math.isfinite(initial):
         raise ValueError("the objective is not finite at the starting parameters")
 
-    def bad(loss: float) -> bool:
-        return not math.isfinite(loss) or loss > EXPLODE * max(initial, 1e-12)
+    def bad(value: float) -> bool:
+        return not math.isfinite(value) or value > f0_big + EXPLODE * max(abs(f0_big), 1e-12)
 
-    def snapshot() -> list[torch.Tensor]:
-        return [p.detach().clone() for p in params]
-
-    def restore(saved: list[torch.Tensor], replay: int) -> None:
-        with torch.no_grad():
-            for p, s in zip(params, saved, strict=True):
-                p.copy_(s)
-        for _ in range(replay):
-            step(model, params, lr)
-
-    if compiled is None and params[0].device.type == "cpu":  # worth a few seconds once?
-        t = time.perf_counter()
-        for _ in range(3):
-            step(model, params, 0.0)
-        compiled = epochs * (time.perf_counter() - t) / 3 > COMPILE_WORTH
-    run, engine_note = _steps(model, params, lr, every, bool(compiled))
-    chunk = 1 if run.engine == "eager" else every  # eager: the progress bar moves every epoch
+    chunk = 1 if run.engine == "eager" and progress is not None else every
     losses: list[float] = []
     history = []
     diverged = None
-    before, before_len = snapshot(), 0  # the parameters at the start of the previous chunk
     epoch = 0
-    while epoch < epochs:
+
+    def row(at: int, loss: float | None, violation: float | None) -> tuple:
+        problem.restore(run.here())
+        model.evaluate()
+        return (at, loss, _metric(model, metrics, "valid_loss"),
+                _metric(model, metrics, "accuracy"), violation)  # fmt: skip
+
+    while epoch < epochs and not run.done:
         if record and epoch % every == 0:
-            model.evaluate()
-            history.append(
-                (
-                    epoch,
-                    None,
-                    _metric(model, metrics, "valid_loss"),
-                    _metric(model, metrics, "accuracy"),
-                )
-            )
-        n = min(chunk, epochs - epoch)
-        saved = snapshot()
-        chunk_losses = run(n)
-        first_bad = next((i for i, loss in enumerate(chunk_losses) if bad(loss)), None)
-        if first_bad is not None:
-            # keep the parameters of the last good loss: one step before the bad one
-            if first_bad == 0:
-                restore(before, before_len - 1)
-            else:
-                restore(saved, first_bad - 1)
-            losses.extend(chunk_losses[:first_bad])
-            diverged = (
-                f"diverged at epoch {epoch + first_bad} (loss "
-                f"{chunk_losses[first_bad]:.4g}); kept the parameters of epoch "
-                f"{epoch + first_bad - 1}: try a smaller --lr than {lr:g}"
-            )
+            history.append(row(epoch, None, None))
+        n = min(chunk, epochs - epoch, every - epoch % every)
+        rows = run.run(n).tolist()
+        if not rows:
             break
-        losses.extend(chunk_losses)
+        fixed = method == "adam" or lr is not None
+        first_bad = next((i for i, r in enumerate(rows) if fixed and bad(r[2])), None)
+        if first_bad is not None:
+            losses.extend(r[0] for r in rows[:first_bad])
+            diverged = (
+                f"diverged at epoch {epoch + first_bad} (loss {rows[first_bad][0]:.4g}); "
+                f"kept the best parameters seen: try a smaller --lr than {lr:g}"
+            )
+            epoch += first_bad
+            break
+        losses.extend(r[0] for r in rows)
         if history and history[-1][0] == epoch:
-            history[-1] = (epoch, chunk_losses[0], *history[-1][2:])
-        before, before_len = saved, n
-        epoch += n
+            history[-1] = (epoch, rows[0][0], *history[-1][2:4], rows[0][1])
+        epoch += len(rows)
         if progress is not None:
-            progress(epoch, chunk_losses[-1])
-    final = float(model.objective_value().detach())
-    if diverged is None and bad(final):  # the very last step diverged
-        restore(before, before_len - 1)
-        losses = losses[:-1]
-        final = float(model.objective_value().detach())
-        diverged = f"diverged at the last step; try a smaller --lr than {lr:g}"
-    model.evaluate()
+            progress(epoch, rows[-1][0])
+    best_x, best_epoch = run.best()
+    step = run.step_size()
+    problem.restore(best_x)
+    violations = problem.row_violations()  # a strict evaluate of every dependent cell
+    obj = model.solver.objective
+    final = model.value_at(obj.sheet, obj.r0, obj.c0)
     history.append(
-        (
-            len(losses),
-            final,
-            _metric(model, metrics, "valid_loss"),
-            _metric(model, metrics, "accuracy"),
-        )
-    )
+        (len(losses), final, _metric(model, metrics, "valid_loss"),
+         _metric(model, metrics, "accuracy"), max(violations.values(), default=None))
+    )  # fmt: skip
     values = {}
     for b in model.params:
         for i, v in enumerate(b.value.x.detach().cpu().reshape(-1).tolist()):
             values[f"{b.sheet}!{a1(b.r0 + i // b.cols, b.c0 + i % b.cols)}"] = v
+    cell = f"{obj.sheet}!{a1(obj.r0, obj.c0)}"
+    goal = {1: f"maximise {cell}", 2: f"minimise {cell}"}.get(problem.goal)
+    if problem.goal == 3:
+        goal = f"drive {cell} to {float(problem.target):g} (value of)"
     return SheetFit(
         sheet=model.solver.sheet,
-        parameters=sum(b.size for b in model.params),
+        parameters=problem.n,
         epochs=len(losses),
-        device=str(params[0].device),
-        lr=lr,
+        device=str(x0.device),
+        lr=step,
         initial_loss=initial,
-        final_loss=final,
+        final_loss=final if isinstance(final, float) else math.nan,
         seconds=time.perf_counter() - start,
         losses=losses,
         params=values,
@@ -329,5 +645,14 @@ def train(
         accuracy=_metric(model, metrics, "accuracy"),
         diverged=diverged,
         engine=run.engine,
-        engine_note=engine_note,
+        engine_note=run.note,
+        method=method,
+        goal=goal,
+        constraints=sum(r.kind != "ignored" for r in problem.rows),
+        max_violation=max(violations.values(), default=None),
+        violations=violations,
+        honoured=problem.honoured(),
+        ignored=problem.ignored(),
+        best_epoch=best_epoch,
+        converged=method == "lbfgs" and run.done,
     )
