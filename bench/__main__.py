@@ -171,27 +171,26 @@ def bench_writeback(repeat: int) -> None:
     )
 
 
-def epoch_rate(model, engine: str, steps: int, repeat: int) -> tuple[float, float]:
-    """Steady epochs per second of one engine on a compiled model, and its one-time set-up
-    (tracing and compiling, or capturing the CUDA graph) in seconds."""
+def epoch_rate(
+    model, engine: str, steps: int, repeat: int, method: str = "gd", lr: float | None = 0.01
+) -> tuple[float, float]:
+    """Steady epochs per second of one engine on a compiled model (gd with a fixed step by
+    default), and its one-time set-up (tracing and compiling, or capturing the CUDA graph)
+    in seconds."""  # fmt: skip
     import torch
 
-    from excelnet.train import CompiledSteps, EagerSteps, GraphSteps
+    from excelnet.problem import Problem
+    from excelnet.train import runner
 
-    params = model.parameters()
+    problem = Problem(model)
     t = time.perf_counter()
-    if engine == "eager":
-        run = EagerSteps(model, params, 0.01)
-    elif engine == "compiled":
-        run = CompiledSteps(model, params, 0.01)
-    else:
-        run = GraphSteps(model, params, 0.01, steps)
+    run, _ = runner(problem, method, lr, engine, steps)
     setup = time.perf_counter() - t
-    run(min(50, steps))  # warm-up
+    run.run(min(50, steps))  # warm-up
 
     def go():
-        run(steps)
-        if params[0].device.type == "cuda":
+        run.run(steps)
+        if model.ctx.device.type == "cuda":
             torch.cuda.synchronize()
 
     seconds, _ = median_time(go, repeat)

@@ -7,21 +7,15 @@ prints one JSON line: the solver's wall time, its final objective, and whether i
 """
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 
 import uno
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python3-uno's interpreter
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from excelnet.libreoffice import uno_load, uno_office  # noqa: E402
 
 
 def _cells(ref: str):
@@ -40,42 +34,9 @@ def _cells(ref: str):
 
 
 def main(book, sheet_name, objective, variables, service, bound) -> None:
-    profile = tempfile.mkdtemp(prefix="excelnet-uno-")
-    port = _free_port()
-    office = subprocess.Popen(
-        [
-            "soffice",
-            f"-env:UserInstallation=file://{profile}",
-            "--headless",
-            "--norestore",
-            "--nologo",
-            f"--accept=socket,host=127.0.0.1,port={port};urp;",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        local = uno.getComponentContext()
-        resolver = local.ServiceManager.createInstanceWithContext(
-            "com.sun.star.bridge.UnoUrlResolver", local
-        )
-        for _ in range(120):
-            try:
-                ctx = resolver.resolve(
-                    f"uno:socket,host=127.0.0.1,port={port};urp;StarOffice.ComponentContext"
-                )
-                break
-            except Exception:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("soffice did not start")
+    with uno_office() as ctx:
         smgr = ctx.ServiceManager
-        desktop = smgr.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
-        hidden = uno.createUnoStruct("com.sun.star.beans.PropertyValue")
-        hidden.Name, hidden.Value = "Hidden", True
-        doc = desktop.loadComponentFromURL(
-            uno.systemPathToFileUrl(os.path.abspath(book)), "_blank", 0, (hidden,)
-        )
+        doc = uno_load(ctx, book)
         doc.calculateAll()
         names = doc.Sheets.ElementNames
         index = names.index(sheet_name)
@@ -126,13 +87,6 @@ def main(book, sheet_name, objective, variables, service, bound) -> None:
             )
         )
         doc.close(True)
-    finally:
-        office.terminate()
-        try:
-            office.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            office.kill()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from excelnet.errors import ExcelnetError
@@ -61,3 +62,58 @@ def convert(files: list[Path], outdir: Path, to: str = "xlsx", timeout: float = 
             f"{run.stderr.strip() or run.stdout.strip()}"
         )
     return out
+
+
+@contextmanager
+def uno_office():
+    """A headless LibreOffice with a fresh profile, listening on a free port; yields its UNO
+    component context. Needs the `uno` module (Debian's python3-uno, importable from
+    /usr/bin/python3 only): the scripts that drive LibreOffice's own dialogs' engines run
+    there (bench/lo_solver.py, tests/lo_make.py)."""
+    import socket
+    import time
+
+    import uno
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="excelnet-uno-") as profile:
+        office = subprocess.Popen(
+            [soffice(), f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
+             "--nologo", f"--accept=socket,host=127.0.0.1,port={port};urp;"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            local = uno.getComponentContext()
+            resolver = local.ServiceManager.createInstanceWithContext(
+                "com.sun.star.bridge.UnoUrlResolver", local
+            )
+            url = f"uno:socket,host=127.0.0.1,port={port};urp;StarOffice.ComponentContext"
+            for _ in range(240):
+                try:
+                    ctx = resolver.resolve(url)
+                    break
+                except Exception:
+                    time.sleep(0.25)
+            else:
+                raise ExcelnetError("soffice did not start")
+            yield ctx
+        finally:
+            office.terminate()
+            try:
+                office.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                office.kill()
+
+
+def uno_load(ctx, path: Path | None = None):
+    """Open a workbook (hidden), or a new one when path is None; returns the document."""
+    import uno
+
+    desktop = ctx.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", ctx)
+    hidden = uno.createUnoStruct("com.sun.star.beans.PropertyValue")
+    hidden.Name, hidden.Value = "Hidden", True
+    url = uno.systemPathToFileUrl(str(Path(path).resolve())) if path else "private:factory/scalc"
+    return desktop.loadComponentFromURL(url, "_blank", 0, (hidden,))
