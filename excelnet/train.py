@@ -93,10 +93,12 @@ class SheetFit:
     @property
     def status(self) -> str:
         """The constraints in a few words: '3 constraints, max violation 2e-09'."""
-        if not self.constraints and self.max_violation is None:
+        if self.max_violation is None:
             return "unconstrained"
         rows = f"{self.constraints} constraint" + ("s" if self.constraints != 1 else "")
-        return f"{rows}, max violation {self.max_violation or 0:.1g}"
+        if "solver_neg" in self.violations:
+            rows += " and solver_neg"
+        return f"{rows}, max violation {self.max_violation:.1g}"
 
 
 # -- what every method does at a point: value, gradient, feasibility, the best seen --------------
@@ -300,7 +302,7 @@ class Steps:
             s.update(base_x=x, base_g=torch.zeros_like(x), base_L=zero + math.inf,
                      base_f=zero, base_v=zero)  # fmt: skip
         self.keys = list(s)
-        self.state = [s[k] for k in self.keys]
+        self.state = [s[k].clone() for k in self.keys]  # distinct tensors: tracing maps by id
         self.since_outer = 0
         self.run_fn, self.engine, self.note = _engine(
             self.fn, self.state, problem.model, kind, True, most
@@ -471,7 +473,9 @@ class LBFGS:
                 if not slope < 0:
                     self._inner_done()
                     continue
-            step = 1.0 if self.s else min(1.0, 1.0 / max(float(d.abs().max()), 1e-300))
+            # the first step no longer than the lesson's (a long one can land a ReLU net where
+            # every unit is off and the gradient is zero), nor moving any cell by more than 1
+            step = 1.0 if self.s else min(LR, 1.0 / max(float(d.abs().max()), 1e-300))
             for _ in range(30):
                 x = self.problem.project(self.x + step * d)
                 loss, g, f, big_f, v = self._call(x)

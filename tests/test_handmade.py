@@ -53,7 +53,7 @@ def _broken(tmp_path, case: str):
         "missing_adj": "missing the name solver_adj",
         "broken_adj": "solver_adj is",
         "range_objective": "solver_opt must name one cell",
-        "maximise": "solver_typ is 1",
+        "bad_goal": "solver_typ is '4', not 1, 2, 3",
         "formula_param": "Model, cell C3: adjustable cell holds a formula",
         "text_param": "Model, cell C4: adjustable cell holds 'abc'",
         "no_dependence": "does not depend on the adjustable cells",
@@ -73,8 +73,8 @@ def _broken(tmp_path, case: str):
         names["solver_adj"] = DefinedName("solver_adj", attr_text='"hello"', localSheetId=1)
     elif case == "range_objective":
         solver_names(wb, "Model", "Model!$C$7:$C$8", "Model!$C$3:$C$4")
-    elif case == "maximise":
-        solver_names(wb, "Model", "Model!$C$7", "Model!$C$3:$C$4", typ="1")
+    elif case == "bad_goal":
+        solver_names(wb, "Model", "Model!$C$7", "Model!$C$3:$C$4", typ="4")
     elif case == "formula_param":
         ws["C3"] = "=1+1"
     elif case == "text_param":
@@ -104,7 +104,7 @@ CASES = [
     "missing_adj",
     "broken_adj",
     "range_objective",
-    "maximise",
+    "bad_goal",
     "formula_param",
     "text_param",
     "no_dependence",

@@ -163,8 +163,12 @@ def test_compare_writes_a_sheet_per_model(titanic_book, tmp_path):
         "validation loss",
         "validation accuracy",
         "fit seconds",
+        "method",
+        "constraints",
+        "max violation",
     )
     assert [r[0] for r in rows[1:]] == ["linear", "nn", "mmult"]
+    assert [r[6:] for r in rows[1:]] == [("lbfgs", 0, None)] * 3
     assert [r[1] for r in rows[1:]] == [10, 20, 20]
     assert rows[1][3] == pytest.approx(results[0].valid_loss)
     assert len(ws._charts) == 1
