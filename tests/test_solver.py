@@ -416,3 +416,33 @@ def test_bad_names_exit_2_from_the_command_line(books, tmp_path):
     run = run_cli("fit", book)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "solver_rel2" in run.stderr
     assert "Traceback" not in run.stderr and book.read_bytes() == before
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA GPU here")
+@pytest.mark.parametrize("method", ["gd", "adam", "lbfgs"])
+def test_cuda_runs_every_method_as_the_cpu_does(books, tmp_path, method):
+    """One captured CUDA graph per step (gd, adam) or per evaluation (lbfgs), constraints
+    included: the same fit as on the CPU."""
+    a, b = (
+        excelnet.fit(shutil.copy(books["portfolio"], tmp_path / f"{d}.xlsx"), method=method,
+                     epochs=300, device=d, history=False)[0]
+        for d in ("cpu", "cuda")
+    )  # fmt: skip
+    assert b.engine == "cuda graph", b.engine_note
+    assert b.final_loss == pytest.approx(a.final_loss, rel=1e-6)
+    assert b.max_violation == pytest.approx(a.max_violation, abs=1e-7)
+
+
+@pytest.mark.parametrize("method", ["gd", "lbfgs"])  # adam's step is gd's, scaled
+def test_the_compiled_engine_runs_the_methods_as_eager_steps_do(books, tmp_path, method):
+    """Bounds, general constraints and each method's bookkeeping (gd's own step, the best
+    seen), traced and fused by torch.compile: the same fit, number for number."""
+    eager, compiled = (
+        excelnet.fit(shutil.copy(books["portfolio"], tmp_path / f"{c}.xlsx"), method=method,
+                     epochs=200, compiled=c, history=False)[0]
+        for c in (False, True)
+    )  # fmt: skip
+    assert (eager.engine, compiled.engine) == ("eager", "compiled"), compiled.engine_note
+    np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-9)
+    assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-9)
+    assert compiled.best_epoch == eager.best_epoch
