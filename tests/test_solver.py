@@ -446,3 +446,27 @@ def test_the_compiled_engine_runs_the_methods_as_eager_steps_do(books, tmp_path,
     np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-9)
     assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-9)
     assert compiled.best_epoch == eager.best_epoch
+
+
+def test_a_history_sheet_of_four_columns_is_carried_on(books, tmp_path):
+    """History sheets written before methods and constraints were recorded keep their rows."""
+    from excelnet.sheets import Changes, render
+    from excelnet.writeback import write_values
+
+    book = shutil.copy(books["bounds"], tmp_path / "h.xlsx")
+    old = [f"Model {s}" for s in ("epoch", "training loss", "validation loss", "accuracy")]
+
+    def chart(wb):
+        ch = wb.add_chart({"type": "scatter"})
+        ch.add_series({"categories": ["history", 1, 0, 2, 0], "values": ["history", 1, 1, 2, 1]})
+        return ch
+
+    changes = Changes()
+    changes.place(book, "history", render("history", old, [[0.0, 10.0], [1.2, 0.9]], chart))
+    write_values(book, {}, extra=changes.extra, replace=changes.replace)
+    (r,) = excelnet.fit(book)
+    rows = list(openpyxl.load_workbook(book)["history"].iter_rows(values_only=True))
+    assert rows[0] == (*old, "Model method", "Model max violation")
+    assert rows[1][:2] == (0, 1.2) and rows[2][:2] == (10, 0.9) and rows[2][4] is None
+    assert rows[3][4] == "lbfgs" and rows[-1][0] == 10 + r.epochs
+    assert rows[-1][1] == pytest.approx(r.final_loss) and rows[-1][5] <= 1e-6
