@@ -40,7 +40,7 @@ GROW, SHRINK = 1.1, 0.5  # gd's own step after a step that lowered / raised the 
 LR_MAX = 1e12
 SLACK = 1e-12  # gd: a rise this small (relative) is rounding, not a step too far
 BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's
-MEMORY = 10  # L-BFGS: curvature pairs kept
+MEMORY = 20  # L-BFGS: curvature pairs kept
 ARMIJO = 1e-4  # L-BFGS: the decrease a step must make, relative to its first-order prediction
 FTOL = 1e-15  # L-BFGS: a relative decrease below this ends an inner minimisation
 INNER = 1e-2  # L-BFGS: the first inner minimisation's gradient tolerance (x max |gradient|)
@@ -424,19 +424,27 @@ class LBFGS:
         self.loss, self.g, self.f, self.F, self.v = self._call(x)
 
     def _direction(self) -> torch.Tensor:
+        """Quasi-Newton on the free variables (the two-loop recursion over the curvature
+        pairs restricted to them); the gradient, scaled alike, on those at or within a
+        projected-gradient step of a bound they are pushed against (Bertsekas' two-metric
+        projection): the line search's projection puts those on their bound."""
         p, x, g = self.problem, self.x, self.g
-        held = ((x <= p.lo) & (g > 0)) | ((x >= p.hi) & (g < 0))
-        q = torch.where(held, 0.0, g)
+        eps = float((p.project(x - g) - x).abs().max()) if p.bounded else 0.0
+        held = ((x <= p.lo + eps) & (g > 0)) | ((x >= p.hi - eps) & (g < 0))
+        free = (~held).to(g.dtype)
+        q = g * free
+        pairs = [(s * free, y * free) for s, y in zip(self.s, self.y, strict=True)]
+        pairs = [(s, y) for s, y in pairs if float(s @ y) > 1e-12 * float(y @ y)]
         alphas = []
-        for s, y in zip(reversed(self.s), reversed(self.y), strict=True):
+        for s, y in reversed(pairs):
             a = (s @ q) / (y @ s)
             q = q - a * y
             alphas.append(a)
-        if self.s:
-            q = q * ((self.s[-1] @ self.y[-1]) / (self.y[-1] @ self.y[-1]))
-        for (s, y), a in zip(zip(self.s, self.y, strict=True), reversed(alphas), strict=True):
+        scale = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) if pairs else 1.0
+        q = q * scale
+        for (s, y), a in zip(pairs, reversed(alphas), strict=True):
             q = q + s * (a - (y @ q) / (y @ s))
-        return torch.where(held, 0.0, -q)
+        return -(q * free + g * (1 - free) * scale)
 
     def _inner_done(self, exact: bool = True) -> None:
         """An inner minimisation ended (exact: its steps stopped improving, rather than its
