@@ -117,14 +117,14 @@ def profile(label: str, model) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from excelnet.train import step
+    from excelnet.problem import Problem
+    from excelnet.train import runner
 
-    params = model.parameters()
-    step(model, params, 0.0)
+    run, _ = runner(Problem(model), "gd", 0.0, "eager", 5)
+    run.run(1)
     torch.cuda.synchronize()
     with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(5):
-            step(model, params, 0.0)
+        run.run(5)
         torch.cuda.synchronize()
     events = prof.key_averages()
     kernels = sum(e.count for e in events if e.device_type.name == "CUDA") / 5
@@ -142,7 +142,7 @@ def whole_fit(label: str, path: Path, epochs: int) -> None:
         for device in ("cpu", "cuda"):
             copy = shutil.copy(path, Path(tmp) / f"{device}.xlsx")
             t = time.perf_counter()
-            (r,) = fit(copy, sheet="nn", epochs=epochs, device=device, compiled=False)
+            (r,) = fit(copy, sheet="nn", epochs=epochs, device=device, compiled=False, lr=LR)
             row[device] = {"seconds": time.perf_counter() - t, "loss": r.final_loss,
                            "engine": r.engine, "train_seconds": r.seconds}  # fmt: skip
     rel = abs(row["cpu"]["loss"] - row["cuda"]["loss"]) / row["cpu"]["loss"]
@@ -152,6 +152,30 @@ def whole_fit(label: str, path: Path, epochs: int) -> None:
         f"{label}: excelnet.fit cpu {row['cpu']['seconds']:.2f} s, cuda "
         f"{row['cuda']['seconds']:.2f} s ({row['cuda']['engine']}), losses rel {rel:.1e}"
     )
+
+
+def methods(label: str, path: Path, epochs: int) -> None:
+    """Every method on each device from the same start: the same fit (lbfgs and gd's own
+    step take decisions on the numbers, so 1e-6 rather than 1e-9)."""
+    from excelnet.pipeline import fit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in ("gd", "adam", "lbfgs"):
+            got = {}
+            for device in ("cpu", "cuda"):
+                copy = shutil.copy(path, Path(tmp) / f"{device}.xlsx")
+                (got[device],) = fit(copy, sheet="nn", epochs=epochs, device=device,
+                                     method=method, history=False)  # fmt: skip
+            a, b = got["cpu"], got["cuda"]
+            rel = abs(a.final_loss - b.final_loss) / a.final_loss
+            ok = rel <= 1e-6 and b.engine == "cuda graph"
+            results["fits"].append({"case": f"{label}, {method}", "cpu_loss": a.final_loss,
+                                    "cuda_loss": b.final_loss, "cuda_engine": b.engine,
+                                    "cuda_engine_note": b.engine_note,
+                                    "cuda_train_seconds": b.seconds, "ok": ok})  # fmt: skip
+            say(f"{label}, --method {method}: loss cpu {a.final_loss:.12g} cuda "
+                f"{b.final_loss:.12g} (rel {rel:.1e}), {b.engine!r} {b.seconds:.2f} s "
+                f"-> {'ok' if ok else 'FAILED'}")  # fmt: skip
 
 
 def main() -> int:
@@ -178,6 +202,7 @@ def main() -> int:
         model = same_fit("Titanic nn (891 rows)", book, 1000)
         rates("Titanic nn (891 rows)", model, 891, graph_steps=5000, eager_steps=500)
         whole_fit("Titanic nn (891 rows)", TITANIC, 1000)
+        methods("Titanic nn (891 rows)", TITANIC, 300)
         if huge is not None:
             t = time.perf_counter()
             if builder is not None and builder.wait() != 0:
