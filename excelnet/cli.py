@@ -183,7 +183,9 @@ def _fit(args: argparse.Namespace) -> None:
         style="dim",
     )
     for r in results:
-        console.print(f"{r.sheet}: {_honoured(r)}", highlight=False)
+        console.print(f"{r.sheet}: {_outcome(r)}", highlight=False)
+        for line in r.honoured[1:]:  # the first is the goal, said above
+            console.print(f"  {line}", style="dim", highlight=False)
         if r.ignored:
             console.print(
                 f"  Solver names read, not used (see --json): {', '.join(r.ignored)}",
@@ -194,16 +196,17 @@ def _fit(args: argparse.Namespace) -> None:
             console.print(f"[bold red]{r.sheet}: {r.diverged}[/]")
 
 
-def _honoured(r) -> str:
+def _outcome(r) -> str:
     """One line: the goal, the constraints and how the method ended."""
-    words = [r.goal, r.status]
+    words = [r.goal, r.status]  # r: a SheetFit
     if r.method == "lbfgs":
         words.append(f"lbfgs {'converged' if r.converged else 'stopped'} after {r.epochs} "
                      f"iterations")  # fmt: skip
     elif r.lr is not None:
         words.append(f"{r.method} ended with step {r.lr:.3g}")
-    if r.best_epoch != r.epochs:
-        words.append(f"kept the parameters of epoch {r.best_epoch}")
+    last = r.losses[-1] if r.losses else r.final_loss
+    if abs(last - r.final_loss) > 1e-12 * max(abs(last), abs(r.final_loss)):
+        words.append(f"kept the best parameters seen, of epoch {r.best_epoch}")
     return "; ".join(words)
 
 

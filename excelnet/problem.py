@@ -351,6 +351,8 @@ class Problem:
         out = [goal]
         if self.nonnegative:
             out.append("solver_neg = 1: variable cells without a lower bound kept >= 0")
+        elif "solver_neg" in solver.options:
+            out.append("solver_neg = 2: variable cells may be negative")
         for r in self.rows:
             how = {"bound": "bound, by projection", "general": "general constraint",
                    "ignored": "ignored (solver_rlx = 1)"}[r.kind]  # fmt: skip
@@ -364,7 +366,7 @@ class Problem:
         opts = self.model.solver.options
         out = {}
         for k, v in opts.items():
-            if k in ("solver_pre", "solver_rlx", "solver_int") or (
+            if k in ("solver_neg", "solver_pre", "solver_rlx", "solver_int") or (
                 k == "solver_val" and self.goal == 3
             ):
                 continue

@@ -109,7 +109,7 @@ class Book:
         ]
         constraints = self._constraints(sheet.name, names, at)
         parts = re.compile(r"solver_(lhs|rel|rhs)\d+$")
-        structural = {"solver_opt", "solver_adj", "solver_typ", "solver_neg", "solver_num"}
+        structural = {"solver_opt", "solver_adj", "solver_typ", "solver_num"}
         options = {k: v for k, v in names.items() if k not in structural and not parts.match(k)}
         value = names.get("solver_val") if goal == 3 else None
         return SolverModel(
