@@ -143,6 +143,8 @@ class Problem:
             )
         dev, dtype = model.ctx.device, model.ctx.dtype
         self.leaves = model.parameters()  # the tensors the blocks read between fits
+        self.no_residuals = torch.zeros(0, dtype=dtype, device=dev)
+        self.no_violation = torch.zeros((), dtype=dtype, device=dev)
         self.sizes = [b.size for b in model.params]
         self.n = sum(self.sizes)
         labels = {label: i for i, (label, _) in enumerate(model.watch)}
@@ -264,6 +266,9 @@ class Problem:
 
     def load(self, x: torch.Tensor) -> None:
         """Make x (flat) the parameters the model's blocks read."""
+        if len(self.sizes) == 1:  # the common case: one range of adjustable cells
+            self.model.params[0].value = V(x)
+            return
         for b, piece in zip(self.model.params, x.split(self.sizes), strict=True):
             b.value = V(piece)
 
@@ -289,7 +294,7 @@ class Problem:
         else:
             big_f = (f - self.target) ** 2
         if not self.general:
-            return f, big_f, x.new_zeros(0)
+            return f, big_f, self.no_residuals
         values = self.model.watched()
         parts = []
         for r in self.unequal + self.equal:
@@ -301,6 +306,8 @@ class Problem:
     def violation(self, c: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """The largest violation among residuals c (0-d; 0 when there are none), and of the
         bounds by x when given (steps are projected: only the start may be outside)."""
+        if not c.numel() and (x is None or not self.bounded):
+            return self.no_violation
         parts = [c.new_zeros(1), c[: self.k].clamp(min=0.0), c[self.k :].abs()]
         if x is not None:
             parts += [(self.lo - x).clamp(min=0.0), (x - self.hi).clamp(min=0.0)]

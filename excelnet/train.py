@@ -111,7 +111,8 @@ def evaluate(problem: Problem, x: torch.Tensor, lam: torch.Tensor, mu: torch.Ten
     f, big_f, c = problem.terms(x)
     loss = problem.lagrangian(big_f, c, lam, mu)
     (g,) = torch.autograd.grad(loss, x)
-    return loss.detach(), g, f.detach(), big_f.detach(), problem.violation(c).detach()
+    with torch.no_grad():
+        return loss.detach(), g, f.detach(), big_f.detach(), problem.violation(c.detach())
 
 
 def better(F, v, best_F, best_v, tol: float, rho) -> torch.Tensor:
@@ -130,10 +131,13 @@ def _rho(lam: torch.Tensor) -> torch.Tensor:
     return 1.0 + 2.0 * lam.abs().sum()
 
 
-def _keep_best(s: dict, x, F, v, tol: float) -> dict:
-    b = better(F, v, s["best_F"], s["best_v"], tol, _rho(s["lam"]))
+def _keep_best(s: dict, x, F, v, tol: float, constrained: bool) -> dict:
+    if constrained:
+        b = better(F, v, s["best_F"], s["best_v"], tol, _rho(s["lam"]))
+    else:  # every step is feasible: an infeasible start holds best_F = inf (see Steps)
+        b = F < s["best_F"]  # false for NaN
     return {
-        "best_x": torch.where(b, x.detach(), s["best_x"]),
+        "best_x": torch.where(b, x, s["best_x"]),
         "best_F": torch.where(b, F, s["best_F"]),
         "best_v": torch.where(b, v, s["best_v"]),
         "best_t": torch.where(b, s["t"], s["best_t"]),
@@ -293,6 +297,8 @@ class Steps:
         x = problem.project(x0)
         self.multipliers = Multipliers(problem, x)
         zero = x.new_zeros(())
+        if not problem.m and v0 > self.tol:  # a start outside the bounds: any step beats it
+            big_f0 = big_f0 + math.inf
         s = {"x": x, "t": zero, "lr": zero + lr, "lam": self.multipliers.lam,
              "mu": self.multipliers.mu, "best_x": x0.clone(), "best_F": big_f0, "best_v": v0,
              "best_t": zero}  # fmt: skip
@@ -312,7 +318,13 @@ class Steps:
         s = dict(zip(self.keys, xs, strict=True))
         problem = self.problem
         loss, g, f, big_f, v = evaluate(problem, s["x"], s["lam"], s["mu"])
-        new = dict(s, **_keep_best(s, s["x"], big_f, v, self.tol), t=s["t"] + 1)
+        with torch.no_grad():  # the bookkeeping needs no gradient
+            return self._update(s, loss, g, f, big_f, v)
+
+    def _update(self, s: dict, loss, g, f, big_f, v) -> tuple:
+        problem = self.problem
+        best = _keep_best(s, s["x"], big_f, v, self.tol, problem.m > 0)
+        new = dict(s, **best, t=s["t"] + 1)
         if self.method == "adam":
             b1, b2 = BETAS
             m = b1 * s["m"] + (1 - b1) * g
@@ -328,14 +340,14 @@ class Steps:
             # accepted, else step back with half the step; grow it after a step that lowered it
             ok = torch.isfinite(loss) & (loss <= s["base_L"] + SLACK * s["base_L"].abs())
             base = {k: torch.where(ok, now, s[k]) for k, now in
-                    (("base_x", s["x"].detach()), ("base_g", g),
+                    (("base_x", s["x"]), ("base_g", g),
                      ("base_L", torch.minimum(loss, s["base_L"])),
                      ("base_f", f), ("base_v", v))}  # fmt: skip
             lower = (s["lr"] * GROW).clamp(max=LR_MAX)
             lr = torch.where(ok, torch.where(loss < s["base_L"], lower, s["lr"]), s["lr"] * SHRINK)
             new.update(base, lr=lr, x=problem.project(base["base_x"] - lr * base["base_g"]))
             record = (base["base_f"], base["base_v"], big_f, lr)
-        return (*(new[k] for k in self.keys), torch.stack([r.reshape(()) for r in record]))
+        return (*(new[k] for k in self.keys), torch.stack(record))
 
     def run(self, n: int) -> torch.Tensor:
         """n steps; their records (objective cell, violation, quantity minimised, step)."""
