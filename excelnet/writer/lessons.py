@@ -120,7 +120,8 @@ def build_lesson(
 _HOW = [
     "Excel: Data → Solver is set up on the model sheet (minimise the mean squared error by "
     "changing the yellow cells): press Solve.",
-    "Python: excelnet fit BOOK.xlsx — gradient descent on these formulas; it writes the fitted "
+    "Python: excelnet fit BOOK.xlsx --lr 0.1 — the lesson's gradient descent on these formulas "
+    "(without --lr, excelnet fits as Solver would, with L-BFGS); it writes the fitted "
     "parameters into the yellow cells and each parameter's gradient beside it. excelnet eval "
     "fills in the gradients without training; excelnet lr-sweep tries several learning rates.",
 ]

@@ -266,9 +266,10 @@ def _about_sheet(ws, n: int, seed: int, fmt) -> None:
             "wrap",
         ),
         (
-            "Python: excelnet fit titanic.xlsx  — reads these formulas, fits them with gradient "
-            "descent in torch (on the GPU when there is one) and writes the fitted parameters back "
-            "into the yellow cells. Add --sheet nn to fit one sheet.",
+            "Python: excelnet fit titanic.xlsx  — reads these formulas, fits them in torch (with "
+            "L-BFGS, as Solver would; --lr 0.1 for the lesson's gradient descent; on the GPU when "
+            "there is one) and writes the fitted parameters back into the yellow cells. Add "
+            "--sheet nn to fit one sheet.",
             "wrap",
         ),
     ]
