@@ -281,10 +281,29 @@ class Multipliers:
             self.last = v
 
 
+class Layout:
+    """Named parts of one flat state tensor: a compiled program or a CUDA graph then takes one
+    input and gives one output for the whole state (each more costs a copy or a check per
+    step). Parts of size 1 are scalars (0-d views)."""
+
+    def __init__(self, sizes: dict[str, int], scalars: set[str]):
+        self.parts, at = {}, 0
+        for k, n in sizes.items():
+            self.parts[k] = (at, n, k in scalars)
+            at += n
+
+    def pack(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([values[k].reshape(-1) for k in self.parts])
+
+    def unpack(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: flat[at] if scalar else flat[at : at + n]
+                for k, (at, n, scalar) in self.parts.items()}  # fmt: skip
+
+
 class Steps:
-    """gd or adam: one step as a pure function of the state (a dict of tensors), run n at a
-    time by an engine. The start (as the workbook has it, perhaps outside the bounds, with
-    its quantity minimised F0 and violation v0) is the first best."""
+    """gd or adam: one step as a pure function of the state, run n at a time by an engine.
+    The start (as the workbook has it, perhaps outside the bounds, with its quantity
+    minimised F0 and violation v0) is the first best."""
 
     done = False
 
@@ -300,28 +319,34 @@ class Steps:
         if not problem.m and v0 > self.tol:  # a start outside the bounds: any step beats it
             big_f0 = big_f0 + math.inf
         s = {"x": x, "t": zero, "lr": zero + lr, "lam": self.multipliers.lam,
-             "mu": self.multipliers.mu, "best_x": x0.clone(), "best_F": big_f0, "best_v": v0,
+             "mu": self.multipliers.mu, "best_x": x0, "best_F": big_f0, "best_v": v0,
              "best_t": zero}  # fmt: skip
         if method == "adam":
             s.update(m=torch.zeros_like(x), v2=torch.zeros_like(x))
         elif self.adaptive:
             s.update(base_x=x, base_g=torch.zeros_like(x), base_L=zero + math.inf,
                      base_f=zero, base_v=zero)  # fmt: skip
-        self.keys = list(s)
-        self.state = [s[k].clone() for k in self.keys]  # distinct tensors: tracing maps by id
+        scalars = {k for k, v in s.items() if v.dim() == 0}
+        self.layout = Layout({k: v.numel() for k, v in s.items()}, scalars)
+        self.state = self.layout.pack(s)
         self.since_outer = 0
         self.run_fn, self.engine, self.note = _engine(
-            self.fn, self.state, problem.model, kind, True, most
+            lambda flat: self.fn(flat), [self.state], problem.model, kind, True, most
         )
 
-    def fn(self, *xs: torch.Tensor):
-        s = dict(zip(self.keys, xs, strict=True))
+    def fn(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step on the packed state (what the compiled program and CUDA graph run)."""
+        new, record = self.step(self.layout.unpack(state))
+        return self.layout.pack(new), record
+
+    def step(self, s: dict) -> tuple[dict, torch.Tensor]:
+        """One step: the state's parts after it, and its record."""
         problem = self.problem
         loss, g, f, big_f, v = evaluate(problem, s["x"], s["lam"], s["mu"])
         with torch.no_grad():  # the bookkeeping needs no gradient
             return self._update(s, loss, g, f, big_f, v)
 
-    def _update(self, s: dict, loss, g, f, big_f, v) -> tuple:
+    def _update(self, s: dict, loss, g, f, big_f, v) -> tuple[dict, torch.Tensor]:
         problem = self.problem
         best = _keep_best(s, s["x"], big_f, v, self.tol, problem.m > 0)
         new = dict(s, **best, t=s["t"] + 1)
@@ -347,21 +372,29 @@ class Steps:
             lr = torch.where(ok, torch.where(loss < s["base_L"], lower, s["lr"]), s["lr"] * SHRINK)
             new.update(base, lr=lr, x=problem.project(base["base_x"] - lr * base["base_g"]))
             record = (base["base_f"], base["base_v"], big_f, lr)
-        return (*(new[k] for k in self.keys), torch.stack(record))
+        return new, torch.stack(record)
 
     def run(self, n: int) -> torch.Tensor:
         """n steps; their records (objective cell, violation, quantity minimised, step)."""
         if isinstance(self.run_fn, _Graph):
-            self.run_fn.load(self.state)
+            self.run_fn.load([self.state])
             rows = self.run_fn.loop(n).clone()
-            self.state = list(self.run_fn.static)
+            self.state = self.run_fn.static[0].clone()
+        elif self.engine == "eager":  # parts as they are: packing costs ops that do not fuse
+            out = []
+            s = self.layout.unpack(self.state)
+            for _ in range(n):
+                s, row = self.step(s)
+                out.append(row)
+            self.state = self.layout.pack(s)
+            rows = torch.stack(out)
         else:
             out = []
             state = self.state
             for _ in range(n):
-                *state, row = self.run_fn(*state)
+                state, row = self.run_fn(state)
                 out.append(row)
-            self.state = [t.detach() for t in state]
+            self.state = state
             rows = torch.stack(out)
         self.since_outer += n
         if self.problem.m and self.since_outer >= OUTER:
@@ -371,24 +404,24 @@ class Steps:
     def _outer(self) -> None:
         """Update the multipliers; gd measures the loss afresh from its accepted point."""
         self.since_outer = 0
-        s = dict(zip(self.keys, self.state, strict=True))
+        s = self.layout.unpack(self.state)
         here = s["base_x"] if self.adaptive else s["x"]
         self.multipliers.update(here)
         s.update(lam=self.multipliers.lam, mu=self.multipliers.mu)
         if self.adaptive:
             s.update(x=here, base_L=torch.full_like(s["base_L"], math.inf))
-        self.state = [s[k].clone() for k in self.keys]
+        self.state = self.layout.pack(s)
 
     def here(self) -> torch.Tensor:
-        s = dict(zip(self.keys, self.state, strict=True))
+        s = self.layout.unpack(self.state)
         return (s["base_x"] if self.adaptive else s["x"]).clone()
 
     def best(self) -> tuple[torch.Tensor, int]:
-        s = dict(zip(self.keys, self.state, strict=True))
+        s = self.layout.unpack(self.state)
         return s["best_x"].clone(), int(s["best_t"])
 
     def step_size(self) -> float:
-        return float(self.state[self.keys.index("lr")])
+        return float(self.layout.unpack(self.state)["lr"])
 
 
 class LBFGS:
