@@ -37,7 +37,7 @@ METHODS = ("gd", "adam", "lbfgs")
 METHOD = "lbfgs"  # the default; README, "Methods", says why
 EXPLODE = 1e3  # a fixed step whose loss rises this many times the start's has diverged
 GROW, SHRINK = 1.1, 0.5  # gd's own step after a step that lowered / raised the loss
-LR_MAX = 1e12
+LR_MAX = 1e12  # gd's own step grows no further (a linear objective against a bound)
 SLACK = 1e-12  # gd: a rise this small (relative) is rounding, not a step too far
 BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's
 MEMORY = 20  # L-BFGS: curvature pairs kept
@@ -469,27 +469,30 @@ class LBFGS:
         self.loss, self.g, self.f, self.F, self.v = self._call(x)
 
     def _direction(self) -> torch.Tensor:
-        """Quasi-Newton on the free variables (the two-loop recursion over the curvature
-        pairs restricted to them); the gradient, scaled alike, on those at or within a
-        projected-gradient step of a bound they are pushed against (Bertsekas' two-metric
-        projection): the line search's projection puts those on their bound."""
+        """Quasi-Newton on the free variables, the gradient (scaled alike) on those at or
+        within a projected-gradient step of a bound they are pushed against (Bertsekas'
+        two-metric projection: the line search's projection puts those on their bound). The
+        inverse Hessian is L-BFGS's, in its compact form (Byrd, Nocedal and Schnabel): a few
+        small matrix operations instead of a loop over the pairs."""
         p, x, g = self.problem, self.x, self.g
-        eps = float((p.project(x - g) - x).abs().max()) if p.bounded else 0.0
+        eps = (p.project(x - g) - x).abs().max() if p.bounded else 0.0
         held = ((x <= p.lo + eps) & (g > 0)) | ((x >= p.hi - eps) & (g < 0))
         free = (~held).to(g.dtype)
+        if not self.s:
+            return -g
+        S, Y = torch.stack(self.s) * free, torch.stack(self.y) * free  # pairs, on the free
+        sy = S @ Y.T
+        curved = sy.diagonal() > 1e-12 * (Y * Y).sum(1)  # pairs that still hold curvature
+        S, Y = S * curved[:, None], Y * curved[:, None]
+        sy = S @ Y.T
+        R = sy.triu() + torch.diag((~curved).to(g.dtype))  # uncurved pairs fall out
+        gamma = (self.s[-1] @ self.y[-1]) / (self.y[-1] @ self.y[-1])
         q = g * free
-        pairs = [(s * free, y * free) for s, y in zip(self.s, self.y, strict=True)]
-        pairs = [(s, y) for s, y in pairs if float(s @ y) > 1e-12 * float(y @ y)]
-        alphas = []
-        for s, y in reversed(pairs):
-            a = (s @ q) / (y @ s)
-            q = q - a * y
-            alphas.append(a)
-        scale = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) if pairs else 1.0
-        q = q * scale
-        for (s, y), a in zip(pairs, reversed(alphas), strict=True):
-            q = q + s * (a - (y @ q) / (y @ s))
-        return -(q * free + g * (1 - free) * scale)
+        u = torch.linalg.solve_triangular(R, (S @ q)[:, None], upper=True)
+        w = (torch.diag(sy.diagonal()) + gamma * (Y @ Y.T)) @ u - gamma * (Y @ q)[:, None]
+        top = torch.linalg.solve_triangular(R.T, w, upper=False)
+        hq = gamma * q + (S.T @ top - gamma * (Y.T @ u)).reshape(-1)
+        return -(hq * free + g * (1 - free) * gamma)
 
     def _inner_done(self, exact: bool = True) -> None:
         """An inner minimisation ended (exact: its steps stopped improving, rather than its
@@ -658,7 +661,7 @@ def train(
             losses.extend(r[0] for r in rows[:first_bad])
             diverged = (
                 f"diverged at epoch {epoch + first_bad} (loss {rows[first_bad][0]:.4g}); "
-                f"kept the best parameters seen: try a smaller --lr than {lr:g}"
+                f"kept the best parameters seen: try a smaller --lr than {run.step_size():g}"
             )
             epoch += first_bad
             break
