@@ -481,17 +481,16 @@ class LBFGS:
         if not self.s:
             return -g
         S, Y = torch.stack(self.s) * free, torch.stack(self.y) * free  # pairs, on the free
-        sy = S @ Y.T
-        curved = sy.diagonal() > 1e-12 * (Y * Y).sum(1)  # pairs that still hold curvature
+        curved = (S * Y).sum(1) > 1e-12 * (Y * Y).sum(1)  # pairs that still hold curvature
         S, Y = S * curved[:, None], Y * curved[:, None]
-        sy = S @ Y.T
+        sy = _products(S, Y)
         R = sy.triu() + torch.diag((~curved).to(g.dtype))  # uncurved pairs fall out
         gamma = (self.s[-1] @ self.y[-1]) / (self.y[-1] @ self.y[-1])
         q = g * free
-        u = torch.linalg.solve_triangular(R, (S @ q)[:, None], upper=True)
-        w = (torch.diag(sy.diagonal()) + gamma * (Y @ Y.T)) @ u - gamma * (Y @ q)[:, None]
+        u = torch.linalg.solve_triangular(R, (S * q).sum(1, keepdim=True), upper=True)
+        w = sy.diagonal()[:, None] * u + gamma * (_products(Y, Y) @ u - (Y * q).sum(1)[:, None])
         top = torch.linalg.solve_triangular(R.T, w, upper=False)
-        hq = gamma * q + (S.T @ top - gamma * (Y.T @ u)).reshape(-1)
+        hq = gamma * q + (S * top).sum(0) - gamma * (Y * u).sum(0)
         return -(hq * free + g * (1 - free) * gamma)
 
     def _inner_done(self, exact: bool = True) -> None:
@@ -564,6 +563,14 @@ class LBFGS:
 
     def step_size(self) -> None:
         return None
+
+
+def _products(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b.T for L-BFGS's few pairs: elementwise while small, since a threaded BLAS call
+    on a 20 x 20 product waits far longer than it computes when the other cores are busy."""
+    if a.shape[0] * b.shape[0] * a.shape[1] <= 1 << 20:
+        return (a[:, None, :] * b[None, :, :]).sum(-1)
+    return a @ b.T
 
 
 # -- the loop ----------------------------------------------------------------------------------
