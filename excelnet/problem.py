@@ -148,6 +148,12 @@ class Problem:
         self.sizes = [b.size for b in model.params]
         self.n = sum(self.sizes)
         labels = {label: i for i, (label, _) in enumerate(model.watch)}
+        needed = {label for label, _, _ in watch_list(model.book, solver)}
+        if not needed <= set(labels):
+            raise ExcelnetError(
+                f"{at}: the model was compiled without the formulas its constraints read "
+                f"(compile it with watch=excelnet.problem.watch_list(book, solver))"
+            )
         values = model.watched()  # strict: compile() ran the blocks strictly
         self.lo = torch.full((self.n,), -math.inf, dtype=dtype, device=dev)
         self.hi = torch.full((self.n,), math.inf, dtype=dtype, device=dev)
