@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from excelnet import __version__
 from excelnet.errors import ExcelnetError
 
 WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
@@ -16,98 +18,129 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _count(text: str) -> int:
+    """A whole number, also written as 1e6."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+    return int(value)
+
+
+def _workbook_options(p: argparse.ArgumentParser, device: bool = True) -> None:
+    """The options every command that reads and writes a workbook shares."""
+    if device:
+        p.add_argument(
+            "--device",
+            default="auto",
+            help="where the tensors live: auto (CUDA when present, else the CPU), cpu, cuda "
+            "or cuda:N (default: auto)",
+        )
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the workbook even if it is read-only or belongs to another user",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="show no progress on stderr (errors are still shown)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="excelnet",
         description="Neural nets as live spreadsheet formulas (the fast.ai lesson, in Excel).",
+        epilog="Run `excelnet COMMAND --help` for a command's options.",
     )
+    p.add_argument("--version", action="version", version=f"excelnet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     b = sub.add_parser("build", help="write a lesson workbook (.xlsx) of live formulas")
     b.add_argument("workbook", help=f"which workbook: {', '.join(WORKBOOKS)}")
     b.add_argument("-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx)")
-    b.add_argument("--seed", type=int, default=0, help="seed of the split and parameters")
+    b.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the noisy samples, the validation split and the starting parameters "
+        "(a whole number, 0 or more; default 0)",
+    )
     b.add_argument(
         "--csv",
         type=Path,
-        help="a CSV in the format of Kaggle's train.csv (default: the bundled one)",
+        help="titanic: a CSV in the format of Kaggle's train.csv (default: the bundled one)",
     )
     b.add_argument(
         "--passengers",
-        type=int,
-        help="titanic: resample the passengers to this many rows (same formulas, any scale)",
+        type=_count,
+        help="titanic: resample the passengers to this many rows, up to 1,048,571 (same "
+        "formulas, any scale)",
     )
+    b.add_argument(
+        "--force", action="store_true", help="replace the output file even if it is read-only"
+    )
+    b.add_argument("-q", "--quiet", action="store_true", help="show no progress on stderr")
 
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
-    f.add_argument("--epochs", type=int, default=1000, help="gradient descent steps (1000)")
-    f.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
-    f.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    f.add_argument("--out", type=Path, help="write a fitted copy here instead of in place")
+    f.add_argument(
+        "--epochs", type=_count, default=1000, help="gradient descent steps (default 1000)"
+    )
+    f.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    f.add_argument("--out", type=Path, help="write a fitted copy here instead of into the workbook")
     f.add_argument(
         "--engine",
         choices=["auto", "eager", "compiled"],
         default="auto",
-        help="CPU steps: op by op, or traced once and fused by torch.compile (a few seconds "
-        "once, then ~3× faster); auto compiles when eager steps would take over ~10 s",
+        help="CPU steps: op by op, or traced once and fused by torch.compile (seconds once, "
+        "more for larger models, then ~3× faster); auto compiles when that saves time",
     )
-    f.add_argument("--json", action="store_true", help="print the summary as JSON")
     f.add_argument(
         "--no-history",
         action="store_true",
         help="do not record the losses in the workbook's history sheet",
     )
+    _workbook_options(f)
 
     w = sub.add_parser("lr-sweep", help="fit one sheet with several learning rates; chart them")
-    w.add_argument("book", type=Path)
+    w.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     w.add_argument("--sheet", required=True, help="the sheet whose Solver model to sweep")
-    w.add_argument("--lrs", default="0.001,0.01,0.1,1", help="comma-separated learning rates")
-    w.add_argument("--epochs", type=int, default=1000)
-    w.add_argument("--device", default="auto")
-    w.add_argument("--json", action="store_true")
+    w.add_argument(
+        "--lrs",
+        default="0.001,0.01,0.1,1",
+        help="comma-separated learning rates (default 0.001,0.01,0.1,1)",
+    )
+    w.add_argument(
+        "--epochs", type=_count, default=1000, help="steps per learning rate (default 1000)"
+    )
+    _workbook_options(w)
 
     c = sub.add_parser("compare", help="fit every model sheet; add a compare sheet and chart")
-    c.add_argument("book", type=Path)
-    c.add_argument("--epochs", type=int, default=1000)
-    c.add_argument("--lr", type=float, default=0.1)
-    c.add_argument("--device", default="auto")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("book", type=Path, help="an .xlsx/.xlsm with Solver models on its sheets")
+    c.add_argument(
+        "--epochs", type=_count, default=1000, help="gradient descent steps (default 1000)"
+    )
+    c.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    _workbook_options(c)
 
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
-    e.add_argument("book", type=Path)
-    e.add_argument("--sheet")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
+    e.add_argument("--sheet", help="only this sheet (default: every sheet with a Solver model)")
+    _workbook_options(e)
     return p
 
 
-def _progress_factory():
-    """A rich progress bar per sheet, on an interactive terminal only."""
-    if not sys.stderr.isatty():
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress(args: argparse.Namespace):
+    from excelnet.progress import Progress, Silent
 
-    def start(sheet: str, epochs: int):
-        bar = Progress(
-            TextColumn(f"fitting {sheet}"),
-            BarColumn(),
-            TextColumn("{task.fields[loss]}"),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        bar.start()
-        task = bar.add_task(sheet, total=epochs, loss="")
-
-        def update(epoch, loss):
-            if epoch is None:
-                bar.stop()
-            elif epoch % 10 == 0 or epoch == epochs:
-                bar.update(task, completed=epoch, loss=f"loss {loss:.5f}")
-
-        return update
-
-    return start
+    return Silent() if args.quiet else Progress()
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -120,9 +153,10 @@ def _fit(args: argparse.Namespace) -> None:
         lr=args.lr,
         device=args.device,
         out=args.out,
-        progress=None if args.json else _progress_factory(),
+        progress=_progress(args),
         history=not args.no_history,
         compiled={"auto": None, "eager": False, "compiled": True}[args.engine],
+        force=args.force,
     )
     rows = [r.summary() for r in results]
     if args.json:
@@ -180,7 +214,10 @@ def _fit(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from excelnet.pipeline import evaluate
 
-    rows = [e.summary() for e in evaluate(args.book, sheet=args.sheet, device=args.device)]
+    found = evaluate(
+        args.book, sheet=args.sheet, device=args.device, progress=_progress(args), force=args.force
+    )
+    rows = [e.summary() for e in found]
     if args.json:
         import json
 
@@ -203,13 +240,16 @@ def _build(args: argparse.Namespace) -> None:
     if args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 
-        build_titanic(out, csv=args.csv, seed=args.seed, passengers=args.passengers)
+        build_titanic(
+            out, csv=args.csv, seed=args.seed, passengers=args.passengers, force=args.force
+        )
     else:
         if args.csv is not None or args.passengers is not None:
             raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
         from excelnet.writer import lessons
 
-        getattr(lessons, "build_" + args.workbook.replace("-", "_"))(out, seed=args.seed)
+        build = getattr(lessons, "build_" + args.workbook.replace("-", "_"))
+        build(out, seed=args.seed, force=args.force)
     print(f"wrote {out}")
 
 
@@ -223,7 +263,15 @@ def _rates(text: str) -> list[float]:
 def _sweep(args: argparse.Namespace) -> None:
     from excelnet.pipeline import lr_sweep
 
-    runs = lr_sweep(args.book, args.sheet, _rates(args.lrs), epochs=args.epochs, device=args.device)
+    runs = lr_sweep(
+        args.book,
+        args.sheet,
+        _rates(args.lrs),
+        epochs=args.epochs,
+        device=args.device,
+        progress=_progress(args),
+        force=args.force,
+    )
     if args.json:
         import json
 
@@ -235,7 +283,7 @@ def _sweep(args: argparse.Namespace) -> None:
         )
         return
     for r in runs:
-        state = f"diverged after {len(r.losses)} epochs" if r.diverged else "ok"
+        state = f"diverged after {r.epochs} epochs" if r.diverged else "ok"
         print(f"lr {r.lr:<8g} final loss {r.final_loss:<14.6g} {state}")
     print(f"wrote sheet lr_sweep into {args.book}")
 
@@ -243,7 +291,14 @@ def _sweep(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from excelnet.pipeline import compare
 
-    results = compare(args.book, epochs=args.epochs, lr=args.lr, device=args.device)
+    results = compare(
+        args.book,
+        epochs=args.epochs,
+        lr=args.lr,
+        device=args.device,
+        progress=_progress(args),
+        force=args.force,
+    )
     rows = [r.summary() for r in results]
     if args.json:
         import json
@@ -266,10 +321,16 @@ def main(argv: list[str] | None = None) -> int:
         {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep, "compare": _compare}[
             args.command
         ](args)
+        sys.stdout.flush()
     except ExcelnetError as e:
         print(f"excelnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("excelnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output left (`excelnet fit --json | head`): the work is done and
+        # written; say nothing more, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0

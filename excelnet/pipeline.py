@@ -4,21 +4,31 @@ formulas, train, write back."""
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from excelnet.errors import ExcelnetError, where
+from excelnet.files import (
+    check_source,
+    check_target,
+    check_well_formed,
+    locked,
+    refuse_if_open,
+    sheet_parts,
+)
 from excelnet.formula.book import Book, read_book
 from excelnet.formula.compile import Graph, Model, a1
 from excelnet.formula.parse import FormulaError, Ref, parse
 from excelnet.formula.values import Ctx
 from excelnet.history import SHEET as HISTORY
 from excelnet.history import add_history
+from excelnet.progress import Silent
 from excelnet.sheets import Changes, render
 from excelnet.train import EPOCHS, LR, SheetFit, train
-from excelnet.writeback import refuse_if_open, write_values
+from excelnet.writeback import write_values
 
 METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
 
@@ -29,7 +39,7 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ExcelnetError(f"unknown device {device!r}: choose auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExcelnetError("--device cuda: no CUDA GPU is available here")
+        raise ExcelnetError(f"device {device}: no CUDA GPU is available here")
     return torch.device(device)
 
 
@@ -107,6 +117,40 @@ def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]
     return models
 
 
+def _check_training(epochs: int, lr: float, least: int = 0) -> None:
+    """Numbers a fit can run with, refused before any work."""
+    if int(epochs) != epochs or epochs < least:
+        raise ExcelnetError(f"epochs must be a whole number, {least} or more, not {epochs}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
+
+
+def _lock(progress: Silent, *paths: Path):
+    """excelnet's lock on the workbooks (see excelnet.files.locked), saying so if it waits."""
+    return locked(
+        *paths,
+        on_wait=lambda p: progress.note(f"waiting: another excelnet process is working on {p}"),
+    )
+
+
+def _read_and_compile(
+    path: Path, sheet: str | None, device: str, progress: Silent, also: tuple[str, ...] = ()
+) -> tuple[Book, list[Model], frozenset[str]]:
+    """The workbook read and its Solver models compiled; and the zip parts of the sheets a
+    write-back will patch, checked to be well-formed XML before any training."""
+    dev = resolve_device(device)
+    with progress.phase(f"reading {path}"):
+        book = read_book(path, needed_by=sheet, also=also)
+    with progress.phase(f"compiling the formulas of {path.name}"):
+        models = _compile(book, sheet, dev)
+        written = {b.sheet for m in models for b in m.report_blocks + m.params}
+        with zipfile.ZipFile(path) as z:
+            parts = sheet_parts(z)
+            for s in sorted(written):
+                check_well_formed(path, parts[s], z.read(parts[s]), s)
+    return book, models, frozenset(parts[s] for s in written)
+
+
 def fit(
     path: str | Path,
     sheet: str | None = None,
@@ -114,53 +158,67 @@ def fit(
     lr: float = LR,
     device: str = "auto",
     out: str | Path | None = None,
-    progress=None,
+    progress: Silent | None = None,
     history: bool = True,
     report=None,
     compiled: bool | None = None,
+    force: bool = False,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the fitted parameters,
     and fresh values of every cell that depends on them, into `out` (default: the workbook).
     `history` also records the losses in the workbook's `history` sheet, with a chart.
-    `compiled` picks the CPU engine (see `excelnet.train.train`; None: the faster one)."""
+    `compiled` picks the CPU engine (see `excelnet.train.train`; None: the faster one).
+    `progress` shows each phase (excelnet.progress.Progress(); default: nothing shown).
+    `force` replaces a read-only workbook (or another user's) all the same.
+    While it works, excelnet's lock keeps other excelnet processes off the workbook: one
+    that wants it waits, then reads what this one wrote (its history included)."""
     path = Path(path)
     out = Path(out) if out is not None else path
+    progress = progress or Silent()
     if out.suffix.lower() != path.suffix.lower():
         # the zip's content types say .xlsx or .xlsm; Excel refuses a file whose name disagrees
         raise ExcelnetError(
             f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
         )
-    if epochs < 0:
-        raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
-    if not lr > 0:
-        raise ExcelnetError(f"--lr must be a positive number, not {lr}")
+    _check_training(epochs, lr)
+    check_source(path)
+    check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
-    dev = resolve_device(device)
-    book = read_book(path, needed_by=sheet, also=(HISTORY,) if history else ())
-    models = _compile(book, sheet, dev)
-    results, updates = [], {}
-    for model in models:
-        bar = progress(model.solver.sheet, epochs) if progress else None
-        try:
-            metrics = _metrics(book, model.solver.sheet)
-            result = train(model, epochs, lr, bar, metrics, history, compiled)
-        except ValueError as e:
-            raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
-        finally:
-            if bar is not None:
-                bar(None, None)
-        results.append(result)
-        for (s, r, c), v in model.values().items():
-            updates.setdefault(s, {})[(r, c)] = v
-        cells = _gradient_cells(book, model)
-        for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
-            updates.setdefault(s, {})[(r, c)] = g
-    changes = Changes()
-    if history:
-        add_history(changes, path, book, results)
-    if report is not None:
-        report(changes, path, results)
-    write_values(path, updates, out, extra=changes.extra, replace=changes.replace)
+    with _lock(progress, path, out):
+        book, models, checked = _read_and_compile(
+            path, sheet, device, progress, also=(HISTORY,) if history else ()
+        )
+        results, updates = [], {}
+        for model in models:
+            tick = progress.epochs(model.solver.sheet, epochs)
+            try:
+                metrics = _metrics(book, model.solver.sheet)
+                result = train(model, epochs, lr, tick, metrics, history, compiled)
+            except ValueError as e:
+                raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
+            finally:
+                progress.done()
+            results.append(result)
+            for (s, r, c), v in model.values().items():
+                updates.setdefault(s, {})[(r, c)] = v
+            cells = _gradient_cells(book, model)
+            for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
+                updates.setdefault(s, {})[(r, c)] = g
+        with progress.phase(f"writing {out}"):
+            changes = Changes()
+            if history:
+                add_history(changes, path, book, results)
+            if report is not None:
+                report(changes, path, results)
+            write_values(
+                path,
+                updates,
+                out,
+                extra=changes.extra,
+                replace=changes.replace,
+                force=force,
+                checked=checked,
+            )
     return results
 
 
@@ -182,48 +240,61 @@ class Evaluation:
 
 
 def evaluate(
-    path: str | Path, sheet: str | None = None, device: str = "auto", write: bool = True
+    path: str | Path,
+    sheet: str | None = None,
+    device: str = "auto",
+    write: bool = True,
+    progress: Silent | None = None,
+    force: bool = False,
 ) -> list[Evaluation]:
     """Each Solver model's objective, its gradient with respect to each parameter cell, and the
     value of every formula cell that depends on the parameters. Where a sheet names gradient
     cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
     path = Path(path)
-    book = read_book(path, needed_by=sheet)
-    out, updates = [], {}
-    for model in _compile(book, sheet, resolve_device(device)):
-        grads = gradients(model)
-        names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
-        model.evaluate()
-        o = model.solver.objective
-        cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
-        objective = cells[f"{o.sheet}!{a1(o.r0, o.c0)}"]
-        out.append(
-            Evaluation(
-                model.solver.sheet,
-                f"{o.sheet}!{a1(o.r0, o.c0)}",
-                objective,
-                dict(zip(names, grads, strict=True)),
-                cells,
+    progress = progress or Silent()
+    check_source(path)
+    if write:
+        check_target(path, force)
+    with _lock(progress, path):
+        models = _read_and_compile(path, sheet, device, progress)
+        out, updates = [], {}
+        for model in models:
+            grads = gradients(model)
+            names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+            model.evaluate()
+            o = model.solver.objective
+            cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
+            objective = cells[f"{o.sheet}!{a1(o.r0, o.c0)}"]
+            out.append(
+                Evaluation(
+                    model.solver.sheet,
+                    f"{o.sheet}!{a1(o.r0, o.c0)}",
+                    objective,
+                    dict(zip(names, grads, strict=True)),
+                    cells,
+                )
             )
-        )
-        for (s, r, c), g in zip(_gradient_cells(book, model), grads, strict=False):
-            updates.setdefault(s, {})[(r, c)] = g
-    if write and updates:
-        write_values(path, updates)
+            for (s, r, c), g in zip(_gradient_cells(model.book, model), grads, strict=False):
+                updates.setdefault(s, {})[(r, c)] = g
+        if write and updates:
+            with progress.phase(f"writing {path}"):
+                write_values(path, updates, force=force)
     return out
 
 
 @dataclass
 class SweepRun:
     lr: float
-    losses: list[float]
+    epochs: int
+    losses: list[float]  # thinned as SheetFit.losses is: the loss before epoch i * loss_every
+    loss_every: int
     final_loss: float
     diverged: str | None
 
     def summary(self) -> dict:
         return {
             "lr": self.lr,
-            "epochs": len(self.losses),
+            "epochs": self.epochs,
             "final_loss": self.final_loss,
             "diverged": self.diverged,
         }
@@ -233,56 +304,74 @@ SWEEP_SHEET = "lr_sweep"
 
 
 def lr_sweep(
-    path: str | Path, sheet: str, lrs: list[float], epochs: int = EPOCHS, device: str = "auto"
+    path: str | Path,
+    sheet: str,
+    lrs: list[float],
+    epochs: int = EPOCHS,
+    device: str = "auto",
+    progress: Silent | None = None,
+    force: bool = False,
 ) -> list[SweepRun]:
     """Fit one sheet's Solver model from the same starting parameters with each learning rate,
     leave the model sheet as it is, and write an lr_sweep sheet: every rate's loss curve in one
     chart (log scale), the rates that diverged marked."""
     path = Path(path)
+    progress = progress or Silent()
     if not lrs:
-        raise ExcelnetError("--lrs needs at least one learning rate")
+        raise ExcelnetError("an lr sweep needs at least one learning rate")
     bad = [lr for lr in lrs if not (lr > 0 and math.isfinite(lr))]
     if bad:
-        raise ExcelnetError(f"--lrs: learning rates must be positive numbers, not {bad[0]:g}")
-    if epochs < 1:
-        raise ExcelnetError(f"--epochs must be 1 or more, not {epochs}")
+        raise ExcelnetError(f"learning rates must be positive finite numbers, not {bad[0]:g}")
+    _check_training(epochs, lrs[0], least=1)
+    check_source(path)
+    check_target(path, force)
     refuse_if_open(path)
-    book = read_book(path, needed_by=sheet)
-    (model,) = _compile(book, sheet, resolve_device(device))
-    params = model.parameters()
-    start = [p.detach().clone() for p in params]
-    runs = []
-    for lr in lrs:
-        with torch.no_grad():
-            for p, s in zip(params, start, strict=True):
-                p.copy_(s)
-        r = train(model, epochs, lr)
-        runs.append(SweepRun(lr, r.losses, r.final_loss, r.diverged))
+    with _lock(progress, path):
+        _, (model,), _ = _read_and_compile(path, sheet, device, progress)
+        params = model.parameters()
+        start = [p.detach().clone() for p in params]
+        runs = []
+        for lr in lrs:
+            with torch.no_grad():
+                for p, s in zip(params, start, strict=True):
+                    p.copy_(s)
+            tick = progress.epochs(f"{sheet} at learning rate {lr:g}", epochs)
+            try:
+                r = train(model, epochs, lr, tick)
+            finally:
+                progress.done()
+            runs.append(SweepRun(lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged))
 
-    header = ["epoch"] + [f"lr {r.lr:g}" + (" (diverged)" if r.diverged else "") for r in runs]
-    columns = [list(map(float, range(epochs)))] + [list(r.losses) for r in runs]
+        # one epoch column for all: the coarsest of the runs' (each a power of 2)
+        every = max(r.loss_every for r in runs)
+        rows = max(len(r.losses[:: every // r.loss_every]) for r in runs)
+        header = ["epoch"] + [f"lr {r.lr:g}" + (" (diverged)" if r.diverged else "") for r in runs]
+        columns = [[float(i * every) for i in range(rows)]] + [
+            list(r.losses[:: every // r.loss_every]) for r in runs
+        ]
 
-    def chart(wb):
-        ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
-        for i, r in enumerate(runs, start=1):
-            if r.losses:
-                ch.add_series(
-                    {
-                        "name": header[i],
-                        "categories": [SWEEP_SHEET, 1, 0, len(r.losses), 0],
-                        "values": [SWEEP_SHEET, 1, i, len(r.losses), i],
-                        "line": {"dash_type": "dash"} if r.diverged else {},
-                    }
-                )
-        ch.set_title({"name": f"Learning rates on sheet {sheet}"})
-        ch.set_x_axis({"name": "epoch"})
-        ch.set_y_axis({"name": "loss (log scale)", "log_base": 10})
-        ch.set_size({"width": 720, "height": 400})
-        return ch
+        def chart(wb):
+            ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
+            for i, column in enumerate(columns[1:], start=1):
+                if column:
+                    ch.add_series(
+                        {
+                            "name": header[i],
+                            "categories": [SWEEP_SHEET, 1, 0, len(column), 0],
+                            "values": [SWEEP_SHEET, 1, i, len(column), i],
+                            "line": {"dash_type": "dash"} if runs[i - 1].diverged else {},
+                        }
+                    )
+            ch.set_title({"name": f"Learning rates on sheet {sheet}"})
+            ch.set_x_axis({"name": "epoch", "min": 0})
+            ch.set_y_axis({"name": "loss (log scale)", "log_base": 10})
+            ch.set_size({"width": 720, "height": 400})
+            return ch
 
-    changes = Changes()
-    changes.place(path, SWEEP_SHEET, render(SWEEP_SHEET, header, columns, chart))
-    write_values(path, {}, extra=changes.extra, replace=changes.replace)
+        with progress.phase(f"writing {path}"):
+            changes = Changes()
+            changes.place(path, SWEEP_SHEET, render(SWEEP_SHEET, header, columns, chart))
+            write_values(path, {}, extra=changes.extra, replace=changes.replace, force=force)
     return runs
 
 
@@ -303,6 +392,8 @@ def compare(
     lr: float = LR,
     device: str = "auto",
     out: str | Path | None = None,
+    progress: Silent | None = None,
+    force: bool = False,
 ) -> list[SheetFit]:
     """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
     validation loss and accuracy, number of parameters and fit time, with a chart."""
@@ -334,4 +425,13 @@ def compare(
             book_path, COMPARE_SHEET, render(COMPARE_SHEET, COMPARE_HEADER, columns, chart)
         )
 
-    return fit(path, epochs=epochs, lr=lr, device=device, out=out, report=report)
+    return fit(
+        path,
+        epochs=epochs,
+        lr=lr,
+        device=device,
+        out=out,
+        report=report,
+        progress=progress,
+        force=force,
+    )

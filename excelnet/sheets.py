@@ -15,7 +15,7 @@ from pathlib import Path
 import xlsxwriter
 
 from excelnet.errors import ExcelnetError, where
-from excelnet.writeback import sheet_parts
+from excelnet.files import sheet_parts
 
 Parts = dict[str, bytes]
 

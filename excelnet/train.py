@@ -23,7 +23,14 @@ EPOCHS = 1000
 LR = 0.1
 EXPLODE = 1e3  # a loss this many times the starting loss has diverged
 HISTORY_POINTS = 50  # rows of the history sheet per fit, at most
-COMPILE_WORTH = 10.0  # seconds of eager steps that make compiling (~4 s once) worth it
+LOSS_POINTS = 10_000  # losses kept per fit, at most (then every 2nd, 4th, … epoch's)
+CHUNK = 1_000  # epochs run by a fast engine between looks at the losses, at most
+# What torch.compile costs, measured here (2 cores): ~3 s for any step, and ~16 ms per
+# operation of its autograd graph (Titanic nn: 22 operations, 3.4 s; a model of 500
+# parameter ranges: 1,008 operations, 19 s). The compiled step ran 3-5x faster than eager.
+COMPILE_BASE = 3.0
+COMPILE_PER_OP = 0.016
+COMPILED_SPEEDUP = 3.0
 
 
 @dataclass
@@ -38,7 +45,8 @@ class SheetFit:
     initial_loss: float
     final_loss: float
     seconds: float
-    losses: list[float] = field(repr=False, default_factory=list)  # per epoch, before its step
+    losses: list[float] = field(repr=False, default_factory=list)  # before each step, thinned
+    loss_every: int = 1  # losses[i] is the loss before epoch i * loss_every
     params: dict[str, float] = field(repr=False, default_factory=dict)  # cell -> fitted value
     history: list[tuple[int, float | None, float | None, float | None]] = field(
         repr=False, default_factory=list
@@ -53,6 +61,32 @@ class SheetFit:
         return {k: getattr(self, k) for k in (
             "sheet", "parameters", "epochs", "device", "lr", "initial_loss", "final_loss",
             "valid_loss", "accuracy", "seconds", "diverged", "engine", "engine_note")}  # fmt: skip
+
+    @property
+    def loss_epochs(self) -> list[int]:
+        """The epoch of each kept loss."""
+        return [i * self.loss_every for i in range(len(self.losses))]
+
+
+class Losses:
+    """The loss of every epoch while there are at most `limit`, then of every 2nd, 4th, …
+    epoch: memory stays bounded for any number of epochs, and the curve keeps its shape."""
+
+    def __init__(self, limit: int = LOSS_POINTS):
+        self.limit, self.every, self.count, self.kept = limit, 1, 0, []
+
+    def extend(self, losses: list[float]) -> None:
+        for loss in losses:
+            if self.count % self.every == 0:
+                self.kept.append(loss)
+                if len(self.kept) > self.limit:
+                    self.kept, self.every = self.kept[::2], self.every * 2
+            self.count += 1
+
+    def drop_last(self) -> None:
+        if self.count and (self.count - 1) % self.every == 0:
+            self.kept.pop()
+        self.count -= 1
 
 
 def step(model: Model, params: list[torch.Tensor], lr: float) -> torch.Tensor:
@@ -205,6 +239,29 @@ def _steps(model: Model, params: list[torch.Tensor], lr: float, chunk: int, comp
     return EagerSteps(model, params, lr), why.splitlines()[0][:300]
 
 
+def _operations(model: Model) -> int:
+    """How many operations the autograd graph of one step's loss holds: what a compile costs."""
+    seen, todo = set(), [model.objective_value().grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(n for n, _ in node.next_functions)
+    return len(seen)
+
+
+def compile_pays(model: Model, params: list[torch.Tensor], epochs: int) -> bool:
+    """Whether torch.compile's one-time cost (by the size of the step) is less than the time
+    it saves over `epochs` eager steps (timed after one warm-up step)."""
+    step(model, params, 0.0)
+    t = time.perf_counter()
+    for _ in range(3):
+        step(model, params, 0.0)
+    eager = (time.perf_counter() - t) / 3
+    saved = epochs * eager * (1 - 1 / COMPILED_SPEEDUP)
+    return saved > COMPILE_BASE + COMPILE_PER_OP * _operations(model)
+
+
 def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) -> float | None:
     cell = metrics.get(key)
     if cell is None:
@@ -248,13 +305,11 @@ def train(
             step(model, params, lr)
 
     if compiled is None and params[0].device.type == "cpu":  # worth a few seconds once?
-        t = time.perf_counter()
-        for _ in range(3):
-            step(model, params, 0.0)
-        compiled = epochs * (time.perf_counter() - t) / 3 > COMPILE_WORTH
-    run, engine_note = _steps(model, params, lr, every, bool(compiled))
-    chunk = 1 if run.engine == "eager" else every  # eager: the progress bar moves every epoch
-    losses: list[float] = []
+        compiled = compile_pays(model, params, epochs)
+    fast = min(every, CHUNK)
+    run, engine_note = _steps(model, params, lr, fast, bool(compiled))
+    chunk = 1 if run.engine == "eager" else fast  # eager: the progress bar moves every epoch
+    losses = Losses()
     history = []
     diverged = None
     before, before_len = snapshot(), 0  # the parameters at the start of the previous chunk
@@ -270,7 +325,7 @@ def train(
                     _metric(model, metrics, "accuracy"),
                 )
             )
-        n = min(chunk, epochs - epoch)
+        n = min(chunk, epochs - epoch, every - epoch % every)  # history rows fall on `every`
         saved = snapshot()
         chunk_losses = run(n)
         first_bad = next((i for i, loss in enumerate(chunk_losses) if bad(loss)), None)
@@ -284,7 +339,7 @@ def train(
             diverged = (
                 f"diverged at epoch {epoch + first_bad} (loss "
                 f"{chunk_losses[first_bad]:.4g}); kept the parameters of epoch "
-                f"{epoch + first_bad - 1}: try a smaller --lr than {lr:g}"
+                f"{epoch + first_bad - 1}: try a learning rate smaller than {lr:g}"
             )
             break
         losses.extend(chunk_losses)
@@ -297,13 +352,13 @@ def train(
     final = float(model.objective_value().detach())
     if diverged is None and bad(final):  # the very last step diverged
         restore(before, before_len - 1)
-        losses = losses[:-1]
+        losses.drop_last()
         final = float(model.objective_value().detach())
-        diverged = f"diverged at the last step; try a smaller --lr than {lr:g}"
+        diverged = f"diverged at the last step; try a learning rate smaller than {lr:g}"
     model.evaluate()
     history.append(
         (
-            len(losses),
+            losses.count,
             final,
             _metric(model, metrics, "valid_loss"),
             _metric(model, metrics, "accuracy"),
@@ -316,13 +371,14 @@ def train(
     return SheetFit(
         sheet=model.solver.sheet,
         parameters=sum(b.size for b in model.params),
-        epochs=len(losses),
+        epochs=losses.count,
         device=str(params[0].device),
         lr=lr,
         initial_loss=initial,
         final_loss=final,
         seconds=time.perf_counter() - start,
-        losses=losses,
+        losses=losses.kept,
+        loss_every=losses.every,
         params=values,
         history=history,
         valid_loss=_metric(model, metrics, "valid_loss"),

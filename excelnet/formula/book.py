@@ -12,10 +12,12 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.formula import ArrayFormula
 
 from excelnet.errors import ExcelnetError, where
+from excelnet.files import check_source, check_zip, read_member, sheet_parts
 from excelnet.formula.cells import scan
 from excelnet.formula.parse import ERRORS, Error, FormulaError, Ref, parse
 
 Cell = tuple[int, int]  # 0-based (row, col)
+MAX_ADJUSTABLE = 1_000_000  # parameters a Solver model may have (each one a cell)
 
 
 @dataclass
@@ -89,6 +91,12 @@ class Book:
             _ref_or_fail(part, sheet.name, f"{at}: solver_adj")
             for part in _split_union(sheet.names["solver_adj"])
         ]
+        cells = sum((r.r1 - r.r0 + 1) * (r.c1 - r.c0 + 1) for r in adjustable)
+        if cells > MAX_ADJUSTABLE:
+            raise ExcelnetError(
+                f"{at}: solver_adj ({sheet.names['solver_adj'][:60]}) names {cells:,} cells; "
+                f"excelnet fits at most {MAX_ADJUSTABLE:,} adjustable cells (Excel's Solver: 200)"
+            )
         return SolverModel(sheet.name, objective, adjustable, goal)
 
 
@@ -119,9 +127,8 @@ def _ref_or_fail(text: str, sheet: str, what: str) -> Ref:
     return node
 
 
-def _literal(cell) -> object:
-    v = cell.value
-    if cell.data_type == "e" or (isinstance(v, str) and cell.data_type == "e"):
+def _literal(v: object, data_type: str) -> object:
+    if data_type == "e":
         return Error(str(v).upper() if str(v).upper() in ERRORS else "#N/A")
     if isinstance(v, bool) or isinstance(v, str):
         return v
@@ -138,19 +145,40 @@ def _literal(cell) -> object:
         return str(v)
 
 
+def _sheet_list(wb) -> str:
+    """'its sheets: a, b, c; with a Solver model: b' — for a sheet that is not there."""
+    titles = [ws.title for ws in wb.worksheets]
+    models = [ws.title for ws in wb.worksheets if "solver_adj" in getattr(ws, "defined_names", {})]
+    return f"its sheets: {', '.join(titles)}" + (
+        f"; with a Solver model: {', '.join(models)}" if models else "; none has a Solver model"
+    )
+
+
 def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, ...] = ()) -> Book:
     """Load formulas and literal values. Bad files → ExcelnetError naming the file.
     With `needed_by` (a sheet's name), only the sheets its Solver model can involve are read:
     those its formulas may refer to, and those that may refer to it, each way transitively;
     and the sheets named in `also`."""
     path = Path(path)
-    if not path.exists():
-        raise ExcelnetError(f"{path}: no such file")
-    head = path.read_bytes()[:8]
+    check_source(path)  # a regular file, readable: not a folder, a pipe or a device
+    with open(path, "rb") as f:
+        head = f.read(8)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise ExcelnetError(
             f"{path}: encrypted (password-protected) or a legacy .xls file; "
             f"excelnet reads unencrypted .xlsx/.xlsm"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_zip(path, archive)  # no member twice, none past the budget
+            parts = sheet_parts(archive)
+            missing = {t: p for t, p in parts.items() if p not in archive.NameToInfo}
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
+    if missing:
+        title, part = next(iter(missing.items()))
+        raise ExcelnetError(
+            f"{where(path, title)}: its part {part} is missing from the zip; the file is damaged"
         )
     try:
         # One pass: formulas and literal values. Stored results of formulas are not read:
@@ -161,13 +189,15 @@ def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, .
     except Exception as e:  # openpyxl raises many kinds on corrupt XML
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     try:
+        if needed_by is not None and needed_by not in formulas.sheetnames:
+            raise ExcelnetError(f"{path}: no sheet named {needed_by!r} ({_sheet_list(formulas)})")
         sheets = {}
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
         with zipfile.ZipFile(path) as archive:
             xml = {}  # each sheet's XML, read from the zip once
             for ws in formulas.worksheets:
                 part = getattr(ws, "_worksheet_path", None)  # openpyxl's read-only sheets
-                xml[ws.title] = archive.read(part) if part else None
+                xml[ws.title] = read_member(path, archive, part) if part else None
         wanted = set(xml)
         if needed_by in xml and None not in xml.values():
             wanted = _involved(formulas, xml, names, needed_by) | (set(also) & set(xml))
@@ -175,6 +205,8 @@ def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, .
             part = xml.pop(ws.title)  # let each sheet's XML go once it is read
             if ws.title in wanted:
                 sheets[ws.title] = _read_sheet(ws, part)
+    except ExcelnetError:
+        raise
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
@@ -192,13 +224,23 @@ def _sheets_named(xml: bytes) -> set[str]:
     return {f.strip("'").replace("''", "'").lower() for f in found}
 
 
+def _unescaped(xml: bytes) -> bytes:
+    """The XML's text with its entity references written out: a formula's 'Weekly data'! may
+    be stored as &apos;Weekly data&apos;! (LibreOffice does), and R&D as R&amp;D."""
+    if b"&" not in xml:
+        return xml
+    for entity, char in ((b"&apos;", b"'"), (b"&quot;", b'"'), (b"&lt;", b"<"), (b"&gt;", b">")):
+        xml = xml.replace(entity, char)
+    return xml.replace(b"&amp;", b"&")
+
+
 def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) -> set[str]:
     """The sheets a Solver model on `start` may involve: its own, those its formulas refer to
     (through defined names too), and those that refer to it, each way transitively. A search
     of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
     always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
-    lower = {t: part.lower() for t, part in parts.items()}  # names are case-insensitive
+    lower = {t: _unescaped(part).lower() for t, part in parts.items()}  # case-insensitive
 
     def named(text: bytes) -> set[str]:
         """Sheets a lower-cased text names before a "!"."""
@@ -277,19 +319,33 @@ def _read_sheet(ws, xml: bytes | None) -> Sheet:
 
 
 def _read_cells(ws, sheet: Sheet) -> None:
+    """Every cell openpyxl's parser finds, as it finds it: not padded out to the sheet's
+    bounding box as its iter_rows is (one far cell would make that billions of cells)."""
     from openpyxl.utils.cell import range_boundaries
+    from openpyxl.worksheet._reader import WorkSheetParser
 
-    for row in ws.iter_rows():
-        for cell in row:
-            v = cell.value
-            if v is None or not hasattr(cell, "row"):
-                continue
-            key = (cell.row - 1, cell.column - 1)
-            sheet.max_row, sheet.max_col = max(sheet.max_row, key[0]), max(sheet.max_col, key[1])
-            if isinstance(v, ArrayFormula):
-                c0, r0, c1, r1 = range_boundaries(v.ref)
-                sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
-            elif cell.data_type == "f":
-                sheet.formulas[key] = v
-            else:
-                sheet.values[key] = _literal(cell)
+    wb = ws.parent
+    with ws._get_source() as src:
+        parser = WorkSheetParser(
+            src,
+            ws._shared_strings,
+            data_only=False,
+            epoch=wb.epoch,
+            date_formats=wb._date_formats,
+            timedelta_formats=wb._timedelta_formats,
+        )
+        for _, row in parser.parse():
+            for cell in row:
+                v = cell["value"]
+                if v is None:
+                    continue
+                key = (cell["row"] - 1, cell["column"] - 1)
+                sheet.max_row = max(sheet.max_row, key[0])
+                sheet.max_col = max(sheet.max_col, key[1])
+                if isinstance(v, ArrayFormula):
+                    c0, r0, c1, r1 = range_boundaries(v.ref)
+                    sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+                elif cell["data_type"] == "f":
+                    sheet.formulas[key] = v
+                else:
+                    sheet.values[key] = _literal(v, cell["data_type"])

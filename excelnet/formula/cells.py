@@ -21,7 +21,7 @@ from excelnet.formula.parse import ERRORS, CopiedDown, Error
 _CELL = re.compile(
     r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'
     r"(?:<f([^>]*)/>|<f([^>]*)>([^<]*)</f>)?"  # a formula: empty (shared) or with text
-    r"(?:<v>([^<]*)</v>|<v/>)?"
+    r"(?:<v>([^<]*)</v>|<v\s*/>)?"  # openpyxl writes an empty value as <v />
     r"(?:<is>(.*?)</is>)?"  # an inline string
     r"</c>)",
     re.S,

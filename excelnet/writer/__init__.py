@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import re
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
+
+from excelnet.errors import ExcelnetError
 
 # A fixed timestamp: the same input and seed give a byte-identical file.
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -222,6 +225,12 @@ class FastWorksheet(Worksheet):
             if col_num in cells:
                 self._write_cell(row_num, col_num, cells[col_num])
         self._xml_end_tag("row")
+
+
+def check_seed(seed: int) -> None:
+    """numpy's generators take whole numbers from 0 on."""
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise ExcelnetError(f"the seed must be a whole number, 0 or more, not {seed!r}")
 
 
 def new_workbook(path: Path) -> tuple[Workbook, dict]:

@@ -15,7 +15,7 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from excelnet.atomic import atomic_path
 from excelnet.data.synthetic import TRUE_QUADRATIC, bend_samples, quadratic_samples
 from excelnet.models import DOUBLE_RELU, QUADRATIC, RELU, CurveModel
-from excelnet.writer import define_solver_model, new_workbook, write_header
+from excelnet.writer import check_seed, define_solver_model, new_workbook, write_header
 
 TABLE_ROW = 9  # 0-based header row of the data table
 LOSS = "$B$7"
@@ -32,9 +32,10 @@ def build_lesson(
     y: np.ndarray,
     about: list[str],
     truth: tuple[float, ...] | None = None,
+    force: bool = False,
 ) -> Path:
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force) as tmp:
         wb, fmt = new_workbook(tmp)
         ws = wb.add_worksheet(model.name)
         info = wb.add_worksheet("about")
@@ -126,7 +127,10 @@ _HOW = [
 ]
 
 
-def build_quadratic(path: str | Path = "quadratic.xlsx", seed: int = 0) -> Path:
+def build_quadratic(
+    path: str | Path = "quadratic.xlsx", seed: int = 0, force: bool = False
+) -> Path:
+    check_seed(seed)
     x, y = quadratic_samples(seed)
     a, b, c = TRUE_QUADRATIC
     return build_lesson(
@@ -145,10 +149,12 @@ def build_quadratic(path: str | Path = "quadratic.xlsx", seed: int = 0) -> Path:
             *_HOW,
         ],
         truth=TRUE_QUADRATIC,
+        force=force,
     )
 
 
-def build_relu(path: str | Path = "relu.xlsx", seed: int = 0) -> Path:
+def build_relu(path: str | Path = "relu.xlsx", seed: int = 0, force: bool = False) -> Path:
+    check_seed(seed)
     x, y = bend_samples(seed)
     return build_lesson(
         RELU,
@@ -160,10 +166,14 @@ def build_relu(path: str | Path = "relu.xlsx", seed: int = 0) -> Path:
             "straight line with everything below zero cut off: it can follow only one side.",
             *_HOW,
         ],
+        force=force,
     )
 
 
-def build_double_relu(path: str | Path = "double-relu.xlsx", seed: int = 0) -> Path:
+def build_double_relu(
+    path: str | Path = "double-relu.xlsx", seed: int = 0, force: bool = False
+) -> Path:
+    check_seed(seed)
     x, y = bend_samples(seed)
     return build_lesson(
         DOUBLE_RELU,
@@ -176,4 +186,5 @@ def build_double_relu(path: str | Path = "double-relu.xlsx", seed: int = 0) -> P
             "what a neural net does.",
             *_HOW,
         ],
+        force=force,
     )

@@ -40,6 +40,7 @@ from excelnet.models import (
     mmult_formula,
 )
 from excelnet.writer import (
+    check_seed,
     define_metrics,
     define_solver_model,
     new_workbook,
@@ -47,6 +48,8 @@ from excelnet.writer import (
 )
 
 STATS_COL = len(FEATURES) + 2  # features!M:N hold the data set's statistics
+SHEET_ROWS = 1_048_576  # Excel's (and LibreOffice's) rows per sheet
+MAX_PASSENGERS = SHEET_ROWS - TABLE_ROW
 
 
 def initial_parameters(seed: int, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -64,18 +67,24 @@ def build_titanic(
     csv: str | Path | None = None,
     seed: int = 0,
     passengers: int | None = None,
+    force: bool = False,
 ) -> Path:
     """Write the Titanic workbook to `path` (replaced atomically) and return the path.
     `passengers` resamples the rows (with replacement, seeded) to that many: the same
-    formulas at any scale."""
+    formulas at any scale. `force` replaces a read-only file."""
+    check_seed(seed)
+    if passengers is not None and not 1 <= passengers <= MAX_PASSENGERS:
+        raise ExcelnetError(
+            f"passengers must be from 1 to {MAX_PASSENGERS:,} (a sheet holds "
+            f"{SHEET_ROWS:,} rows; the model sheets start at row {TABLE_ROW + 1}), "
+            f"not {passengers:,}"
+        )
     df = load_titanic(csv)
     if passengers is not None:
-        if passengers < 1:
-            raise ExcelnetError(f"--passengers must be 1 or more, not {passengers}")
         rows = np.random.default_rng([seed, 1]).integers(0, len(df), size=passengers)
         df = df.iloc[rows].reset_index(drop=True)
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force) as tmp:
         _write(tmp, df, seed)
     return path
 
