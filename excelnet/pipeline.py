@@ -253,10 +253,8 @@ def evaluate(
     path = Path(path)
     progress = progress or Silent()
     check_source(path)
-    if write:
-        check_target(path, force)
     with _lock(progress, path):
-        models = _read_and_compile(path, sheet, device, progress)
+        _, models, _ = _read_and_compile(path, sheet, device, progress)
         out, updates = [], {}
         for model in models:
             grads = gradients(model)
@@ -277,6 +275,7 @@ def evaluate(
             for (s, r, c), g in zip(_gradient_cells(model.book, model), grads, strict=False):
                 updates.setdefault(s, {})[(r, c)] = g
         if write and updates:
+            check_target(path, force)
             with progress.phase(f"writing {path}"):
                 write_values(path, updates, force=force)
     return out

@@ -12,7 +12,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.formula import ArrayFormula
 
 from excelnet.errors import ExcelnetError, where
-from excelnet.files import check_source, check_zip, read_member, sheet_parts
+from excelnet.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.formula.cells import scan
 from excelnet.formula.parse import ERRORS, Error, FormulaError, Ref, parse
 
@@ -173,6 +173,7 @@ def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, .
             check_zip(path, archive)  # no member twice, none past the budget
             parts = sheet_parts(archive)
             missing = {t: p for t, p in parts.items() if p not in archive.NameToInfo}
+            check_memory(path, archive, list(parts.values()))
     except (zipfile.BadZipFile, KeyError, OSError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
     if missing:
