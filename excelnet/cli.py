@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         ](args)
         sys.stdout.flush()
     except ExcelnetError as e:
-        print(f"excelnet: error: {e}", file=sys.stderr)
+        print(f"excelnet: error: {e.command_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("excelnet: interrupted", file=sys.stderr)

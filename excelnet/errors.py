@@ -2,7 +2,13 @@
 
 
 class ExcelnetError(Exception):
-    """Bad input or a refused operation. The CLI prints it as one line and exits with code 2."""
+    """Bad input or a refused operation. The CLI prints it as one line and exits with code 2.
+    `command_line` is the same message in the command's words, where they differ (an option
+    is --force there, force=True in Python)."""
+
+    def __init__(self, message: str, command_line: str | None = None):
+        super().__init__(message)
+        self.command_line = command_line or message
 
 
 def where(path: object, sheet: str | None = None, cell: str | None = None) -> str:

@@ -108,15 +108,17 @@ def check_target(path: Path, force: bool = False) -> None:
         raise ExcelnetError(f"{path}: {_kind(st.st_mode)}; excelnet writes workbook files")
     if force:
         return
+    problem = None
     if _read_only(st):
-        raise ExcelnetError(
-            f"{path}: the file is read-only, so excelnet leaves it as it is "
-            f"(force it: --force, or force=True in Python)"
+        problem = f"{path}: the file is read-only, so excelnet leaves it as it is"
+    elif st.st_uid != os.geteuid() and os.geteuid() != 0:
+        problem = (
+            f"{path}: the file belongs to another user (uid {st.st_uid}), and a new copy "
+            f"would belong to you"
         )
-    if st.st_uid != os.geteuid() and os.geteuid() != 0:
+    if problem is not None:
         raise ExcelnetError(
-            f"{path}: the file belongs to another user (uid {st.st_uid}); a new copy would "
-            f"belong to you (force it: --force, or force=True in Python)"
+            f"{problem} (force=True replaces it)", f"{problem} (--force replaces it)"
         )
 
 
