@@ -15,6 +15,7 @@ from excelnet.train import SheetFit
 
 SHEET = "history"
 SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy"]
+FORMATS = ["0", "0.00000", "0.00000", "0.0%"]  # number formats of the four columns
 Row = tuple[float, float | None, float | None, float | None]
 
 
@@ -75,10 +76,10 @@ def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit
                         }
                     )
         ch.set_title({"name": "Loss during excelnet fit"})
-        ch.set_x_axis({"name": "epoch"})
-        ch.set_y_axis({"name": "loss"})
+        ch.set_x_axis({"name": "epoch", "min": 0})
+        ch.set_y_axis({"name": "loss", "min": 0})
         ch.set_size({"width": 720, "height": 400})
         return ch
 
     header = [f"{n} {s}" for n in names for s in SUFFIXES]
-    changes.place(path, SHEET, render(SHEET, header, columns, chart))
+    changes.place(path, SHEET, render(SHEET, header, columns, chart, FORMATS * len(names)))

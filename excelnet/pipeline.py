@@ -369,7 +369,9 @@ def lr_sweep(
 
         with progress.phase(f"writing {path}"):
             changes = Changes()
-            changes.place(path, SWEEP_SHEET, render(SWEEP_SHEET, header, columns, chart))
+            formats = ["0"] + ["0.000E+00"] * len(runs)  # losses over orders of magnitude
+            sheet = render(SWEEP_SHEET, header, columns, chart, formats)
+            changes.place(path, SWEEP_SHEET, sheet)
             write_values(path, {}, extra=changes.extra, replace=changes.replace, force=force)
     return runs
 
@@ -383,6 +385,7 @@ COMPARE_HEADER = [
     "validation accuracy",
     "fit seconds",
 ]
+COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00"]
 
 
 def compare(
@@ -416,13 +419,12 @@ def compare(
                 }
             )
             ch.set_title({"name": f"Models compared: {COMPARE_HEADER[use]}"})
-            ch.set_y_axis({"name": COMPARE_HEADER[use]})
+            ch.set_y_axis({"name": COMPARE_HEADER[use], "min": 0})  # bars from 0: honest sizes
             ch.set_legend({"none": True})
             return ch
 
-        changes.place(
-            book_path, COMPARE_SHEET, render(COMPARE_SHEET, COMPARE_HEADER, columns, chart)
-        )
+        sheet = render(COMPARE_SHEET, COMPARE_HEADER, columns, chart, COMPARE_FORMATS)
+        changes.place(book_path, COMPARE_SHEET, sheet)
 
     return fit(
         path,

@@ -24,6 +24,13 @@ PLAIN_EVERY = 10.0  # seconds between plain lines while a fit trains
 Tick = Callable[[int, float], None]
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 class Silent:
     """No progress shown (the API's default)."""
 
@@ -117,7 +124,7 @@ class Progress(Silent):
                 left = spent / max(epoch, 1) * (total - epoch)
                 self._line(
                     f"fitting {sheet}: epoch {epoch:,} of {total:,}, loss {loss:.5g} "
-                    f"({spent:.0f} s, about {left:.0f} s left)"
+                    f"({_duration(spent)} so far, about {_duration(left)} left)"
                 )
 
         return tick

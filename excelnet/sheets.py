@@ -14,10 +14,14 @@ from pathlib import Path
 
 import xlsxwriter
 
+from excelnet import styles
 from excelnet.errors import ExcelnetError, where
 from excelnet.files import sheet_parts
 
 Parts = dict[str, bytes]
+
+
+HEADER = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}  # as the builder's headers
 
 
 def render(
@@ -25,19 +29,28 @@ def render(
     header: list[str],
     columns: list[list[float | str | None]],
     chart: Callable[[xlsxwriter.Workbook], object],
+    formats: list[str | None] | None = None,
 ) -> Parts:
-    """A sheet holding `columns` under `header`, with the chart `chart(workbook)` beside."""
+    """A sheet holding `columns` under a styled `header`, each column in its number format
+    (`formats`, Excel's codes), with the chart `chart(workbook)` beside; it prints one page
+    wide. Its styles are merged into the workbook's when it is placed (excelnet.styles)."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
     ws = wb.add_worksheet(name)
-    ws.write_row(0, 0, header)
+    ws.write_row(0, 0, header, wb.add_format(HEADER))
+    number = [wb.add_format({"num_format": f}) if f else None for f in formats or []]
     for c, column in enumerate(columns):
+        fmt = number[c] if c < len(number) else None
         for r, v in enumerate(column):
             if isinstance(v, str):
                 ws.write_string(r + 1, c, v)
             elif v is not None:
-                ws.write_number(r + 1, c, v)
-    ws.set_column(0, max(len(header) - 1, 0), 16)
+                ws.write_number(r + 1, c, v, fmt)
+    for c, text in enumerate(header):
+        ws.set_column(c, c, max(12, len(text) + 2))
+    ws.freeze_panes(1, 0)
+    ws.set_landscape()
+    ws.fit_to_pages(1, 0)
     ws.insert_chart(1, len(header) + 1, chart(wb))
     wb.close()
     z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
@@ -45,12 +58,14 @@ def render(
     # the user's workbook has its own shared strings: write the strings inline instead
     shared = re.findall(rb"<si><t[^>]*>(.*?)</t></si>", z.read("xl/sharedStrings.xml"), re.S)
     sheet = re.sub(
-        rb'<c r="([A-Z]+\d+)" t="s"><v>(\d+)</v></c>',
+        rb'<c r="([A-Z]+\d+)"( s="\d+")? t="s"><v>(\d+)</v></c>',
         lambda m: (
             b'<c r="'
             + m.group(1)
-            + b'" t="inlineStr"><is><t>'
-            + shared[int(m.group(2))]
+            + b'"'
+            + (m.group(2) or b"")
+            + b' t="inlineStr"><is><t>'
+            + shared[int(m.group(3))]
             + b"</t></is></c>"
         ),
         sheet,
@@ -59,6 +74,7 @@ def render(
         "sheet": sheet,
         "drawing": z.read("xl/drawings/drawing1.xml"),
         "chart": z.read("xl/charts/chart1.xml"),
+        "styles": z.read("xl/styles.xml"),
     }
 
 
@@ -118,10 +134,21 @@ class Changes:
     def read(self, z: zipfile.ZipFile, member: str) -> bytes:
         return self.replace.get(member) or self.extra.get(member) or z.read(member)
 
+    def _styled(self, z: zipfile.ZipFile, parts: Parts) -> bytes:
+        """The rendered sheet with its styles merged into the workbook's styles.xml."""
+        merged = None
+        if "xl/styles.xml" in z.NameToInfo:
+            merged = styles.merge(self.read(z, "xl/styles.xml"), parts["styles"])
+        if merged is None:
+            return styles.restyle(parts["sheet"], None)
+        self.replace["xl/styles.xml"], mapping = merged
+        return styles.restyle(parts["sheet"], mapping)
+
     def place(self, path: Path, name: str, parts: Parts) -> None:
         """Put a rendered sheet into the workbook: over the same sheet from an earlier run,
         or as a new last sheet."""
         with zipfile.ZipFile(path) as z:
+            parts = {**parts, "sheet": self._styled(z, parts)}
             names = z.namelist() + list(self.extra)
             sheet_part = sheet_parts(z).get(name)
             if sheet_part is not None:
@@ -172,6 +199,16 @@ class Changes:
             sheet_ids = [int(i) for i in re.findall(rb'<sheet\b[^>]*\bsheetId="(\d+)"', wb)]
             entry = f'<sheet name="{name}" sheetId="{max(sheet_ids, default=0) + 1}" r:id="{rid}"/>'
             wb = wb.replace(b"</sheets>", entry.encode() + b"</sheets>")
+            # its header row repeats on every printed page (the sheet is the last one)
+            titles = (
+                f'<definedName name="_xlnm.Print_Titles" localSheetId="{len(sheet_ids)}">'
+                f"{name}!$1:$1</definedName>"
+            ).encode()
+            if b"</definedNames>" in wb:
+                wb = wb.replace(b"</definedNames>", titles + b"</definedNames>")
+            else:
+                names = b"<definedNames>" + titles + b"</definedNames>"
+                wb = wb.replace(b"</sheets>", b"</sheets>" + names)
             self.replace.update(
                 {
                     "[Content_Types].xml": types,

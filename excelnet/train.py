@@ -72,8 +72,9 @@ class Losses:
     """The loss of every epoch while there are at most `limit`, then of every 2nd, 4th, …
     epoch: memory stays bounded for any number of epochs, and the curve keeps its shape."""
 
-    def __init__(self, limit: int = LOSS_POINTS):
-        self.limit, self.every, self.count, self.kept = limit, 1, 0, []
+    def __init__(self, limit: int | None = None):
+        self.limit = LOSS_POINTS if limit is None else limit
+        self.every, self.count, self.kept = 1, 0, []
 
     def extend(self, losses: list[float]) -> None:
         for loss in losses:

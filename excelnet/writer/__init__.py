@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import numbers
 import re
 from pathlib import Path
@@ -298,6 +299,32 @@ def define_metrics(wb: Workbook, sheet: str, valid_loss: str, accuracy: str) -> 
     on `sheet`): the validation loss and the validation accuracy."""
     wb.define_name(f"{sheet}!excelnet_valid_loss", f"={sheet}!{valid_loss}")
     wb.define_name(f"{sheet}!excelnet_accuracy", f"={sheet}!{accuracy}")
+
+
+def print_setup(
+    ws: Worksheet,
+    header_row: int | None = None,
+    area: tuple[int, int, int, int] | None = None,
+    landscape: bool = True,
+) -> None:
+    """Print (and PDF) a sheet one page wide, as many pages tall as it needs, with its header
+    row repeated on every page; `area` (first row, col, last row, col) limits what prints."""
+    if landscape:
+        ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    if header_row is not None:
+        ws.repeat_rows(header_row)
+    if area is not None:
+        ws.print_area(*area)
+
+
+def write_wrapped(ws: Worksheet, row: int, text: str, fmt, width: float) -> None:
+    """Text in column A, wrapped, in a row tall enough for its lines: LibreOffice does not
+    grow a row that the file gives no height, and wrapped lines would overlap the next."""
+    per_line = max(int(width * 0.95), 1)  # Calibri 11: about one character per unit of width
+    lines = max(1, math.ceil(len(text) / per_line))
+    ws.set_row(row, 15 * lines + 2)
+    ws.write_string(row, 0, text, fmt)
 
 
 def write_header(ws: Worksheet, row: int, col: int, headers: list[str], fmt) -> None:

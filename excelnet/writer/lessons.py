@@ -15,9 +15,17 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from excelnet.atomic import atomic_path
 from excelnet.data.synthetic import TRUE_QUADRATIC, bend_samples, quadratic_samples
 from excelnet.models import DOUBLE_RELU, QUADRATIC, RELU, CurveModel
-from excelnet.writer import check_seed, define_solver_model, new_workbook, write_header
+from excelnet.writer import (
+    check_seed,
+    define_solver_model,
+    new_workbook,
+    print_setup,
+    write_header,
+    write_wrapped,
+)
 
 TABLE_ROW = 9  # 0-based header row of the data table
+ABOUT_WIDTH = 80  # characters: the about sheet's one column, a portrait page wide at 100%
 LOSS = "$B$7"
 
 
@@ -106,13 +114,13 @@ def build_lesson(
         ws.set_column(0, 0, 20)
         ws.set_column(1, 4, 13)
         ws.freeze_panes(TABLE_ROW + 1, 0)
-        ws.print_area(0, 0, 21, 14)
-        ws.set_landscape()
-        ws.fit_to_pages(1, 1)
+        print_setup(ws, header_row=TABLE_ROW, area=(0, 0, last - 1, 13))
 
-        info.set_column(0, 0, 110)
-        for i, line in enumerate([model.title, *about]):
-            info.write_string(i, 0, line, fmt["title"] if i == 0 else fmt["wrap"])
+        info.set_column(0, 0, ABOUT_WIDTH)
+        info.write_string(0, 0, model.title, fmt["title"])
+        for i, line in enumerate(about, start=1):
+            write_wrapped(info, i, line, fmt["wrap"], ABOUT_WIDTH)
+        print_setup(info, landscape=False)
         ws.activate()
         wb.close()
     return path

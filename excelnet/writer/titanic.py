@@ -44,7 +44,9 @@ from excelnet.writer import (
     define_metrics,
     define_solver_model,
     new_workbook,
+    print_setup,
     write_header,
+    write_wrapped,
 )
 
 STATS_COL = len(FEATURES) + 2  # features!M:N hold the data set's statistics
@@ -117,6 +119,7 @@ def _data_sheet(ws, df: pd.DataFrame, fmt) -> None:
     ws.freeze_panes(1, 0)
     for c, width in enumerate([11, 9, 7, 45, 7, 6, 6, 6, 18, 9, 12, 9]):
         ws.set_column(c, c, width)
+    print_setup(ws, header_row=0)
 
 
 def _features_sheet(wb, ws, x: np.ndarray, stats: dict, valid: np.ndarray, fmt) -> None:
@@ -143,6 +146,7 @@ def _features_sheet(wb, ws, x: np.ndarray, stats: dict, valid: np.ndarray, fmt) 
     ws.set_column(0, vcol, 9)
     ws.set_column(STATS_COL, STATS_COL, 24)
     ws.set_column(STATS_COL + 1, STATS_COL + 1, 10)
+    print_setup(ws, header_row=0)
 
 
 def _model_sheet(
@@ -223,10 +227,15 @@ def _model_sheet(
     ws.freeze_panes(TABLE_ROW, 0)
     ws.set_column(0, len(m.headers) - 1, 12)
     ws.set_column(METRICS_COL, METRICS_COL + len(METRICS) - 1, 18)
+    print_setup(ws, header_row=top)
+
+
+ABOUT_WIDTH = 80  # characters: the about sheet's one column, a portrait page wide at 100%
 
 
 def _about_sheet(ws, n: int, seed: int, fmt) -> None:
-    ws.set_column(0, 0, 110)
+    ws.set_column(0, 0, ABOUT_WIDTH)
+    print_setup(ws, landscape=False)
     lines = [
         ("excelnet: the fast.ai lesson's Titanic models as live formulas", "title"),
         (
@@ -282,5 +291,7 @@ def _about_sheet(ws, n: int, seed: int, fmt) -> None:
         ),
     ]
     for i, (text, style) in enumerate(lines):
-        if text:
+        if style == "wrap":
+            write_wrapped(ws, i, text, fmt[style], ABOUT_WIDTH)
+        elif text:
             ws.write_string(i, 0, text, fmt[style])
