@@ -324,6 +324,62 @@ def bench_startup(repeat: int) -> None:
     )
 
 
+def bench_wall_clock(repeat: int) -> None:
+    """What a user waits for: `excelnet fit` in a new process (Python and torch start-up, read,
+    compile, 1000 epochs, write back), beside fit() in a warm process, and `import torch`."""
+    from excelnet.pipeline import fit
+    from excelnet.writer.lessons import build_quadratic
+
+    def wall(argv: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, check=True)
+        return time.perf_counter() - t
+
+    floor = statistics.median(wall(["-c", "import torch"]) for _ in range(max(repeat, 3)))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / "wall.xlsx"
+    cases = {
+        "the quadratic (3 parameters)": (lambda: build_quadratic(target), []),
+        "Titanic nn": (lambda: shutil.copy(ROOT / "workbooks" / "titanic.xlsx", target),
+                       ["--sheet", "nn"]),
+    }  # fmt: skip
+    for label, (fresh, extra) in cases.items():
+        command = ["-m", "excelnet", "fit", str(target), *extra, "--no-history", "-q", "--json"]
+        times = []
+        for _ in range(max(repeat, 3)):
+            fresh()
+            times.append(wall(command))
+        cold = statistics.median(times)
+        sheet = extra[1] if extra else None
+
+        def in_process(fresh=fresh, sheet=sheet):
+            fresh()
+            return fit(target, sheet=sheet, history=False)
+
+        warm, _ = median_time(in_process, repeat)
+        record(
+            f"fit {label}: `excelnet fit` in a new process, wall clock (1000 epochs)",
+            f"{cold:.2f} s",
+            f"fit() in a warm process: {warm:.2f} s; `python -c 'import torch'`: {floor:.2f} s",
+            "—",
+            None,
+            seconds=cold,
+            warm_seconds=warm,
+            import_torch_seconds=floor,
+        )
+
+
+CASES = {
+    "startup": lambda a, huge: bench_startup(a.repeat),
+    "wall": lambda a, huge: bench_wall_clock(a.repeat),
+    "build": lambda a, huge: bench_build(a.repeat),
+    "epochs": lambda a, huge: bench_epochs(a.repeat, huge),
+    "solvers": lambda a, huge: None if a.skip_solvers else bench_solvers(a.repeat),
+    "read": lambda a, huge: bench_read_compile(a.repeat),
+    "writeback": lambda a, huge: bench_writeback(a.repeat),
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
@@ -332,7 +388,13 @@ def main() -> None:
         "--skip-huge", action="store_true", help=f"skip the {HUGE:,}-row workbook (minutes)"
     )
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    p.add_argument(
+        "--only",
+        help=f"run only these cases, comma-separated ({', '.join(CASES)}); "
+        "results.json is then left as it is",
+    )
     args = p.parse_args()
+    only = args.only.split(",") if args.only else list(CASES)
     info = machine()
     for stale in CACHE.glob(".~lock.*#"):  # left by an interrupted LibreOffice run
         stale.unlink()
@@ -340,19 +402,16 @@ def main() -> None:
         f"excelnet bench on {info['cpu']} ({info['cores']} cores), torch {info['torch']}",
         file=sys.stderr,
     )
-    bench_startup(args.repeat)
-    bench_build(args.repeat)
     huge = None
-    if not args.skip_huge:
+    if not args.skip_huge and {"build", "epochs"} & set(only):
         huge, seconds = resampled_workbook(HUGE)
-        record(f"build the {HUGE:,}-row workbook", f"{seconds:.0f} s", "—", "—", None,
-               seconds=seconds)  # fmt: skip
-    bench_epochs(args.repeat, huge)
-    if not args.skip_solvers:
-        bench_solvers(args.repeat)
-    bench_read_compile(args.repeat)
-    bench_writeback(args.repeat)
-    args.out.write_text(json.dumps({"machine": info, "results": rows}, indent=2))
+    for name in only:
+        CASES[name](args, huge)
+        if name == "build" and huge is not None:
+            record(f"build the {HUGE:,}-row workbook", f"{seconds:.0f} s", "—", "—", None,
+                   seconds=seconds)  # fmt: skip
+    if not args.only:
+        args.out.write_text(json.dumps({"machine": info, "results": rows}, indent=2))
     print(
         f"\nexcelnet bench, {info['date']}: {info['cpu']}, {info['cores']} cores, Python "
         f"{info['python']}, torch {info['torch']}, {info['libreoffice']}, "

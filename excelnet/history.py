@@ -7,11 +7,14 @@ model's curve is one contiguous range.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from excelnet.errors import ExcelnetError, where
-from excelnet.formula.book import Book
-from excelnet.sheets import Changes, render
-from excelnet.train import SheetFit
+
+if TYPE_CHECKING:
+    from excelnet.formula.book import Book
+    from excelnet.sheets import Changes
+    from excelnet.train import SheetFit
 
 SHEET = "history"
 SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy"]
@@ -57,6 +60,8 @@ def _merge(groups: dict[str, list[Row]], results: list[SheetFit]) -> dict[str, l
 
 def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit]) -> None:
     """Write the updated history sheet (into `changes`)."""
+    from excelnet.sheets import render
+
     groups = _merge(_existing(book), results)
     names = list(groups)
     columns = [[row[i] for row in groups[n]] for n in names for i in range(4)]

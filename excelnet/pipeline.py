@@ -7,9 +7,9 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from excelnet.defaults import EPOCHS, LR
 from excelnet.errors import ExcelnetError, where
 from excelnet.files import (
     check_source,
@@ -19,21 +19,24 @@ from excelnet.files import (
     refuse_if_open,
     sheet_parts,
 )
-from excelnet.formula.book import Book, read_book
-from excelnet.formula.compile import Graph, Model, a1
-from excelnet.formula.parse import FormulaError, Ref, parse
-from excelnet.formula.values import Ctx
 from excelnet.history import SHEET as HISTORY
-from excelnet.history import add_history
 from excelnet.progress import Silent
-from excelnet.sheets import Changes, render
-from excelnet.train import EPOCHS, LR, SheetFit, train
-from excelnet.writeback import write_values
+
+if TYPE_CHECKING:  # torch, openpyxl and XlsxWriter load when the work starts, after the checks
+    import torch
+
+    from excelnet.formula.book import Book
+    from excelnet.formula.compile import Model
+    from excelnet.formula.parse import Ref
+    from excelnet.sheets import Changes
+    from excelnet.train import SheetFit
 
 METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
 
 
 def resolve_device(device: str) -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -45,6 +48,8 @@ def resolve_device(device: str) -> torch.device:
 
 def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | None]:
     """A sheet-scoped name's text and, when it names cells, their Ref."""
+    from excelnet.formula.parse import FormulaError, Ref, parse
+
     text = book.sheets[sheet].names.get(name)
     if text is None:
         return None, None
@@ -100,6 +105,9 @@ def gradients(model: Model) -> list[float]:
 
 
 def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+    from excelnet.formula.compile import Graph, Model, a1
+    from excelnet.formula.values import Ctx
+
     ctx = Ctx(device)
     graph = Graph(book)
     models = []
@@ -138,6 +146,8 @@ def _read_and_compile(
 ) -> tuple[Book, list[Model], frozenset[str]]:
     """The workbook read and its Solver models compiled; and the zip parts of the sheets a
     write-back will patch, checked to be well-formed XML before any training."""
+    from excelnet.formula.book import read_book
+
     dev = resolve_device(device)
     with progress.phase(f"reading {path}"):
         book = read_book(path, needed_by=sheet, also=also)
@@ -184,6 +194,8 @@ def fit(
     check_source(path)
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
+    from excelnet.train import train
+
     with _lock(progress, path, out):
         book, models, checked = _read_and_compile(
             path, sheet, device, progress, also=(HISTORY,) if history else ()
@@ -205,6 +217,10 @@ def fit(
             for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
                 updates.setdefault(s, {})[(r, c)] = g
         with progress.phase(f"writing {out}"):
+            from excelnet.history import add_history
+            from excelnet.sheets import Changes
+            from excelnet.writeback import write_values
+
             changes = Changes()
             if history:
                 add_history(changes, path, book, results)
@@ -250,6 +266,8 @@ def evaluate(
     """Each Solver model's objective, its gradient with respect to each parameter cell, and the
     value of every formula cell that depends on the parameters. Where a sheet names gradient
     cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
+    from excelnet.formula.compile import a1
+
     path = Path(path)
     progress = progress or Silent()
     check_source(path)
@@ -275,6 +293,8 @@ def evaluate(
             for (s, r, c), g in zip(_gradient_cells(model.book, model), grads, strict=False):
                 updates.setdefault(s, {})[(r, c)] = g
         if write and updates:
+            from excelnet.writeback import write_values
+
             check_target(path, force)
             with progress.phase(f"writing {path}"):
                 write_values(path, updates, force=force)
@@ -325,6 +345,12 @@ def lr_sweep(
     check_source(path)
     check_target(path, force)
     refuse_if_open(path)
+    import torch
+
+    from excelnet.sheets import Changes, render
+    from excelnet.train import train
+    from excelnet.writeback import write_values
+
     with _lock(progress, path):
         _, (model,), _ = _read_and_compile(path, sheet, device, progress)
         params = model.parameters()
@@ -399,6 +425,7 @@ def compare(
 ) -> list[SheetFit]:
     """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
     validation loss and accuracy, number of parameters and fit time, with a chart."""
+    from excelnet.sheets import render
 
     def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
         rows = [

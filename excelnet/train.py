@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 
 import torch
 
+from excelnet.defaults import EPOCHS, LR
 from excelnet.formula.compile import Model, a1
 
-EPOCHS = 1000
-LR = 0.1
 EXPLODE = 1e3  # a loss this many times the starting loss has diverged
 HISTORY_POINTS = 50  # rows of the history sheet per fit, at most
 LOSS_POINTS = 10_000  # losses kept per fit, at most (then every 2nd, 4th, … epoch's)
 CHUNK = 1_000  # epochs run by a fast engine between looks at the losses, at most
-# What torch.compile costs, measured here (2 cores): ~3 s for any step, and ~16 ms per
-# operation of its autograd graph (Titanic nn: 22 operations, 3.4 s; a model of 500
-# parameter ranges: 1,008 operations, 19 s). The compiled step ran 3-5x faster than eager.
+# What torch.compile costs, measured: ~3 s for any step, and more than linearly in the number
+# of operations of its autograd graph: Titanic nn (22 operations) 3.4 s, a model of 200
+# parameter ranges (408) 8 s, of 500 (1,008) 19 s; of 2,000 (4,009) about 225 s (issue 13).
+# The compiled step ran 3-5x faster than the eager one.
 COMPILE_BASE = 3.0
-COMPILE_PER_OP = 0.016
+COMPILE_PER_OP = 0.002
+COMPILE_PER_OP_SQUARED = 1.3e-5
 COMPILED_SPEEDUP = 3.0
 
 
@@ -260,7 +261,8 @@ def compile_pays(model: Model, params: list[torch.Tensor], epochs: int) -> bool:
         step(model, params, 0.0)
     eager = (time.perf_counter() - t) / 3
     saved = epochs * eager * (1 - 1 / COMPILED_SPEEDUP)
-    return saved > COMPILE_BASE + COMPILE_PER_OP * _operations(model)
+    ops = _operations(model)
+    return saved > COMPILE_BASE + COMPILE_PER_OP * ops + COMPILE_PER_OP_SQUARED * ops**2
 
 
 def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) -> float | None:

@@ -135,7 +135,7 @@ def parts(path: Path, count: int) -> Path:
 @pytest.mark.parametrize(
     "book, epochs, pays",
     [
-        ("2000 parts", 1000, False),  # compiling ~70 s would not pay off 1000 eager steps
+        ("2000 parts", 1000, False),  # compiling ~225 s would not pay off 1000 eager steps
         ("quadratic", 1000, False),  # a tiny model: eager steps take a fraction of a second
         ("titanic nn", 1_000_000, True),  # a long fit of a small step: ~3 s once pays
     ],
