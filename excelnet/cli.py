@@ -328,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("excelnet: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        # past the estimate made before the work (excelnet.files.check_memory); a write is
+        # atomic, so the workbook is the old one
+        what = getattr(args, "book", None) or getattr(args, "output", None) or args.workbook
+        print(f"excelnet: error: {what}: out of memory; nothing was written", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # the reader of our output left (`excelnet fit --json | head`): the work is done and
         # written; say nothing more, and keep Python from complaining at exit

@@ -232,3 +232,20 @@ def test_json_into_a_closed_pipe(tmp_path):
     os.close(w)
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert "history" in openpyxl.load_workbook(book, read_only=True).sheetnames
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    """Past the estimate made before the work: one line, and the workbook as it was."""
+    import excelnet.formula.book
+
+    book = line_fit(tmp_path / "book.xlsx")
+    before = book.read_bytes()
+
+    def scan(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(excelnet.formula.book, "scan", scan)
+    code, _, err = cli(capsys, "fit", book)
+    assert code == 2
+    one_line(err, "book.xlsx: out of memory; nothing was written")
+    assert book.read_bytes() == before

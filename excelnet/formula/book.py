@@ -187,6 +187,8 @@ def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, .
         formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
+    except MemoryError:
+        raise
     except Exception as e:  # openpyxl raises many kinds on corrupt XML
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     try:
@@ -206,7 +208,7 @@ def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, .
             part = xml.pop(ws.title)  # let each sheet's XML go once it is read
             if ws.title in wanted:
                 sheets[ws.title] = _read_sheet(ws, part)
-    except ExcelnetError:
+    except (ExcelnetError, MemoryError):
         raise
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
