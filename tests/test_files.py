@@ -423,34 +423,46 @@ def test_simultaneous_fits_keep_every_history_row(tmp_path):
 
 _KILLS = """
 import os, random, signal, sys, time, zipfile
-import excelnet.pipeline
-import excelnet.zipcopy
+import excelnet.writeback
 from excelnet.cli import main
 from excelnet.formula.book import read_book
 book, kills, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
 argv = ["fit", book, "--epochs", "1", "-q", "--engine", "eager"]
-copy = excelnet.zipcopy.copy_with
-def timed(*a):
-    t = time.perf_counter(); copy(*a); timed.seconds = time.perf_counter() - t
-excelnet.zipcopy.copy_with = timed
-import excelnet.writeback
-excelnet.writeback.copy_with = timed
-assert main(argv) == 0
-write = timed.seconds * 3  # the write, its fsync and rename, and a little after
-for k in range(kills):
-    before = open(book, "rb").read()
+assert main(argv) == 0  # everything imported before the children are forked
+copy = excelnet.writeback.copy_with
+
+def child(w):
+    def signal_then_copy(*a):  # tell the parent the write begins ...
+        os.write(w, b"w")
+        copy(*a)
+    def rename_then_signal(*a, replace=os.replace):  # ... and when the new file is in place
+        replace(*a)
+        os.write(w, b"r")
+    excelnet.writeback.copy_with = signal_then_copy
+    os.replace = rename_then_signal
+    os._exit(main(argv))
+
+def start():
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        def signal_then_copy(*a):  # tell the parent the write begins
-            os.write(w, b"w"); copy(*a)
-        excelnet.writeback.copy_with = signal_then_copy
-        os._exit(main(argv))
+        child(w)
     os.close(w)
     assert os.read(r, 1) == b"w"
-    time.sleep(rng.uniform(0, write))
+    return pid, r
+
+pid, r = start()  # how long from the write's start to the rename: the window to kill in
+t = time.perf_counter()
+assert os.read(r, 1) == b"r"
+window = time.perf_counter() - t
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+os.close(r)
+for k in range(kills):
+    before = open(book, "rb").read()
+    pid, r = start()
+    time.sleep(rng.uniform(0, 1.2 * window))  # in the write, and a little after
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     os.close(r)
@@ -458,7 +470,8 @@ for k in range(kills):
     if after != before:  # the new file, whole: a sound zip that excelnet reads
         assert zipfile.ZipFile(book).testzip() is None
         read_book(book)
-    print("state:", "old" if after == before else "new", flush=True)
+    temps = [n for n in os.listdir(os.path.dirname(book)) if n.endswith(".tmp")]
+    print("state:", "old" if after == before else "new", len(temps), flush=True)
 """
 
 
@@ -472,8 +485,11 @@ def test_a_write_killed_at_any_moment_leaves_old_or_new(tmp_path):
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    seen = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("state:")]
+    states = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("state:")]
+    seen = [state for state, _ in states]
     assert len(seen) == 30 and set(seen) == {"old", "new"}, seen  # kills before and after
+    assert any(int(temps) for _, temps in states)  # a killed write leaves its temporary file
+    assert all(int(temps) <= 1 for _, temps in states)  # the next run removes it
     with zipfile.ZipFile(book) as z:
         assert z.testzip() is None
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "book.xlsx"]
