@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from excelnet.errors import ExcelnetError
-from excelnet.files import check_target, locked, real_target, stale_temps, temp_prefix
+from excelnet.files import check_target, euid, locked, real_target, stale_temps, temp_prefix
 
 
 @contextlib.contextmanager
@@ -59,7 +59,8 @@ def _keep_mode_and_owner(tmp: Path, real: Path) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         return
-    if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+    me = euid()
+    if me is not None and (st.st_uid, st.st_gid) != (me, os.getegid()):
         with contextlib.suppress(PermissionError):  # root keeps anyone's; a user keeps the group
-            os.chown(tmp, st.st_uid if os.geteuid() == 0 else -1, st.st_gid)
+            os.chown(tmp, st.st_uid if me == 0 else -1, st.st_gid)
     os.chmod(tmp, st.st_mode & 0o7777)

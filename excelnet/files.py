@@ -80,10 +80,18 @@ def real_target(path: Path) -> Path:
     return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
 
 
-def _read_only(st: os.stat_result) -> bool:
-    if os.geteuid() == 0:  # root may write anything; a file nobody may write is read-only
+def euid() -> int | None:
+    """The user this process acts as (None where there are no such ids: Windows)."""
+    return os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def _read_only(path: Path, st: os.stat_result) -> bool:
+    me = euid()
+    if me is None:
+        return not os.access(path, os.W_OK)
+    if me == 0:  # root may write anything; a file nobody may write is read-only
         return not st.st_mode & 0o222
-    if st.st_uid == os.geteuid():
+    if st.st_uid == me:
         return not st.st_mode & 0o200
     return not st.st_mode & 0o022
 
@@ -109,9 +117,9 @@ def check_target(path: Path, force: bool = False) -> None:
     if force:
         return
     problem = None
-    if _read_only(st):
+    if _read_only(real, st):
         problem = f"{path}: the file is read-only, so excelnet leaves it as it is"
-    elif st.st_uid != os.geteuid() and os.geteuid() != 0:
+    elif euid() not in (None, 0, st.st_uid):
         problem = (
             f"{path}: the file belongs to another user (uid {st.st_uid}), and a new copy "
             f"would belong to you"
@@ -235,11 +243,6 @@ def locked(*paths: Path, on_wait: Callable[[Path], None] | None = None) -> Itera
                     os.close(held[0])  # closing releases the lock
 
 
-def is_locked(path: Path) -> bool:
-    """Whether this process holds excelnet's lock for writing `path`."""
-    return fcntl is None or _lock_key(Path(path)) in _HELD
-
-
 # -- temporary files --------------------------------------------------------------------------
 
 
@@ -313,8 +316,6 @@ def check_zip(path: Path, z: zipfile.ZipFile) -> None:
 def available_memory() -> int | None:
     """Bytes this process may still allocate: what the system has available, within its
     cgroup's limit and its own address-space limit. None where that is not known."""
-    import resource
-
     found = []
     with contextlib.suppress(OSError, ValueError, IndexError):
         with open("/proc/meminfo") as f:
@@ -326,7 +327,9 @@ def available_memory() -> int | None:
         if limit != "max":
             used = int(Path("/sys/fs/cgroup/memory.current").read_text())
             found.append(int(limit) - used)
-    with contextlib.suppress(OSError, ValueError, IndexError):
+    with contextlib.suppress(OSError, ValueError, IndexError, ImportError):
+        import resource  # POSIX
+
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
         if soft != resource.RLIM_INFINITY:
             with open("/proc/self/statm") as f:
