@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from excelnet import __version__
+from excelnet.defaults import EPOCHS, LR
 from excelnet.errors import ExcelnetError
 
 WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
@@ -91,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
     f.add_argument(
-        "--epochs", type=_count, default=1000, help="gradient descent steps (default 1000)"
+        "--epochs", type=_count, default=EPOCHS, help=f"gradient descent steps (default {EPOCHS})"
     )
-    f.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    f.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR})")
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of into the workbook")
     f.add_argument(
         "--engine",
@@ -118,16 +119,16 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated learning rates (default 0.001,0.01,0.1,1)",
     )
     w.add_argument(
-        "--epochs", type=_count, default=1000, help="steps per learning rate (default 1000)"
+        "--epochs", type=_count, default=EPOCHS, help=f"steps per learning rate (default {EPOCHS})"
     )
     _workbook_options(w)
 
     c = sub.add_parser("compare", help="fit every model sheet; add a compare sheet and chart")
     c.add_argument("book", type=Path, help="an .xlsx/.xlsm with Solver models on its sheets")
     c.add_argument(
-        "--epochs", type=_count, default=1000, help="gradient descent steps (default 1000)"
+        "--epochs", type=_count, default=EPOCHS, help=f"gradient descent steps (default {EPOCHS})"
     )
-    c.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1)")
+    c.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR})")
     _workbook_options(c)
 
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
