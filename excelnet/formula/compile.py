@@ -44,6 +44,7 @@ from excelnet.formula.values import (
     errors_of,
     from_python,
     make,
+    omitted,
     scalar,
 )  # fmt: skip
 
@@ -527,7 +528,7 @@ class Model:
         ctx = self.ctx
         if isinstance(node, Const):
             value = node.value
-            return scalar(0.0 if value is MISSING else value, ctx)
+            return omitted(ctx) if value is MISSING else scalar(value, ctx)
         if isinstance(node, Array):
             return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
         if isinstance(node, Ref):
@@ -541,9 +542,10 @@ class Model:
                 lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
             )
         if isinstance(node, Call):
-            fn = FUNCTIONS.get(node.name)
-            if fn is None:
+            known = FUNCTIONS.get(node.name)
+            if known is None:
                 raise FormulaError(f"function {node.name} is not supported")
+            fn = known.fn
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):
                 return fn(ctx, args)

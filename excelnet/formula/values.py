@@ -71,6 +71,17 @@ class V:
         return None
 
 
+class Omitted(V):
+    """An argument left out, as in IF(A1,,2) or VLOOKUP(x,t,2,): the number 0 where a value is
+    needed; functions with a default for it test `isinstance(v, Omitted)`."""
+
+    __slots__ = ()
+
+
+def omitted(ctx: Ctx) -> Omitted:
+    return Omitted(torch.zeros((1, 1, 1), dtype=ctx.dtype, device=ctx.device))
+
+
 def from_python(values: np.ndarray, ctx: Ctx, ref: bool = False) -> V:
     """An object array (N, H, W) of float/bool/str/None/Error → V."""
     from excelnet.formula.parse import Error

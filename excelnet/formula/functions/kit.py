@@ -1,0 +1,154 @@
+"""What Excel's functions have in common, in torch: argument counts, numbers from ranges and
+single values, errors carried along, results that are not finite, gradients kept finite on the
+branch not taken. Category modules build on these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from excelnet.formula.parse import FormulaError
+from excelnet.formula.values import (
+    BLANK,
+    NUM,
+    Ctx,
+    Omitted,
+    V,
+    errors_of,
+    first_error,
+    to_number,
+    with_errors,
+)  # fmt: skip
+
+
+def strict_num(ctx: Ctx, x: torch.Tensor, errs: np.ndarray | None) -> np.ndarray | None:
+    """In strict mode a non-finite result is #NUM! (Excel never shows inf or nan)."""
+    if not ctx.strict:
+        return errs
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return errs
+    bad_np = bad.cpu().numpy()
+    errs = np.full(x.shape, None, dtype=object) if errs is None else np.array(errs, dtype=object)
+    errs[bad_np & (errs == None)] = "#NUM!"  # noqa: E711
+    return errs
+
+
+def guarded(fn, ok: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
+    """fn(*args) where `ok`, and its plain (non-finite) value elsewhere, with a finite
+    gradient everywhere: the unselected side of an IF must not poison the gradient with
+    0 * inf or 0 * nan, so where not `ok` every argument is replaced by 1 (the "double
+    where")."""
+    one = torch.ones((), dtype=args[0].dtype, device=args[0].device)
+    safe = [torch.where(ok, a, one) for a in args]
+    with torch.no_grad():
+        raw = fn(*args)
+    return torch.where(ok, fn(*safe), raw)
+
+
+def divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    ok = (b != 0) & torch.isfinite(a) & torch.isfinite(b)
+    return guarded(torch.div, ok, a, b)
+
+
+def power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    whole = b == torch.round(b)
+    ok = ((a > 0) | ((a < 0) & whole) | ((a == 0) & (b >= 1))) & torch.isfinite(a)
+    return guarded(torch.pow, ok & torch.isfinite(b), a, b)
+
+
+def constant_and(v: V, what: str, test):
+    """Whether v is a constant whose numbers pass `test` (checked once, then remembered):
+    then the plain operation is safe and its gradient finite, and the guard can go. (`test`
+    may return a fact other than a bool, remembered the same way.)"""
+    if v.x.requires_grad or not v.numeric():
+        return False
+    v.cache = v.cache or {}
+    if what not in v.cache:
+        v.cache[what] = test(v.x)
+    return v.cache[what]
+
+
+def row_errors(v: V) -> np.ndarray | None:
+    """Per block row (N,1,1): the first error inside that row's range, or None."""
+    errs = errors_of(v)
+    if errs is None:
+        return None
+    flat = errs.reshape(errs.shape[0], -1)
+    out = np.full((errs.shape[0], 1, 1), None, dtype=object)
+    for n in range(flat.shape[0]):
+        hits = [e for e in flat[n] if e is not None]
+        if hits:
+            out[n, 0, 0] = hits[0]
+    return out
+
+
+def is_array(v: V) -> bool:
+    return v.ref or v.shape[1] * v.shape[2] > 1
+
+
+def numbers(v: V) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray | None]:
+    """Numbers for SUM-like functions: in ranges and arrays only the numbers count; a single
+    value typed into the call is converted (TRUE → 1, "3" → 3). Returns (x with non-numbers
+    zeroed, mask of counted elements or None for all, per-row errors)."""
+    if v.numeric():
+        return v.x, None, None
+    if is_array(v):
+        k = v.kinds()
+        mask = torch.as_tensor(k == NUM, device=v.x.device)
+        x = torch.where(mask, v.x, torch.zeros((), dtype=v.x.dtype, device=v.x.device))
+        return x, mask, row_errors(v)
+    if isinstance(v.kind, int) and v.kind == BLANK:
+        return v.x, torch.zeros(v.shape, dtype=torch.bool, device=v.x.device), None
+    x, errs = to_number(v)
+    return x, None, errs
+
+
+def reduce_rows(x: torch.Tensor) -> torch.Tensor:
+    return x.sum(dim=(1, 2), keepdim=True)
+
+
+def count_of(v: V, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return torch.full(
+            (v.shape[0], 1, 1), float(v.shape[1] * v.shape[2]), dtype=v.x.dtype, device=v.x.device
+        )
+    return reduce_rows(mask.to(v.x.dtype))
+
+
+def done(ctx: Ctx, x: torch.Tensor, errs: list) -> V:
+    shape = tuple(x.shape)
+    return with_errors(x, strict_num(ctx, x, first_error(shape, *errs)))
+
+
+def arity(name: str, args: list, lo: int, hi: int | None = None) -> None:
+    hi = lo if hi is None else hi
+    if not lo <= len(args) <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi if hi < 99 else 'many'}"
+        raise FormulaError(f"{name} takes {want} argument(s), not {len(args)}")
+
+
+def elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None, smooth=None):
+    """A one-argument function; `domain` marks where it is defined (else #NUM!), `smooth`
+    where its derivative is finite."""
+
+    def f(ctx, args):
+        arity("function", args, 1)
+        x, errs = to_number(args[0])
+        if domain is not None and ctx.strict:
+            bad = (~domain(x)).cpu().numpy()
+            if bad.any():
+                errs = first_error(x.shape, errs, np.where(bad, "#NUM!", None))
+        y = guarded(fn, smooth(x), x) if smooth is not None else fn(x)
+        return with_errors(y, strict_num(ctx, y, errs))
+
+    return f
+
+
+def second(args: list[V], like: torch.Tensor, default: float):
+    """An optional second argument as a number (and its errors), or its default."""
+    if len(args) == 2 and not isinstance(args[1], Omitted):
+        return to_number(args[1])
+    return torch.full((), default, dtype=like.dtype, device=like.device), None

@@ -1,0 +1,55 @@
+"""The function library's index: every Excel function excelnet computes, once, by name.
+
+Each category module (math.py, statistical.py, …, as Excel groups its functions) registers its
+functions here with `excel(...)`. A function takes the evaluation context and its evaluated
+arguments (V values; an omitted argument is OMITTED) and returns a V.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from excelnet.formula.values import Ctx, V
+
+Fn = Callable[[Ctx, list[V]], V]
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    category: str  # Excel's category, as the oracle corpus names it
+    fn: Fn
+    gradient: bool  # passes gradients to its numeric arguments (where it is continuous)
+    volatile: bool = False  # RAND, NOW, …: a new value at every recalculation
+
+
+FUNCTIONS: dict[str, Function] = {}
+
+CATEGORIES = (
+    "MATH_AND_TRIGONOMETRY", "STATISTICAL", "LOGICAL", "INFORMATION", "LOOKUP_AND_REFERENCE",
+    "TEXT", "DATE_AND_TIME", "FINANCIAL", "ENGINEERING", "DATABASE",
+)  # fmt: skip
+
+
+def registrar(category: str):
+    """The decorator a category module registers its functions with:
+
+    excel = registrar("MATH_AND_TRIGONOMETRY")
+
+    @excel("ABS")
+    def f_abs(ctx, args): ...
+    """
+    assert category in CATEGORIES, category
+
+    def excel(*names: str, gradient: bool = True, volatile: bool = False):
+        def register(fn: Fn) -> Fn:
+            for name in names:
+                if name in FUNCTIONS:
+                    raise RuntimeError(f"{name} is defined twice")
+                FUNCTIONS[name] = Function(name, category, fn, gradient, volatile)
+            return fn
+
+        return register
+
+    return excel
