@@ -74,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto")
     c.add_argument("--json", action="store_true")
 
+    k = sub.add_parser(
+        "calc", help="recalculate every formula cell; store the results as cached values"
+    )
+    k.add_argument("book", type=Path, help="any .xlsx/.xlsm")
+    k.add_argument("-o", "--out", type=Path, help="write a recalculated copy here instead")
+    k.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    h = sub.add_parser(
+        "check",
+        help="recalculate every formula cell and compare with the values stored in the file "
+        "(exit 0: all equal, 1: some differ)",
+    )
+    h.add_argument("book", type=Path, help="any .xlsx/.xlsm")
+    h.add_argument("--json", action="store_true", help="print the report as JSON")
+    h.add_argument("--all", action="store_true", help="list every difference, not the first 20")
+
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path)
     e.add_argument("--sheet")
@@ -260,16 +276,64 @@ def _compare(args: argparse.Namespace) -> None:
     print(f"wrote sheet compare into {args.book}")
 
 
+def _report(reports, args: argparse.Namespace, what: str) -> None:
+    """The calc/check report: per sheet, formula cells, computed, equal, what differs, what
+    could not be computed and why."""
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "sheets": [r.summary() for r in reports]},
+                         indent=2, default=str))  # fmt: skip
+        return
+    shown = 0
+    limit = None if getattr(args, "all", False) else 20
+    for r in reports:
+        if not r.formula_cells:
+            continue
+        line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
+        if what == "check":
+            line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+        print(line)
+        for d in r.different:
+            if limit is None or shown < limit:
+                print(f"  {d.cell} {d.formula}: stored {d.stored!r}, computed {d.computed!r}")
+            shown += 1
+        for f in r.not_computed:
+            keep = "kept the stored values" if what == "calc" else "not computed"
+            print(f"  {f.where} {f.formula}: {keep}: {f.reason}")
+        if r.unknown:
+            counts = ", ".join(f"{n} ({k})" for n, k in r.unknown.most_common())
+            print(f"  functions excelnet does not know: {counts}")
+    if limit is not None and shown > limit:
+        print(f"… and {shown - limit} more differences (--all lists them)")
+
+
+def _calc(args: argparse.Namespace) -> None:
+    from excelnet.recalc import calc
+
+    _report(calc(args.book, args.out), args, "calc")
+    if not args.json:
+        print(f"wrote {args.out or args.book}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from excelnet.recalc import check
+
+    reports = check(args.book)
+    _report(reports, args, "check")
+    return 1 if any(r.different for r in reports) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep,
+                "compare": _compare, "calc": _calc, "check": _check}  # fmt: skip
     try:
-        {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep, "compare": _compare}[
-            args.command
-        ](args)
+        code = commands[args.command](args)
     except ExcelnetError as e:
         print(f"excelnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("excelnet: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -24,6 +24,7 @@ from excelnet.formula.parse import (
     MISSING,
     Array,
     Call,
+    Chain,
     Const,
     CopiedDown,
     Error,
@@ -32,6 +33,7 @@ from excelnet.formula.parse import (
     Node,
     Op,
     Ref,
+    Union,
     parse,
 )  # fmt: skip
 from excelnet.formula.values import (
@@ -166,6 +168,10 @@ class Graph:
             return node
         if isinstance(node, Op):
             return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Chain):
+            return Chain(node.ops, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Union):
+            return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
         if isinstance(node, Call):
             args = tuple(self.resolve(a, sheet, depth) for a in node.args)
             if (
@@ -204,6 +210,24 @@ class Graph:
                 return text, sheet
         return None, sheet
 
+    def link(self, extra: list[Block]) -> tuple[_Index, list[Block]]:
+        """Each block's dependencies (on other blocks and on `extra`, the parameters). A column
+        run caught in a cycle is split into cells (a running total refers to the cell above);
+        what is still cyclic after that is returned."""
+        while True:
+            index = _Index(self.blocks + extra)
+            for b in self.blocks:
+                b.deps = set()
+                for ref in b.refs:
+                    lo, hi = footprint(ref, b)
+                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            cyclic = _cycles(self.blocks)
+            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
+            if not splittable:
+                return index, cyclic
+            for b in splittable:
+                self.split(b)
+
     def split(self, b: Block) -> None:
         self.blocks.remove(b)
         for r in range(b.r0, b.r1 + 1):
@@ -217,8 +241,11 @@ class Graph:
 def _collect_refs(node: Node, out: list[Ref]) -> None:
     if isinstance(node, Ref):
         out.append(node)
-    elif isinstance(node, (Op, Call)):
+    elif isinstance(node, (Op, Chain, Call)):
         for a in node.args:
+            _collect_refs(a, out)
+    elif isinstance(node, Union):
+        for a in node.areas:
             _collect_refs(a, out)
 
 
@@ -252,18 +279,233 @@ class _Index:
         return found
 
 
+# -- evaluating blocks -------------------------------------------------------------------------
+
+
+class Evaluator:
+    """Evaluates a workbook's blocks: each block's formula becomes a tensor computation over the
+    sheets' values. Blocks in `live` (those that depend on the parameters) are re-run every
+    step; every other block is evaluated once and its values stored in its sheet's grid, where
+    references read them as data. Shared by a Solver model and the whole-workbook calculation."""
+
+    def __init__(self, book: Book, ctx: Ctx, graph: Graph | None = None):
+        self.book, self.ctx = book, ctx
+        self.graph = graph or Graph(book)
+        self._grids: dict[str, list] = {}
+        self.live: set[Block] = set()
+        self.index = _Index([])
+
+    # ---- pieces
+    def _fit(self, b: Block, v: V) -> V:
+        """A block's result laid out over its rectangle, flat, row-major."""
+        if b.kind == "column":
+            n = b.rows
+            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
+                return V(v.x, v.kind)
+            v = V(
+                v.x[:, :1, :1],
+                _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
+                None if v.text is None else v.texts()[:, :1, :1],
+            )
+            x = v.x.expand(n, 1, 1).reshape(n) if v.x.shape[0] == 1 else v.x.reshape(n)
+            if v.numeric():
+                return V(x, v.kind)
+            kind = np.broadcast_to(v.kinds(), (n, 1, 1)).reshape(n)
+            text = np.broadcast_to(v.texts(), (n, 1, 1)).reshape(n)
+            return make(x, kind, text)
+        # an array formula: Excel repeats a single row/column and pads with #N/A
+        h, w = b.rows, b.cols
+        _, hh, ww = v.shape
+        ri = np.arange(h) if hh > 1 else np.zeros(h, int)
+        ci = np.arange(w) if ww > 1 else np.zeros(w, int)
+        outside = (ri[:, None] >= hh) | (ci[None, :] >= ww)
+        ri, ci = np.minimum(ri, hh - 1), np.minimum(ci, ww - 1)
+        flat = torch.as_tensor((ri[:, None] * ww + ci[None, :]).reshape(-1), device=v.x.device)
+        x = v.x[0].reshape(-1)[flat]
+        if v.numeric() and not outside.any():
+            return V(x, v.kind)
+        kind = v.kinds()[0][ri[:, None], ci[None, :]].copy()
+        text = v.texts()[0][ri[:, None], ci[None, :]].copy()
+        kind[outside], text[outside] = ERR, "#N/A"
+        return make(x, kind.reshape(-1), text.reshape(-1))
+
+    def _grid(self, sheet: str, rows: int, cols: int) -> list:
+        """Constant values of a sheet as dense arrays [num, kind, text], grown on demand."""
+        g = self._grids.get(sheet)
+        if g is None or g[0].shape[0] < rows or g[0].shape[1] < cols:
+            s = self.book.sheets[sheet]
+            R = max(rows, s.max_row + 1, g[0].shape[0] if g else 0)
+            C = max(cols, s.max_col + 1, g[0].shape[1] if g else 0)
+            num, kind = np.zeros((R, C)), np.full((R, C), BLANK, np.int8)
+            text = np.full((R, C), None, dtype=object)
+            if g is None:
+                for (r, c), v in s.values.items():
+                    _put(num, kind, text, r, c, v)
+            else:
+                h, w = g[0].shape
+                num[:h, :w], kind[:h, :w], text[:h, :w] = g
+            g = [num, kind, text]
+            self._grids[sheet] = g
+        return g
+
+    def _store(self, b: Block, v: V) -> None:
+        num, kind, text = self._grid(b.sheet, b.r1 + 1, b.c1 + 1)
+        x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
+        num[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = x
+        kind[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = (
+            v.kinds().reshape(b.rows, b.cols) if not v.numeric() else NUM
+        )
+        if v.text is not None:
+            text[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = v.texts().reshape(b.rows, b.cols)
+
+    def _node(self, node: Node, b: Block):
+        ctx = self.ctx
+        if isinstance(node, Const):
+            value = node.value
+            return omitted(ctx) if value is MISSING else scalar(value, ctx)
+        if isinstance(node, Array):
+            return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
+        if isinstance(node, Ref):
+            return self._reference(node, b)
+        if isinstance(node, Op):
+            args = [self._node(a, b) for a in node.args]
+            if not any(isinstance(a, Live) for a in args):
+                return operator(node.op, args, ctx)
+            op = node.op
+            return Live(
+                lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
+            )
+        if isinstance(node, Chain):
+            args = [self._node(a, b) for a in node.args]
+            ops = node.ops
+
+            def fold(values: list[V]) -> V:
+                acc = values[0]
+                for op, v in zip(ops, values[1:], strict=True):
+                    acc = operator(op, [acc, v], ctx)
+                return acc
+
+            if not any(isinstance(a, Live) for a in args):
+                return fold(args)
+            return Live(lambda: fold([a.run() if isinstance(a, Live) else a for a in args]))
+        if isinstance(node, Union):  # outside a function that takes several ranges
+            return scalar(Error("#VALUE!"), ctx)
+        if isinstance(node, Call):
+            known = FUNCTIONS.get(node.name)
+            if known is None:
+                raise FormulaError(f"function {node.name} is not supported")
+            fn = known.fn
+            args = []
+            for a in node.args:
+                if not isinstance(a, Union):
+                    args.append(self._node(a, b))
+                elif known.unions:  # SUM((A1:A3,C1:C3)): each area an argument of its own
+                    args.extend(self._node(area, b) for area in a.areas)
+                else:
+                    raise FormulaError(f"{node.name} does not take a union of ranges")
+            if not any(isinstance(a, Live) for a in args):
+                return fn(ctx, args)
+            return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
+        raise FormulaError(f"cannot evaluate {node!r}")
+
+    def _reference(self, ref: Ref, b: Block):
+        rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
+        n = b.rows if rel else 1
+        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
+        rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
+        cols = np.arange(ref.c0, ref.c1 + 1)
+        num, kind, text = self._grid(ref.sheet, int(rows.max()) + 1, ref.c1 + 1)
+        rr, cc = rows[:, :, None], cols[None, None, :]
+        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]
+        lo, hi = footprint(ref, b)
+        sources = [
+            s
+            for s in self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            if s in self.live or s.kind == "param"
+        ]
+        ctx = self.ctx
+        if not sources:
+            has_text = (ck == TEXT).any() or (ck == ERR).any()
+            return make(
+                torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
+                ck,
+                ct if has_text else None,
+                ref=True,
+            )
+        shape = (n, h, w)
+        index = np.arange(n * h * w).reshape(shape)
+        uses_const = np.ones(shape, bool)
+        offset = n * h * w
+        kinds, texts = [ck.reshape(-1)], [ct.reshape(-1)]
+        sources = sorted(sources, key=lambda s: (s.r0, s.c0))
+        for s in sources:
+            inside = (rr >= s.r0) & (rr <= s.r1) & (cc >= s.c0) & (cc <= s.c1)
+            inside = np.broadcast_to(inside, shape)
+            pos = np.broadcast_to((rr - s.r0) * s.cols + (cc - s.c0), shape)
+            index = np.where(inside, offset + pos, index)
+            uses_const &= ~inside
+            offset += s.size
+            kinds.append(
+                s.static_kind if s.static_kind is not None else np.full(s.size, NUM, np.int8)
+            )
+            texts.append(
+                s.static_text if s.static_text is not None else np.full(s.size, None, object)
+            )
+        pool_kind = np.concatenate(kinds)[index]
+        pool_text = np.concatenate(texts)[index]
+        any_text = (pool_kind == TEXT).any() or (pool_kind == ERR).any()
+        static = make(torch.zeros(0), pool_kind, pool_text if any_text else None)
+        kind_out, text_out = static.kind, static.text
+        const_x = torch.as_tensor(cx.reshape(-1), dtype=ctx.dtype, device=ctx.device)
+        if not uses_const.any():  # drop the constant part of the pool
+            index = index - n * h * w
+            parts_const = False
+        else:
+            parts_const = True
+        flat = index.reshape(-1)
+        contiguous = (
+            len(sources) == 1
+            and not parts_const
+            and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size))
+        )
+        if contiguous:
+            start, size, src = int(flat[0]), flat.size, sources[0]
+            if start == 0 and size == src.size:  # the whole block, usually in its own shape
+
+                def whole() -> V:
+                    x = src.value.x
+                    return V(x if x.shape == shape else x.reshape(shape), kind_out, text_out, True)
+
+                return Live(whole)
+            return Live(
+                lambda: V(
+                    src.value.x.reshape(-1)[start : start + size].reshape(shape),
+                    kind_out,
+                    text_out,
+                    True,
+                )
+            )
+        index_t = torch.as_tensor(flat, device=ctx.device)
+
+        def gather() -> V:
+            parts = ([const_x] if parts_const else []) + [s.value.x.reshape(-1) for s in sources]
+            pool = torch.cat(parts) if len(parts) > 1 else parts[0]
+            return V(pool[index_t].reshape(shape), kind_out, text_out, True)
+
+        return Live(gather)
+
+
 # -- one Solver model, compiled ----------------------------------------------------------------
 
 
-class Model:
+class Model(Evaluator):
     """The compiled model of one Solver model: parameters, objective, and every cell that
     depends on the parameters (for write-back)."""
 
     def __init__(self, book: Book, solver: SolverModel, ctx: Ctx, graph: Graph | None = None):
-        self.book, self.solver, self.ctx = book, solver, ctx
-        self.graph = graph or Graph(book)
+        super().__init__(book, ctx, graph)
+        self.solver = solver
         self.at = where(book.path, solver.sheet)
-        self._grids: dict[str, list] = {}
         self._build()
 
     # ---- structure
@@ -294,26 +536,13 @@ class Model:
                         )
             self.params.append(p)
 
-        while True:  # split blocks caught in a cycle into cells until none is left
-            blocks = self.graph.blocks + self.params
-            index = _Index(blocks)
-            for b in self.graph.blocks:
-                b.deps = set()
-                for ref in b.refs:
-                    lo, hi = footprint(ref, b)
-                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
-            cyclic = _cycles(self.graph.blocks)
-            if not cyclic:
-                break
-            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
-            if not splittable:
-                b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
-                raise ExcelnetError(
-                    f"{where(self.book.path, b.sheet, b.cell())}: circular "
-                    f"reference (the formula depends on its own result)"
-                )
-            for b in splittable:
-                self.graph.split(b)
+        index, cyclic = self.graph.link(self.params)
+        if cyclic:
+            b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
+            raise ExcelnetError(
+                f"{where(self.book.path, b.sheet, b.cell())}: circular "
+                f"reference (the formula depends on its own result)"
+            )
         self.index = index
 
         obj = self.solver.objective
@@ -460,183 +689,6 @@ class Model:
             for i in range(b.size):
                 out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
         return out
-
-    # ---- pieces
-    def _fit(self, b: Block, v: V) -> V:
-        """A block's result laid out over its rectangle, flat, row-major."""
-        if b.kind == "column":
-            n = b.rows
-            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
-                return V(v.x, v.kind)
-            v = V(
-                v.x[:, :1, :1],
-                _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
-                None if v.text is None else v.texts()[:, :1, :1],
-            )
-            x = v.x.expand(n, 1, 1).reshape(n) if v.x.shape[0] == 1 else v.x.reshape(n)
-            if v.numeric():
-                return V(x, v.kind)
-            kind = np.broadcast_to(v.kinds(), (n, 1, 1)).reshape(n)
-            text = np.broadcast_to(v.texts(), (n, 1, 1)).reshape(n)
-            return make(x, kind, text)
-        # an array formula: Excel repeats a single row/column and pads with #N/A
-        h, w = b.rows, b.cols
-        _, hh, ww = v.shape
-        ri = np.arange(h) if hh > 1 else np.zeros(h, int)
-        ci = np.arange(w) if ww > 1 else np.zeros(w, int)
-        outside = (ri[:, None] >= hh) | (ci[None, :] >= ww)
-        ri, ci = np.minimum(ri, hh - 1), np.minimum(ci, ww - 1)
-        flat = torch.as_tensor((ri[:, None] * ww + ci[None, :]).reshape(-1), device=v.x.device)
-        x = v.x[0].reshape(-1)[flat]
-        if v.numeric() and not outside.any():
-            return V(x, v.kind)
-        kind = v.kinds()[0][ri[:, None], ci[None, :]].copy()
-        text = v.texts()[0][ri[:, None], ci[None, :]].copy()
-        kind[outside], text[outside] = ERR, "#N/A"
-        return make(x, kind.reshape(-1), text.reshape(-1))
-
-    def _grid(self, sheet: str, rows: int, cols: int) -> list:
-        """Constant values of a sheet as dense arrays [num, kind, text], grown on demand."""
-        g = self._grids.get(sheet)
-        if g is None or g[0].shape[0] < rows or g[0].shape[1] < cols:
-            s = self.book.sheets[sheet]
-            R = max(rows, s.max_row + 1, g[0].shape[0] if g else 0)
-            C = max(cols, s.max_col + 1, g[0].shape[1] if g else 0)
-            num, kind = np.zeros((R, C)), np.full((R, C), BLANK, np.int8)
-            text = np.full((R, C), None, dtype=object)
-            if g is None:
-                for (r, c), v in s.values.items():
-                    _put(num, kind, text, r, c, v)
-            else:
-                h, w = g[0].shape
-                num[:h, :w], kind[:h, :w], text[:h, :w] = g
-            g = [num, kind, text]
-            self._grids[sheet] = g
-        return g
-
-    def _store(self, b: Block, v: V) -> None:
-        num, kind, text = self._grid(b.sheet, b.r1 + 1, b.c1 + 1)
-        x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
-        num[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = x
-        kind[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = (
-            v.kinds().reshape(b.rows, b.cols) if not v.numeric() else NUM
-        )
-        if v.text is not None:
-            text[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = v.texts().reshape(b.rows, b.cols)
-
-    def _node(self, node: Node, b: Block):
-        ctx = self.ctx
-        if isinstance(node, Const):
-            value = node.value
-            return omitted(ctx) if value is MISSING else scalar(value, ctx)
-        if isinstance(node, Array):
-            return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
-        if isinstance(node, Ref):
-            return self._reference(node, b)
-        if isinstance(node, Op):
-            args = [self._node(a, b) for a in node.args]
-            if not any(isinstance(a, Live) for a in args):
-                return operator(node.op, args, ctx)
-            op = node.op
-            return Live(
-                lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
-            )
-        if isinstance(node, Call):
-            known = FUNCTIONS.get(node.name)
-            if known is None:
-                raise FormulaError(f"function {node.name} is not supported")
-            fn = known.fn
-            args = [self._node(a, b) for a in node.args]
-            if not any(isinstance(a, Live) for a in args):
-                return fn(ctx, args)
-            return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
-        raise FormulaError(f"cannot evaluate {node!r}")
-
-    def _reference(self, ref: Ref, b: Block):
-        rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
-        n = b.rows if rel else 1
-        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
-        rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
-        cols = np.arange(ref.c0, ref.c1 + 1)
-        num, kind, text = self._grid(ref.sheet, int(rows.max()) + 1, ref.c1 + 1)
-        rr, cc = rows[:, :, None], cols[None, None, :]
-        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]
-        lo, hi = footprint(ref, b)
-        sources = [
-            s
-            for s in self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
-            if s in self.live or s.kind == "param"
-        ]
-        ctx = self.ctx
-        if not sources:
-            has_text = (ck == TEXT).any() or (ck == ERR).any()
-            return make(
-                torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
-                ck,
-                ct if has_text else None,
-                ref=True,
-            )
-        shape = (n, h, w)
-        index = np.arange(n * h * w).reshape(shape)
-        uses_const = np.ones(shape, bool)
-        offset = n * h * w
-        kinds, texts = [ck.reshape(-1)], [ct.reshape(-1)]
-        sources = sorted(sources, key=lambda s: (s.r0, s.c0))
-        for s in sources:
-            inside = (rr >= s.r0) & (rr <= s.r1) & (cc >= s.c0) & (cc <= s.c1)
-            inside = np.broadcast_to(inside, shape)
-            pos = np.broadcast_to((rr - s.r0) * s.cols + (cc - s.c0), shape)
-            index = np.where(inside, offset + pos, index)
-            uses_const &= ~inside
-            offset += s.size
-            kinds.append(
-                s.static_kind if s.static_kind is not None else np.full(s.size, NUM, np.int8)
-            )
-            texts.append(
-                s.static_text if s.static_text is not None else np.full(s.size, None, object)
-            )
-        pool_kind = np.concatenate(kinds)[index]
-        pool_text = np.concatenate(texts)[index]
-        any_text = (pool_kind == TEXT).any() or (pool_kind == ERR).any()
-        static = make(torch.zeros(0), pool_kind, pool_text if any_text else None)
-        kind_out, text_out = static.kind, static.text
-        const_x = torch.as_tensor(cx.reshape(-1), dtype=ctx.dtype, device=ctx.device)
-        if not uses_const.any():  # drop the constant part of the pool
-            index = index - n * h * w
-            parts_const = False
-        else:
-            parts_const = True
-        flat = index.reshape(-1)
-        contiguous = (
-            len(sources) == 1
-            and not parts_const
-            and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size))
-        )
-        if contiguous:
-            start, size, src = int(flat[0]), flat.size, sources[0]
-            if start == 0 and size == src.size:  # the whole block, usually in its own shape
-
-                def whole() -> V:
-                    x = src.value.x
-                    return V(x if x.shape == shape else x.reshape(shape), kind_out, text_out, True)
-
-                return Live(whole)
-            return Live(
-                lambda: V(
-                    src.value.x.reshape(-1)[start : start + size].reshape(shape),
-                    kind_out,
-                    text_out,
-                    True,
-                )
-            )
-        index_t = torch.as_tensor(flat, device=ctx.device)
-
-        def gather() -> V:
-            parts = ([const_x] if parts_const else []) + [s.value.x.reshape(-1) for s in sources]
-            pool = torch.cat(parts) if len(parts) > 1 else parts[0]
-            return V(pool[index_t].reshape(shape), kind_out, text_out, True)
-
-        return Live(gather)
 
 
 def _python(v: V, i: int) -> object:

@@ -34,7 +34,7 @@ from excelnet.formula.values import (
 excel = registrar("MATH_AND_TRIGONOMETRY")
 
 
-@excel("SUM")
+@excel("SUM", unions=True)
 def f_sum(ctx, args):
     total, errs = None, []
     for v in args:
@@ -45,7 +45,7 @@ def f_sum(ctx, args):
     return done(ctx, total, errs)
 
 
-@excel("SUMSQ")
+@excel("SUMSQ", unions=True)
 def f_sumsq(ctx, args):
     total, errs = None, []
     for v in args:

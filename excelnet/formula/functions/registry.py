@@ -22,6 +22,7 @@ class Function:
     fn: Fn
     gradient: bool  # passes gradients to its numeric arguments (where it is continuous)
     volatile: bool = False  # RAND, NOW, …: a new value at every recalculation
+    unions: bool = False  # each area of a union, SUM((A1:A3,C1:C3)), is an argument of its own
 
 
 FUNCTIONS: dict[str, Function] = {}
@@ -42,12 +43,12 @@ def registrar(category: str):
     """
     assert category in CATEGORIES, category
 
-    def excel(*names: str, gradient: bool = True, volatile: bool = False):
+    def excel(*names: str, gradient: bool = True, volatile: bool = False, unions: bool = False):
         def register(fn: Fn) -> Fn:
             for name in names:
                 if name in FUNCTIONS:
                     raise RuntimeError(f"{name} is defined twice")
-                FUNCTIONS[name] = Function(name, category, fn, gradient, volatile)
+                FUNCTIONS[name] = Function(name, category, fn, gradient, volatile, unions)
             return fn
 
         return register

@@ -23,7 +23,7 @@ from excelnet.formula.values import BLANK, NUM, V, error_value, to_number, with_
 excel = registrar("STATISTICAL")
 
 
-@excel("COUNT", gradient=False)
+@excel("COUNT", unions=True, gradient=False)
 def f_count(ctx, args):
     total = None
     for v in args:
@@ -41,7 +41,7 @@ def f_count(ctx, args):
     return V(total)
 
 
-@excel("COUNTA", gradient=False)
+@excel("COUNTA", unions=True, gradient=False)
 def f_counta(ctx, args):
     total = None
     for v in args:
@@ -51,7 +51,7 @@ def f_counta(ctx, args):
     return V(total)
 
 
-@excel("AVERAGE")
+@excel("AVERAGE", unions=True)
 def f_average(ctx, args):
     total, count, errs = None, None, []
     for v in args:
@@ -94,12 +94,12 @@ def _extreme(ctx, args, fn, fill):
     return done(ctx, best, errs)
 
 
-@excel("MAX")
+@excel("MAX", unions=True)
 def f_max(ctx, args):
     return _extreme(ctx, args, torch.amax, -math.inf)
 
 
-@excel("MIN")
+@excel("MIN", unions=True)
 def f_min(ctx, args):
     return _extreme(ctx, args, torch.amin, math.inf)
 
@@ -114,7 +114,7 @@ def f_countif(ctx, args):
     return with_errors(x, criterion_errors(crit, x.shape))
 
 
-@excel("MODE", gradient=False)
+@excel("MODE", unions=True, gradient=False)
 def f_mode(ctx, args):
     values = []
     for v in args:

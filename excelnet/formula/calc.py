@@ -1,0 +1,128 @@
+"""Recalculate every formula cell of a workbook, as a spreadsheet application does on load.
+
+The same blocks and the same evaluator as a Solver model's compile, with nothing live: each
+block is evaluated once, in dependency order, strictly (error values as Excel shows them). A
+block excelnet cannot compute (an unknown function, a formula it cannot read, a circular
+reference) keeps the values the file stores for it, so the cells that depend on it still
+compute, and it is listed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from excelnet.formula.book import Book
+from excelnet.formula.compile import Block, Evaluator, Graph, _python, _topo, a1
+from excelnet.formula.functions import FUNCTIONS
+from excelnet.formula.parse import Call, Chain, FormulaError, Node, Op, Union
+from excelnet.formula.values import Ctx, from_python
+
+Cell = tuple[str, int, int]  # sheet, 0-based row and column
+
+
+@dataclass
+class Failure:
+    """A block excelnet could not compute, and why."""
+
+    sheet: str
+    first: str  # its first cell, e.g. "B7"
+    last: str
+    formula: str
+    reason: str
+    cells: int
+    unknown: list[str] = field(default_factory=list)  # functions excelnet does not know
+
+    @property
+    def where(self) -> str:
+        span = self.first if self.first == self.last else f"{self.first}:{self.last}"
+        return f"{self.sheet}!{span}"
+
+
+class Calculation(Evaluator):
+    """Every formula cell of a workbook, computed. `values` maps each computed cell to its
+    Python value (float, bool, str, Error); `failures` lists the blocks that kept their stored
+    values instead."""
+
+    def __init__(self, book: Book, device: str = "cpu"):
+        super().__init__(book, Ctx(torch.device(device)), Graph(book))
+        self.index, cyclic = self.graph.link([])
+        self.values: dict[Cell, object] = {}
+        self.failures: list[Failure] = []
+        cyclic = set(cyclic)
+        for b in _topo(set(self.graph.blocks)):
+            if b in cyclic:
+                self._fail(b, "circular reference (the formula depends on its own result)")
+            elif b.problem is not None:
+                self._fail(b, b.problem)
+            else:
+                self._evaluate(b)
+
+    def _evaluate(self, b: Block) -> None:
+        try:
+            value = self._fit(b, self._node(b.node, b))
+        except FormulaError as e:
+            self._fail(b, str(e))
+            return
+        except Exception as e:  # a bug of excelnet's: say so, keep the file's values
+            self._fail(b, f"excelnet could not compute it ({type(e).__name__}: {e})")
+            return
+        self._store(b, value)
+        for i in range(b.size):
+            self.values[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(value, i)
+
+    def _fail(self, b: Block, reason: str) -> None:
+        unknown = sorted({n for n in _calls(b.node) if n not in FUNCTIONS}) if b.node else []
+        self.failures.append(
+            Failure(b.sheet, b.cell(), b.cell(b.size - 1), b.formula or "", reason, b.size, unknown)
+        )
+        stored = self.book.sheets[b.sheet].cached or {}
+        cells = [stored.get((b.r0 + i // b.cols, b.c0 + i % b.cols)) for i in range(b.size)]
+        grid = np.array(cells, dtype=object).reshape(1, b.rows, b.cols)
+        value = from_python(grid, self.ctx)  # what the file says, for the cells that use it
+        value.x = value.x.reshape(-1)
+        if isinstance(value.kind, np.ndarray):
+            value.kind = value.kind.reshape(-1)
+        if value.text is not None:
+            value.text = value.text.reshape(-1)
+        self._store(b, value)
+
+    def unknown_functions(self) -> Counter:
+        """Functions excelnet does not know, with the number of formula cells using each."""
+        counts: Counter = Counter()
+        for f in self.failures:
+            for name in f.unknown:
+                counts[name] += f.cells
+        return counts
+
+
+def formula_cells(book: Book) -> list[Cell]:
+    """Every cell holding a formula or an array formula's result, in sheet order."""
+    out = []
+    for sheet in book.sheets.values():
+        cells = set(sheet.formulas)
+        for _, (r0, c0, r1, c1) in sheet.arrays.values():
+            cells.update((r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1))
+        out.extend((sheet.name, r, c) for r, c in sorted(cells))
+    return out
+
+
+def cell_name(cell: Cell) -> str:
+    return f"{cell[0]}!{a1(cell[1], cell[2])}"
+
+
+def _calls(node: Node) -> list[str]:
+    """The names of the functions a formula calls."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call):
+            out.append(n.name)
+        if isinstance(n, (Op, Chain, Call)):
+            stack.extend(n.args)
+        elif isinstance(n, Union):
+            stack.extend(n.areas)
+    return out
