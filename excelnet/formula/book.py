@@ -43,6 +43,17 @@ class Book:
     path: Path
     sheets: dict[str, Sheet]
     names: dict[str, str]  # workbook-level defined names
+    cached: bool = False  # were the formula cells' stored values read?
+
+    def stored(self, sheet: str) -> dict[Cell, object]:
+        """The values the file stores for a sheet's formula cells (read on first use)."""
+        if not self.cached:
+            again = read_book(self.path, cached=True)
+            for name, s in self.sheets.items():
+                if name in again.sheets:
+                    s.cached = again.sheets[name].cached
+            self.cached = True
+        return self.sheets[sheet].cached or {}
 
     def solver_models(self, only: str | None = None) -> list[SolverModel]:
         """The Solver model of every sheet that has one (or of `only`), checked."""
@@ -172,7 +183,7 @@ def read_book(
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
         formulas.close()
-    return Book(path, sheets, names)
+    return Book(path, sheets, names, cached)
 
 
 # `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal

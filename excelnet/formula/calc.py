@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from excelnet.formula.book import Book
-from excelnet.formula.compile import Block, Evaluator, Graph, _python, _topo, a1
+from excelnet.formula.compile import Block, Evaluator, Graph, _flat, _python, _topo, a1, calls
 from excelnet.formula.functions import FUNCTIONS
-from excelnet.formula.parse import Call, Chain, FormulaError, Node, Op, Union
+from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import Ctx, from_python
 
 Cell = tuple[str, int, int]  # sheet, 0-based row and column
@@ -54,6 +54,8 @@ class Calculation(Evaluator):
         self.failures: list[Failure] = []
         cyclic = set(cyclic)
         for b in _topo(set(self.graph.blocks)):
+            if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
+                continue
             if b in cyclic:
                 self._fail(b, "circular reference (the formula depends on its own result)")
             elif b.problem is not None:
@@ -63,32 +65,26 @@ class Calculation(Evaluator):
 
     def _evaluate(self, b: Block) -> None:
         try:
-            value = self._fit(b, self._node(b.node, b))
+            value = self._constant(b)
         except FormulaError as e:
             self._fail(b, str(e))
             return
         except Exception as e:  # a bug of excelnet's: say so, keep the file's values
             self._fail(b, f"excelnet could not compute it ({type(e).__name__}: {e})")
             return
-        self._store(b, value)
         for i in range(b.size):
             self.values[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(value, i)
 
     def _fail(self, b: Block, reason: str) -> None:
-        unknown = sorted({n for n in _calls(b.node) if n not in FUNCTIONS}) if b.node else []
+        unknown = sorted({n for n in calls(b.node) if n not in FUNCTIONS}) if b.node else []
         self.failures.append(
             Failure(b.sheet, b.cell(), b.cell(b.size - 1), b.formula or "", reason, b.size, unknown)
         )
-        stored = self.book.sheets[b.sheet].cached or {}
+        stored = self.book.stored(b.sheet)
         cells = [stored.get((b.r0 + i // b.cols, b.c0 + i % b.cols)) for i in range(b.size)]
         grid = np.array(cells, dtype=object).reshape(1, b.rows, b.cols)
-        value = from_python(grid, self.ctx)  # what the file says, for the cells that use it
-        value.x = value.x.reshape(-1)
-        if isinstance(value.kind, np.ndarray):
-            value.kind = value.kind.reshape(-1)
-        if value.text is not None:
-            value.text = value.text.reshape(-1)
-        self._store(b, value)
+        self._store(b, _flat(from_python(grid, self.ctx)))  # what the file says, for its users
+        self._done.add(b)
 
     def unknown_functions(self) -> Counter:
         """Functions excelnet does not know, with the number of formula cells using each."""
@@ -112,17 +108,3 @@ def formula_cells(book: Book) -> list[Cell]:
 
 def cell_name(cell: Cell) -> str:
     return f"{cell[0]}!{a1(cell[1], cell[2])}"
-
-
-def _calls(node: Node) -> list[str]:
-    """The names of the functions a formula calls."""
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Call):
-            out.append(n.name)
-        if isinstance(n, (Op, Chain, Call)):
-            stack.extend(n.args)
-        elif isinstance(n, Union):
-            stack.extend(n.areas)
-    return out

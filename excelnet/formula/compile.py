@@ -294,6 +294,9 @@ class Evaluator:
         self._grids: dict[str, list] = {}
         self.live: set[Block] = set()
         self.index = _Index([])
+        self._done: set[Block] = set()  # constant blocks evaluated and stored
+        self.warnings: list[tuple[Block, str]] = []  # blocks that kept their stored values
+        self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
@@ -411,16 +414,63 @@ class Evaluator:
     def _reference(self, ref: Ref, b: Block):
         rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
         n = b.rows if rel else 1
-        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
+        h = ref.r1 - ref.r0 + 1
         rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
-        cols = np.arange(ref.c0, ref.c1 + 1)
-        num, kind, text = self._grid(ref.sheet, int(rows.max()) + 1, ref.c1 + 1)
-        rr, cc = rows[:, :, None], cols[None, None, :]
-        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]
-        lo, hi = footprint(ref, b)
+        cols = np.arange(ref.c0, ref.c1 + 1)[None, :]
+        return self._window(ref.sheet, rows, cols)
+
+    def _dynamic(self, refs: list[Ref], b: Block):
+        """The value of references a function computed (OFFSET, INDIRECT): one per row of the
+        block, or one for all. Their cells are not among the block's dependencies, so they
+        are evaluated here if they have not been yet."""
+        first = refs[0]
+        h, w = first.r1 - first.r0 + 1, first.c1 - first.c0 + 1
+        if any(
+            r.sheet != first.sheet or (r.r1 - r.r0 + 1, r.c1 - r.c0 + 1) != (h, w) for r in refs
+        ):
+            raise FormulaError("references of different sheets or sizes down one column")
+        r0 = np.array([r.r0 for r in refs])
+        c0 = np.array([r.c0 for r in refs])
+        self._ensure(first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()),
+                     int(c0.max()) + w - 1)  # fmt: skip
+        return self._window(first.sheet, r0[:, None] + np.arange(h), c0[:, None] + np.arange(w))
+
+    def _ensure(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet."""
+        for blk in sorted(self.index.overlapping(sheet, r0, r1, c0, c1), key=_position):
+            if blk.kind == "param" or blk in self._done:
+                continue
+            if blk in self.live:
+                raise FormulaError(
+                    f"OFFSET or INDIRECT reaching {blk.sheet}!{blk.cell()}, which depends on the "
+                    f"parameters, is not supported"
+                )
+            if blk in self._busy:
+                raise FormulaError(f"circular reference through {blk.sheet}!{blk.cell()}")
+            self._constant(blk)
+
+    def _constant(self, b: Block) -> V:
+        """Evaluate a block that does not depend on the parameters, once; store its values."""
+        self._busy.add(b)
+        try:
+            thunk = self._node(b.node, b)
+            value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        finally:
+            self._busy.discard(b)
+        self._store(b, value)
+        self._done.add(b)
+        return value
+
+    def _window(self, sheet: str, rows: np.ndarray, cols: np.ndarray):
+        """Cells rows × cols of a sheet, per block row: rows (n, h), cols (1 or n, w)."""
+        n, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+        num, kind, text = self._grid(sheet, int(rows.max()) + 1, int(cols.max()) + 1)
+        rr, cc = rows[:, :, None], cols[:, None, :]
+        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]  # each (n, h, w)
+        lo, hi = int(rows.min()), int(rows.max())
         sources = [
             s
-            for s in self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            for s in self.index.overlapping(sheet, lo, hi, int(cols.min()), int(cols.max()))
             if s in self.live or s.kind == "param"
         ]
         ctx = self.ctx
@@ -608,19 +658,57 @@ class Model(Evaluator):
                 )
             p.value = V(x.requires_grad_(True))
         for b in self.order:
+            if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
+                continue
             try:
-                thunk = self._node(b.node, b)
+                if b in self.live:
+                    self._live(b)
+                else:
+                    self._data(b)
             except FormulaError as e:
                 raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {e}") from None
-            if b in self.live:
-                b.thunk = thunk
-                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
-                b.value = value
-                b.static_kind = None if value.numeric() else value.kinds().copy()
-                b.static_text = value.text
-            else:
-                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
-                self._store(b, value)
+
+    def _live(self, b: Block) -> None:
+        """A block on the parameters' path: traced once, re-run every step."""
+        unknown, volatile = _unknown_and_volatile(b.node)
+        if unknown:
+            raise FormulaError(
+                f"function {', '.join(unknown)} is not supported, and the cell depends on the "
+                f"adjustable cells"
+            )
+        if volatile:
+            raise FormulaError(
+                f"{', '.join(volatile)} changes at every recalculation, and the cell depends on "
+                f"the adjustable cells"
+            )
+        thunk = self._node(b.node, b)
+        b.thunk = thunk
+        value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        b.value = value
+        b.static_kind = None if value.numeric() else value.kinds().copy()
+        b.static_text = value.text
+
+    def _data(self, b: Block) -> None:
+        """A block the parameters do not reach: evaluated once, as data. One excelnet cannot
+        compute (an unknown function) or should not (RAND, NOW: a new value each time) keeps
+        the value the file stores for it, with a warning."""
+        unknown, volatile = _unknown_and_volatile(b.node)
+        if not unknown and not volatile:
+            self._constant(b)
+            return
+        names = ", ".join(unknown + volatile)
+        stored = self.book.stored(b.sheet)
+        cells = [(b.r0 + i // b.cols, b.c0 + i % b.cols) for i in range(b.size)]
+        if not all(c in stored for c in cells):
+            why = "excelnet does not know it" if unknown else "it changes at every recalculation"
+            raise FormulaError(
+                f"uses {names} ({why}) and the file stores no value for it: run excelnet calc "
+                f"on the workbook, or save it in Excel or LibreOffice, to store one"
+            )
+        grid = np.array([stored[c] for c in cells], dtype=object).reshape(1, b.rows, b.cols)
+        self._store(b, _flat(from_python(grid, self.ctx)))
+        self._done.add(b)
+        self.warnings.append((b, names))
 
     def parameters(self) -> list[torch.Tensor]:
         return [p.value.x for p in self.params]
@@ -689,6 +777,41 @@ class Model(Evaluator):
             for i in range(b.size):
                 out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
         return out
+
+
+def _position(b: Block) -> tuple[str, int, int]:
+    return (b.sheet, b.c0, b.r0)
+
+
+def calls(node: Node) -> list[str]:
+    """The names of the functions a formula calls."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call):
+            out.append(n.name)
+        if isinstance(n, (Op, Chain, Call)):
+            stack.extend(n.args)
+        elif isinstance(n, Union):
+            stack.extend(n.areas)
+    return out
+
+
+def _unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:
+    names = sorted(set(calls(node))) if node is not None else []
+    unknown = [n for n in names if n not in FUNCTIONS]
+    volatile = [n for n in names if n in FUNCTIONS and FUNCTIONS[n].volatile]
+    return unknown, volatile
+
+
+def _flat(v: V) -> V:
+    """A (1, rows, cols) value laid out flat, as a block's value is."""
+    v.x = v.x.reshape(-1)
+    if isinstance(v.kind, np.ndarray):
+        v.kind = v.kind.reshape(-1)
+    if v.text is not None:
+        v.text = v.text.reshape(-1)
+    return v
 
 
 def _python(v: V, i: int) -> object:
