@@ -67,13 +67,23 @@ class Calculation(Evaluator):
         try:
             value = self._constant(b)
         except FormulaError as e:
-            self._fail(b, str(e))
+            if b.kind == "column" and b.rows > 1:  # what a column cannot do at once, its cells
+                self._cell_by_cell(b)  # may (references or errors that differ by row)
+            else:
+                self._fail(b, str(e))
             return
         except Exception as e:  # a bug of excelnet's: say so, keep the file's values
             self._fail(b, f"excelnet could not compute it ({type(e).__name__}: {e})")
             return
         for i in range(b.size):
             self.values[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(value, i)
+
+    def _cell_by_cell(self, b: Block) -> None:
+        cells = self.graph.split(b)
+        self.index, _ = self.graph.link([])
+        for cell in cells:
+            if cell not in self._done:
+                self._evaluate(cell) if cell.problem is None else self._fail(cell, cell.problem)
 
     def _fail(self, b: Block, reason: str) -> None:
         unknown = sorted({n for n in calls(b.node) if n not in FUNCTIONS}) if b.node else []

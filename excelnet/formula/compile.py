@@ -20,6 +20,7 @@ from openpyxl.utils import get_column_letter
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
+from excelnet.formula.functions.reference import Site
 from excelnet.formula.parse import (
     MISSING,
     Array,
@@ -173,7 +174,12 @@ class Graph:
         if isinstance(node, Union):
             return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
         if isinstance(node, Call):
-            args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+            known = FUNCTIONS.get(node.name)
+            skip = known.positional if known is not None else ()
+            args = tuple(
+                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth)
+                for i, a in enumerate(node.args)
+            )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
             if (
                 node.name == "SUMIF"
                 and len(args) == 3
@@ -228,20 +234,30 @@ class Graph:
             for b in splittable:
                 self.split(b)
 
-    def split(self, b: Block) -> None:
+    def split(self, b: Block) -> list[Block]:
+        """Replace a column run by one block per cell; returns them."""
         self.blocks.remove(b)
+        cells = []
         for r in range(b.r0, b.r1 + 1):
             one = Block(
                 b.sheet, r, b.c0, r, b.c1, "column", self.book.sheets[b.sheet].formulas[(r, b.c0)]
             )
             self.blocks.append(one)
             self._parse(one)
+            cells.append(one)
+        return cells
 
 
 def _collect_refs(node: Node, out: list[Ref]) -> None:
     if isinstance(node, Ref):
         out.append(node)
-    elif isinstance(node, (Op, Chain, Call)):
+    elif isinstance(node, Call):
+        known = FUNCTIONS.get(node.name)
+        skip = known.positional if known is not None else ()
+        for i, a in enumerate(node.args):
+            if not (i in skip and isinstance(a, Ref)):  # ROW(A1) does not read A1
+                _collect_refs(a, out)
+    elif isinstance(node, (Op, Chain)):
         for a in node.args:
             _collect_refs(a, out)
     elif isinstance(node, Union):
@@ -305,6 +321,8 @@ class Evaluator:
             n = b.rows
             if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
                 return V(v.x, v.kind)
+            if v.at is not None and v.shape[1:] != (1, 1):
+                v = _intersect(v, b)
             v = V(
                 v.x[:, :1, :1],
                 _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
@@ -397,6 +415,9 @@ class Evaluator:
             known = FUNCTIONS.get(node.name)
             if known is None:
                 raise FormulaError(f"function {node.name} is not supported")
+            if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
+                out = known.fn(Site(self, b), list(node.args))
+                return self._dynamic(out, b) if isinstance(out, list) else out
             fn = known.fn
             args = []
             for a in node.args:
@@ -476,12 +497,15 @@ class Evaluator:
         ctx = self.ctx
         if not sources:
             has_text = (ck == TEXT).any() or (ck == ERR).any()
-            return make(
+            v = make(
                 torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
                 ck,
                 ct if has_text else None,
                 ref=True,
             )
+            if rows.shape[0] == 1 and cols.shape[0] == 1:
+                v.at = (int(rows[0, 0]), int(cols[0, 0]))
+            return v
         shape = (n, h, w)
         index = np.arange(n * h * w).reshape(shape)
         uses_const = np.ones(shape, bool)
@@ -777,6 +801,28 @@ class Model(Evaluator):
             for i in range(b.size):
                 out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
         return out
+
+
+def _intersect(v: V, b: Block) -> V:
+    """A range where one value belongs: Excel's implicit intersection. A one-column range gives
+    the cell in the formula's row, a one-row range the cell in its column; anything else, or
+    a row or column outside the range, is #VALUE!."""
+    _, h, w = v.shape
+    r0, c0 = v.at
+    rows = np.arange(b.r0, b.r1 + 1)
+    if w == 1 and h > 1:
+        pos, ok = rows - r0, (rows >= r0) & (rows < r0 + h)
+        idx = (np.where(ok, pos, 0), np.zeros(b.rows, int))
+    elif h == 1 and w > 1:
+        ok = np.full(b.rows, c0 <= b.c0 < c0 + w)
+        idx = (np.zeros(b.rows, int), np.full(b.rows, b.c0 - c0 if ok[0] else 0))
+    else:
+        ok, idx = np.zeros(b.rows, bool), (np.zeros(b.rows, int), np.zeros(b.rows, int))
+    x = v.x[0][torch.as_tensor(idx[0]), torch.as_tensor(idx[1])].reshape(-1, 1, 1)
+    kind = v.kinds()[0][idx].reshape(-1, 1, 1).copy()
+    text = v.texts()[0][idx].reshape(-1, 1, 1).copy()
+    kind[~ok], text[~ok] = ERR, "#VALUE!"
+    return make(x, kind, text)
 
 
 def _position(b: Block) -> tuple[str, int, int]:

@@ -7,6 +7,7 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
     logical,
     lookup,
     math,
+    reference,
     statistical,
 )
 from excelnet.formula.functions.operators import operator

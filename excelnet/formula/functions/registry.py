@@ -23,6 +23,8 @@ class Function:
     gradient: bool  # passes gradients to its numeric arguments (where it is continuous)
     volatile: bool = False  # RAND, NOW, …: a new value at every recalculation
     unions: bool = False  # each area of a union, SUM((A1:A3,C1:C3)), is an argument of its own
+    refs: bool = False  # acts on references: fn(site, nodes) (see reference.py)
+    positional: tuple[int, ...] = ()  # arguments read for where they are, not what they hold
 
 
 FUNCTIONS: dict[str, Function] = {}
@@ -43,12 +45,21 @@ def registrar(category: str):
     """
     assert category in CATEGORIES, category
 
-    def excel(*names: str, gradient: bool = True, volatile: bool = False, unions: bool = False):
+    def excel(
+        *names: str,
+        gradient: bool = True,
+        volatile: bool = False,
+        unions: bool = False,
+        refs: bool = False,
+        positional: tuple[int, ...] = (),
+    ):
         def register(fn: Fn) -> Fn:
             for name in names:
                 if name in FUNCTIONS:
                     raise RuntimeError(f"{name} is defined twice")
-                FUNCTIONS[name] = Function(name, category, fn, gradient, volatile, unions)
+                FUNCTIONS[name] = Function(
+                    name, category, fn, gradient, volatile, unions, refs, positional
+                )
             return fn
 
         return register
