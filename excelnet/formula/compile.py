@@ -388,6 +388,11 @@ class Evaluator:
             return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
         if isinstance(node, Ref):
             return self._reference(node, b)
+        if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
+            refs = Site(self, b).refs(node)
+            if refs is None:
+                return scalar(Error("#VALUE!"), ctx)
+            return self._dynamic(refs, b)
         if isinstance(node, Op):
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):

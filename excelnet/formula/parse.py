@@ -62,7 +62,7 @@ class Name:
 
 @dataclass(frozen=True)
 class Op:
-    op: str  # + - * / ^ & = <> < > <= >=, "neg", "pos", "%"
+    op: str  # + - * / ^ & = <> < > <= >=, "neg", "pos", "%", ":" (range between references)
     args: tuple
 
 
@@ -237,6 +237,16 @@ class _Parser:
                 left, chain, chain_power = Op("%", (_fold(left, chain),)), [], None
                 continue
             op = tok.value
+            if op.startswith(":") and tok.type in (Token.FUNC, Token.OPERAND):  # OFFSET(…):B3
+                self.next()
+                right = (
+                    self.call(op[1:-1].upper())
+                    if tok.type == Token.FUNC
+                    else self.reference(op[1:])
+                )
+                left = Op(":", (_fold(left, chain), right))
+                chain, chain_power = [], None
+                continue
             if tok.type == Token.OP_IN and op == ",":  # inside ( ): Excel's union operator
                 if min_power > 0:
                     break
@@ -284,8 +294,9 @@ class _Parser:
             return inner
         if tok.type == Token.FUNC and tok.subtype == Token.OPEN:
             name = tok.value[:-1]
-            if ":" in name or "!" in name:
-                raise FormulaError(f"a range ending in a function ({name}(…)) is not supported")
+            if ":" in name:  # A1:OFFSET(…): a range from a cell to a reference a function makes
+                start, name = name.rsplit(":", 1)
+                return Op(":", (self.reference(start), self.call(name.upper())))
             return self.call(name.upper())
         if tok.type == Token.ARRAY and tok.subtype == Token.OPEN:
             return self.array()

@@ -24,6 +24,7 @@ from excelnet.formula.parse import (
     Error,
     FormulaError,
     Node,
+    Op,
     Ref,
     Union,
     parse,
@@ -77,6 +78,11 @@ class Site:
                     for k in range(self.n)
                 ]
             return [node]
+        if isinstance(node, Op) and node.op == ":":
+            ends = [self.refs(a) for a in node.args]
+            if any(e is None for e in ends):
+                return None
+            return _span(*ends)
         if isinstance(node, Call):
             from excelnet.formula.functions import FUNCTIONS
 
@@ -84,7 +90,36 @@ class Site:
             if known is not None and known.refs:
                 out = known.fn(self, list(node.args))
                 return out if isinstance(out, list) else None
+            if node.name in ("CHOOSE", "INDEX") and node.args:
+                return self._choose(node) if node.name == "CHOOSE" else self._index(node)
         return None
+
+    def _choose(self, node: Call) -> list[Ref] | None:
+        """CHOOSE(k, A1, A2, …) as a reference, when k is the same for every row."""
+        k, err = self.numbers(node.args[0])
+        if err is not None or len(set(k.tolist())) != 1 or not 1 <= int(k[0]) < len(node.args):
+            return None
+        return self.refs(node.args[int(k[0])])
+
+    def _index(self, node: Call) -> list[Ref] | None:
+        """INDEX(range, row, [column]) as a reference (row or column 0: all of them)."""
+        base = self.refs(node.args[0])
+        if base is None or len(base) != 1 or not 2 <= len(node.args) <= 3:
+            return None
+        ref = _whole(self, base[0])
+        r, err = self.numbers(node.args[1], 0.0)
+        c, err2 = self.numbers(node.args[2], 0.0) if len(node.args) == 3 else (np.zeros(1), None)
+        if err or err2 or len(set(r.tolist())) != 1 or len(set(c.tolist())) != 1:
+            return None
+        r, c = int(r[0]), int(c[0])
+        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
+        if len(node.args) == 2 and h == 1:  # INDEX(A1:D1, 3): a single row counts columns
+            r, c = 1, r
+        if not (0 <= r <= h and 0 <= c <= w):
+            return None
+        r0, r1 = (ref.r0, ref.r1) if r == 0 else (ref.r0 + r - 1, ref.r0 + r - 1)
+        c0, c1 = (ref.c0, ref.c1) if c == 0 else (ref.c0 + c - 1, ref.c0 + c - 1)
+        return [Ref(ref.sheet, r0, c0, r1, c1)]
 
     def numbers(self, node: Node, default: float | None = None) -> tuple[np.ndarray, object]:
         """An argument as numbers per block row (n,), and its error if it has one."""
@@ -123,6 +158,18 @@ class Site:
 
     def sheet_names(self) -> list[str]:
         return list(self.book.sheets)
+
+
+def _span(a: list[Ref], b: list[Ref]) -> list[Ref] | None:
+    """A1:B3 where each end is a reference: the smallest range holding both, per row."""
+    out = []
+    for k in range(max(len(a), len(b))):
+        p, q = a[min(k, len(a) - 1)], b[min(k, len(b) - 1)]
+        if p.sheet != q.sheet or None in (p.r1, p.c1, q.r1, q.c1):
+            return None
+        out.append(Ref(p.sheet, min(p.r0, q.r0), min(p.c0, q.c0), max(p.r1, q.r1),
+                       max(p.c1, q.c1)))  # fmt: skip
+    return out
 
 
 def _error(site: Site, code: str) -> V:
