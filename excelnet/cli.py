@@ -324,7 +324,14 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if any(r.different for r in reports) else 0
 
 
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"excelnet: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _warning  # one line each, no source location
     args = _parser().parse_args(argv)
     commands = {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep,
                 "compare": _compare, "calc": _calc, "check": _check}  # fmt: skip
