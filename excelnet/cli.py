@@ -8,7 +8,7 @@ from pathlib import Path
 
 from excelnet.errors import ExcelnetError
 
-WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
+WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,12 +25,25 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="write a lesson workbook (.xlsx) of live formulas")
     b.add_argument("workbook", help=f"which workbook: {', '.join(WORKBOOKS)}")
-    b.add_argument("-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx)")
+    b.add_argument(
+        "-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx; table: CSV.xlsx)"
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of the split and parameters")
     b.add_argument(
         "--csv",
         type=Path,
-        help="a CSV in the format of Kaggle's train.csv (default: the bundled one)",
+        help="titanic: a CSV in the format of Kaggle's train.csv (default: the bundled one); "
+        "table: any CSV with a header row",
+    )
+    b.add_argument("--target", help="table: the column to predict (numbers, or two values)")
+    b.add_argument("--id", help="table: a column that names each row (not a feature)")
+    b.add_argument(
+        "--drop",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="COLUMN",
+        help="table: columns to leave out of the features",
     )
     b.add_argument(
         "--passengers",
@@ -197,10 +210,24 @@ def _build(args: argparse.Namespace) -> None:
         raise ExcelnetError(
             f"unknown workbook {args.workbook!r}: choose one of {', '.join(WORKBOOKS)}"
         )
-    out = args.output or Path(f"{args.workbook}.xlsx")
+    table_only = {"--target": args.target, "--id": args.id, "--drop": args.drop}
+    if args.workbook != "table" and any(table_only.values()):
+        used = ", ".join(k for k, v in table_only.items() if v)
+        raise ExcelnetError(f"{used}: for excelnet build table only")
+    if args.workbook == "table":
+        if args.csv is None or args.target is None:
+            raise ExcelnetError("build table needs --csv FILE and --target COLUMN")
+        if args.passengers is not None:
+            raise ExcelnetError("--passengers is for the titanic workbook only")
+    default = args.csv.stem if args.workbook == "table" else args.workbook
+    out = args.output or Path(f"{default}.xlsx")
     if out.suffix.lower() != ".xlsx":
         raise ExcelnetError(f"{out}: excelnet builds .xlsx workbooks; name the output *.xlsx")
-    if args.workbook == "titanic":
+    if args.workbook == "table":
+        from excelnet.writer.table import build_table
+
+        build_table(out, args.csv, args.target, args.id, args.drop, args.seed)
+    elif args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 
         build_titanic(out, csv=args.csv, seed=args.seed, passengers=args.passengers)

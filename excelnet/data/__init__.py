@@ -20,6 +20,11 @@ COLUMNS = [
 ]  # fmt: skip
 NUMERIC = ["PassengerId", "Survived", "Pclass", "Age", "SibSp", "Parch", "Fare"]
 MAY_BE_MISSING = {"Age", "Fare", "Cabin", "Embarked"}
+# What a table's CSV may write for a missing value (pandas' read_csv reads the same as NaN).
+MISSING_MARKS = frozenset(
+    ["", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>", "NaN", "nan", "-NaN", "-nan",
+     "NULL", "null", "None"]
+)  # fmt: skip
 
 
 def bundled(name: str = "train.csv") -> Path:

@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
+from excelnet.atomic import atomic_path
+from excelnet.data import read_csv
+from excelnet.errors import ExcelnetError
 from excelnet.features import (
     DATA_SHEET,
     FEATURES_SHEET,
@@ -34,6 +37,7 @@ from excelnet.models import (
     mmult_formula,
     models,
 )
+from excelnet.recipe import choose_rules, choose_target, stats_and_features, typed
 from excelnet.writer import define_metrics, define_solver_model, new_workbook, write_header
 
 # Workbook-level names that say which data column is the id and which the target (each names
@@ -250,3 +254,85 @@ def _write_lead(ws, row: int, col: int, formulas: list[str], values: list, style
         return
     for r, (f, v) in enumerate(zip(formulas, values, strict=True), start=row):
         ws.write_formula(r, col, f, style, v)
+
+
+# -- any table: `excelnet build table` ---------------------------------------------------------
+
+
+def build_table(
+    path: str | Path | None = None,
+    csv: str | Path = "train.csv",
+    target: str = "",
+    id: str | None = None,
+    drop: list[str] | tuple[str, ...] = (),
+    seed: int = 0,
+) -> Path:
+    """Write the lesson's workbook for any CSV to `path` (default: the CSV's name, .xlsx) and
+    return the path: a data sheet, features chosen per column by the rules of excelnet.recipe
+    (stated in the about sheet), a validation split and the linear, nn and mmult model sheets,
+    each with its Solver model. `target` is the column to predict (numbers, or two values)."""
+    table = read_csv(csv)
+    path = Path(path) if path is not None else Path(Path(csv).stem + ".xlsx")
+    df = typed(table)
+    goal = choose_target(table, df, target)
+    rules = choose_rules(table, df, target, id, list(drop))
+    stats, features = stats_and_features(rules, table.header)
+    if len(features) == 1:
+        why = "; ".join(f"{r.column}: {r.note}" for r in rules if r.kind != "target")
+        raise ExcelnetError(f"{table.path}: no usable feature column ({why})")
+    letter = xl_col_to_name(table.header.index(target))
+    if goal.positive is None:
+        target_formula = lambda d: f"={DATA_SHEET}!{letter}{d}"  # noqa: E731
+        values = lambda df: df[target].to_numpy(float)  # noqa: E731
+    else:
+        positive = goal.positive
+        target_formula = lambda d: f'=IF({DATA_SHEET}!{letter}{d}="{positive}",1,0)'  # noqa: E731
+        values = lambda df: (df[target].str.lower() == positive.lower()).to_numpy(float)  # noqa: E731
+    frame = Frame([f.name for f in features], id, target, goal.binary)
+    recipe = Recipe(
+        table.header, stats, features, frame, target_formula, values,
+        _table_about(table, rules, goal, frame, seed),
+    )  # fmt: skip
+    with atomic_path(path) as tmp:
+        write_book(tmp, df, recipe, seed)
+    return path
+
+
+def _table_about(table, rules, goal, frame: Frame, seed: int) -> list[tuple[str, str]]:
+    if goal.positive is not None:
+        kind = (f"a 0/1 target ({goal.column} = {goal.positive} counts as 1, "
+                f"{goal.negative} as 0): squared error and accuracy")  # fmt: skip
+    elif goal.binary:
+        kind = f"a 0/1 target ({goal.column}): squared error and accuracy"
+    else:
+        kind = f"a number to predict ({goal.column}): squared error"
+    lines = [
+        (f"excelnet: the fast.ai lesson's models for {table.path.name}, as live formulas", "title"),
+        (f"{len(table.rows)} rows; {kind}. Validation split and starting parameters drawn "
+         f"with seed {seed}.", "wrap"),
+        ("", "text"),
+        ("data — the CSV as values. Empty cells are missing values; text is always text.",
+         "wrap"),
+        ("features — the model inputs, computed by formulas from data, one rule per column "
+         "(chosen from the data when the workbook was built): Ones (a constant, the bias), "
+         "then the numbers, then the dummy columns. The statistics the rules use (modes, "
+         "maxima) are named cells beside them. Column Valid marks the 20% of rows held out "
+         "for validation (1 = validation).", "wrap"),
+        ("", "text"),
+        ("The rule of each column", "title"),
+        *((f"{r.column} — {r.note}", "wrap") for r in rules),
+        ("", "text"),
+        ("linear — prediction = SUMPRODUCT(features, weights); nn — two ReLU units "
+         "MAX(0, SUMPRODUCT(features, weights)), added; mmult — the same net as one array "
+         f"formula MMULT(features, {frame.k}×2 weights), ReLU, sum. The loss is the mean "
+         "squared error over the training rows.", "wrap"),
+        ("", "text"),
+        ("How to train a model sheet", "title"),
+        ("Excel: Data → Solver. The Solver model is stored on each model sheet (minimise the "
+         "training loss by changing the yellow cells), so Solver opens filled in: press Solve.",
+         "wrap"),
+        ("Python: excelnet fit BOOK.xlsx — fits every model sheet with gradient descent and "
+         "writes the fitted parameters back; excelnet predict BOOK.xlsx --sheet nn --csv "
+         "new.csv — the fitted model applied to new rows.", "wrap"),
+    ]  # fmt: skip
+    return lines
