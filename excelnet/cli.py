@@ -87,6 +87,28 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="auto")
     c.add_argument("--json", action="store_true")
 
+    d = sub.add_parser("predict", help="apply a workbook's model to new rows (a CSV)")
+    d.add_argument("book", type=Path, help="a workbook with a Solver model on --sheet")
+    d.add_argument("--sheet", required=True, help="the model sheet (e.g. nn)")
+    d.add_argument("--csv", type=Path, required=True, help="new rows, with the data's headers")
+    d.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the predictions as CSV (default: predictions.csv; with --kaggle submission.csv)",
+    )
+    d.add_argument(
+        "--workbook", type=Path, help="also write a copy of BOOK with a predictions sheet"
+    )
+    d.add_argument(
+        "--kaggle",
+        action="store_true",
+        help="write Kaggle's submission: the id and the target (0/1: prediction > 0.5)",
+    )
+    d.add_argument(
+        "--column", default="Prediction", help="header of the prediction column (Prediction)"
+    )
+
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path)
     e.add_argument("--sheet")
@@ -240,6 +262,16 @@ def _build(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from excelnet.predict import predict
+
+    out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
+    rows = predict(args.book, args.sheet, args.csv, out, args.workbook, args.kaggle, args.column)
+    print(f"wrote {out} ({len(rows)} rows)")
+    if args.workbook:
+        print(f"wrote {args.workbook} (sheet predictions)")
+
+
 def _rates(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
@@ -290,9 +322,9 @@ def _compare(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep, "compare": _compare}[
-            args.command
-        ](args)
+        commands = {"build": _build, "fit": _fit, "eval": _eval, "predict": _predict,
+                    "lr-sweep": _sweep, "compare": _compare}  # fmt: skip
+        commands[args.command](args)
     except ExcelnetError as e:
         print(f"excelnet: error: {e}", file=sys.stderr)
         return 2

@@ -123,8 +123,16 @@ def choose_target(table: Csv, df: pd.DataFrame, target: str) -> Target:
             f"{len(keys)} different values ({col[bad]!r}, …); the models predict one number: "
             f"give a numeric target or one with two values"
         )
-    first = {v.lower(): v for v in reversed(col.tolist())}  # each value as first written
-    return Target(target, True, first[keys[1]], first[keys[0]])
+    negative, positive = two_values(col.tolist())
+    return Target(target, True, positive, negative)
+
+
+def two_values(texts: list[str]) -> tuple[str, str]:
+    """A two-valued text column's values as first written, (0, 1): ignoring case, the later
+    of the two in alphabetical order counts as 1 (yes over no, True over False, M over B)."""
+    first = {v.lower(): v for v in reversed(texts)}
+    low, high = sorted(first)
+    return first[low], first[high]
 
 
 def choose_rules(
