@@ -263,7 +263,7 @@ def _build(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from excelnet.predict import predict
+    from excelnet.predictions import predict
 
     out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
     rows = predict(args.book, args.sheet, args.csv, out, args.workbook, args.kaggle, args.column)
