@@ -44,7 +44,7 @@ def runs(tmp_path_factory, titanic_book, recalc):
     d = tmp_path_factory.mktemp("predict")
     book = d / "fitted.xlsx"
     shutil.copy(titanic_book, book)
-    excelnet.fit(book, epochs=300, history=False)
+    excelnet.fit(book, epochs=100, history=False)
     out = {"book": book, "dir": d}
     for m in MODELS:
         out[m] = excelnet.predict(book, m, TEST_CSV, d / f"{m}.csv", d / f"{m}.xlsx")
