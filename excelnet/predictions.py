@@ -60,6 +60,7 @@ class Plan:
     blocks: list[Block] = field(default_factory=list)  # per-row blocks, prediction first
     reads: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # literal cols
     refs: dict[int, list] = field(default_factory=dict)  # id(block) -> [(token i, Ref, per-row)]
+    computed: set[int] = field(default_factory=set)  # data-sheet columns of other formulas
 
     @property
     def data(self) -> str:
@@ -80,7 +81,7 @@ class Plan:
         return {
             c: str(v).strip()
             for (r, c), v in s.values.items()
-            if r == row and isinstance(v, str) and v.strip()
+            if r == row and isinstance(v, str) and v.strip() and c not in self.computed
         }
 
 
@@ -173,6 +174,13 @@ def plan(book: Book, solver: SolverModel, column: str = PREDICTION) -> Plan:
             f"{'these sheets: ' + sheets if p.reads else 'no sheet'}; predict puts the new rows "
             f"on one data sheet"
         )
+    top = p.tops[p.data]
+    p.computed = {  # formula columns that are not per-row: neither data nor part of the model
+        c
+        for b in graph.blocks
+        if b.sheet == p.data and b not in p.blocks and b.r0 <= top + p.rows - 1 and b.r1 >= top
+        for c in range(b.c0, b.c1 + 1)
+    }
     if p.tops[p.data] < 1:
         raise ExcelnetError(
             f"{where(book.path, p.data)}: the data has no header row above it; predict matches "
@@ -308,7 +316,10 @@ def new_rows(p: Plan, table: Csv) -> NewRows:
     data = p.book.sheets[p.data]
     top = p.tops[p.data]
     values = {}
+    formulas = {c for b in p.blocks if b.sheet == p.data for c in range(b.c0, b.c1 + 1)}
     for c, h in heads.items():
+        if c in formulas:  # a per-row formula on the data sheet itself: it runs, not the CSV
+            continue
         if h not in table.header:
             values[c] = [None] * len(table.rows)
             continue
@@ -460,6 +471,10 @@ def predict(
     (0/1 for a 0/1 target: prediction > 0.5). `out` writes that table as CSV; `workbook`
     writes a copy of the workbook with a `predictions` sheet of live formulas."""
     book_path = Path(book)
+    for target in (out, workbook):  # both checked before anything is written
+        folder = Path(target).parent if target is not None else Path(".")
+        if not folder.is_dir():
+            raise ExcelnetError(f"{target}: folder {folder} does not exist")
     if workbook is not None:
         workbook = Path(workbook)
         if workbook.resolve() == book_path.resolve():

@@ -15,7 +15,7 @@ from openpyxl.worksheet.formula import ArrayFormula
 
 import excelnet
 from excelnet.data import bundled
-from tests import reference
+from tests import handmade, reference
 from tests.conftest import run_cli
 
 MODELS = ["linear", "nn", "mmult"]
@@ -58,7 +58,25 @@ def runs(tmp_path_factory, titanic_book, recalc):
     odd.to_csv(d / "odd.csv", index=False)
     out["odd"] = excelnet.predict(book, "nn", d / "odd.csv", workbook=d / "odd.xlsx")
     out["odd_csv"] = d / "odd.csv"
-    names = [*MODELS, "odd"]
+    # a workbook typed by hand in its own layout: data on one sheet, the model on another
+    hand = handmade.line_fit(d / "hand_book.xlsx")
+    pd.DataFrame({"x": [0.25, -1.0, 10.0], "note": ["a", "b", "c"]}).to_csv(
+        d / "x.csv", index=False
+    )
+    out["hand"] = excelnet.predict(hand, "Model", d / "x.csv", workbook=d / "hand.xlsx",
+                                   column="prediction")  # fmt: skip
+    # data and model on one sheet, with other formulas beside them
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "one"
+    ws.append(["x", "y", "Prediction", "sq", None, "loss"])
+    for i in range(10):
+        ws.append([i / 10, 2 * i / 10 + 1, f"=$G$2*A{i + 2}+$G$3", f"=(C{i + 2}-B{i + 2})^2"])
+    ws["F2"], ws["G2"], ws["G3"] = "=SUM(D2:D11)", 1.5, 0.5
+    handmade.solver_names(wb, "one", "one!$F$2", "one!$G$2:$G$3")
+    wb.save(d / "one_book.xlsx")
+    out["one"] = excelnet.predict(d / "one_book.xlsx", "one", d / "x.csv", workbook=d / "one.xlsx")
+    names = [*MODELS, "odd", "hand", "one"]
     out["lo"] = dict(zip(names, recalc([d / f"{n}.xlsx" for n in names]), strict=True))
     return out
 
@@ -142,6 +160,25 @@ def test_unseen_and_missing_values(runs):
     x = reference.features(runs["odd_csv"], train=bundled())
     want = reference.predictions("nn", x, fitted_params(runs["book"], "nn"))["Prediction"]
     np.testing.assert_allclose(odd["Prediction"], want, rtol=0, atol=TOL)
+
+
+def test_a_hand_made_workbook(runs):
+    """slope·x + intercept with the workbook's parameters (0.5 and 0), in its own layout."""
+    want = [0.125, -0.5, 5.0]
+    np.testing.assert_allclose(runs["hand"]["prediction"], want, rtol=0, atol=TOL)
+    lo = sheet_table(runs["lo"]["hand"])
+    assert list(lo.columns) == ["x", "y", "prediction"]
+    np.testing.assert_allclose(lo["prediction"], want, rtol=0, atol=TOL)
+    ws = openpyxl.load_workbook(runs["dir"] / "hand.xlsx")["predictions"]
+    assert ws["C2"].value == "=Model!$C$3*A2+Model!$C$4"
+
+
+def test_data_and_model_on_one_sheet(runs):
+    want = [1.5 * 0.25 + 0.5, -1.5 + 0.5, 15.5]
+    np.testing.assert_allclose(runs["one"]["Prediction"], want, rtol=0, atol=TOL)
+    lo = sheet_table(runs["lo"]["one"])
+    assert list(lo.columns) == ["x", "y", "Prediction"]  # not sq or loss: not per-row data
+    np.testing.assert_allclose(lo["Prediction"], want, rtol=0, atol=TOL)
 
 
 def test_fit_refreshes_the_predictions_sheet(runs, tmp_path):
