@@ -8,7 +8,7 @@ from pathlib import Path
 
 from excelnet.errors import ExcelnetError
 
-WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
+WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,12 +25,25 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="write a lesson workbook (.xlsx) of live formulas")
     b.add_argument("workbook", help=f"which workbook: {', '.join(WORKBOOKS)}")
-    b.add_argument("-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx)")
+    b.add_argument(
+        "-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx; table: CSV.xlsx)"
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of the split and parameters")
     b.add_argument(
         "--csv",
         type=Path,
-        help="a CSV in the format of Kaggle's train.csv (default: the bundled one)",
+        help="titanic: a CSV in the format of Kaggle's train.csv (default: the bundled one); "
+        "table: any CSV with a header row",
+    )
+    b.add_argument("--target", help="table: the column to predict (numbers, or two values)")
+    b.add_argument("--id", help="table: a column that names each row (not a feature)")
+    b.add_argument(
+        "--drop",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="COLUMN",
+        help="table: columns to leave out of the features",
     )
     b.add_argument(
         "--passengers",
@@ -89,6 +102,28 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("book", type=Path, help="any .xlsx/.xlsm")
     h.add_argument("--json", action="store_true", help="print the report as JSON")
     h.add_argument("--all", action="store_true", help="list every difference, not the first 20")
+
+    d = sub.add_parser("predict", help="apply a workbook's model to new rows (a CSV)")
+    d.add_argument("book", type=Path, help="a workbook with a Solver model on --sheet")
+    d.add_argument("--sheet", required=True, help="the model sheet (e.g. nn)")
+    d.add_argument("--csv", type=Path, required=True, help="new rows, with the data's headers")
+    d.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the predictions as CSV (default: predictions.csv; with --kaggle submission.csv)",
+    )
+    d.add_argument(
+        "--workbook", type=Path, help="also write a copy of BOOK with a predictions sheet"
+    )
+    d.add_argument(
+        "--kaggle",
+        action="store_true",
+        help="write Kaggle's submission: the id and the target (0/1: prediction > 0.5)",
+    )
+    d.add_argument(
+        "--column", default="Prediction", help="header of the prediction column (Prediction)"
+    )
 
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path)
@@ -213,10 +248,24 @@ def _build(args: argparse.Namespace) -> None:
         raise ExcelnetError(
             f"unknown workbook {args.workbook!r}: choose one of {', '.join(WORKBOOKS)}"
         )
-    out = args.output or Path(f"{args.workbook}.xlsx")
+    table_only = {"--target": args.target, "--id": args.id, "--drop": args.drop}
+    if args.workbook != "table" and any(table_only.values()):
+        used = ", ".join(k for k, v in table_only.items() if v)
+        raise ExcelnetError(f"{used}: for excelnet build table only")
+    if args.workbook == "table":
+        if args.csv is None or args.target is None:
+            raise ExcelnetError("build table needs --csv FILE and --target COLUMN")
+        if args.passengers is not None:
+            raise ExcelnetError("--passengers is for the titanic workbook only")
+    default = args.csv.stem if args.workbook == "table" else args.workbook
+    out = args.output or Path(f"{default}.xlsx")
     if out.suffix.lower() != ".xlsx":
         raise ExcelnetError(f"{out}: excelnet builds .xlsx workbooks; name the output *.xlsx")
-    if args.workbook == "titanic":
+    if args.workbook == "table":
+        from excelnet.writer.table import build_table
+
+        build_table(out, args.csv, args.target, args.id, args.drop, args.seed)
+    elif args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 
         build_titanic(out, csv=args.csv, seed=args.seed, passengers=args.passengers)
@@ -227,6 +276,16 @@ def _build(args: argparse.Namespace) -> None:
 
         getattr(lessons, "build_" + args.workbook.replace("-", "_"))(out, seed=args.seed)
     print(f"wrote {out}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from excelnet.predictions import predict
+
+    out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
+    rows = predict(args.book, args.sheet, args.csv, out, args.workbook, args.kaggle, args.column)
+    print(f"wrote {out} ({len(rows)} rows)")
+    if args.workbook:
+        print(f"wrote {args.workbook} (sheet predictions)")
 
 
 def _rates(text: str) -> list[float]:
@@ -333,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = _warning  # one line each, no source location
     args = _parser().parse_args(argv)
-    commands = {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep,
-                "compare": _compare, "calc": _calc, "check": _check}  # fmt: skip
+    commands = {"build": _build, "fit": _fit, "eval": _eval, "predict": _predict, "calc": _calc,
+                "check": _check, "lr-sweep": _sweep, "compare": _compare}  # fmt: skip
     try:
         code = commands[args.command](args)
     except ExcelnetError as e:

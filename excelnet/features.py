@@ -1,6 +1,7 @@
-"""The lesson's features, each defined once in its two faithful forms, side by side:
+"""The lesson's Titanic features, each defined once in its two faithful forms, side by side:
 the spreadsheet formula written into the `features` sheet, and the pandas computation
-the builder uses for the cells' cached values.
+the builder uses for the cells' cached values. (excelnet.recipe makes the same kinds of
+Stat and Feature for any table.)
 
 Row r of `features` describes the passenger in row r of `data` (both have headers in row 1).
 """
@@ -113,15 +114,6 @@ FEATURES = [
 ]  # fmt: skip
 FEATURE_NAMES = [f.name for f in FEATURES]
 VALID_HEADER = "Valid"  # the column right after the features: 1 = validation row
-
-
-def compute_stats(df: pd.DataFrame) -> dict:
-    return {s.name: s.compute(df) for s in STATS}
-
-
-def compute_features(df: pd.DataFrame, stats: dict) -> np.ndarray:
-    """The n×10 feature matrix, exactly as the `features` sheet computes it."""
-    return np.column_stack([np.asarray(f.compute(df, stats), dtype=float) for f in FEATURES])
 
 
 def validation_split(n: int, rng: np.random.Generator, fraction: float = 0.2) -> np.ndarray:

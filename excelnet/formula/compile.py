@@ -794,6 +794,22 @@ class Model(Evaluator):
                 return _python(b.value, (r - b.r0) * b.cols + (c - b.c0))
         return None
 
+    def constant_at(self, sheet: str, r: int, c: int) -> object:
+        """The value of a cell that does not depend on the parameters, as the model read or
+        computed it once (a literal, or a formula evaluated as data); None if blank or unread."""
+        g = self._grids.get(sheet)
+        if g is None or r >= g[0].shape[0] or c >= g[0].shape[1]:
+            return None
+        num, kind, text = g
+        k = int(kind[r, c])
+        if k == BLANK:
+            return None
+        if k == NUM:
+            return float(num[r, c])
+        if k == ERR:
+            return Error(str(text[r, c]))
+        return str(text[r, c]) if k == TEXT else bool(num[r, c])
+
     def values(self) -> dict[tuple[str, int, int], object]:
         """Python values of the parameters and every dependent formula cell (after evaluate)."""
         out: dict[tuple[str, int, int], object] = {}
