@@ -13,8 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from excelnet.formula.book import read_book
-from excelnet.formula.calc import Calculation, Failure, cell_name, formula_cells
+from excelnet.formula.calc import Calculation, Failure, block_cells, cell_name, formula_count
 from excelnet.formula.parse import Error
 from excelnet.writeback import refuse_if_open, write_values
 
@@ -71,35 +73,40 @@ class SheetReport:
         }
 
 
-def _reports(path: Path) -> tuple[Calculation, list[SheetReport], dict]:
+def _reports(path: Path) -> tuple[Calculation, list[SheetReport]]:
     book = read_book(path, cached=True)
     calc = Calculation(book)
-    reports = {name: SheetReport(name) for name in book.sheets}
-    formulas = {}
-    for sheet in book.sheets.values():
-        formulas.update({(sheet.name, r, c): f for (r, c), f in sheet.formulas.items()})
-        for (r, c), (f, _) in sheet.arrays.items():
-            formulas[(sheet.name, r, c)] = "{" + f + "}"
-    for cell in formula_cells(book):
-        reports[cell[0]].formula_cells += 1
+    reports = {name: SheetReport(name, count) for name, count in formula_count(book).items()}
     for f in calc.failures:
         reports[f.sheet].not_computed.append(f)
         reports[f.sheet].unknown.update({name: f.cells for name in f.unknown})
-    for cell, value in calc.values.items():
-        report = reports[cell[0]]
-        report.computed += 1
-        stored = book.sheets[cell[0]].cached.get(cell[1:])
-        if same(stored, value):
-            report.equal += 1
+    for b, v in calc.computed:
+        report = reports[b.sheet]
+        report.computed += b.size
+        stored = book.sheets[b.sheet].cached
+        want = [stored.get((r, c)) for r in range(b.r0, b.r1 + 1) for c in range(b.c0, b.c1 + 1)]
+        if v.numeric() and all(type(w) is float for w in want):  # one comparison for all
+            got = v.x.detach().cpu().reshape(-1).numpy()
+            w = np.array(want)
+            ok = np.abs(w - got) <= np.maximum(RTOL * np.maximum(np.abs(w), np.abs(got)), ATOL)
+            report.equal += int(ok.sum())
+            bad = np.flatnonzero(~ok)
         else:
-            formula = formulas.get(cell, "")
-            report.different.append(Difference(cell_name(cell), formula, stored, value))
-    return calc, list(reports.values()), formulas
+            got = [calc.values[cell] for cell in block_cells(b)]
+            bad = [i for i, (w, g) in enumerate(zip(want, got, strict=True)) if not same(w, g)]
+            report.equal += b.size - len(bad)
+        for i in bad:
+            cell = (b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)
+            formula = b.formula if b.kind == "column" else "{" + (b.formula or "") + "}"
+            report.different.append(
+                Difference(cell_name(cell), formula or "", want[i], calc.values[cell])
+            )
+    return calc, list(reports.values())
 
 
 def check(path: str | Path) -> list[SheetReport]:
     """Recompute every formula cell and compare with the values stored in the file."""
-    _, reports, _ = _reports(Path(path))
+    _, reports = _reports(Path(path))
     return reports
 
 
@@ -109,7 +116,7 @@ def calc(path: str | Path, out: str | Path | None = None) -> list[SheetReport]:
     path = Path(path)
     out = Path(out) if out is not None else path
     refuse_if_open(path, out)
-    result, reports, _ = _reports(path)
+    result, reports = _reports(path)
     updates: dict[str, dict] = {}
     for (sheet, r, c), value in result.values.items():
         updates.setdefault(sheet, {})[(r, c)] = value

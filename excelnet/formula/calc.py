@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from excelnet.formula.book import Book
 from excelnet.formula.compile import Block, Evaluator, Graph, _flat, _python, _topo, a1, calls
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.parse import FormulaError
-from excelnet.formula.values import Ctx, from_python
+from excelnet.formula.values import Ctx, V, from_python
 
 Cell = tuple[str, int, int]  # sheet, 0-based row and column
 
@@ -43,14 +44,14 @@ class Failure:
 
 
 class Calculation(Evaluator):
-    """Every formula cell of a workbook, computed. `values` maps each computed cell to its
-    Python value (float, bool, str, Error); `failures` lists the blocks that kept their stored
+    """Every formula cell of a workbook, computed: `computed` holds each block and its value,
+    `values` each cell's Python value; `failures` lists the blocks that kept their stored
     values instead."""
 
     def __init__(self, book: Book, device: str = "cpu"):
         super().__init__(book, Ctx(torch.device(device)), Graph(book))
         self.index, cyclic = self.graph.link([])
-        self.values: dict[Cell, object] = {}
+        self.computed: list[tuple[Block, V]] = []  # each block computed, and its value
         self.failures: list[Failure] = []
         cyclic = set(cyclic)
         for b in _topo(set(self.graph.blocks)):
@@ -75,8 +76,19 @@ class Calculation(Evaluator):
         except Exception as e:  # a bug of excelnet's: say so, keep the file's values
             self._fail(b, f"excelnet could not compute it ({type(e).__name__}: {e})")
             return
-        for i in range(b.size):
-            self.values[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(value, i)
+        self.computed.append((b, value))
+
+    @cached_property
+    def values(self) -> dict[Cell, object]:
+        """Each computed cell's Python value (float, bool, str, Error)."""
+        out: dict[Cell, object] = {}
+        for b, v in self.computed:
+            cells = block_cells(b)
+            if v.numeric():  # most blocks: numbers only, in one transfer
+                out.update(zip(cells, v.x.detach().cpu().reshape(-1).tolist(), strict=True))
+            else:
+                out.update((cell, _python(v, i)) for i, cell in enumerate(cells))
+        return out
 
     def _cell_by_cell(self, b: Block) -> None:
         cells = self.graph.split(b)
@@ -103,6 +115,24 @@ class Calculation(Evaluator):
             for name in f.unknown:
                 counts[name] += f.cells
         return counts
+
+
+def block_cells(b: Block) -> list[Cell]:
+    return [(b.sheet, r, c) for r in range(b.r0, b.r1 + 1) for c in range(b.c0, b.c1 + 1)]
+
+
+def formula_count(book: Book) -> dict[str, int]:
+    """Per sheet, the cells holding a formula or an array formula's result."""
+    out = {}
+    for sheet in book.sheets.values():
+        arrays = {
+            (r, c)
+            for _, (r0, c0, r1, c1) in sheet.arrays.values()
+            for r in range(r0, r1 + 1)
+            for c in range(c0, c1 + 1)
+        }
+        out[sheet.name] = len(sheet.formulas) + len(arrays - sheet.formulas.keys())
+    return out
 
 
 def formula_cells(book: Book) -> list[Cell]:

@@ -140,8 +140,10 @@ def scan(xml: bytes, shared_strings: list[str], cached: bool = False) -> Cells |
         seen += 1
         c = columns.get(letters)
         key = (int(row) - 1, _column(letters) if c is None else c)
-        if f_text and not f_attrs and not cached:  # the common case: a plain formula
+        if f_text and not f_attrs and (not cached or 't="' not in attrs):  # a plain formula
             formulas[key] = "=" + (html.unescape(f_text) if "&" in f_text else f_text)
+            if cached and v:
+                out.cached[key] = float(v)  # the common case: a number, no t attribute
             continue
         t = _type(attrs) if 't="' in attrs else None
         if cached and (f_text or f_attrs or f_empty) and (v or t == "str"):
