@@ -21,6 +21,7 @@ from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.reference import Site
+from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
     MISSING,
     Array,
@@ -307,7 +308,7 @@ class Evaluator:
     def __init__(self, book: Book, ctx: Ctx, graph: Graph | None = None):
         self.book, self.ctx = book, ctx
         self.graph = graph or Graph(book)
-        self._grids: dict[str, list] = {}
+        self._grids: dict[str, Grid] = {}
         self.live: set[Block] = set()
         self.index = _Index([])
         self._done: set[Block] = set()  # constant blocks evaluated and stored
@@ -350,34 +351,19 @@ class Evaluator:
         kind[outside], text[outside] = ERR, "#N/A"
         return make(x, kind.reshape(-1), text.reshape(-1))
 
-    def _grid(self, sheet: str, rows: int, cols: int) -> list:
-        """Constant values of a sheet as dense arrays [num, kind, text], grown on demand."""
+    def _grid(self, sheet: str) -> Grid:
+        """A sheet's constant values (read once, then the values of blocks evaluated as data)."""
         g = self._grids.get(sheet)
-        if g is None or g[0].shape[0] < rows or g[0].shape[1] < cols:
+        if g is None:
             s = self.book.sheets[sheet]
-            R = max(rows, s.max_row + 1, g[0].shape[0] if g else 0)
-            C = max(cols, s.max_col + 1, g[0].shape[1] if g else 0)
-            num, kind = np.zeros((R, C)), np.full((R, C), BLANK, np.int8)
-            text = np.full((R, C), None, dtype=object)
-            if g is None:
-                for (r, c), v in s.values.items():
-                    _put(num, kind, text, r, c, v)
-            else:
-                h, w = g[0].shape
-                num[:h, :w], kind[:h, :w], text[:h, :w] = g
-            g = [num, kind, text]
-            self._grids[sheet] = g
+            g = self._grids[sheet] = Grid(s.values, s.max_row + 1, s.max_col + 1)
         return g
 
     def _store(self, b: Block, v: V) -> None:
-        num, kind, text = self._grid(b.sheet, b.r1 + 1, b.c1 + 1)
         x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
-        num[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = x
-        kind[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = (
-            v.kinds().reshape(b.rows, b.cols) if not v.numeric() else NUM
-        )
-        if v.text is not None:
-            text[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = v.texts().reshape(b.rows, b.cols)
+        kind = v.kinds().reshape(b.rows, b.cols) if not v.numeric() else np.int8(NUM)
+        text = v.texts().reshape(b.rows, b.cols) if v.text is not None else None
+        self._grid(b.sheet).put(b.r0, b.c0, x, kind, text)
 
     def _node(self, node: Node, b: Block):
         ctx = self.ctx
@@ -490,9 +476,8 @@ class Evaluator:
     def _window(self, sheet: str, rows: np.ndarray, cols: np.ndarray):
         """Cells rows × cols of a sheet, per block row: rows (n, h), cols (1 or n, w)."""
         n, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
-        num, kind, text = self._grid(sheet, int(rows.max()) + 1, int(cols.max()) + 1)
         rr, cc = rows[:, :, None], cols[:, None, :]
-        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]  # each (n, h, w)
+        cx, ck, ct = self._grid(sheet).window(rr, cc)  # each (n, h, w)
         lo, hi = int(rows.min()), int(rows.max())
         sources = [
             s
@@ -768,12 +753,12 @@ class Model(Evaluator):
                 lo, hi = footprint(ref, b)
                 if ref.sheet not in self._grids:
                     continue
-                kind, text = self._grids[ref.sheet][1], self._grids[ref.sheet][2]
-                window = kind[lo : hi + 1, ref.c0 : ref.c1 + 1]
-                hits = np.argwhere(window == ERR)
+                _, kind, text = self._grids[ref.sheet].box(lo, hi, ref.c0, ref.c1)
+                hits = np.argwhere(kind == ERR)
                 if len(hits):
-                    r, c = int(hits[0][0]) + lo, int(hits[0][1]) + ref.c0
-                    return f"{where(self.book.path, ref.sheet, a1(r, c))}: input holds {text[r, c]}"
+                    i, j = int(hits[0][0]), int(hits[0][1])
+                    cell = a1(i + lo, j + ref.c0)
+                    return f"{where(self.book.path, ref.sheet, cell)}: input holds {text[i, j]}"
         for b in self.train_blocks:
             errs = errors_of(b.value)
             if errs is not None:
@@ -798,17 +783,16 @@ class Model(Evaluator):
         """The value of a cell that does not depend on the parameters, as the model read or
         computed it once (a literal, or a formula evaluated as data); None if blank or unread."""
         g = self._grids.get(sheet)
-        if g is None or r >= g[0].shape[0] or c >= g[0].shape[1]:
+        if g is None:
             return None
-        num, kind, text = g
-        k = int(kind[r, c])
+        x, k, t = g.cell(r, c)
         if k == BLANK:
             return None
         if k == NUM:
-            return float(num[r, c])
+            return x
         if k == ERR:
-            return Error(str(text[r, c]))
-        return str(text[r, c]) if k == TEXT else bool(num[r, c])
+            return Error(str(t))
+        return str(t) if k == TEXT else bool(x)
 
     def values(self) -> dict[tuple[str, int, int], object]:
         """Python values of the parameters and every dependent formula cell (after evaluate)."""
@@ -897,19 +881,6 @@ def _python(v: V, i: int) -> object:
 
 def _sub(kind, sl):
     return kind[sl] if isinstance(kind, np.ndarray) else kind
-
-
-def _put(num, kind, text, r, c, v) -> None:
-    if v is None:
-        return
-    if isinstance(v, bool):
-        num[r, c], kind[r, c] = float(v), 1
-    elif isinstance(v, float):
-        num[r, c], kind[r, c] = v, NUM
-    elif isinstance(v, Error):
-        kind[r, c], text[r, c] = ERR, v.code
-    else:
-        kind[r, c], text[r, c] = TEXT, str(v)
 
 
 def _as_number(v) -> float:
