@@ -14,6 +14,7 @@ from excelnet.formula.functions.operators import compare
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import (
+    BLANK,
     BOOL,
     NUM,
     TEXT,
@@ -77,9 +78,10 @@ def f_if(ctx, args):
     no = args[2] if len(args) > 2 else _logical_value(False, ctx)
     c, ec = to_bool(cond)
     v = select((~c).to(torch.int8), [yes, no], ec)
-    # IF hands on a reference as a reference: SUM(IF(…, A1, 0)) skips text in A1
+    # IF hands on a reference as a reference: SUM(IF(…, A1, 0)) skips text in A1 (numbers
+    # alone count the same either way: no need to read the condition)
     v.ref = yes.ref and no.ref
-    if yes.ref != no.ref and c.numel() == 1:
+    if yes.ref != no.ref and c.numel() == 1 and not v.numeric():
         v.ref = yes.ref if bool(c.reshape(())) else no.ref
     return v
 
@@ -159,13 +161,17 @@ def f_ifna(ctx, args):
     return _if_error(ctx, args, "IFNA", lambda e: e == "#N/A")
 
 
+def _one_kind(v: V, kinds: tuple) -> bool:
+    return not isinstance(v.kind, np.ndarray) and v.kind in kinds
+
+
 def _truth(v: V) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
     """Per block row: how many of v's values are TRUE, how many count at all, and the first
     error. In ranges only numbers and booleans count; typed alone, "TRUE" and "FALSE" count
     too and other text is passed over (AND("", TRUE) is TRUE)."""
-    if v.numeric():
-        t = (v.x != 0).to(v.x.dtype)
-        return t.sum((1, 2)), torch.full_like(t, 1.0).sum((1, 2)), None
+    if _one_kind(v, (None, NUM, BOOL, BLANK)):  # no need to read the kinds
+        t = (v.x != 0).to(v.x.dtype) if v.kind != BLANK else torch.zeros_like(v.x)
+        return t.sum((1, 2)), torch.full_like(t, float(v.kind != BLANK)).sum((1, 2)), None
     k, b = v.kinds(), (v.x != 0).cpu().numpy()
     counted = (k == NUM) | (k == BOOL)
     if is_array(v):
@@ -191,7 +197,7 @@ def _logical(ctx, args, name, combine) -> V:
         errs.append(e)
     x = combine(trues, seen).to(ctx.dtype).reshape(-1, 1, 1)
     shape = tuple(x.shape)
-    if not all(v.numeric() for v in args):  # numbers always count: nothing to check
+    if not all(_one_kind(v, (None, NUM, BOOL)) for v in args):  # else each value counts
         none = (torch.broadcast_to(seen.reshape(-1, 1, 1), shape) == 0).cpu().numpy()
         errs.append(np.where(none, "#VALUE!", None) if none.any() else None)
     return with_errors(x, first_error(shape, *errs), BOOL)

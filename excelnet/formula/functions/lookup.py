@@ -499,9 +499,9 @@ def f_lookup(ctx, args):
     if len(args) == 3:
         result = args[2]
     elif vec.shape[2] > vec.shape[1]:
-        vec, result = _part(vec, 0, slice(None)), _part(vec, -1, slice(None))
+        vec, result = _part(vec, 0, slice(None)), _part(vec, vec.shape[1] - 1, slice(None))
     else:
-        vec, result = _part(vec, slice(None), 0), _part(vec, slice(None), -1)
+        vec, result = _part(vec, slice(None), 0), _part(vec, slice(None), vec.shape[2] - 1)
     idx = _cached(args[1], key, ("LOOKUP", len(args)), lambda: _approximate(key, vec, False))
     r = idx.reshape(idx.shape[0], *key.shape[1:])
     if result.shape[2] > 1:  # a row of results
@@ -548,13 +548,13 @@ def f_xlookup(ctx, args):
 
 def _index_numbers(ctx: Ctx, v: V | None):
     """An INDEX row or column argument: numbers truncated (0: all), their errors, and whether
-    they are all 0 (while training, a position from the parameters is never "all": its
-    shape must stay)."""
+    they are all 0. While training, a position computed at each step (one the first, strict,
+    run did not read and remember) is never "all", and is not read: no device sync."""
     if v is None:
         return torch.zeros((1, 1, 1), dtype=torch.int64, device=ctx.device), None, True
     x, errs = to_number(v)
     x = torch.trunc(x.detach())
-    if not ctx.strict and v.x.requires_grad and v.numeric():
+    if not ctx.strict and v.numeric() and not (v.cache and "numbers" in v.cache):
         return x.to(torch.int64), errs, False
     numbers = _numbers(v)[0]
     zero = numbers == 0
