@@ -291,3 +291,30 @@ def test_lookups_take_no_device_sync_while_training(tmp_path, monkeypatch):
     for f, model in zip(formulas, models, strict=True):
         loss = model.objective_value()
         assert loss.requires_grad, f
+
+
+def test_labels_beside_parameters_are_searched_once(tmp_path, monkeypatch):
+    """A table of text labels whose values hold the parameters: the labels' positions are
+    found at the first step only, and the gradient flows through the values picked."""
+    wb = openpyxl.Workbook()
+    t = wb.active
+    t.title = "t"
+    t["A1"], t["B1"] = 1.5, -0.5
+    for r, (label, value) in enumerate([("a", "=A1*2"), ("b", "=B1"), ("c", 5)], start=1):
+        t[f"D{r}"], t[f"E{r}"] = label, value
+    t["C1"] = '=VLOOKUP("B",D1:E3,2,FALSE)*A1+INDEX(E1:E3,MATCH("a",D1:D3,0))'
+    wb.save(tmp_path / "labels.xlsx")
+    solver = SolverModel("t", Ref("t", 0, 2, 0, 2), [Ref("t", 0, 0, 0, 1)], 2)
+    model = Model(read_book(tmp_path / "labels.xlsx"), solver, Ctx(torch.device("cpu")))
+    model.compile()
+
+    def searched(*args):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr("excelnet.formula.functions.lookup._comparable", searched)
+    for _ in range(2):
+        model.params[0].value.x.grad = None
+        loss = model.objective_value()
+        loss.backward()
+        assert float(loss) == pytest.approx(-0.5 * 1.5 + 3.0)
+        assert model.params[0].value.x.grad.tolist() == pytest.approx([-0.5 + 2.0, 1.5])

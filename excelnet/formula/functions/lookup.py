@@ -102,6 +102,11 @@ def _rows(k: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return k.expand(a.shape[0], k.shape[1]) if a.shape[0] > k.shape[0] else k
 
 
+def _keys_found(k: torch.Tensor, a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Positions, none for a key that is an error (while training: not finite)."""
+    return torch.where(torch.isfinite(_rows(k, a)), idx, -1)
+
+
 def _searchsorted(s: torch.Tensor, k: torch.Tensor, right: bool) -> torch.Tensor:
     k = _rows(k, s).contiguous()
     return torch.searchsorted(s[0] if s.shape[0] == 1 else s, k, right=right)
@@ -169,7 +174,7 @@ def _approximate(key: V, vec: V, descending: bool) -> torch.Tensor:
     go = (lambda v, key: v >= key) if descending else (lambda v, key: v <= key)
     if kk is None:
         p = _bisect(a, k, go)[0] - 1
-        return torch.where(p >= 0, p, -1)
+        return _keys_found(k, a, torch.where(p >= 0, p, -1))
     out = torch.full(_rows(k, a).shape, -1, dtype=torch.int64, device=a.device)
     for kind in (NUM, TEXT, BOOL):
         keys = _keys_of(kk, kind, out)
@@ -201,7 +206,7 @@ def _sorted_search(key: V, vec: V, match: int, descending: bool) -> torch.Tensor
         p = torch.where(equal, here, before)
     else:
         p = torch.where(inside, here, -1)
-    return torch.where(p >= 0, m - 1 - p, -1) if descending else p
+    return _keys_found(k, a, torch.where(p >= 0, m - 1 - p, -1) if descending else p)
 
 
 def _wildcard(pattern: str) -> re.Pattern:
@@ -222,7 +227,7 @@ def _find(key: V, vec: V, how: str, last: bool = False, blank_finds: bool = Fals
     """Positions (N, K) of the keys in the vector, -1 where not found. how: "exact",
     "wildcard" (exact, * ? ~ in text keys), "regex" (text keys as regular expressions)."""
     k, a, kk, ak = _comparable(key, vec)
-    idx = _exact(a, k, last)
+    idx = _keys_found(k, a, _exact(a, k, last))
     if kk is None:
         return idx
     if not blank_finds:
@@ -268,20 +273,29 @@ def _x_find(key: V, vec: V, match: int, search: int) -> torch.Tensor:
     last = search == -1
     if match in (-1, 1):
         k, a, _, _ = _comparable(key, vec)
-        return _nearest(a, k, larger=match == 1, last=last)
+        return _keys_found(k, a, _nearest(a, k, larger=match == 1, last=last))
     how = {0: "exact", 2: "wildcard", 3: "regex"}[match]
     return _find(key, vec, how, last, blank_finds=True)
 
 
-def _cached(owner: V, key: V, spec: tuple, find: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """Positions found for a key in a vector that do not depend on the parameters are found
-    once (a training step calls again with the same values), remembered on the range."""
-    if key.x.requires_grad or owner.x.requires_grad:
+def _cached(owner: V, key: V, vec: V, spec: tuple, find: Callable) -> torch.Tensor:
+    """Positions found once, for as long as what they depend on stays (remembered on the key):
+    a key that does not depend on the parameters, in a range that does not either, or in one
+    whose lookup vector holds no numbers or booleans — labels beside parameters, with the
+    kinds the first step laid out."""
+    if key.x.requires_grad:
         return find()
-    owner.cache = owner.cache or {}
-    hit = owner.cache.get(spec)
-    if hit is None or hit[0] is not key:
-        hit = owner.cache[spec] = (key, find())
+    if not owner.x.requires_grad:
+        stamp = (owner,)
+    elif not np.isin(vec.kinds(), (NUM, BOOL)).any():
+        stamp = (owner.kind, owner.text)
+    else:
+        return find()
+    key.cache = key.cache or {}
+    hit = key.cache.get(spec)
+    same = hit is not None and len(hit[0]) == len(stamp)
+    if not (same and all(a is b for a, b in zip(hit[0], stamp, strict=True))):
+        hit = key.cache[spec] = (stamp, find())
     return hit[1]
 
 
@@ -417,8 +431,8 @@ def f_match(ctx, args):
 
     def find(m: int) -> torch.Tensor:
         if m == 0:
-            return _cached(args[1], key, ("MATCH", 0), lambda: _find(key, vec, "wildcard"))
-        return _cached(args[1], key, ("MATCH", m), lambda: _approximate(key, vec, m < 0))
+            return _cached(vec, key, vec, ("MATCH", 0), lambda: _find(key, vec, "wildcard"))
+        return _cached(vec, key, vec, ("MATCH", m), lambda: _approximate(key, vec, m < 0))
 
     return _positions(ctx, key, _by_mode(how, find), [errors_of(key), e_kind])
 
@@ -431,7 +445,7 @@ def f_xmatch(ctx, args):
     modes, errs = _x_modes(args, 2)
     if not _is_vector(vec):
         return _finish(ctx, error_value("#VALUE!", key.shape, ctx), [errors_of(key)], [])
-    idx = _by_mode(modes, lambda m, s: _x_cached(args[1], key, vec, m, s))
+    idx = _by_mode(modes, lambda m, s: _x_cached(key, vec, m, s))
     return _positions(ctx, key, idx, [errors_of(key), *errs])
 
 
@@ -450,9 +464,9 @@ def _x_modes(args: list[V], first: int) -> tuple[np.ndarray, list]:
     return modes, [e_match, e_search, _row_errors(bad, "#VALUE!")]
 
 
-def _x_cached(owner: V, key: V, vec: V, match: int, search: int) -> torch.Tensor:
+def _x_cached(key: V, vec: V, match: int, search: int) -> torch.Tensor:
     spec = ("X", match, search)
-    return _cached(owner, key, spec, lambda: _x_find(key, vec, match, search))
+    return _cached(vec, key, vec, spec, lambda: _x_find(key, vec, match, search))
 
 
 def _vlookup(ctx: Ctx, args: list[V], name: str, horizontal: bool) -> V:
@@ -469,8 +483,8 @@ def _vlookup(ctx: Ctx, args: list[V], name: str, horizontal: bool) -> V:
 
     def find(exact: int) -> torch.Tensor:
         if exact:
-            return _cached(args[1], key, (name, 0), lambda: _find(key, vec, "wildcard"))
-        return _cached(args[1], key, (name, 1), lambda: _approximate(key, vec, False))
+            return _cached(args[1], key, vec, (name, 0), lambda: _find(key, vec, "wildcard"))
+        return _cached(args[1], key, vec, (name, 1), lambda: _approximate(key, vec, False))
 
     idx = _by_mode((np.asarray(approximate) == 0).astype(int), find)
     r = idx.reshape(idx.shape[0], *key.shape[1:])
@@ -502,7 +516,8 @@ def f_lookup(ctx, args):
         vec, result = _part(vec, 0, slice(None)), _part(vec, vec.shape[1] - 1, slice(None))
     else:
         vec, result = _part(vec, slice(None), 0), _part(vec, slice(None), vec.shape[2] - 1)
-    idx = _cached(args[1], key, ("LOOKUP", len(args)), lambda: _approximate(key, vec, False))
+    spec = ("LOOKUP", len(args))
+    idx = _cached(args[1], key, vec, spec, lambda: _approximate(key, vec, False))
     r = idx.reshape(idx.shape[0], *key.shape[1:])
     if result.shape[2] > 1:  # a row of results
         result = transposed(result)
@@ -527,7 +542,7 @@ def f_xlookup(ctx, args):
     fits = _is_vector(vec) and (ret.shape[1] if column else ret.shape[2]) == length
     if not fits:
         return _finish(ctx, error_value("#VALUE!", key.shape, ctx), errs[:1], [])
-    idx = _by_mode(modes, lambda m, s: _x_cached(args[1], key, vec, m, s))
+    idx = _by_mode(modes, lambda m, s: _x_cached(key, vec, m, s))
     n, size = idx.shape[0], key.shape[1] * key.shape[2]
     across = ret.shape[2] if column else ret.shape[1]  # the size of what one key returns
     if size == 1:
