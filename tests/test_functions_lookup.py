@@ -316,5 +316,5 @@ def test_labels_beside_parameters_are_searched_once(tmp_path, monkeypatch):
         model.params[0].value.x.grad = None
         loss = model.objective_value()
         loss.backward()
-        assert float(loss) == pytest.approx(-0.5 * 1.5 + 3.0)
+        assert float(loss.detach()) == pytest.approx(-0.5 * 1.5 + 3.0)
         assert model.params[0].value.x.grad.tolist() == pytest.approx([-0.5 + 2.0, 1.5])

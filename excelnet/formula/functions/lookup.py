@@ -245,10 +245,12 @@ def _find(key: V, vec: V, how: str, last: bool = False, blank_finds: bool = Fals
     if not todo.any():
         return idx
     words = vec.texts().reshape(ak.shape)
-    out = idx.cpu().numpy().copy()
+    out, seen = idx.cpu().numpy().copy(), {}
     for i, j in zip(*np.nonzero(todo), strict=True):
         row = min(i, len(ak) - 1)
-        out[i, j] = _scan(keys[i, j], how, words[row], ak[row], last)
+        if (keys[i, j], row) not in seen:  # a pattern copied down: scanned once
+            seen[keys[i, j], row] = _scan(keys[i, j], how, words[row], ak[row], last)
+        out[i, j] = seen[keys[i, j], row]
     return torch.as_tensor(out, device=idx.device)
 
 
@@ -477,7 +479,7 @@ def _vlookup(ctx: Ctx, args: list[V], name: str, horizontal: bool) -> V:
     c, e_col = to_number(col)
     c = torch.trunc(c.detach()).to(torch.int64) - 1
     errs = [errors_of(key), e_col, e_approx]
-    if not table.ref and table.shape[1:] == (1, 1) and table.kind == TEXT:
+    if not table.ref and table.shape[1:] == (1, 1) and (table.kinds() == TEXT).all():
         errs.append(np.full((1, 1, 1), "#VALUE!", dtype=object))
     vec = _part(table, slice(None), 0)
 
