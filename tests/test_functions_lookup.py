@@ -259,9 +259,10 @@ def test_array_arguments_spread_as_excel(tmp_path):
             "A4": '=SUMPRODUCT(--(_xlfn.IFS({1;0},"a",{0;1},"b")="b"))',
             "A5": "=SUM(VLOOKUP({2,3},{1,10;2,20;3,30},2,FALSE))",
             "A6": "=SUM(MATCH({3;1},{1,2,3},0))",
+            "A7": "=SUMPRODUCT(INDEX({10;20;30;40},{1;3}))",  # positions as an array
         },
     )
-    assert [got[f"A{r}"] for r in range(1, 7)] == [109.0, 1.0, 33.0, 1.0, 50.0, 4.0]
+    assert [got[f"A{r}"] for r in range(1, 8)] == [109.0, 1.0, 33.0, 1.0, 50.0, 4.0, 40.0]
 
 
 def test_lookups_take_no_device_sync_while_training(tmp_path, monkeypatch):

@@ -594,15 +594,19 @@ def f_index(ctx, args):
     r, e_r, all_r = _index_numbers(ctx, rows)
     c, e_c, all_c = _index_numbers(ctx, cols)
     area, e_area = _mode(_option(args, 3), 1.0)
-    rr = torch.arange(h, device=r.device).reshape(1, -1, 1) if all_r else r - 1
-    cc = torch.arange(w, device=c.device).reshape(1, 1, -1) if all_c else c - 1
+    all_r, all_c = all_r and h > 1, all_c and w > 1  # all of one row: that row
+    rr = torch.arange(h, device=r.device).reshape(1, -1, 1) if all_r else (r - 1).clamp(min=0)
+    cc = torch.arange(w, device=c.device).reshape(1, 1, -1) if all_c else (c - 1).clamp(min=0)
     if (all_r or all_c) and (r.shape[1:] != (1, 1) or c.shape[1:] != (1, 1)):
         raise FormulaError("INDEX with 0 (a whole row or column) and an array of positions")
     v = _take(ctx, arr, rr.clamp(0, h - 1), cc.clamp(0, w - 1))
     errs = [e_r, e_c, e_area, _row_errors(area < 1, "#VALUE!"), _row_errors(area > 1, "#REF!")]
     checks = [((r < 0) | (c < 0), "#VALUE!"), ((r > h) | (c > w), "#REF!")]
-    if not (all_r or all_c):  # a position of 0 from the parameters, while training
-        checks.append(((r == 0) | (c == 0), "#REF!"))
+    if not ctx.strict:  # while training, a position of 0 from the parameters: out of range
+        zero = torch.zeros((), dtype=torch.bool, device=r.device)
+        zero = zero | (r == 0) if h > 1 and not all_r else zero
+        zero = zero | (c == 0) if w > 1 and not all_c else zero
+        checks.append((zero, "#REF!"))
     return _finish(ctx, v, errs, checks, ref=arr.ref)
 
 
