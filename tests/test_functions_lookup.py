@@ -319,3 +319,46 @@ def test_labels_beside_parameters_are_searched_once(tmp_path, monkeypatch):
         loss.backward()
         assert float(loss.detach()) == pytest.approx(-0.5 * 1.5 + 3.0)
         assert model.params[0].value.x.grad.tolist() == pytest.approx([-0.5 + 2.0, 1.5])
+
+
+def test_weights_looked_up_by_category_train(tmp_path, recalc):
+    """A model typed as a user would: each row's weight looked up by its category in a table
+    of labels and parameters, copied down. It fits (to least squares), and LibreOffice's
+    recalculation of the saved file gives the loss excelnet reported."""
+    import json
+
+    from tests.conftest import run_cli
+    from tests.handmade import solver_names
+
+    rng = np.random.default_rng(3)
+    labels = rng.choice(["low", "mid", "high"], 40)
+    x = rng.uniform(0, 1, 40)
+    y = np.array([{"low": -1.0, "mid": 0.5, "high": 2.0}[c] for c in labels]) + 1.5 * x
+    y += rng.normal(0, 0.1, 40)
+    wb = openpyxl.Workbook()
+    data = wb.active
+    data.title = "data"
+    model = wb.create_sheet("model")
+    for i, (c, a, b) in enumerate(zip(labels, x, y, strict=True), start=2):
+        data[f"A{i}"], data[f"B{i}"], data[f"C{i}"] = str(c), float(a), float(b)
+        data[f"D{i}"] = f"=VLOOKUP(A{i},model!$A$2:$B$4,2,FALSE)+model!$E$2*B{i}"
+    for r, label in enumerate(["low", "mid", "high"], start=2):
+        model[f"A{r}"], model[f"B{r}"] = label, 0.0
+    model["E2"] = 0.0
+    model["E5"] = "=SUMXMY2(data!D2:D41,data!C2:C41)/COUNT(data!C2:C41)"
+    solver_names(wb, "model", "model!$E$5", "model!$B$2:$B$4,model!$E$2")
+    wb.save(tmp_path / "categories.xlsx")
+    out = tmp_path / "fitted.xlsx"
+    run = run_cli("fit", tmp_path / "categories.xlsx", "--lr", "0.9", "--epochs", "800",
+                  "--out", out, "--json")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (fit,) = json.loads(run.stdout)["fits"]
+    onehot = np.array([[c == k for k in ("low", "mid", "high")] for c in labels], float)
+    best = np.linalg.lstsq(np.column_stack([onehot, x]), y, rcond=None)[0]
+    fitted = openpyxl.load_workbook(out, data_only=True)["model"]
+    got = [fitted[c].value for c in ("B2", "B3", "B4", "E2")]
+    assert got == pytest.approx(best, abs=1e-4)
+    (lo,) = recalc([out])
+    assert openpyxl.load_workbook(lo, data_only=True)["model"]["E5"].value == pytest.approx(
+        fit["final_loss"], rel=1e-9
+    )

@@ -287,17 +287,15 @@ def _cached(owner: V, key: V, vec: V, spec: tuple, find: Callable) -> torch.Tens
     kinds the first step laid out."""
     if key.x.requires_grad:
         return find()
-    if not owner.x.requires_grad:
-        stamp = (owner,)
-    elif not np.isin(vec.kinds(), (NUM, BOOL)).any():
-        stamp = (owner.kind, owner.text)
-    else:
-        return find()
+    stamp = (owner,) if not owner.x.requires_grad else (owner.kind, owner.text)
     key.cache = key.cache or {}
     hit = key.cache.get(spec)
-    same = hit is not None and len(hit[0]) == len(stamp)
-    if not (same and all(a is b for a, b in zip(hit[0], stamp, strict=True))):
-        hit = key.cache[spec] = (stamp, find())
+    if hit is not None and len(hit[0]) == len(stamp):
+        if all(a is b for a, b in zip(hit[0], stamp, strict=True)):
+            return hit[1]
+    if owner.x.requires_grad and np.isin(vec.kinds(), (NUM, BOOL)).any():
+        return find()  # the numbers in it may move
+    hit = key.cache[spec] = (stamp, find())
     return hit[1]
 
 
@@ -348,6 +346,8 @@ def _by_mode(modes: np.ndarray, find: Callable) -> torch.Tensor:
     """Positions (N, K) where the block rows may ask for different modes: modes (N,) or
     (N, k) for k mode arguments; find(mode) for each mode asked."""
     modes = modes.reshape(modes.shape[0], -1)
+    if len(modes) == 1:
+        return find(*(int(v) for v in modes[0]))
     out = None
     for m in np.unique(modes, axis=0):
         idx = find(*(int(v) for v in m))
