@@ -260,9 +260,13 @@ def test_array_arguments_spread_as_excel(tmp_path):
             "A5": "=SUM(VLOOKUP({2,3},{1,10;2,20;3,30},2,FALSE))",
             "A6": "=SUM(MATCH({3;1},{1,2,3},0))",
             "A7": "=SUMPRODUCT(INDEX({10;20;30;40},{1;3}))",  # positions as an array
+            "A8": "=SUM(_xlfn.XLOOKUP(2,{1;2;3},{1,2;3,4;5,6}))",  # a row: 3 + 4
+            "A9": "=SUM(_xlfn.XLOOKUP(3,{1,2,3},{1,2,3;4,5,6}))",  # a column: 3 + 6
         },
     )
-    assert [got[f"A{r}"] for r in range(1, 8)] == [109.0, 1.0, 33.0, 1.0, 50.0, 4.0, 40.0]
+    assert [got[f"A{r}"] for r in range(1, 10)] == [
+        109.0, 1.0, 33.0, 1.0, 50.0, 4.0, 40.0, 7.0, 9.0,
+    ]  # fmt: skip
 
 
 def test_lookups_take_no_device_sync_while_training(tmp_path, monkeypatch):
