@@ -276,3 +276,32 @@ def broadcast(*vs: V) -> tuple[int, int, int]:
                     raise ValueError(f"shapes {[v.shape for v in vs]} do not broadcast")
                 out[i] = n
     return tuple(out)
+
+
+# -- lookup, logical and information slice ---------------------------------------------------
+
+
+def array_shape(*vs: V) -> tuple[int, int, int]:
+    """The shape of an element-wise result over arrays of any sizes, as Excel forms it: the
+    larger size along each axis (see `spread`)."""
+    return tuple(max(v.shape[i] for v in vs) for i in range(3))
+
+
+def spread(v: V, shape) -> V:
+    """v over `shape` as Excel spreads an array argument: a size of 1 repeats, an array too
+    short is padded with #N/A ({1;2;3}+{10;20} is {11;22;#N/A})."""
+    if all(a in (1, b) for a, b in zip(v.shape, shape, strict=True)):
+        return v
+    index, outside = [], np.zeros(shape, bool)
+    for axis, (have, want) in enumerate(zip(v.shape, shape, strict=True)):
+        i = np.arange(want) if have > 1 else np.zeros(want, int)
+        view = [1, 1, 1]
+        view[axis] = want
+        outside |= (i >= have).reshape(view)
+        index.append(np.minimum(i, have - 1).reshape(view))
+    idx = [torch.as_tensor(i, device=v.x.device) for i in index]
+    x = v.x[idx[0], idx[1], idx[2]]
+    kind = v.kinds()[index[0], index[1], index[2]].copy()
+    text = v.texts()[index[0], index[1], index[2]].copy()
+    kind[outside], text[outside] = ERR, "#N/A"
+    return make(x, kind, text, v.ref)
