@@ -153,8 +153,8 @@ def parse_date(text: str) -> int | None:
     """A date typed as text → its serial, None if it is not one: '2024-02-29', '2/29/2024'
     (or 29/2/2024 where the day comes first), '29-Feb-1900', 'Feb 29, 2024', '29 February
     2024', 'Feb-2024' (the 1st), '29-Feb' (this year)."""
-    tokens = _DATE_TOKENS.findall(text.strip())
-    if "".join(tokens) != text.strip():
+    tokens = _DATE_TOKENS.findall(text)
+    if "".join(tokens) != text or text != text.strip():  # " 2024-01-10" is not a date
         return None
     parts = [t for t in tokens if t not in "/-,. "]
     seps = {t for t in tokens if t in "/-,. "}
@@ -195,8 +195,8 @@ def parse_date(text: str) -> int | None:
 def parse_datetime(text: str) -> tuple[int | None, float | None] | None:
     """Text holding a date, a time or both ('2024-02-29 06:00') → (serial of the date or None,
     fraction of the time or None); None if it is neither."""
-    t = text.strip()
-    if not t:
+    t = text.rstrip()
+    if not t.strip():
         return None
     time = parse_time(t)
     if time is not None:

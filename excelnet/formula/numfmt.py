@@ -122,7 +122,7 @@ def parse_number(text: str) -> float | None:
     if m and int(m["den"]) > 0:
         x = int(m["whole"]) + int(m["num"]) / int(m["den"])
         return -x if m["sign"] == "-" else x
-    return dates.datetime_value(t)
+    return dates.datetime_value(text)  # a date keeps no leading space: " 2024-01-10" is text
 
 
 # -- the format language ----------------------------------------------------------------------
