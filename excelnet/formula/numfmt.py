@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from excelnet.formula import dates
 
@@ -158,8 +159,9 @@ _ELAPSED = re.compile(r"(h+|m+|s+)$", re.I)
 _AMPM = re.compile(r"am/pm|a/p", re.I)
 
 
-def parse_format(code: str) -> list[Section]:
-    """A format code split into sections of tokens."""
+@lru_cache(maxsize=1024)
+def parse_format(code: str) -> tuple[Section, ...]:
+    """A format code split into sections of tokens (shared: not to be changed)."""
     sections, cur, i, n = [], Section(), 0, len(code)
     while i < n:
         c = code[i]
@@ -216,7 +218,7 @@ def parse_format(code: str) -> list[Section]:
     sections.append(cur)
     if len(sections) > 4:
         raise FormatError("more than four sections")
-    return sections
+    return tuple(sections)
 
 
 def _bracket(inner: str, section: Section) -> None:
@@ -257,7 +259,7 @@ def format_value(value: float | str, code: str) -> str:
     return _number(section, x if signed else abs(x))
 
 
-def _choose(sections: list[Section], x: float) -> tuple[Section, bool]:
+def _choose(sections: tuple[Section, ...], x: float) -> tuple[Section, bool]:
     """The section for x, and whether its sign is still to be shown."""
     if any(s.condition for s in sections[:2]):
         for s in sections[:2]:

@@ -11,6 +11,7 @@ import math
 from excelnet.formula import dates
 from excelnet.formula.functions.kit import arity, cellwise, row_index, row_lists
 from excelnet.formula.functions.registry import registrar
+from excelnet.formula.numfmt import parse_number
 from excelnet.formula.parse import Error
 from excelnet.formula.values import Omitted, scalar
 
@@ -386,7 +387,9 @@ def _holidays(values: list, mask) -> set[int] | Error:
     for h in values:
         if h is None:
             continue
-        if isinstance(h, (str, bool)):
+        if isinstance(h, str):  # a date (or number) typed as text counts, other text not
+            h = parse_number(h)
+        if h is None or isinstance(h, bool):
             return VALUE
         day = _day(h)
         if day is None:
