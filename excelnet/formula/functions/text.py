@@ -18,7 +18,7 @@ from excelnet.formula.functions.kit import arity, cellwise, row_index, row_lists
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.numfmt import FormatError, format_value, number_text, parse_number
 from excelnet.formula.parse import Error
-from excelnet.formula.values import TEXT, V, from_python, make, to_bool
+from excelnet.formula.values import TEXT, Omitted, V, from_python, make, scalar, to_bool
 
 excel = registrar("TEXT")
 
@@ -288,6 +288,16 @@ def _text_around(before: bool):
 
 def _delimiters(ctx, args: list[V], name: str, before: bool) -> V:
     arity(name, args, 2, 6)
+    given = len(args) >= 3 and not isinstance(args[2], Omitted)
+    defaults = [1.0, 0.0, 0.0]  # an argument left empty takes its default, as left out
+    args = (
+        args[:2]
+        + [
+            scalar(defaults[k], ctx) if isinstance(a, Omitted) else a
+            for k, a in enumerate(args[2:5])
+        ]
+        + [a for a in args[5:] if not isinstance(a, Omitted)]
+    )
     rows = max(v.shape[0] for v in args)
     delims, errs = row_lists(args[1], "t", rows)
     fn = _text_around(before)
@@ -295,7 +305,6 @@ def _delimiters(ctx, args: list[V], name: str, before: bool) -> V:
     rest = [args[0], row_index(ctx, rows), *args[2:]]
     how = "tn" + "nnnv"[: len(args) - 2]
     if_not_found = (5,) if len(args) == 6 else ()
-    given = len(args) >= 3
 
     def apply(text, r, *more):
         if errs[int(r)]:
