@@ -61,6 +61,13 @@ def _round(v: float, decimals: int) -> Decimal:
     return Decimal(f"{abs(v):.15g}").quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_UP)
 
 
+def rounded(x: float, decimals: int) -> float:
+    """x rounded half away from zero at `decimals` places (negative: tens, hundreds, …) from
+    its 15 significant digits, as Excel rounds what it shows."""
+    r = float(_round(x, decimals))
+    return -r if x < 0 else r
+
+
 def _plain(d: Decimal) -> str:
     s = f"{d:f}"
     return s.rstrip("0").rstrip(".") if "." in s else s

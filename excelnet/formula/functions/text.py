@@ -16,7 +16,13 @@ import torch
 
 from excelnet.formula.functions.kit import arity, cellwise, row_index, row_lists
 from excelnet.formula.functions.registry import registrar
-from excelnet.formula.numfmt import FormatError, format_value, number_text, parse_number
+from excelnet.formula.numfmt import (
+    FormatError,
+    format_value,
+    number_text,
+    parse_number,
+    rounded,
+)
 from excelnet.formula.parse import Error
 from excelnet.formula.values import TEXT, Omitted, V, from_python, make, scalar, to_bool
 
@@ -469,17 +475,11 @@ def f_fixed(ctx, args):
         if d > 127:
             return VALUE
         if d < 0:
-            x, d = float(round(_half_away(x / 10**-d)) * 10**-d), 0
+            x, d = rounded(x, d), 0
         code = ("0" if no_commas else "#,##0") + ("." + "0" * d if d else "")
         return format_value(x, code)
 
     return cellwise(ctx, args, "nnn"[: len(args)], fixed)
-
-
-def _half_away(x: float) -> float:
-    from excelnet.formula.numfmt import _round
-
-    return float(_round(x, 0)) * (1 if x >= 0 else -1)
 
 
 # -- characters -------------------------------------------------------------------------------
