@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from excelnet.formula.numfmt import number_text, parse_number
+
 NUM, BOOL, TEXT, BLANK, ERR = 0, 1, 2, 3, 4
 
 
@@ -179,13 +181,8 @@ def with_errors(x: torch.Tensor, errs: np.ndarray | None, kind=None, text=None) 
 
 
 def _text_to_number(s: str) -> float | None:
-    try:
-        s = s.strip()
-        if s.endswith("%"):
-            return float(s[:-1]) / 100
-        return float(s) if s and s.lower() not in ("nan", "inf", "-inf", "infinity") else None
-    except ValueError:
-        return None
+    """Text as Excel reads it into a number ("1,234", "40%", "$5", dates, times), or None."""
+    return parse_number(s)
 
 
 def to_number(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -238,14 +235,8 @@ def to_bool(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
 
 
 def format_number(x: float) -> str:
-    """A number as Excel's General format shows it in text (15 significant digits)."""
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    s = f"{x:.15g}"
-    if "e" in s:
-        mant, exp = s.split("e")
-        return f"{mant}E{'+' if int(exp) >= 0 else '-'}{abs(int(exp)):02d}"
-    return s
+    """A number as a formula turns it into text (15 significant digits; numfmt.number_text)."""
+    return number_text(x)
 
 
 def to_text(v: V) -> tuple[np.ndarray, np.ndarray | None]:

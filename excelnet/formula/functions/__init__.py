@@ -3,12 +3,14 @@
 block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexes them all."""
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
+    date,
     information,
     logical,
     lookup,
     math,
     reference,
     statistical,
+    text,
 )
 from excelnet.formula.functions.operators import operator
 from excelnet.formula.functions.registry import CATEGORIES, FUNCTIONS, Function

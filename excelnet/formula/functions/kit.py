@@ -18,7 +18,9 @@ from excelnet.formula.values import (
     V,
     errors_of,
     first_error,
+    from_python,
     to_number,
+    to_text,
     with_errors,
 )  # fmt: skip
 
@@ -152,3 +154,87 @@ def second(args: list[V], like: torch.Tensor, default: float):
     if len(args) == 2 and not isinstance(args[1], Omitted):
         return to_number(args[1])
     return torch.full((), default, dtype=like.dtype, device=like.device), None
+
+
+# -- TEXT and DATE_AND_TIME: functions of single values, computed one element at a time --------
+
+
+def _spread(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Excel's array expansion along one axis: a single row/column repeats; a shorter one
+    leaves #N/A beyond its end. Returns (index into the axis, outside mask)."""
+    idx = np.arange(size)
+    if n == 1:
+        return np.zeros(size, int), np.zeros(size, bool)
+    return np.minimum(idx, n - 1), idx >= n
+
+
+def elements(v: V, how: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """v's elements as Python values over `shape` (Excel's array expansion), with their errors:
+    how "t" as text (numbers written as a formula writes them), "n" as numbers (numeric text
+    read, booleans 0/1, blanks 0; other text #VALUE!), "v" as they are (float, bool, str, None
+    for blank, Error). An omitted argument is "" / 0 / None."""
+    from excelnet.formula.parse import Error
+
+    if isinstance(v, Omitted):
+        return np.full(shape, {"t": "", "n": 0.0, "v": None}[how], dtype=object), None
+    if how == "t":
+        vals, errs = to_text(v)
+    elif how == "n":
+        x, errs = to_number(v)
+        vals = x.detach().cpu().numpy().astype(object)
+    else:
+        k, x, t = v.kinds(), v.x.detach().cpu().numpy(), v.texts()
+        vals = np.empty(v.shape, dtype=object)
+        for idx, kind in np.ndenumerate(k):
+            vals[idx] = (x[idx], bool(x[idx]), t[idx], None, Error(str(t[idx])))[kind]
+        errs = errors_of(v)
+    grids = [_spread(n, size) for n, size in zip(v.shape, shape, strict=True)]
+    ix = np.ix_(*(g[0] for g in grids))
+    outside = grids[0][1][:, None, None] | grids[1][1][None, :, None] | grids[2][1][None, None, :]
+    vals = vals[ix]
+    errs = None if errs is None else np.array(errs[ix], dtype=object)
+    if outside.any():
+        errs = np.full(shape, None, dtype=object) if errs is None else errs
+        errs[outside] = "#N/A"
+        vals = np.array(vals, dtype=object)
+        vals[outside] = Error("#N/A")
+    return vals, errs
+
+
+def cellwise(ctx: Ctx, args: list[V], how: str, fn, lazy: tuple[int, ...] = ()) -> V:
+    """fn applied to each element of the arguments (expanded to a common shape as Excel expands
+    arrays), each argument converted as `how` says (one letter per argument, see `elements`).
+    An element whose arguments hold an error is the first of them (argument order), except for
+    the `lazy` arguments, which fn receives as they are (Error values included). fn returns a
+    float, bool, str or Error."""
+    from excelnet.formula.parse import Error
+
+    shape = tuple(max(v.shape[i] for v in args) for i in range(3))
+    cols = [elements(v, h, shape) for v, h in zip(args, how, strict=True)]
+    checked = [e for k, (_, e) in enumerate(cols) if k not in lazy and e is not None]
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(*shape):
+        err = next((e[idx] for e in checked if e[idx] is not None), None)
+        out[idx] = Error(err) if err is not None else fn(*(c[0][idx] for c in cols))
+    return from_python(out, ctx)
+
+
+def row_lists(v: V, how: str, rows: int) -> tuple[list[list], list[str | None]]:
+    """For each of `rows` block rows, the elements of v in that row's range or array (row by
+    row, as Excel reads a range), converted as `how` says (see `elements`), and the first
+    error among them (or None)."""
+    n, h, w = v.shape
+    vals, errs = elements(v, how, (n, h, w))
+    out, first = [], []
+    for r in range(rows):
+        i = r if n > 1 else 0
+        out.append(list(vals[i].reshape(-1)))
+        row_errs = [] if errs is None else [e for e in errs[i].reshape(-1) if e is not None]
+        first.append(row_errs[0] if row_errs else None)
+    return out, first
+
+
+def row_index(ctx: Ctx, rows: int) -> V:
+    """A (rows, 1, 1) value holding each block row's number: passed to `cellwise` beside the
+    other arguments, it tells fn which row's `row_lists` to use."""
+    return V(torch.arange(rows, dtype=ctx.dtype, device=ctx.device).reshape(rows, 1, 1))
