@@ -128,6 +128,8 @@ def _num(*masks):
 
 def pick(cum, cdf, pdf):
     """The cumulative distribution where `cumulative` is TRUE, else the density."""
+    if not isinstance(cum, (torch.Tensor, np.ndarray)):  # a legacy name's fixed choice
+        return cdf if cum else pdf
     if isinstance(cum, torch.Tensor):
         return torch.where(cum != 0, cdf, pdf)
     return np.where(cum != 0, cdf, pdf)
@@ -243,9 +245,10 @@ def _power_density(x, t, a, scale, log_rest):
     one = torch.ones((), dtype=x.dtype, device=x.device)
     safe_t = torch.where(pos, t, one)
     inside = torch.exp((a - 1) * torch.log(safe_t) + torch.where(pos, log_rest, 0 * log_rest))
-    at_zero = torch.where(a < 1, math.inf, torch.where(a == 1, one, 0 * one)) * torch.exp(
-        torch.where(pos, 0 * log_rest, log_rest)
-    )
+    with torch.no_grad():  # a boundary value: no gradient through it (inf · 0 would be NaN)
+        at_zero = torch.where(a < 1, math.inf, torch.where(a == 1, one, 0 * one)) * torch.exp(
+            torch.where(pos, 0 * log_rest, log_rest)
+        )
     return torch.where(pos, inside, at_zero) / scale
 
 
@@ -422,9 +425,20 @@ for _name in ("BETA.INV", "BETAINV"):
 # -- discrete ----------------------------------------------------------------------------------
 
 
+def binom_cdf(k, n, p, upper: bool = False):
+    """P(X ≤ k) (upper: P(X > k)) for X ~ B(n, p), at any k: 0 below the support, 1 above."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    trials = np.clip(np.nan_to_num(n), 0, BIG_COUNT).astype(np.int64)  # scipy's integer form
+    inside = (
+        sc.bdtrc(np.clip(k, 0, n), trials, p) if upper else sc.bdtr(np.clip(k, 0, n), trials, p)
+    )
+    below, above = (1.0, 0.0) if upper else (0.0, 1.0)
+    return np.where(k < 0, below, np.where(k >= n, above, inside))
+
+
 def _binom_dist(s, n, p, c):
     s, n = trunc(s), trunc(n)
-    return pick(c, sc.bdtr(s, n, p), _stats().binom.pmf(s, n, p))
+    return pick(c, binom_cdf(s, n, p), _stats().binom.pmf(s, n, p))
 
 
 for _name in ("BINOM.DIST", "BINOMDIST"):
@@ -446,9 +460,9 @@ def _binom_range(n, p, s1, s2):
         if s2[i] - s1[i] < 10_000:
             out[i] = _stats().binom.pmf(np.arange(s1[i], s2[i] + 1), n[i], p[i]).sum()
         elif s1[i] > n[i] * p[i]:
-            out[i] = sc.bdtrc(s1[i] - 1, n[i], p[i]) - sc.bdtrc(s2[i], n[i], p[i])
+            out[i] = binom_cdf(s1[i] - 1, n[i], p[i], True) - binom_cdf(s2[i], n[i], p[i], True)
         else:
-            out[i] = sc.bdtr(s2[i], n[i], p[i]) - sc.bdtr(s1[i] - 1, n[i], p[i])
+            out[i] = binom_cdf(s2[i], n[i], p[i]) - binom_cdf(s1[i] - 1, n[i], p[i])
     return out
 
 
@@ -472,8 +486,8 @@ def _binom_inv(n, p, alpha):
     n = trunc(n)
     k = np.clip(np.nan_to_num(np.ceil(sc.bdtrik(alpha, n, p)), nan=0.0), 0, n)
     for _ in range(3):  # settle the boundary exactly
-        k = np.where((k > 0) & (sc.bdtr(k - 1, n, p) >= alpha), k - 1, k)
-        k = np.where((k < n) & (sc.bdtr(k, n, p) < alpha), k + 1, k)
+        k = np.where(binom_cdf(k - 1, n, p) >= alpha, k - 1, k)
+        k = np.where(binom_cdf(k, n, p) < alpha, k + 1, k)
     return k
 
 

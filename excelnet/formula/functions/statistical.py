@@ -391,9 +391,9 @@ def _order_args(name, args):
 def _small_large(largest: bool):
     def f(ctx, args):
         s, count, k, shape, errs = _order_args("LARGE" if largest else "SMALL", args)
-        rank = torch.ceil(k)
+        rank = torch.trunc(k)  # as Excel truncates every count it is given
         y = _pick(s, count - rank if largest else rank - 1)
-        return checked(ctx, y.reshape(shape), errs, ((k <= 0) | (rank > count), "#NUM!"))
+        return checked(ctx, y.reshape(shape), errs, ((rank < 1) | (rank > count), "#NUM!"))
 
     return f
 
