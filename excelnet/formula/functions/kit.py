@@ -152,3 +152,13 @@ def second(args: list[V], like: torch.Tensor, default: float):
     if len(args) == 2 and not isinstance(args[1], Omitted):
         return to_number(args[1])
     return torch.full((), default, dtype=like.dtype, device=like.device), None
+
+
+# -- STATISTICAL ---------------------------------------------------------------------------------
+
+
+def optional_number(args: list[V], i: int, like: torch.Tensor, default: float):
+    """Argument i as a number (and its errors), or its default where it is left out."""
+    if len(args) > i and not isinstance(args[i], Omitted):
+        return to_number(args[i])
+    return torch.full((1, 1, 1), default, dtype=like.dtype, device=like.device), None

@@ -17,6 +17,7 @@ from excelnet.formula.functions.kit import (
     guarded,
     is_array,
     numbers,
+    optional_number,
     reduce_rows,
     row_errors,
     strict_num,
@@ -517,7 +518,7 @@ def _rank(average: bool):
         x, mask, errs = pooled([args[1]])
         if isinstance(args[1], V) and not is_array(args[1]):
             raise FormulaError("RANK takes a range of numbers as its second argument")
-        order = second_number(args, 2, number, 0.0)
+        order = optional_number(args, 2, number, 0.0)
         n = max(number.shape[0], x.shape[0])
         shape = (n,) + tuple(number.shape[1:])
         num = _rows(number, n)[:, :, None]  # (n, K, 1) against the values (n, 1, M)
@@ -540,13 +541,6 @@ def _rank(average: bool):
     return f
 
 
-def second_number(args: list[V], i: int, like: torch.Tensor, default: float):
-    """Argument i as a number (and its errors), or its default when left out."""
-    if len(args) > i and not isinstance(args[i], Omitted):
-        return to_number(args[i])
-    return torch.full((1, 1, 1), default, dtype=like.dtype, device=like.device), None
-
-
 excel("RANK.EQ", "RANK", gradient=False)(_rank(False))
 excel("RANK.AVG", gradient=False)(_rank(True))
 
@@ -556,7 +550,7 @@ def _percentrank(exclusive: bool):
         arity("PERCENTRANK", args, 2, 3)
         rows, errs = _numbers_by_row(args[0])
         xs, ex = to_number(args[1])
-        digits, ed = second_number(args, 2, xs, 3.0)
+        digits, ed = optional_number(args, 2, xs, 3.0)
         n = max(len(rows), xs.shape[0], digits.shape[0])
         shape = (n,) + tuple(torch.broadcast_shapes(xs.shape, digits.shape)[1:])
         xv = np.broadcast_to(xs.detach().cpu().numpy(), shape)
@@ -739,7 +733,7 @@ def f_z_test(ctx, args):
     arity("Z.TEST", args, 2, 3)
     rows, errs = _numbers_by_row(args[0])
     x, ex = to_number(args[1])
-    sigma, es = second_number(args, 2, x, math.nan)
+    sigma, es = optional_number(args, 2, x, math.nan)
     n = max(len(rows), x.shape[0], sigma.shape[0])
     shape = (n,) + tuple(torch.broadcast_shapes(x.shape, sigma.shape)[1:])
     xv = np.broadcast_to(x.detach().cpu().numpy(), shape)
@@ -871,7 +865,7 @@ def f_prob(ctx, args):
         return error_value("#N/A", (max(v.shape[0] for v in args), 1, 1), ctx)
     (xs, ex), (ps, ep) = _two_ranges(args)
     lower, el = to_number(args[2])
-    upper, eu = second_number(args, 3, lower, math.nan)
+    upper, eu = optional_number(args, 3, lower, math.nan)
     n = max(xs.shape[0], ps.shape[0], lower.shape[0], upper.shape[0])
     out = []
     for i in range(n):
