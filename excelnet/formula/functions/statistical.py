@@ -440,10 +440,15 @@ def f_trimmean(ctx, args):
     # Excel trims an even number of points, rounded down: as many from each end
     cut = torch.floor(_approx(count * percent / 2))
     j = torch.arange(s.shape[1], device=s.device, dtype=s.dtype)[None, None, :]
-    s3, count3, cut3 = s[:, None, :], count[:, :, None], cut[:, :, None]
-    keep = (j >= cut3) & (j < count3 - cut3)
-    kept = torch.where(keep, s3, torch.zeros((), dtype=s.dtype, device=s.device))
-    y = divide(kept.sum(dim=2), count - 2 * cut)
+    zero = torch.zeros((), dtype=s.dtype, device=s.device)
+    sums = []
+    step = max(1, 2**24 // (s.shape[1] * cut.shape[1]))  # rows at a time: bounded memory
+    for r in range(0, s.shape[0], step):
+        s3, count3 = s[r : r + step, None, :], count[r : r + step, :, None]
+        cut3 = cut[r : r + step, :, None]
+        keep = (j >= cut3) & (j < count3 - cut3)
+        sums.append(torch.where(keep, s3, zero).sum(dim=2))
+    y = divide(torch.cat(sums) if len(sums) > 1 else sums[0], count - 2 * cut)
     bad = (percent < 0) | (percent >= 1) | (count == 0)
     return checked(ctx, y.reshape(shape), errs, (bad, "#NUM!"))
 
@@ -514,29 +519,25 @@ def f_mode_mult(ctx, args):
 def _rank(average: bool):
     def f(ctx, args):
         arity("RANK", args, 2, 3)
-        number, ex = to_number(args[0])
-        x, mask, errs = pooled([args[1]])
-        if isinstance(args[1], V) and not is_array(args[1]):
+        if not is_array(args[1]):
             raise FormulaError("RANK takes a range of numbers as its second argument")
-        order = optional_number(args, 2, number, 0.0)
-        n = max(number.shape[0], x.shape[0])
+        number, ex = to_number(args[0])
+        s, count, errs = ordered(args[1])
+        s = s.detach()
+        order, eo = optional_number(args, 2, number, 0.0)
+        n = max(number.shape[0], s.shape[0])
         shape = (n,) + tuple(number.shape[1:])
-        num = _rows(number, n)[:, :, None]  # (n, K, 1) against the values (n, 1, M)
-        vals = x.expand(n, x.shape[1])[:, None, :]
-        counted = (
-            torch.ones_like(vals, dtype=torch.bool)
-            if mask is None
-            else mask.expand(n, -1)[:, None, :]
-        )
-        ascending = _rows(order[0], n)[:, :, None] != 0
-        before = torch.where(ascending, vals < num, vals > num) & counted
-        ties = ((vals == num) & counted).sum(dim=2).to(x.dtype)
-        y = before.sum(dim=2).to(x.dtype) + 1
+        num = _rows(number, n)
+        # how many values lie below and up to each number: one sort, then binary searches
+        flat = num.reshape(1, -1) if s.shape[0] == 1 else num
+        below = torch.searchsorted(s, flat, side="left").reshape(n, -1).to(s.dtype)
+        upto = torch.searchsorted(s, flat, side="right").reshape(n, -1).to(s.dtype)
+        ties = upto - below
+        ascending = _rows(order, n) != 0
+        y = torch.where(ascending, below, count.expand(n, 1) - upto) + 1
         if average:
             y = y + (ties - 1) / 2
-        return checked(
-            ctx, y.reshape(shape), first_error(shape, ex, errs, order[1]), (ties == 0, "#N/A")
-        )
+        return checked(ctx, y.reshape(shape), first_error(shape, ex, errs, eo), (ties == 0, "#N/A"))
 
     return f
 
@@ -555,10 +556,11 @@ def _percentrank(exclusive: bool):
         shape = (n,) + tuple(torch.broadcast_shapes(xs.shape, digits.shape)[1:])
         xv = np.broadcast_to(xs.detach().cpu().numpy(), shape)
         dv = np.broadcast_to(np.trunc(digits.detach().cpu().numpy()), shape)
+        rows = [np.sort(r) for r in rows]
         out = np.empty(shape, dtype=object)
         for idx in np.ndindex(shape):
             row = rows[min(idx[0], len(rows) - 1)]
-            out[idx] = _percentrank_of(np.sort(row), xv[idx], dv[idx], exclusive)
+            out[idx] = _percentrank_of(row, xv[idx], dv[idx], exclusive)
         errs_rows = np.array(errs, dtype=object).reshape(-1, 1, 1)
         v = from_python(out, ctx)
         return with_errors(v.x, first_error(shape, errs_rows, ex, ed, errors_of(v)))
@@ -738,16 +740,19 @@ def f_z_test(ctx, args):
     shape = (n,) + tuple(torch.broadcast_shapes(x.shape, sigma.shape)[1:])
     xv = np.broadcast_to(x.detach().cpu().numpy(), shape)
     sv = np.broadcast_to(sigma.detach().cpu().numpy(), shape)
+    # per row of the range: how many, their mean and sample standard deviation
+    moments = [(len(r), r.mean() if len(r) else 0.0, r.std(ddof=1) if len(r) > 1 else 0.0)
+               for r in rows]  # fmt: skip
     out = np.empty(shape, dtype=object)
     for idx in np.ndindex(shape):
-        values = rows[min(idx[0], len(rows) - 1)]
-        s = sv[idx] if not math.isnan(sv[idx]) else (values.std(ddof=1) if len(values) > 1 else 0)
-        if len(values) == 0:
+        count, mean, sd = moments[min(idx[0], len(rows) - 1)]
+        s = sd if math.isnan(sv[idx]) else sv[idx]
+        if count == 0:
             out[idx] = Error("#N/A")
         elif s <= 0:
             out[idx] = Error("#DIV/0!" if s == 0 else "#NUM!")
         else:
-            out[idx] = float(sc.ndtr((xv[idx] - values.mean()) * math.sqrt(len(values)) / s))
+            out[idx] = float(sc.ndtr((xv[idx] - mean) * math.sqrt(count) / s))
     v = from_python(out, ctx)
     row_errs = np.array(errs, dtype=object).reshape(-1, 1, 1)
     return with_errors(v.x, first_error(shape, row_errs, ex, es, errors_of(v)))
