@@ -53,15 +53,22 @@ def _embarked_mode_formula(n: int) -> str:
     return f'=IF(AND({s}>={c},{s}>={q}),"S",IF({c}>={q},"C","Q"))'
 
 
-# MODE returns the smallest of tied values in LibreOffice (and pandas' mode().iloc[0]); Excel
-# returns the first one met. Kaggle's data has a single mode for Age (24) and Fare (8.05).
+def excel_mode(values: pd.Series) -> float:
+    """MODE as Excel computes it (and excelnet): of the most frequent values, the one met first.
+    LibreOffice, like pandas' mode().iloc[0], takes the smallest; Kaggle's data has a single
+    mode for Age (24) and Fare (8.05), a resample (--passengers) may have ties."""
+    v = values.dropna()
+    counts = v.map(v.value_counts())
+    return float(v[counts == counts.max()].iloc[0])
+
+
 STATS = [
     Stat("age_mode", "Mode of Age", lambda n: f"=MODE({data_range('Age', n)})",
-         lambda df: float(df["Age"].mode().iloc[0])),
+         lambda df: excel_mode(df["Age"])),
     Stat("age_max", "Maximum Age", lambda n: f"=MAX({data_range('Age', n)})",
          lambda df: float(df["Age"].max())),
     Stat("fare_mode", "Mode of Fare", lambda n: f"=MODE({data_range('Fare', n)})",
-         lambda df: float(df["Fare"].mode().iloc[0])),
+         lambda df: excel_mode(df["Fare"])),
     # log10 grows with its argument, so the largest LOG10(Fare+1) is LOG10 of the largest Fare + 1.
     Stat("logfare_max", "Maximum LOG10(Fare+1)",
          lambda n: f"=LOG10(MAX({data_range('Fare', n)})+1)",

@@ -16,3 +16,6 @@ from excelnet.formula.functions.operators import operator
 from excelnet.formula.functions.registry import CATEGORIES, FUNCTIONS, Function
 
 __all__ = ["CATEGORIES", "FUNCTIONS", "Function", "operator"]
+
+# STATISTICAL: the probability distributions
+from excelnet.formula.functions import distributions  # noqa: E402, F401

@@ -238,3 +238,13 @@ def row_index(ctx: Ctx, rows: int) -> V:
     """A (rows, 1, 1) value holding each block row's number: passed to `cellwise` beside the
     other arguments, it tells fn which row's `row_lists` to use."""
     return V(torch.arange(rows, dtype=ctx.dtype, device=ctx.device).reshape(rows, 1, 1))
+
+
+# -- STATISTICAL ---------------------------------------------------------------------------------
+
+
+def optional_number(args: list[V], i: int, like: torch.Tensor, default: float):
+    """Argument i as a number (and its errors), or its default where it is left out."""
+    if len(args) > i and not isinstance(args[i], Omitted):
+        return to_number(args[i])
+    return torch.full((1, 1, 1), default, dtype=like.dtype, device=like.device), None
