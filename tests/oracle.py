@@ -40,11 +40,12 @@ _NAME = re.compile(r"(?:_xlfn\.|_xlws\.|_xlpm\.)*([A-Za-z][A-Za-z0-9._]*)\(")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 
 
-def out_of_scope(formula: str) -> str | None:
-    """Why a formula is outside what excelnet reads, or None."""
+def out_of_scope(formula: str, lambdas: frozenset[str] = frozenset()) -> str | None:
+    """Why a formula is outside what excelnet reads, or None (`lambdas`: names the workbook
+    defines with LAMBDA, called like functions)."""
     text = _STRING.sub('""', formula)
     for name in _NAME.findall(text):
-        if name.upper() in OUT_OF_SCOPE:
+        if name.upper() in OUT_OF_SCOPE or name.upper() in lambdas:
             return name.upper()
     if re.search(r"[A-Z]+\d+#", text) or "_xlpm." in formula:
         return "dynamic array"
@@ -107,8 +108,24 @@ def category(path: Path) -> str:
     return path.parent.name if path.parent.name != CORPUS.name else "(other)"
 
 
+def region(path: Path) -> str:
+    """The date order the workbook was computed in, where it says (a sheet Metadata with
+    Locale in A1 and the locale beside it, as some of the corpus's files have)."""
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True)
+    if "Metadata" in book.sheetnames:
+        rows = book["Metadata"].iter_rows(min_row=1, max_row=1, max_col=2, values_only=True)
+        label, locale = next(rows)
+        if label == "Locale" and locale in ("en-GB", "en-AU", "en-NZ", "en-IE"):
+            return "DMY"
+    return "MDY"
+
+
 def run(path: Path, tmp: Path) -> FileResult:
-    """Strip, recalculate with excelnet calc, compare with Excel's stored values."""
+    """Strip, recalculate with excelnet calc (in the workbook's date order), compare with
+    Excel's stored values."""
+    from excelnet.formula import dates
     from excelnet.formula.book import read_book
     from excelnet.formula.calc import cell_name, formula_cells
     from excelnet.recalc import calc, same
@@ -124,10 +141,15 @@ def run(path: Path, tmp: Path) -> FileResult:
             cells = {(rr, cc) for rr in range(r0, r1 + 1) for cc in range(c0, c1 + 1)}
             areas.setdefault(sheet.name, set()).update(cells)
             formula_of.update({(sheet.name, rr, cc): f for rr, cc in cells})
+    defined = list(excel.names.items()) + [
+        item for sheet in excel.sheets.values() for item in sheet.names.items()
+    ]
+    lambdas = frozenset(n.upper() for n, text in defined if "LAMBDA(" in (text or "").upper())
     bare = tmp / path.name
     strip(path, bare, areas)
     try:
-        calc(bare)
+        with dates.regional(region(path)):
+            calc(bare)
         ours = read_book(bare, cached=True)
     except Exception as e:  # recorded, and a failure of the test: no file may crash calc
         result.error = f"{type(e).__name__}: {e}"
@@ -138,7 +160,7 @@ def run(path: Path, tmp: Path) -> FileResult:
             continue
         result.cells += 1
         formula = formula_of.get(cell, "")
-        why = out_of_scope(formula)
+        why = out_of_scope(formula, lambdas)
         if why:
             result.out_of_scope[why] += 1
             continue

@@ -4,7 +4,6 @@ it computes as Excel does, and Excel's documented examples for what the corpus l
 from __future__ import annotations
 
 import openpyxl
-import pytest
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.formula import ArrayFormula
 
@@ -14,46 +13,6 @@ from excelnet.formula.calc import Calculation
 from excelnet.formula.numfmt import format_value, general, number_text, parse_number
 from excelnet.formula.parse import Error
 from excelnet.recalc import check
-from tests.oracle import CORPUS, run
-
-FILES = sorted((CORPUS / "TEXT").glob("*.xlsx")) + sorted((CORPUS / "DATE_AND_TIME").glob("*.xlsx"))
-
-# Cells that differ for reasons outside these two categories (and why): when one of them comes
-# right, the test fails until it is struck off this list.
-ELSEWHERE = {
-    "CONCATENATE.xlsx": {"Sheet2!B2": "implicit intersection of a range argument (compiler)"},
-    "REPT.xlsx": {"Sheet1!A12": "NA()", "Sheet1!C12": "NA() in its argument"},
-    "TEXTJOIN.xlsx": {
-        "Sheet1!A6": "NA()",
-        "Sheet1!G6": "NA() in its argument",
-        "Sheet1!H6": "NA() in its argument",
-        "Sheet1!I6": "NA() in its argument",
-    },
-}
-
-
-def _region(path) -> str:
-    """The date order the workbook was computed in, where it says (a sheet Metadata with
-    Locale in A1 and the locale beside it, as some of the corpus's files have)."""
-    book = openpyxl.load_workbook(path, read_only=True)
-    if "Metadata" in book.sheetnames:
-        rows = book["Metadata"].iter_rows(min_row=1, max_row=1, max_col=2, values_only=True)
-        label, locale = next(rows)
-        if label == "Locale" and locale in ("en-GB", "en-AU", "en-NZ", "en-IE"):
-            return "DMY"
-    return "MDY"
-
-
-@pytest.mark.skipif(not CORPUS.exists(), reason="the oracle corpus is not beside the checkout")
-@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_equal_to_excel(path, tmp_path):
-    with dates.regional(_region(path)):
-        result = run(path, tmp_path)
-    assert result.error is None
-    differ = {cell: (formula, want, got) for cell, formula, want, got in result.different}
-    assert set(differ) == set(ELSEWHERE.get(path.name, {})), differ
-    assert result.equal + len(differ) == result.in_scope
-
 
 # -- LibreOffice, where it computes as Excel does ---------------------------------------------
 

@@ -13,7 +13,15 @@ from openpyxl.worksheet.formula import ArrayFormula
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.cells import scan
-from excelnet.formula.parse import ERRORS, Error, FormulaError, Ref, parse, split_union
+from excelnet.formula.parse import (
+    ERRORS,
+    NEWER_ERRORS,
+    Error,
+    FormulaError,
+    Ref,
+    parse,
+    split_union,
+)
 
 Cell = tuple[int, int]  # 0-based (row, col)
 
@@ -26,6 +34,7 @@ class Sheet:
     values: dict[Cell, object] = field(default_factory=dict)  # literal cells
     names: dict[str, str] = field(default_factory=dict)  # sheet-scoped defined names
     cached: dict[Cell, object] = field(default_factory=dict)  # formula cells' stored values
+    rich: dict[Cell, int] = field(default_factory=dict)  # error cells with value metadata
     max_row: int = 0  # 0-based, inclusive
     max_col: int = 0
 
@@ -118,7 +127,7 @@ def _ref_or_fail(text: str, sheet: str, what: str) -> Ref:
 def _literal(cell) -> object:
     v = cell.value
     if cell.data_type == "e" or (isinstance(v, str) and cell.data_type == "e"):
-        return Error(str(v).upper() if str(v).upper() in ERRORS else "#N/A")
+        return Error(str(v).upper() if str(v).upper() in ERRORS + NEWER_ERRORS else "#N/A")
     if isinstance(v, bool) or isinstance(v, str):
         return v
     if isinstance(v, (int, float)):
@@ -179,6 +188,13 @@ def read_book(
                 sheets[ws.title] = _read_sheet(ws, part, cached)
         if cached and any(s.cached is None for s in sheets.values()):
             _read_cached(path, sheets)
+        if any(s.rich for s in sheets.values()):
+            with zipfile.ZipFile(path) as archive:
+                errors = rich_errors(archive)
+            for s in sheets.values():
+                for cell, vm in s.rich.items():
+                    if vm in errors:
+                        s.values[cell] = Error(errors[vm])
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
@@ -262,6 +278,31 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     return wanted
 
 
+# Excel 365 stores #SPILL!, #CALC! and its other newer errors as #VALUE! with a rich value:
+# the cell's vm attribute → valueMetadata → futureMetadata → rdrichvalue's errorType.
+RICH_ERRORS = {0: "#NULL!", 1: "#DIV/0!", 2: "#VALUE!", 3: "#REF!", 4: "#NAME?", 5: "#NUM!",
+               6: "#N/A", 7: "#GETTING_DATA", 8: "#SPILL!", 9: "#CONNECT!", 10: "#BLOCKED!",
+               11: "#UNKNOWN!", 12: "#FIELD!", 13: "#CALC!"}  # fmt: skip
+
+
+def rich_errors(archive: zipfile.ZipFile) -> dict[int, str]:
+    """vm index (1-based) → the error it stands for, from the workbook's rich-value parts."""
+    try:
+        meta = archive.read("xl/metadata.xml").decode()
+        values = archive.read("xl/richData/rdrichvalue.xml").decode()
+    except KeyError:
+        return {}
+    blocks = re.search(r"<valueMetadata\b.*?</valueMetadata>", meta, re.S)
+    future = re.findall(r'<xlrd:rvb i="(\d+)"', meta)
+    rich = [re.findall(r"<v>([^<]*)</v>", rv) for rv in re.findall(r"<rv\b.*?</rv>", values, re.S)]
+    out = {}
+    for k, v in enumerate(re.findall(r'<rc t="\d+" v="(\d+)"', blocks.group(0) if blocks else "")):
+        i = int(future[int(v)]) if int(v) < len(future) else None
+        if i is not None and i < len(rich) and rich[i] and rich[i][0].isdigit():
+            out[k + 1] = RICH_ERRORS.get(int(rich[i][0]), "#VALUE!")
+    return out
+
+
 def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> Sheet:
     sheet = Sheet(ws.title)
     sheet.names = {n: d.attr_text for n, d in getattr(ws, "defined_names", {}).items()}
@@ -269,6 +310,7 @@ def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> Sheet:
     fast = scan(xml, strings, cached) if xml is not None and strings is not None else None
     if fast is not None:
         sheet.formulas, sheet.arrays, sheet.values = fast.formulas, fast.arrays, fast.values
+        sheet.rich = fast.rich
         sheet.cached = fast.cached
         sheet.max_row, sheet.max_col = fast.max_row, fast.max_col
     else:

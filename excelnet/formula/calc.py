@@ -98,7 +98,8 @@ class Calculation(Evaluator):
                 self._evaluate(cell) if cell.problem is None else self._fail(cell, cell.problem)
 
     def _fail(self, b: Block, reason: str) -> None:
-        unknown = sorted({n for n in calls(b.node) if n not in FUNCTIONS}) if b.node else []
+        names = calls(b.node, known_to_excel=True) if b.node else []
+        unknown = sorted({n for n in names if n not in FUNCTIONS})
         self.failures.append(
             Failure(b.sheet, b.cell(), b.cell(b.size - 1), b.formula or "", reason, b.size, unknown)
         )

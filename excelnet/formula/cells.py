@@ -16,7 +16,7 @@ import re
 from openpyxl.formula.translate import Translator
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
-from excelnet.formula.parse import ERRORS, CopiedDown, Error
+from excelnet.formula.parse import ERRORS, NEWER_ERRORS, CopiedDown, Error
 
 _CELL = re.compile(
     r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'
@@ -100,6 +100,7 @@ class Cells:
         self.arrays: dict[tuple[int, int], tuple[str, tuple[int, int, int, int]]] = {}
         self.values: dict[tuple[int, int], object] = {}
         self.cached: dict[tuple[int, int], object] = {}
+        self.rich: dict[tuple[int, int], int] = {}  # error cells with value metadata (vm)
         self.max_row = self.max_col = 0
 
 
@@ -117,7 +118,7 @@ def _value(t: str | None, v: str, shared_strings: list[str]) -> object:
         return v.strip() in ("1", "true")
     if t == "e":
         error = v.strip().upper()
-        return Error(error if error in ERRORS else "#N/A")
+        return Error(error if error in ERRORS + NEWER_ERRORS else "#N/A")
     raise ValueError(t)
 
 
@@ -186,7 +187,9 @@ def scan(xml: bytes, shared_strings: list[str], cached: bool = False) -> Cells |
             values[key] = v.strip() in ("1", "true")
         elif t == "e":
             error = v.strip().upper()
-            values[key] = Error(error if error in ERRORS else "#N/A")
+            values[key] = Error(error if error in ERRORS + NEWER_ERRORS else "#N/A")
+            if 'vm="' in attrs:  # #SPILL!, #CALC!: stored as #VALUE! plus a rich value
+                out.rich[key] = int(dict(_ATTR.findall(attrs))["vm"])
         else:  # t="d" (ISO dates) and anything newer: openpyxl knows
             return None
     if seen != cells:  # a cell the pattern did not recognise

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.formulas import FORMULAE
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.reference import Site
+from excelnet.formula.functions.registry import ARRAY_RESULTS
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
     MISSING,
@@ -200,7 +202,7 @@ class Graph:
                         target.rel_r0,
                     ),
                 )
-            return Call(node.name, args)
+            return Call(node.name, args, node.new)
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -382,7 +384,7 @@ class Evaluator:
         if isinstance(node, Op):
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):
-                return operator(node.op, args, ctx)
+                return _carry(operator(node.op, args, ctx), args)
             op = node.op
             return Live(
                 lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
@@ -398,13 +400,17 @@ class Evaluator:
                 return acc
 
             if not any(isinstance(a, Live) for a in args):
-                return fold(args)
+                return _carry(fold(args), args)
             return Live(lambda: fold([a.run() if isinstance(a, Live) else a for a in args]))
         if isinstance(node, Union):  # outside a function that takes several ranges
             return scalar(Error("#VALUE!"), ctx)
         if isinstance(node, Call):
             known = FUNCTIONS.get(node.name)
             if known is None:
+                if self.graph._name(node.name, b.sheet)[0] is not None:
+                    raise FormulaError(f"{node.name} is a name defined by LAMBDA: not supported")
+                if not excel_knows(node):  # a typo or a made-up name: #NAME? as in Excel
+                    return scalar(Error("#NAME?"), ctx)
                 raise FormulaError(f"function {node.name} is not supported")
             if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
                 out = known.fn(Site(self, b), list(node.args))
@@ -419,7 +425,8 @@ class Evaluator:
                 else:
                     raise FormulaError(f"{node.name} does not take a union of ranges")
             if not any(isinstance(a, Live) for a in args):
-                return fn(ctx, args)
+                out = fn(ctx, args)
+                return out if node.name in ARRAY_RESULTS else _carry(out, args)
             return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
 
@@ -808,6 +815,17 @@ class Model(Evaluator):
         return out
 
 
+def _carry(out: V, args: list) -> V:
+    """A result cell for cell over a range argument stays where that range is: in a one-cell
+    formula, FISHER(G:G) or A1:A9*2 is read in the formula's row (implicit intersection)."""
+    if isinstance(out, V) and out.at is None and out.shape[1:] != (1, 1):
+        for a in args:
+            if isinstance(a, V) and a.at is not None and a.shape[1:] == out.shape[1:]:
+                out.at = a.at
+                break
+    return out
+
+
 def _intersect(v: V, b: Block) -> V:
     """A range where one value belongs: Excel's implicit intersection. A one-column range gives
     the cell in the formula's row, a one-row range the cell in its column; anything else, or
@@ -834,12 +852,12 @@ def _position(b: Block) -> tuple[str, int, int]:
     return (b.sheet, b.c0, b.r0)
 
 
-def calls(node: Node) -> list[str]:
-    """The names of the functions a formula calls."""
+def calls(node: Node, known_to_excel: bool = False) -> list[str]:
+    """The names of the functions a formula calls (only those Excel has, if asked)."""
     out, stack = [], [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Call):
+        if isinstance(n, Call) and (not known_to_excel or excel_knows(n)):
             out.append(n.name)
         if isinstance(n, (Op, Chain, Call)):
             stack.extend(n.args)
@@ -848,8 +866,13 @@ def calls(node: Node) -> list[str]:
     return out
 
 
+def excel_knows(call: Call) -> bool:
+    """Whether Excel has the function (else a call to it is #NAME?, as Excel shows it)."""
+    return call.new or call.name in FORMULAE or call.name in FUNCTIONS
+
+
 def _unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:
-    names = sorted(set(calls(node))) if node is not None else []
+    names = sorted(set(calls(node, known_to_excel=True))) if node is not None else []
     unknown = [n for n in names if n not in FUNCTIONS]
     volatile = [n for n in names if n in FUNCTIONS and FUNCTIONS[n].volatile]
     return unknown, volatile

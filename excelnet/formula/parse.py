@@ -14,6 +14,8 @@ from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils.cell import column_index_from_string
 
 ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+NEWER_ERRORS = ("#GETTING_DATA", "#SPILL!", "#CONNECT!", "#BLOCKED!", "#UNKNOWN!", "#FIELD!",
+                "#CALC!")  # Excel 365's, stored as rich values  # fmt: skip
 
 
 class FormulaError(Exception):
@@ -86,6 +88,7 @@ class Union:
 class Call:
     name: str
     args: tuple
+    new: bool = False  # written _xlfn.NAME: a function Excel added after 2007
 
 
 Node = Const | Array | Ref | Name | Op | Chain | Union | Call
@@ -303,7 +306,8 @@ class _Parser:
         raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
 
     def call(self, name: str) -> Node:
-        if name.startswith("_XLFN."):
+        new = name.startswith(("_XLFN.", "_XLWS."))
+        while name.startswith(("_XLFN.", "_XLWS.")):
             name = name[6:]
         args: list[Node] = []
         if (
@@ -312,7 +316,7 @@ class _Parser:
             and self.peek().subtype == Token.CLOSE
         ):
             self.next()
-            return Call(name, ())
+            return Call(name, (), new)
         while True:
             tok = self.peek()
             if tok is not None and (
@@ -323,7 +327,7 @@ class _Parser:
                 args.append(self.expr())
             tok = self.next()
             if tok.type == Token.FUNC and tok.subtype == Token.CLOSE:
-                return Call(name, tuple(args))
+                return Call(name, tuple(args), new)
             if tok.type != Token.SEP or tok.subtype != Token.ARG:
                 raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
 

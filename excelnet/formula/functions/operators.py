@@ -13,9 +13,11 @@ from excelnet.formula.values import (
     TEXT,
     Ctx,
     V,
+    array_shape,
     broadcast,
     errors_of,
     first_error,
+    spread,
     to_number,
     to_text,
     with_errors,
@@ -113,6 +115,9 @@ def operator(op: str, args: list[V], ctx: Ctx) -> V:
     if op in ("neg", "pos", "%"):
         return unary(op, args[0], ctx)
     a, b = args
+    if any(p != q and 1 not in (p, q) for p, q in zip(a.shape, b.shape, strict=True)):
+        shape = array_shape(a, b)  # {1;2;3}+{10;20}: Excel pads the shorter with #N/A
+        a, b = spread(a, shape), spread(b, shape)
     if op in ("+", "-", "*", "/", "^"):
         return arithmetic(op, a, b, ctx)
     if op == "&":

@@ -480,7 +480,7 @@ def f_sheets(site: Site, args: list[Node]) -> V:
 _CELL_INFO = ("address", "col", "contents", "row", "type")
 
 
-@information("CELL", gradient=False, refs=True)
+@information("CELL", gradient=False, refs=True, positional=(1,))
 def f_cell(site: Site, args: list[Node]) -> V:
     if not 1 <= len(args) <= 2:
         raise FormulaError(f"CELL takes 1 or 2 arguments, not {len(args)}")

@@ -29,6 +29,15 @@ class Function:
 
 FUNCTIONS: dict[str, Function] = {}
 
+# Functions whose result is an array made from whole ranges (not one value per cell of a range
+# argument): in a one-cell formula Excel shows its first value, where a function of one value
+# per cell would have read the range's cell in the formula's row or column instead (implicit
+# intersection).
+ARRAY_RESULTS = frozenset({
+    "MMULT", "MINVERSE", "MUNIT", "TRANSPOSE", "FREQUENCY", "LINEST", "LOGEST", "TREND",
+    "GROWTH", "MODE.MULT", "REGEXEXTRACT",
+})  # fmt: skip
+
 CATEGORIES = (
     "MATH_AND_TRIGONOMETRY", "STATISTICAL", "LOGICAL", "INFORMATION", "LOOKUP_AND_REFERENCE",
     "TEXT", "DATE_AND_TIME", "FINANCIAL", "ENGINEERING", "DATABASE",
