@@ -10,6 +10,9 @@ fast path that training runs on.
 
 from __future__ import annotations
 
+import datetime
+import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,13 +181,7 @@ def with_errors(x: torch.Tensor, errs: np.ndarray | None, kind=None, text=None) 
 
 
 def _text_to_number(s: str) -> float | None:
-    try:
-        s = s.strip()
-        if s.endswith("%"):
-            return float(s[:-1]) / 100
-        return float(s) if s and s.lower() not in ("nan", "inf", "-inf", "infinity") else None
-    except ValueError:
-        return None
+    return text_number(s)
 
 
 def to_number(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -275,3 +272,33 @@ def broadcast(*vs: V) -> tuple[int, int, int]:
                     raise ValueError(f"shapes {[v.shape for v in vs]} do not broadcast")
                 out[i] = n
     return tuple(out)
+
+
+# -- text read as a number, as Excel's arithmetic reads it (fn-math) ----------------------------
+
+_NUMBER_TEXT = re.compile(
+    r"\s*(?P<sign>[+-]?)\s*(?P<cur1>[$€£¥]?)\s*"
+    r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?P<exp>[eE][+-]?\d+)?"
+    r"\s*(?P<pct>%?)\s*(?P<cur2>[$€£¥]?)\s*"
+)
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def text_number(s: str) -> float | None:
+    """Text as Excel's arithmetic reads it: "8", " 10 ", "-0.0", "7.0e0", "1,000", "8%",
+    "€100" or "100€" (a currency sign), an ISO date "2024-01-10" (its serial number); None
+    where Excel says #VALUE! ("eight", "--8", "", " 2024-01-10 ")."""
+    m = _NUMBER_TEXT.fullmatch(s)
+    if m and not (m["cur1"] and m["cur2"]):
+        x = float(m["num"].replace(",", "") + (m["exp"] or ""))
+        x = -x if m["sign"] == "-" else x
+        x = x / 100 if m["pct"] else x
+        return x if math.isfinite(x) else None
+    d = _ISO_DATE.fullmatch(s)
+    if d:
+        try:
+            day = datetime.date(int(d[1]), int(d[2]), int(d[3]))
+        except ValueError:
+            return None
+        return float((day - datetime.date(1899, 12, 30)).days) if day.year >= 1900 else None
+    return None
