@@ -253,3 +253,51 @@ def test_analysis_toolpak_functions_refuse_booleans():
     assert _py(_eval("MOD", _values([[[True]]]), _values([[[1.0]]]))) == [0.0]
     assert _py(_eval("GCD", _values([[[12.0, "18", None]]]))) == [6.0]
     assert _py(_eval("LCM", _values([[[4.0, False]]]))) == [Error("#VALUE!")]
+
+
+# Points inside and outside each function's domain (where Excel says #NUM! or #DIV/0!).
+POINTS = [-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 800.0]
+ONE_ARGUMENT = ["SIN", "COS", "TAN", "COT", "CSC", "SEC", "ASIN", "ACOS", "ATAN", "ACOT", "SINH",
+                "COSH", "TANH", "COTH", "CSCH", "SECH", "ASINH", "ACOSH", "ATANH", "ACOTH", "EXP",
+                "LN", "LOG10", "SQRT", "SQRTPI", "ABS", "DEGREES", "RADIANS", "LOG"]  # fmt: skip
+TWO_ARGUMENTS = ["ATAN2", "POWER", "MOD", "LOG"]
+
+
+def _live(values: list[float]) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64).reshape(-1, 1, 1).requires_grad_()
+
+
+@pytest.mark.parametrize("name", ONE_ARGUMENT + TWO_ARGUMENTS)
+def test_training_gives_finite_gradients_everywhere(name):
+    """While training (not strict) an error shows as a non-finite number, yet the gradient
+    stays finite, and inside the domain the value is the strict one."""
+    two = name in TWO_ARGUMENTS
+    grid = np.array(np.meshgrid(POINTS, POINTS)).reshape(2, -1)
+    xs = [_live(list(grid[0]))] + ([_live(list(grid[1]))] if two else [])
+    loose = FUNCTIONS[name].fn(Ctx(torch.device("cpu"), strict=False), [V(x) for x in xs])
+    loose.x.sum().backward()
+    for x in xs:
+        assert torch.isfinite(x.grad).all(), (name, x.grad)
+    strict = FUNCTIONS[name].fn(Ctx(torch.device("cpu")), [V(x.detach()) for x in xs])
+    good = np.array([not isinstance(v, Error) for v in _py(strict)])
+    assert np.allclose(loose.x.detach().numpy().ravel()[good], strict.x.numpy().ravel()[good])
+
+
+def test_training_through_criteria_and_products():
+    """SUMIF, AVERAGEIFS, MAXIFS pass gradients to the values they pick, PRODUCT and SERIESSUM
+    to every factor; a criteria range that is itself live is matched in torch."""
+    ctx = Ctx(torch.device("cpu"), strict=False)
+    w = torch.tensor([[[1.0, -2.0, 3.0, 0.5]]], dtype=torch.float64, requires_grad=True)
+    labels = _values([[["a", "b", "a", "c"]]])
+    total = FUNCTIONS["SUMIF"].fn(ctx, [labels, _values([[["a"]]]), V(w)]).x
+    mean = FUNCTIONS["AVERAGEIFS"].fn(ctx, [V(w), labels, _values([[["<>b"]]])]).x
+    top = FUNCTIONS["MAXIFS"].fn(ctx, [V(w), V(w), _values([[["<2"]]])]).x
+    prod = FUNCTIONS["PRODUCT"].fn(ctx, [V(w)]).x
+    series = FUNCTIONS["SERIESSUM"].fn(ctx, [V(w[:, :, :1]), V(w[:, :, 3:]), _values([[[1.0]]]),
+                                             V(w)]).x  # fmt: skip
+    assert (total.item(), mean.item(), top.item(), prod.item()) == (4.0, 1.5, 1.0, -3.0)
+    (total + mean + top + prod + series).sum().backward()
+    assert torch.isfinite(w.grad).all()
+    # w[1] is summed by neither criterion nor picked by MAXIFS: its gradient is the product's
+    # (-3 / -2) and the series' coefficient's (x = 1)
+    assert w.grad[0, 0, 1].item() == pytest.approx(1.5 + 1.0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -51,6 +51,10 @@ class Criterion:
     op: str
     operand: object
     blank_only: bool = False
+    kind: str = field(init=False)  # the operand's type: TRUE and 1 are different criteria
+
+    def __post_init__(self):
+        object.__setattr__(self, "kind", type(self.operand).__name__)
 
     def __call__(self, r: V) -> torch.Tensor:
         """Boolean (N, H, W): which cells of the range meet the criterion."""
@@ -160,23 +164,34 @@ def _cropped(v: V, h: int, w: int) -> V:
     return V(v.x[sl], kind, text, v.ref)
 
 
-def _mask(rng: V, crit: V, n: int, i: int, j: int) -> torch.Tensor:
-    """Which cells of block row n of the range meet the criterion at (n, i, j)."""
-    rn = min(n, rng.shape[0] - 1)
-    value = crit.item(min(n, crit.shape[0] - 1), i, j)
+def _criteria(crit: V) -> np.ndarray:
+    """The criteria argument parsed, element by element (N, H, W); a constant one once."""
+    if not crit.x.requires_grad and crit.cache and "criteria" in crit.cache:
+        return crit.cache["criteria"]
+    out = np.empty(crit.shape, dtype=object)
+    for idx in np.ndindex(crit.shape):
+        out[idx] = criterion(crit.item(*idx))
+    if not crit.x.requires_grad:
+        crit.cache = crit.cache or {}
+        crit.cache["criteria"] = out
+    return out
+
+
+def _range_mask(rng: V, row: int, crit: Criterion) -> torch.Tensor:
+    """Which cells of one block row of the range meet a criterion (H, W); a constant range is
+    matched once per criterion."""
     constant = not rng.x.requires_grad
-    if constant:  # constant ranges (the usual case) are matched once per criterion value
-        rng.cache = rng.cache or {}
-        key = ("criterion", rn, type(value).__name__, str(value))
-        if key in rng.cache:
-            return rng.cache[key]
-    row = V(
-        rng.x[rn : rn + 1],
-        rng.kind if not isinstance(rng.kind, np.ndarray) else rng.kinds()[rn : rn + 1],
-        None if rng.text is None else rng.texts()[rn : rn + 1],
+    key = ("criterion", row, crit)
+    if constant and rng.cache and key in rng.cache:
+        return rng.cache[key]
+    part = V(
+        rng.x[row : row + 1],
+        rng.kind if not isinstance(rng.kind, np.ndarray) else rng.kinds()[row : row + 1],
+        None if rng.text is None else rng.texts()[row : row + 1],
     )
-    hit = criterion(value)(row)[0]
+    hit = crit(part)[0]
     if constant:
+        rng.cache = rng.cache or {}
         rng.cache[key] = hit
     return hit
 
@@ -187,35 +202,46 @@ def conditional(
     """COUNTIFS/SUMIFS/AVERAGEIFS/MINIFS/MAXIFS (`how`: count, sum, average, min, max) over
     the cells of `target` where every (range, criteria) pair matches. Criteria may be arrays
     (one result per criterion) and copied down a block (one per row). `resize`: SUMIF and
-    AVERAGEIF read their sum range in the criteria range's size, from its top-left cell."""
+    AVERAGEIF read their sum range in the criteria range's size, from its top-left cell.
+
+    Each distinct combination of criteria is matched and aggregated once: a COUNTIF copied
+    down a column costs one pass per distinct value, not one per row."""
     if resize and target is not None:
         target = _cropped(target, *pairs[0][0].shape[1:])
-    shapes = {rng.shape[1:] for rng, _ in pairs}
-    if target is not None:
-        shapes.add(target.shape[1:])
-    crits = [crit for _, crit in pairs]
-    n = max([v.shape[0] for v in crits] + [rng.shape[0] for rng, _ in pairs])
-    if target is not None:
-        n = max(n, target.shape[0])
-    hc = max(c.shape[1] for c in crits)
-    wc = max(c.shape[2] for c in crits)
+    shapes = {rng.shape[1:] for rng, _ in pairs} | ({target.shape[1:]} if target else set())
+    parsed = [_criteria(crit) for _, crit in pairs]
+    n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs])
+    n = max(n, target.shape[0] if target is not None else 1)
+    hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
     if len(shapes) != 1:
         return error_value("#VALUE!", (n, hc, wc), ctx)
-    masks = []  # per result element: (N, H, W)
-    for i in range(hc):
-        for j in range(wc):
-            rows = []
-            for m in range(n):
+    per_row = target is not None and target.shape[0] > 1
+    unique: dict[tuple, int] = {}
+    masks: list[torch.Tensor] = []
+    index = np.zeros((n, hc * wc), dtype=np.int64)
+    for m in range(n):
+        for k, (i, j) in enumerate(np.ndindex(hc, wc)):
+            key = tuple(
+                (min(m, rng.shape[0] - 1), c[min(m, c.shape[0] - 1), min(i, c.shape[1] - 1),
+                                              min(j, c.shape[2] - 1)])
+                for (rng, _), c in zip(pairs, parsed, strict=True)
+            )  # fmt: skip
+            if key not in unique:
                 hit = None
-                for rng, crit in pairs:
-                    ci = min(i, crit.shape[1] - 1)
-                    cj = min(j, crit.shape[2] - 1)
-                    part = _mask(rng, crit, m, ci, cj)
+                for (rng, _), (row, crit) in zip(pairs, key, strict=True):
+                    part = _range_mask(rng, row, crit)
                     hit = part if hit is None else hit & part
-                rows.append(hit)
-            masks.append(torch.stack(rows))
-    mask = torch.stack(masks, dim=1)  # (N, hc*wc, H, W)
-    out, errs = _aggregate(ctx, how, target, mask)
+                unique[key] = len(masks)
+                masks.append(hit)
+            index[m, k] = unique[key]
+    stacked = torch.stack(masks)  # (U, H, W)
+    flat = torch.as_tensor(index, device=stacked.device)
+    if per_row:  # a sum range that moves down the block: every row its own masks
+        out, errs = _aggregate(ctx, how, target, stacked[flat])
+    else:  # aggregate each distinct mask once, then hand the results out
+        out, errs = _aggregate(ctx, how, target, stacked[None])
+        out = out[0][flat]
+        errs = None if errs is None else errs[0][index]
     out = out.reshape(n, hc, wc)
     return with_errors(out, None if errs is None else errs.reshape(n, hc, wc))
 

@@ -56,7 +56,11 @@ def divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     whole = b == torch.round(b)
     ok = ((a > 0) | ((a < 0) & whole) | ((a == 0) & (b >= 1))) & torch.isfinite(a)
-    return guarded(torch.pow, ok & torch.isfinite(b), a, b)
+    with torch.no_grad():  # an overflow is #NUM!: no gradient there either
+        ok = ok & torch.isfinite(b) & torch.isfinite(torch.pow(a, b))
+    # a negative base takes whole exponents only: no derivative in the exponent there
+    b = torch.where(a < 0, b.detach(), b) if b.requires_grad else b
+    return guarded(torch.pow, ok, a, b)
 
 
 def constant_and(v: V, what: str, test):

@@ -310,7 +310,7 @@ for _name, _fn, _num_ok, _smooth, _div0 in [
     ("COSH", torch.cosh, None, lambda x: torch.abs(x) < 710, None),
     ("TANH", torch.tanh, None, None, None),
     ("COTH", lambda x: 1 / torch.tanh(x), _angle, _nonzero, _zero),
-    ("CSCH", lambda x: 1 / torch.sinh(x), _angle, _nonzero, _zero),
+    ("CSCH", lambda x: 1 / torch.sinh(x), _angle, lambda x: (x != 0) & (torch.abs(x) < 710), _zero),
     ("SECH", lambda x: 1 / torch.cosh(x), _angle, lambda x: torch.abs(x) < 710, None),
     ("ASINH", torch.asinh, None, None, None),
     ("ACOSH", torch.acosh, lambda x: x >= 1, lambda x: x > 1, None),
