@@ -301,3 +301,13 @@ def test_training_through_criteria_and_products():
     # w[1] is summed by neither criterion nor picked by MAXIFS: its gradient is the product's
     # (-3 / -2) and the series' coefficient's (x = 1)
     assert w.grad[0, 0, 1].item() == pytest.approx(1.5 + 1.0)
+
+
+def test_criteria_read_dates_wildcards_and_comparisons_of_text():
+    days = _values([[[45301.0], [45322.0], [45323.0], ["2024-02-01"]]])  # 1/10, 1/31, 2/1/2024
+    assert _py(_eval("COUNTIF", days, _values([[[">1/31/2024"]], [[">=2024-01-31"]]]))) == [1, 2]
+    # "=" with a number also matches text that reads as it (the date text in the last cell)
+    assert _py(_eval("COUNTIF", days, _values([[["=2/1/2024"]]]))) == [2]
+    names = _values([[["a*b"], ["axb"], ["A?"], ["ab"], ["Brown"]]])
+    crits = _values([[["a~*b"]], [["a?b"]], [["*~?"]], [["a*"]], [["<b"]], [[">=brown"]]])
+    assert _py(_eval("COUNTIF", names, crits)) == [1, 2, 1, 4, 4, 1]

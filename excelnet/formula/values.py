@@ -281,23 +281,25 @@ _NUMBER_TEXT = re.compile(
     r"(?P<num>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?P<exp>[eE][+-]?\d+)?"
     r"\s*(?P<pct>%?)\s*(?P<cur2>[$€£¥]?)\s*"
 )
-_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_ISO_DATE = re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})")
+_US_DATE = re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})")
 
 
 def text_number(s: str) -> float | None:
-    """Text as Excel's arithmetic reads it: "8", " 10 ", "-0.0", "7.0e0", "1,000", "8%",
-    "€100" or "100€" (a currency sign), an ISO date "2024-01-10" (its serial number); None
-    where Excel says #VALUE! ("eight", "--8", "", " 2024-01-10 ")."""
+    """Text as Excel's arithmetic (and a criterion such as ">1/31/2024") reads it: "8",
+    " 10 ", "-0.0", "7.0e0", "1,000", "8%", "€100" or "100€" (a currency sign), a date
+    "2024-01-10" or "1/10/2024" (its serial number); None where Excel says #VALUE! ("eight",
+    "--8", "", " 2024-01-10 ")."""
     m = _NUMBER_TEXT.fullmatch(s)
     if m and not (m["cur1"] and m["cur2"]):
         x = float(m["num"].replace(",", "") + (m["exp"] or ""))
         x = -x if m["sign"] == "-" else x
         x = x / 100 if m["pct"] else x
         return x if math.isfinite(x) else None
-    d = _ISO_DATE.fullmatch(s)
+    d = _ISO_DATE.fullmatch(s) or _US_DATE.fullmatch(s)
     if d:
         try:
-            day = datetime.date(int(d[1]), int(d[2]), int(d[3]))
+            day = datetime.date(int(d["y"]), int(d["m"]), int(d["d"]))
         except ValueError:
             return None
         return float((day - datetime.date(1899, 12, 30)).days) if day.year >= 1900 else None
