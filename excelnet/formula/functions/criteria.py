@@ -1,13 +1,14 @@
 """Excel's criteria, as COUNTIF, SUMIF, AVERAGEIF, MINIFS, MAXIFS and their …IFS forms read
-them: 0, "S", ">=5", "<>", "=", "a*" (wildcards), TRUE, "#N/A", ">"&A1. A criterion is a
-predicate over a range; `conditional` is the aggregate every one of those functions is.
+them: 0, "S", ">=5", "<>", "=", "a*" (wildcards), TRUE, "#N/A", ">"&A1, ">1/31/2024". A
+criterion is a predicate over a range; `conditional` is the aggregate all those functions are.
 
-Excel's rules, as the corpus shows them: a number (or text that reads as one, "23", "=23")
-matches numbers equal to it and text that reads as that number; <, <=, >, >= compare numbers
-with numbers and text with text (case-insensitive); text matches text with * and ? wildcards
-(~ escapes them), case-insensitive; TRUE/FALSE match booleans; an error value or its text
-matches that error; "" matches empty cells and empty text, "=" only empty cells, "<>" every
-cell that is not empty; a criterion that refers to an empty cell is the number 0.
+Excel's rules, as the corpus shows them: a number (or text that reads as one: "23", "=23",
+a date) matches numbers equal to it and also text that reads as that number, while "<>23"
+leaves out only the number; <, <=, >, >= compare numbers with numbers and text with text
+(case-insensitive); text matches text with * and ? (~ escapes them), case-insensitive;
+TRUE/FALSE match booleans only; an error value or its text matches that error; "" matches
+empty cells and empty text, "=" only empty cells, "<>" every cell that is not empty, "<" or
+">" alone nothing; a criterion that refers to an empty cell is the number 0.
 """
 
 from __future__ import annotations
