@@ -418,8 +418,8 @@ def f_mround(ctx, args):
 
 
 def _floor_ceiling(name: str, how, div0: bool):
-    """FLOOR, CEILING: a multiple of the significance toward -∞ / +∞ (a negative number may
-    take a negative significance; a positive one may not)."""
+    """FLOOR, CEILING: floor / ceiling of number ÷ significance, times the significance (a
+    negative number may take a negative significance, a positive one may not)."""
 
     def f(ctx, args):
         arity(name, args, 2)
