@@ -169,9 +169,10 @@ def _criteria(crit: V) -> np.ndarray:
     """The criteria argument parsed, element by element (N, H, W); a constant one once."""
     if not crit.x.requires_grad and crit.cache and "criteria" in crit.cache:
         return crit.cache["criteria"]
+    values = V(crit.x.detach(), crit.kind, crit.text)  # a live criterion is read as it stands
     out = np.empty(crit.shape, dtype=object)
     for idx in np.ndindex(crit.shape):
-        out[idx] = criterion(crit.item(*idx))
+        out[idx] = criterion(values.item(*idx))
     if not crit.x.requires_grad:
         crit.cache = crit.cache or {}
         crit.cache["criteria"] = out
