@@ -22,7 +22,7 @@ from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.reference import Site
-from excelnet.formula.functions.registry import ARRAY_RESULTS
+from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
     MISSING,
@@ -868,7 +868,7 @@ def calls(node: Node, known_to_excel: bool = False) -> list[str]:
 
 def excel_knows(call: Call) -> bool:
     """Whether Excel has the function (else a call to it is #NAME?, as Excel shows it)."""
-    return call.new or call.name in FORMULAE or call.name in FUNCTIONS
+    return call.new or call.name in FORMULAE or call.name in NEWER_EXCEL or call.name in FUNCTIONS
 
 
 def _unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:

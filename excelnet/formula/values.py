@@ -180,7 +180,7 @@ def with_errors(x: torch.Tensor, errs: np.ndarray | None, kind=None, text=None) 
 # -- coercions -------------------------------------------------------------------------------
 
 
-def _text_to_number(s: str) -> float | None:
+def text_number(s: str) -> float | None:
     """Text as Excel reads it into a number ("1,234", "40%", "$5", dates, times), or None."""
     return parse_number(s)
 
@@ -199,7 +199,7 @@ def to_number(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
         numbers = np.zeros(v.shape)
         texts = v.texts()
         for idx in zip(*np.nonzero(text_mask), strict=True):
-            n = _text_to_number(texts[idx])
+            n = text_number(texts[idx])
             if n is None:
                 errs[idx] = "#VALUE!"
             else:

@@ -58,7 +58,11 @@ def divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def power(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     whole = b == torch.round(b)
     ok = ((a > 0) | ((a < 0) & whole) | ((a == 0) & (b >= 1))) & torch.isfinite(a)
-    return guarded(torch.pow, ok & torch.isfinite(b), a, b)
+    with torch.no_grad():  # an overflow is #NUM!: no gradient there either
+        ok = ok & torch.isfinite(b) & torch.isfinite(torch.pow(a, b))
+    # a negative base takes whole exponents only: no derivative in the exponent there
+    b = torch.where(a < 0, b.detach(), b) if b.requires_grad else b
+    return guarded(torch.pow, ok, a, b)
 
 
 def constant_and(v: V, what: str, test):
@@ -248,3 +252,49 @@ def optional_number(args: list[V], i: int, like: torch.Tensor, default: float):
     if len(args) > i and not isinstance(args[i], Omitted):
         return to_number(args[i])
     return torch.full((1, 1, 1), default, dtype=like.dtype, device=like.device), None
+
+
+# -- fn-math: functions of numbers, element by element ------------------------------------------
+
+from excelnet.formula.values import BOOL, broadcast  # noqa: E402
+
+
+def scalar_numbers(args: list[V], booleans: bool = True):
+    """Each argument as numbers, as arithmetic reads them (numeric text read, blanks 0), and
+    the first error of each element in argument order. booleans=False, as in the Analysis
+    ToolPak functions (QUOTIENT, MROUND, SQRTPI, …): TRUE/FALSE is #VALUE!, an argument left
+    out (MROUND(,5)) #N/A."""
+    xs, errs = [], []
+    for v in args:
+        x, e = to_number(v)
+        if not booleans and isinstance(v, Omitted):
+            e = np.full(v.shape, "#N/A", dtype=object)
+        elif not booleans and not v.numeric():
+            logical = v.kinds() == BOOL
+            if logical.any():
+                e = first_error(v.shape, e, np.where(logical, "#VALUE!", None))
+        xs.append(x)
+        errs.append(e)
+    return xs, first_error(broadcast(*args), *errs)
+
+
+def on_numbers(ctx: Ctx, args: list[V], compute, booleans: bool = True) -> V:
+    """A function that is not differentiable, computed in numpy element by element over its
+    arguments broadcast together: compute(*float arrays) -> (values, error codes or None).
+    The arguments' own errors come first."""
+    xs, errs = scalar_numbers(args, booleans)
+    shape = broadcast(*args)
+    arrays = [np.broadcast_to(x.detach().cpu().numpy(), shape) for x in xs]
+    with np.errstate(all="ignore"):
+        out, more = compute(*arrays)
+    errs = first_error(shape, errs, more)
+    out = np.broadcast_to(np.asarray(out, dtype=float), shape)
+    if errs is not None:
+        out = np.where(errs != None, 0.0, out)  # noqa: E711
+    x = torch.as_tensor(np.array(out), dtype=ctx.dtype, device=ctx.device)
+    return with_errors(x, strict_num(ctx, x, errs))
+
+
+def where_error(cond: np.ndarray, code: str) -> np.ndarray | None:
+    """The error `code` where cond holds (None elsewhere), or None when it holds nowhere."""
+    return np.where(cond, code, None) if np.any(cond) else None

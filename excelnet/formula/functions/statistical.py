@@ -8,7 +8,7 @@ import numpy as np
 import scipy.special as sc
 import torch
 
-from excelnet.formula.functions.criteria import criterion_errors, matches
+from excelnet.formula.functions.criteria import conditional
 from excelnet.formula.functions.kit import (
     arity,
     count_of,
@@ -122,16 +122,6 @@ def f_max(ctx, args):
 @excel("MIN", unions=True)
 def f_min(ctx, args):
     return _extreme(ctx, args, torch.amin, math.inf)
-
-
-@excel("COUNTIF", gradient=False)
-def f_countif(ctx, args):
-    arity("COUNTIF", args, 2)
-    rng, crit = args
-    if crit.shape[1:] != (1, 1):
-        raise FormulaError("COUNTIF with a range of criteria is not supported")
-    x = reduce_rows(matches(rng, crit).to(ctx.dtype))
-    return with_errors(x, criterion_errors(crit, x.shape))
 
 
 # -- STATISTICAL: descriptive statistics ---------------------------------------------------------
@@ -1053,3 +1043,55 @@ def _trend(log: bool):
 
 excel("TREND", gradient=False)(_trend(log=False))
 excel("GROWTH", gradient=False)(_trend(log=True))
+
+
+# -- criteria family (fn-math) ------------------------------------------------------------------
+
+
+def _pairs(name: str, args: list) -> list:
+    if len(args) < 2 or len(args) % 2:
+        raise FormulaError(f"{name} takes pairs of a range and a criterion")
+    return list(zip(args[::2], args[1::2], strict=True))
+
+
+@excel("COUNTIF", gradient=False)
+def f_countif(ctx, args):
+    arity("COUNTIF", args, 2)
+    return conditional(ctx, "count", None, [(args[0], args[1])])
+
+
+@excel("COUNTIFS", gradient=False)
+def f_countifs(ctx, args):
+    return conditional(ctx, "count", None, _pairs("COUNTIFS", args))
+
+
+@excel("AVERAGEIF")
+def f_averageif(ctx, args):
+    arity("AVERAGEIF", args, 2, 3)
+    target = args[2] if len(args) == 3 and not isinstance(args[2], Omitted) else args[0]
+    return conditional(ctx, "average", target, [(args[0], args[1])], resize=True)
+
+
+@excel("AVERAGEIFS")
+def f_averageifs(ctx, args):
+    return conditional(ctx, "average", args[0], _pairs("AVERAGEIFS", args[1:]))
+
+
+@excel("MINIFS")
+def f_minifs(ctx, args):
+    return conditional(ctx, "min", args[0], _pairs("MINIFS", args[1:]))
+
+
+@excel("MAXIFS")
+def f_maxifs(ctx, args):
+    return conditional(ctx, "max", args[0], _pairs("MAXIFS", args[1:]))
+
+
+@excel("COUNTBLANK", gradient=False)
+def f_countblank(ctx, args):
+    """Empty cells and empty text."""
+    arity("COUNTBLANK", args, 1)
+    v = args[0]
+    k = v.kinds()
+    blank = (k == BLANK) | ((k == TEXT) & (v.texts() == ""))
+    return V(reduce_rows(torch.as_tensor(blank, dtype=ctx.dtype, device=ctx.device)))
