@@ -26,7 +26,9 @@ ATOL = 1e-15
 
 def same(stored: object, computed: object) -> bool:
     """Whether a computed value equals the stored one: numbers within RTOL, text, booleans and
-    error values exactly."""
+    error values exactly; empty text equals nothing stored (Excel stores ="" without a value)."""
+    if stored is None and computed == "":
+        return True
     if isinstance(stored, bool) or isinstance(computed, bool):
         return type(stored) is type(computed) and stored == computed
     if isinstance(stored, float) and isinstance(computed, float):
@@ -97,7 +99,12 @@ def _reports(path: Path) -> tuple[Calculation, list[SheetReport]]:
             report.equal += b.size - len(bad)
         for i in bad:
             cell = (b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)
-            formula = b.formula if b.kind == "column" else "{" + (b.formula or "") + "}"
+            sheet = book.sheets[b.sheet]
+            formula = (
+                sheet.formulas.get(cell[1:], "")
+                if b.kind == "column"
+                else "{" + (b.formula or "") + "}"
+            )
             report.different.append(
                 Difference(cell_name(cell), formula or "", want[i], calc.values[cell])
             )

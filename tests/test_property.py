@@ -42,7 +42,7 @@ def num(draw, depth: int = 0):
         return draw(leaves)
     e = lambda: draw(num(depth + 1))  # noqa: E731
     c = lambda: draw(cond(depth + 1))  # noqa: E731
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 15))
     if kind == 0:
         return f"({e()}{draw(st.sampled_from(['+', '-', '*', '/']))}{e()})"
     if kind == 1:
@@ -105,6 +105,35 @@ def num(draw, depth: int = 0):
         return f"SUM({{PQ}},{e()})"  # a range of the parameters themselves
     if kind == 11:
         return f"({draw(st.sampled_from(TEXTS))}&{e()})*1"  # text that may read as a number
+    if kind == 12:  # functions of the library's categories that pass gradients
+        return draw(
+            st.sampled_from(
+                [
+                    f"SIN({e()})",
+                    f"COS({e()})",
+                    f"TANH({e()})",
+                    f"ATAN({e()})",
+                    f"_xlfn.NORM.S.DIST({e()},TRUE)",
+                    f"_xlfn.NORM.DIST({e()},0.5,2,TRUE)",
+                    f"MOD({e()},1.5)",
+                    f"PRODUCT({e()},{e()})",
+                    f"INDEX(d!$A$1:$A$4,2)*{e()}",
+                    f"CHOOSE(2,{e()},{e()})",
+                ]
+            )
+        )
+    if kind == 13:
+        rng = draw(st.sampled_from(NUM_RANGES[:2]))
+        return draw(
+            st.sampled_from(
+                [
+                    f'SUMIFS({rng},d!$C$1:$C$4,">0")*{e()}',
+                    f'AVERAGEIF(d!$A$1:$A$4,">0",{rng})+{e()}',
+                    f"_xlfn.IFS({c()},{e()},TRUE,{e()})",
+                    f"VLOOKUP(3,d!$A$1:$C$4,3,FALSE)*{e()}",
+                ]
+            )
+        )
     return f"({e()}*{{P}}+{{Q}})"
 
 

@@ -54,10 +54,35 @@ def libreoffice_union(path) -> None:
     wb.save(path)
 
 
+def averageif_loss(path) -> None:
+    """The nn sheet's loss as AVERAGEIF over the training rows."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb["nn"]
+    last = ws.max_row
+    ws["M2"] = f"=AVERAGEIF($C$6:$C${last},0,$G$6:$G${last})"
+    for name in ("linear", "mmult"):
+        del wb[name]
+    wb.save(path)
+
+
+def mod_split(path) -> None:
+    """The validation split as a formula of the row number, not constants."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb["features"]
+    for r in range(2, ws.max_row + 1):
+        if ws[f"K{r}"].value is not None:
+            ws[f"K{r}"] = "=IF(MOD(ROW(),5)=0,1,0)"
+    for name in ("linear", "mmult"):
+        del wb[name]
+    wb.save(path)
+
+
 CASES = {
     "named weights W": ("titanic", named_weights, "mmult", "M2"),
     "names a, b, c_": ("quadratic", named_coefficients, "quadratic", "B7"),
     "LibreOffice's ~ union": ("titanic", libreoffice_union, "nn", "M2"),
+    "AVERAGEIF loss": ("titanic", averageif_loss, "nn", "M2"),
+    "MOD validation split": ("titanic", mod_split, "nn", "M2"),
 }
 
 

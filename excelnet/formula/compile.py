@@ -25,7 +25,9 @@ from excelnet.formula.functions.reference import Site
 from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
+    COLUMNS,
     MISSING,
+    ROWS,
     Array,
     Call,
     Chain,
@@ -154,7 +156,7 @@ class Graph:
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
 
-    def resolve(self, node: Node, sheet: str, depth: int) -> Node:
+    def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
         """Replace defined names by what they stand for; bound whole columns and rows."""
         if isinstance(node, Name):
             text, scope = self._name(node.name, sheet)
@@ -165,10 +167,14 @@ class Graph:
             target = self.book.sheets.get(node.sheet)
             if target is None:
                 return Const(Error("#REF!"))
+            # a whole column or row is read as far as the sheet's used range, except where a
+            # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
+            last_row = ROWS - 1 if whole else target.max_row
+            last_col = COLUMNS - 1 if whole else target.max_col
             if node.r1 is None:
-                return Ref(node.sheet, 0, node.c0, target.max_row, node.c1)
+                return Ref(node.sheet, 0, node.c0, last_row, node.c1)
             if node.c1 is None:
-                return Ref(node.sheet, node.r0, 0, node.r1, target.max_col)
+                return Ref(node.sheet, node.r0, 0, node.r1, last_col)
             return node
         if isinstance(node, Op):
             return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
@@ -179,12 +185,13 @@ class Graph:
         if isinstance(node, Call):
             known = FUNCTIONS.get(node.name)
             skip = known.positional if known is not None else ()
+            counts = known is not None and known.blanks
             args = tuple(
-                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth)
+                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts)
                 for i, a in enumerate(node.args)
             )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
             if (
-                node.name == "SUMIF"
+                node.name in ("SUMIF", "AVERAGEIF")
                 and len(args) == 3
                 and all(isinstance(a, Ref) for a in (args[0], args[2]))
             ):  # Excel sums a range of the criteria range's shape, from the sum range's corner
@@ -319,7 +326,16 @@ class Evaluator:
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
-        """A block's result laid out over its rectangle, flat, row-major."""
+        """A block's result laid out over its rectangle, flat, row-major. A formula's result
+        is never blank: =A1 of an empty A1 is the number 0."""
+        v = self._layout(b, v)
+        if isinstance(v.kind, int) and v.kind == BLANK:
+            return V(v.x)  # a blank's number is 0 already
+        if isinstance(v.kind, np.ndarray) and (v.kind == BLANK).any():
+            return make(v.x, np.where(v.kind == BLANK, NUM, v.kind).astype(np.int8), v.text)
+        return v
+
+    def _layout(self, b: Block, v: V) -> V:
         if b.kind == "column":
             n = b.rows
             if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
@@ -501,7 +517,8 @@ class Evaluator:
                 ref=True,
             )
             if rows.shape[0] == 1 and cols.shape[0] == 1:
-                v.at = (int(rows[0, 0]), int(cols[0, 0]))
+                h, w = rows.shape[1], cols.shape[1]  # a 2-D range meets no one cell: None
+                v.at = (None, None) if h > 1 and w > 1 else (int(rows[0, 0]), int(cols[0, 0]))
             return v
         shape = (n, h, w)
         index = np.arange(n * h * w).reshape(shape)
@@ -816,34 +833,46 @@ class Model(Evaluator):
 
 
 def _carry(out: V, args: list) -> V:
-    """A result cell for cell over a range argument stays where that range is: in a one-cell
-    formula, FISHER(G:G) or A1:A9*2 is read in the formula's row (implicit intersection)."""
-    if isinstance(out, V) and out.at is None and out.shape[1:] != (1, 1):
-        for a in args:
-            if isinstance(a, V) and a.at is not None and a.shape[1:] == out.shape[1:]:
-                out.at = a.at
-                break
+    """A result cell for cell over range arguments stays where those ranges are: in a one-cell
+    formula, FISHER(G:G) or A1:A9*2 is read in the formula's row, CEILING(AM:AM,47:47) at the
+    formula's row of AM and column of row 47 (implicit intersection). Per axis, the origin of
+    the range that spans it (None: a 2-D range, which meets no one cell; "first": an array)."""
+    ranges = [a for a in args if isinstance(a, V) and a.at is not None]
+    if not ranges or not isinstance(out, V) or out.at is not None or out.shape[1:] == (1, 1):
+        return out
+
+    def origin(axis: int) -> int | str | None:
+        size = out.shape[1 + axis]
+        if size == 1:
+            return 0
+        return next((a.at[axis] for a in ranges if a.shape[1 + axis] == size), "first")
+
+    out.at = (origin(0), origin(1))
     return out
 
 
 def _intersect(v: V, b: Block) -> V:
     """A range where one value belongs: Excel's implicit intersection. A one-column range gives
-    the cell in the formula's row, a one-row range the cell in its column; anything else, or
-    a row or column outside the range, is #VALUE!."""
+    the cell in the formula's row, a one-row range the cell in its column; a 2-D range, or a
+    row or column outside the range, is #VALUE!."""
     _, h, w = v.shape
-    r0, c0 = v.at
-    rows = np.arange(b.r0, b.r1 + 1)
-    if w == 1 and h > 1:
-        pos, ok = rows - r0, (rows >= r0) & (rows < r0 + h)
-        idx = (np.where(ok, pos, 0), np.zeros(b.rows, int))
-    elif h == 1 and w > 1:
-        ok = np.full(b.rows, c0 <= b.c0 < c0 + w)
-        idx = (np.zeros(b.rows, int), np.full(b.rows, b.c0 - c0 if ok[0] else 0))
-    else:
-        ok, idx = np.zeros(b.rows, bool), (np.zeros(b.rows, int), np.zeros(b.rows, int))
-    x = v.x[0][torch.as_tensor(idx[0]), torch.as_tensor(idx[1])].reshape(-1, 1, 1)
-    kind = v.kinds()[0][idx].reshape(-1, 1, 1).copy()
-    text = v.texts()[0][idx].reshape(-1, 1, 1).copy()
+
+    def pick(size: int, origin, here: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if size == 1 or origin == "first":
+            return np.zeros(here.size, int), np.ones(here.size, bool)
+        if origin is None:
+            return np.zeros(here.size, int), np.zeros(here.size, bool)
+        pos = here - origin
+        ok = (pos >= 0) & (pos < size)
+        return np.where(ok, pos, 0), ok
+
+    i, ok_r = pick(h, v.at[0], np.arange(b.r0, b.r1 + 1))
+    j, ok_c = pick(w, v.at[1], np.full(b.rows, b.c0))
+    ok = ok_r & ok_c
+    k = np.arange(b.rows) if v.shape[0] == b.rows else np.zeros(b.rows, int)  # per block row
+    x = v.x[torch.as_tensor(k), torch.as_tensor(i), torch.as_tensor(j)].reshape(-1, 1, 1)
+    kind = v.kinds()[k, i, j].reshape(-1, 1, 1).copy()
+    text = v.texts()[k, i, j].reshape(-1, 1, 1).copy()
     kind[~ok], text[~ok] = ERR, "#VALUE!"
     return make(x, kind, text)
 

@@ -4,6 +4,7 @@ block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexe
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
     date,
+    distributions,
     information,
     logical,
     lookup,
@@ -15,7 +16,17 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
 from excelnet.formula.functions.operators import operator
 from excelnet.formula.functions.registry import CATEGORIES, FUNCTIONS, Function
 
-__all__ = ["CATEGORIES", "FUNCTIONS", "Function", "operator"]
+__all__ = ["CATEGORIES", "FUNCTIONS", "Function", "markdown", "operator"]
 
-# STATISTICAL: the probability distributions
-from excelnet.formula.functions import distributions  # noqa: E402, F401
+
+def markdown() -> str:
+    """The list of supported functions by Excel category, for the README (generated, so the
+    README cannot drift from the library): a gradient-passing function is in bold."""
+    lines = []
+    for category in CATEGORIES:
+        names = sorted(f.name for f in FUNCTIONS.values() if f.category == category)
+        if not names:
+            continue
+        shown = [f"**{n}**" if FUNCTIONS[n].gradient else n for n in names]
+        lines.append(f"- {category} ({len(names)}): {', '.join(shown)}")
+    return "\n".join(lines)

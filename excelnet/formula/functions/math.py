@@ -583,8 +583,8 @@ excel("COMBINA", gradient=False)(_numeric("COMBINA", 2, 2, _vectorized(_combina)
 
 def _all_numbers(args: list[V], n: int):
     """For GCD, LCM, MULTINOMIAL: per block row, every value of every argument as a float
-    (numeric text read, empty cells skipped), or the first error met (#VALUE! for text and
-    booleans, #N/A for an argument left out)."""
+    (numeric text read, an empty cell skipped alone and 0 in a range), or the first error met
+    (#VALUE! for text and booleans, #N/A for an argument left out)."""
     rows: list[list[float] | str] = [[] for _ in range(n)]
     for v in args:
         if isinstance(v, Omitted):
@@ -597,7 +597,9 @@ def _all_numbers(args: list[V], n: int):
                 continue
             rr = min(r, v.shape[0] - 1)
             for kind, value, text in zip(k[rr].ravel(), x[rr].ravel(), t[rr].ravel(), strict=True):
-                if kind == BLANK:
+                if kind == BLANK:  # skipped as an argument of its own, 0 inside a range
+                    if v.shape[1:] != (1, 1):  # (LCM(G35:H35) with G35 empty is 0 in Excel)
+                        rows[r].append(0.0)
                     continue
                 if kind == NUM:
                     rows[r].append(float(value))

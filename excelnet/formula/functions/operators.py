@@ -87,7 +87,8 @@ def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
     xa = np.broadcast_to(a.x.detach().cpu().numpy(), shape)
     xb = np.broadcast_to(b.x.detach().cpu().numpy(), shape)
     ta, tb = np.broadcast_to(a.texts(), shape), np.broadcast_to(b.texts(), shape)
-    sign = np.sign(xa - xb)
+    with np.errstate(invalid="ignore"):  # inf - inf: its sign is settled below or moot
+        sign = np.sign(xa - xb)
     ranks_a = np.vectorize(lambda k: _RANK.get(int(k), 0))(ka2) if ka2.size else ka2
     ranks_b = np.vectorize(lambda k: _RANK.get(int(k), 0))(kb2) if kb2.size else kb2
     sign = np.where(ranks_a != ranks_b, np.sign(ranks_a - ranks_b), sign)

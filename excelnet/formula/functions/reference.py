@@ -284,14 +284,14 @@ def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
             Const(MISSING), default)  # fmt: skip
         if err is not None:
             return site.column([Error(err)])
-        parts.append(np.trunc(x))
+        parts.append(np.trunc(x) if i < 3 else x)
     dr, dc, h, w = parts
     n = max(len(base), site.n)
     out, errors = [], []
     for k in range(n):
         b = base[min(k, len(base) - 1)]
-        hh = b.r1 - b.r0 + 1 if h[min(k, len(h) - 1)] == -1 else int(h[min(k, len(h) - 1)])
-        ww = b.c1 - b.c0 + 1 if w[min(k, len(w) - 1)] == -1 else int(w[min(k, len(w) - 1)])
+        hh = b.r1 - b.r0 + 1 if h[min(k, len(h) - 1)] == -1 else _size(h[min(k, len(h) - 1)])
+        ww = b.c1 - b.c0 + 1 if w[min(k, len(w) - 1)] == -1 else _size(w[min(k, len(w) - 1)])
         r0 = b.r0 + int(dr[min(k, len(dr) - 1)])
         c0 = b.c0 + int(dc[min(k, len(dc) - 1)])
         if hh == 0 or ww == 0:
@@ -305,6 +305,13 @@ def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
             continue
         out.append(ref)
     return _refs_or_errors(site, out, errors)
+
+
+def _size(x: float) -> int:
+    """A height or width: whole cells, and at least one where it is not zero (a width of 0.9
+    is one column in Excel)."""
+    n = int(np.trunc(x))
+    return n if n or x == 0 else int(np.sign(x))
 
 
 def _refs_or_errors(site: Site, refs: list[Ref], errors: list[str]) -> list[Ref] | V:

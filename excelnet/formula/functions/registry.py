@@ -25,6 +25,7 @@ class Function:
     unions: bool = False  # each area of a union, SUM((A1:A3,C1:C3)), is an argument of its own
     refs: bool = False  # acts on references: fn(site, nodes) (see reference.py)
     positional: tuple[int, ...] = ()  # arguments read for where they are, not what they hold
+    blanks: bool = False  # counts empty cells: whole columns and rows are read to the sheet's end
 
 
 FUNCTIONS: dict[str, Function] = {}
@@ -87,13 +88,14 @@ def registrar(category: str):
         unions: bool = False,
         refs: bool = False,
         positional: tuple[int, ...] = (),
+        blanks: bool = False,
     ):
         def register(fn: Fn) -> Fn:
             for name in names:
                 if name in FUNCTIONS:
                     raise RuntimeError(f"{name} is defined twice")
                 FUNCTIONS[name] = Function(
-                    name, category, fn, gradient, volatile, unions, refs, positional
+                    name, category, fn, gradient, volatile, unions, refs, positional, blanks
                 )
             return fn
 

@@ -1054,13 +1054,13 @@ def _pairs(name: str, args: list) -> list:
     return list(zip(args[::2], args[1::2], strict=True))
 
 
-@excel("COUNTIF", gradient=False)
+@excel("COUNTIF", gradient=False, blanks=True)
 def f_countif(ctx, args):
     arity("COUNTIF", args, 2)
     return conditional(ctx, "count", None, [(args[0], args[1])])
 
 
-@excel("COUNTIFS", gradient=False)
+@excel("COUNTIFS", gradient=False, blanks=True)
 def f_countifs(ctx, args):
     return conditional(ctx, "count", None, _pairs("COUNTIFS", args))
 
@@ -1087,7 +1087,7 @@ def f_maxifs(ctx, args):
     return conditional(ctx, "max", args[0], _pairs("MAXIFS", args[1:]))
 
 
-@excel("COUNTBLANK", gradient=False)
+@excel("COUNTBLANK", gradient=False, blanks=True)
 def f_countblank(ctx, args):
     """Empty cells and empty text."""
     arity("COUNTBLANK", args, 1)
