@@ -5,6 +5,7 @@ block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexe
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
     date,
     distributions,
+    engineering,
     information,
     logical,
     lookup,
