@@ -17,7 +17,7 @@ FILES = corpus_files()
 # files that differ are reported as expected failures, with how many cells differ.
 DONE = {
     "MATH_AND_TRIGONOMETRY", "STATISTICAL", "LOGICAL", "INFORMATION", "LOOKUP_AND_REFERENCE",
-    "TEXT", "DATE_AND_TIME", "(other)",
+    "TEXT", "DATE_AND_TIME", "(other)", "ENGINEERING", "DATABASE",
 }  # fmt: skip
 
 
@@ -36,8 +36,8 @@ def test_recalculated_like_excel(path, results):
     result = results[path]
     assert result.error is None, result.error  # no file crashes excelnet calc
     cat = category(path)
-    if cat not in TARGET and cat != "(other)":
-        return  # ENGINEERING, DATABASE: counted in the README's table, not asserted
+    if cat not in TARGET | DONE:
+        return  # a category beyond the issue's, not built yet: counted in the README's table
     if cat not in DONE and result.different:
         pytest.xfail(f"{len(result.different)} cells differ: category {cat} is being built")
     shown = "\n".join(

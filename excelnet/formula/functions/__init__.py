@@ -3,8 +3,10 @@
 block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexes them all."""
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
+    database,
     date,
     distributions,
+    engineering,
     information,
     logical,
     lookup,
