@@ -17,5 +17,8 @@ from excelnet.formula.functions.registry import CATEGORIES, FUNCTIONS, Function
 
 __all__ = ["CATEGORIES", "FUNCTIONS", "Function", "operator"]
 
-# STATISTICAL: the probability distributions
-from excelnet.formula.functions import distributions  # noqa: E402, F401
+# STATISTICAL: the probability distributions; FINANCIAL
+from excelnet.formula.functions import (
+    distributions,  # noqa: E402, F401
+    financial,  # noqa: E402, F401
+)
