@@ -380,12 +380,13 @@ def implicit(root: torch.Tensor, f: Callable[[torch.Tensor], torch.Tensor]) -> t
     """`root` (found without gradients), carrying the gradient of the implicit function theorem:
     f(root, inputs) = 0 gives d root = −∂f/∂inputs / ∂f/∂root. `f` computes f of the inputs
     that carry gradients at a given root."""
-    r = root.detach().requires_grad_(True)
+    found = torch.isfinite(root)
+    r = torch.where(found, root, 0.0).detach().requires_grad_(True)  # no root: any finite r
     with torch.enable_grad():
         value = f(r)
         (slope,) = torch.autograd.grad(value.sum(), r, retain_graph=True)
-    step = value / slope
-    step = torch.where(torch.isfinite(step) & (slope != 0), step, 0.0)
+    ok = found & torch.isfinite(slope) & (slope != 0)
+    step = torch.where(ok, value / torch.where(ok, slope, 1.0), 0.0)
     return root - (step - step.detach())
 
 
