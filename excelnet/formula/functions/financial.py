@@ -9,11 +9,13 @@
 - Securities, with the day counts of functions/date.py: ACCRINT, ACCRINTM, DISC, INTRATE.
 
 Functions continuous in their numbers compute in torch and pass gradients. RATE, IRR and XIRR
-find their root by Newton's method on every element at once, stopping as Excel documents (a
-step below 1e-7 within 20 tries, 1e-8 within 100 for XIRR; #NUM! otherwise), then refine it to
-full precision; their gradient is the implicit function theorem's, d rate/d x = −(∂f/∂x)/(∂f/∂r)
-at the root. The Analysis ToolPak's functions (EFFECT, NOMINAL, CUMIPMT, CUMPRINC and the
-securities) take no TRUE or FALSE (#VALUE!), as in Excel.
+find their root by Newton's method on every element at once, from Excel's guess (10%) to
+Excel's stopping rule (IRR: a step below 1e-7 within 20 tries; XIRR: 1e-8 within 100; RATE:
+1e-7 within 50), else #NUM!; then they refine it to full precision. Their gradient is the
+implicit function theorem's, d rate/d x = −(∂f/∂x)/(∂f/∂r) at the root.
+
+The Analysis ToolPak's functions (EFFECT, NOMINAL, CUMIPMT, CUMPRINC and the securities) take
+no TRUE or FALSE (#VALUE!), as in Excel.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ NUM_ERROR, VALUE_ERROR = Error("#NUM!"), Error("#VALUE!")
 
 def no_logicals(v: V) -> V:
     """TRUE and FALSE in an argument of an Analysis ToolPak function: #VALUE!."""
-    if v.kind is None or isinstance(v, Omitted):
+    if v.kind is None:
         return v
     kinds = v.kinds()
     if not (kinds == BOOL).any():
