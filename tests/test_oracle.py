@@ -10,15 +10,9 @@ import pytest
 
 from excelnet.formula.functions import markdown
 from scripts.readme import README, section
-from tests.oracle import TARGET, category, corpus_files, run, table
+from tests.oracle import category, corpus_files, run, table
 
 FILES = corpus_files()
-# Categories whose every cell must equal Excel's. The others are being built (issue 10): their
-# files that differ are reported as expected failures, with how many cells differ.
-DONE = {
-    "MATH_AND_TRIGONOMETRY", "STATISTICAL", "LOGICAL", "INFORMATION", "LOOKUP_AND_REFERENCE",
-    "TEXT", "DATE_AND_TIME", "(other)", "ENGINEERING", "DATABASE",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +29,6 @@ def _ids(path) -> str:
 def test_recalculated_like_excel(path, results):
     result = results[path]
     assert result.error is None, result.error  # no file crashes excelnet calc
-    cat = category(path)
-    if cat not in TARGET | DONE:
-        return  # a category beyond the issue's, not built yet: counted in the README's table
-    if cat not in DONE and result.different:
-        pytest.xfail(f"{len(result.different)} cells differ: category {cat} is being built")
     shown = "\n".join(
         f"{c} {f}: Excel {w!r}, excelnet {g!r}" for c, f, w, g in result.different[:15]
     )

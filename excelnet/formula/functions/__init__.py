@@ -7,6 +7,7 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
     date,
     distributions,
     engineering,
+    financial,
     information,
     logical,
     lookup,

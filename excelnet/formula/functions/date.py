@@ -274,16 +274,7 @@ def year_fraction(s: int, e: int, basis: int) -> float:
     """YEARFRAC's count of years between two serials (s ≤ e) by day-count basis: 0 US 30/360,
     1 actual/actual, 2 actual/360, 3 actual/365, 4 European 30/360."""
     if basis == 0:
-        y1, m1, d1 = dates.ymd(s)
-        y2, m2, d2 = dates.ymd(e)
-        start_feb = m1 == 2 and _is_last_of_month(y1, m1, d1)
-        if start_feb and m2 == 2 and _is_last_of_month(y2, m2, d2):
-            d2 = 30
-        if d2 == 31 and d1 >= 30:
-            d2 = 30
-        if d1 == 31 or start_feb:
-            d1 = 30
-        return ((y2 - y1) * 360 + (m2 - m1) * 30 + (d2 - d1)) / 360
+        return days360_us(s, e) / 360
     if basis == 4:
         return days360(s, e, True) / 360
     if basis in (2, 3):
@@ -501,3 +492,24 @@ def f_now(ctx, args):
 def f_today(ctx, args):
     arity("TODAY", args, 0)
     return scalar(float(math.floor(_now_serial())), ctx)
+
+
+# -- FINANCIAL: the securities functions' day counts -------------------------------------------
+
+
+def days360_us(s: int, e: int, both: bool = False) -> int:
+    """Days between two serials by the US (NASD) 30/360 rule of YEARFRAC's basis 0: a start on
+    the 31st or on February's last day counts as the 30th; an end on February's last day
+    counts as the 30th when the start is one too, an end on the 31st when the start is the 30th
+    or later. `both` moves such an end to the 30th whatever the start (how the securities
+    functions measure a coupon period)."""
+    y1, m1, d1 = dates.ymd(s)
+    y2, m2, d2 = dates.ymd(e)
+    start_feb = m1 == 2 and _is_last_of_month(y1, m1, d1)
+    if (start_feb or both) and m2 == 2 and _is_last_of_month(y2, m2, d2):
+        d2 = 30
+    if d2 == 31 and (d1 >= 30 or both):
+        d2 = 30
+    if d1 == 31 or start_feb:
+        d1 = 30
+    return (y2 - y1) * 360 + (m2 - m1) * 30 + (d2 - d1)
