@@ -13,3 +13,7 @@ def where(path: object, sheet: str | None = None, cell: str | None = None) -> st
     if cell is not None:
         parts.append(f"cell {cell}")
     return ", ".join(parts)
+
+
+class WorkbookGone(ExcelnetError):
+    """A live workbook stopped answering: its application quit or the workbook was closed."""

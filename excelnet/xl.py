@@ -15,6 +15,7 @@ a LibreOffice document (excelnet/sources/libreoffice.py offers xlwings' API over
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from excelnet.errors import ExcelnetError, where
+from excelnet.errors import ExcelnetError, WorkbookGone, where
 from excelnet.formula.book import Book
 from excelnet.formula.compile import Model, a1
 from excelnet.history import SHEET as HISTORY
@@ -40,10 +41,10 @@ from excelnet.pipeline import (
 )
 from excelnet.sources.live import read_live
 from excelnet.train import EPOCHS, LR, SheetFit
+from excelnet.writer.macros import ACTION_NAME, ACTIONS, SEED_NAME
 
-ACTIONS = ("Train", "Reset", "Evaluate")
-ACTION_NAME, SEED_NAME = "excelnet_action", "excelnet_seed"  # sheet-scoped names of the cells
 EVERY = 0.25  # seconds between writes of the parameters while a fit runs
+GONE = "; each write of the parameters was all of them at once, and the file is unchanged"
 START = 0.5  # Reset draws each parameter uniformly from (-START, START), as the builders do
 
 
@@ -102,11 +103,13 @@ def act(
     history: bool = True,
     path: str | Path | None = None,
     every: float = EVERY,
+    compiled: bool | None = None,
 ) -> Outcome:
     """Train, reset or evaluate the Solver model of `sheet` (default: the active sheet) of an
     open workbook (an xlwings Book). `action` None: as the sheet's Action cell says (Train
     when it is empty or unknown, with a note). `path`: the workbook's file, for xlwings
-    engines that send no formulas (see read_live). Bad input raises ExcelnetError."""
+    engines that send no formulas (see read_live). `compiled` picks the CPU engine, as for
+    `excelnet.fit`. Bad input raises ExcelnetError."""
     ws = book.sheets[sheet] if sheet is not None else book.sheets.active
     notes: list[str] = []
     if action is None:
@@ -122,11 +125,11 @@ def act(
     (model,) = compile_book(live, ws.name, resolve_device(device))
     if action == "Evaluate":
         return _evaluate(book, live, model, notes)
-    return _train(book, live, model, epochs, lr, history, every, notes)
+    return _train(book, live, model, epochs, lr, history, every, compiled, notes)
 
 
 # -- the three actions -----------------------------------------------------------------------
-def _train(book, live: Book, model: Model, epochs, lr, history, every, notes) -> Outcome:
+def _train(book, live: Book, model: Model, epochs, lr, history, every, compiled, notes) -> Outcome:
     sheet = model.solver.sheet
     last = [time.perf_counter()]
 
@@ -143,12 +146,15 @@ def _train(book, live: Book, model: Model, epochs, lr, history, every, notes) ->
 
         return update
 
-    result = train_model(live, model, epochs, lr, progress, history)
-    values = [p.detach().cpu().reshape(-1).tolist() for p in model.parameters()]
-    params = _write_params(book, model, values)
-    _write_gradients(book, live, model)
-    if history:
-        _write_history(book, live, result)
+    try:
+        result = train_model(live, model, epochs, lr, progress, history, compiled)
+        values = [p.detach().cpu().reshape(-1).tolist() for p in model.parameters()]
+        params = _write_params(book, model, values)
+        _write_gradients(book, live, model)
+        if history:
+            _write_history(book, live, result)
+    except WorkbookGone as e:
+        raise WorkbookGone(f"{where(book.fullname, sheet)}: while training, {e}{GONE}") from None
     o = model.solver.objective
     message = (
         f"{sheet}: trained {result.epochs} epochs (lr {lr:g}, {result.device}, "
@@ -253,7 +259,8 @@ def _write_block(book, sheet: str, r0: int, c0: int, r1: int, c1: int, values: l
     old. Returns cell -> value."""
     cols = c1 - c0 + 1
     rows = [values[i : i + cols] for i in range(0, len(values), cols)]
-    book.sheets[sheet].range((r0 + 1, c0 + 1), (r1 + 1, c1 + 1)).value = rows
+    with _answering():
+        book.sheets[sheet].range((r0 + 1, c0 + 1), (r1 + 1, c1 + 1)).value = rows
     return {f"{sheet}!{a1(r0 + i // cols, c0 + i % cols)}": v for i, v in enumerate(values)}
 
 
@@ -280,10 +287,22 @@ def _write_history(book, live: Book, result: SheetFit) -> None:
     a new sheet at the end if there is none."""
     _, header, columns = history_table(live, [result])
     rows = [header, *(list(r) for r in zip_longest(*columns))]
-    names = [s.name for s in book.sheets]
-    if HISTORY not in names:
-        book.sheets.add(HISTORY, after=book.sheets[names[-1]])
-    book.sheets[HISTORY].range((1, 1), (len(rows), len(header))).value = rows
+    with _answering():
+        names = [s.name for s in book.sheets]
+        if HISTORY not in names:
+            book.sheets.add(HISTORY, after=book.sheets[names[-1]])
+        book.sheets[HISTORY].range((1, 1), (len(rows), len(header))).value = rows
+
+
+@contextlib.contextmanager
+def _answering():
+    """A write to the live workbook that fails (Excel quit, the workbook closed) → WorkbookGone."""
+    try:
+        yield
+    except ExcelnetError:
+        raise
+    except Exception as e:
+        raise WorkbookGone(f"the workbook stopped answering ({type(e).__name__}: {e})") from None
 
 
 # -- what the user sees ------------------------------------------------------------------------

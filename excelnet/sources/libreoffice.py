@@ -24,14 +24,10 @@ import xlwings as xw
 from xlwings import base_classes
 from xlwings import utils as xw_utils
 
-from excelnet.errors import ExcelnetError
+from excelnet.errors import ExcelnetError, WorkbookGone
 
 HELPER = Path(__file__).with_name("uno_bridge.py")
 ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
-
-
-class LibreOfficeGone(ExcelnetError):
-    """LibreOffice stopped, or the document was closed, while excelnet worked on it."""
 
 
 def uno_python() -> str:
@@ -64,7 +60,7 @@ class Helper:
 
     def __call__(self, op: str, **args):
         if self.process.poll() is not None:
-            raise LibreOfficeGone("the connection to LibreOffice is closed")
+            raise WorkbookGone("the connection to LibreOffice is closed")
         try:
             self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
             self.process.stdin.flush()
@@ -72,15 +68,18 @@ class Helper:
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
-            raise LibreOfficeGone("the LibreOffice bridge stopped")
+            raise WorkbookGone("LibreOffice stopped or the document was closed (no bridge)")
         reply = json.loads(line)
         if "error" in reply:
             if reply["gone"]:
-                raise LibreOfficeGone(f"LibreOffice or the document went away ({reply['error']})")
+                raise WorkbookGone(
+                    f"LibreOffice stopped or the document was closed ({reply['error']})"
+                )
             raise ExcelnetError(f"LibreOffice: {reply['error']}")
         return reply["ok"]
 
     def close(self) -> None:
+        ENGINE.apps.apps[:] = [a for a in ENGINE.apps.apps if a.helper is not self]
         if self.process.poll() is None:
             try:
                 self("quit")
@@ -97,8 +96,9 @@ def open_book(
 ) -> xw.Book:
     """`path` open in LibreOffice, as an xlwings Book. `connect`: a running LibreOffice's UNO
     connection string ("socket,host=localhost,port=2002", as given to soffice --accept, without
-    ";urp;"), where the document is taken if it is already open there; else a LibreOffice of
-    its own, with a window where there is a display, headless otherwise."""
+    ";urp;"), where the document is taken if it is already open there, or else opened (hidden
+    with `headless`: a headless LibreOffice stops on a visible document); without `connect`, a
+    LibreOffice of its own, with a window where there is a display, headless otherwise."""
     path = Path(path)
     if not path.exists():
         raise ExcelnetError(f"{path}: no such file")
@@ -110,7 +110,13 @@ def open_book(
     except ExcelnetError as e:
         helper.close()
         raise ExcelnetError(f"{path}: {e}") from None
+    _register()
     return xw.Book(impl=Book(App(helper, info), info))
+
+
+def disconnect(book: xw.Book) -> None:
+    """Let go of the document, leaving it open, as it is, in LibreOffice."""
+    book.app.impl.helper.close()
 
 
 def _display() -> bool:
@@ -154,13 +160,41 @@ class Engine:
         return str(x)
 
 
+class Apps(base_classes.Apps):
+    """The LibreOffice connections of this process, the most recently activated first."""
+
+    def __init__(self) -> None:
+        self.apps: list[App] = []
+
+    def keys(self) -> list[int]:
+        return [a.pid for a in self.apps]
+
+    def __iter__(self):
+        return iter(list(self.apps))
+
+    def __len__(self) -> int:
+        return len(self.apps)
+
+    def __getitem__(self, pid: int) -> App:
+        return next(a for a in self.apps if a.pid == pid)
+
+
 ENGINE = Engine()
+ENGINE.apps = Apps()
+
+
+def _register() -> None:
+    """xlwings' engine list gets this one, active: xlwings asks it for the active app."""
+    if ENGINE.name not in [e.name for e in xw.engines]:
+        xw.engines.add(xw.main.Engine(impl=ENGINE))
+    xw.engines[ENGINE.name].activate()
 
 
 class App(base_classes.App):
     def __init__(self, helper: Helper, info: dict):
         self.helper, self.info = helper, info
         self.engine = ENGINE
+        ENGINE.apps.apps.insert(0, self)
         self._status: str | bool = False
         self._books: list[Book] = []
         self.alerts: list[str] = []  # every message shown, in order (headless: only here)
@@ -206,8 +240,11 @@ class App(base_classes.App):
     def calculate(self) -> None:
         self.helper("calculate_all")
 
-    def quit(self) -> None:
-        self.helper.close()
+    def activate(self, steal_focus=False) -> None:
+        apps = ENGINE.apps.apps
+        if self in apps:
+            apps.remove(self)
+        apps.insert(0, self)
 
 
 class Book(base_classes.Book):

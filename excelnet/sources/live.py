@@ -10,6 +10,7 @@ from pathlib import Path
 from excelnet.errors import ExcelnetError
 from excelnet.formula.book import Book, Sheet
 from excelnet.formula.parse import ERRORS, Error
+from excelnet.history import SHEET as HISTORY
 
 
 def read_live(book, path: str | Path | None = None) -> Book:
@@ -148,6 +149,8 @@ def _with_live_values(book, path, names, scoped) -> Book:
     saved = read_book(path)
     for ws in book.sheets:
         sheet = saved.sheets.get(ws.name)
+        if sheet is None and ws.name == HISTORY:  # added by excelnet since: values only
+            sheet = saved.sheets[ws.name] = Sheet(ws.name)
         if sheet is None:
             raise ExcelnetError(f"{path}: has no sheet {ws.name!r}; is it this workbook's file?")
         sheet.names = dict(scoped.get(ws.name, {}))

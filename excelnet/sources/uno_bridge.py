@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,10 +36,6 @@ from com.sun.star.table import CellAddress
 
 OPCODES = FUNCTIONS | SEPARATORS | ARRAY_SEPARATORS | UNARY_OPERATORS | BINARY_OPERATORS
 DIGITS = re.compile(r"\d+")
-
-
-class Gone(Exception):
-    """LibreOffice, or the document, is no longer there."""
 
 
 def _prop(name, value):
@@ -168,6 +165,13 @@ class Office:
                 for r in rows[1:-1]:
                     out[r][c] = exact(r, c)
         return out
+
+    def alive(self):
+        """Is the document still open? (A closed one answers None to most questions.)"""
+        try:
+            return self.doc.Sheets is not None
+        except Exception:
+            return False
 
     # -- requests ------------------------------------------------------------------------
     def sheet(self, name):
@@ -300,8 +304,8 @@ class Office:
                     pass
             try:
                 self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            except subprocess.TimeoutExpired:  # soffice and its children: their own group
+                os.killpg(self.process.pid, signal.SIGKILL)
         if self.profile:
             shutil.rmtree(self.profile, ignore_errors=True)
 
@@ -357,7 +361,8 @@ def serve(stdin, stdout):
                 result = getattr(office, "op_" + op)(**request)
             reply = {"ok": _plain(result)}
         except Exception as e:
-            reply = {"error": str(e) or type(e).__name__, "gone": _gone(e)}
+            gone = _gone(e) or (office is not None and not office.alive())
+            reply = {"error": str(e) or type(e).__name__, "gone": gone}
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
     if office is not None:  # excelnet went away without saying quit

@@ -45,8 +45,10 @@ from excelnet.writer import (
     new_workbook,
     write_header,
 )
+from excelnet.writer import macros as macros_
 
 STATS_COL = len(FEATURES) + 2  # features!M:N hold the data set's statistics
+CONTROLS_COL = METRICS_COL + len(METRICS) + 1  # --macros: Action, Seed and Train in R1:S3
 
 
 def initial_parameters(seed: int, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -64,10 +66,12 @@ def build_titanic(
     csv: str | Path | None = None,
     seed: int = 0,
     passengers: int | None = None,
+    macros: bool = False,
 ) -> Path:
     """Write the Titanic workbook to `path` (replaced atomically) and return the path.
     `passengers` resamples the rows (with replacement, seeded) to that many: the same
-    formulas at any scale."""
+    formulas at any scale. `macros`: an .xlsm with a Train button on each model sheet and the
+    companion module beside it (see excelnet.writer.macros)."""
     df = load_titanic(csv)
     if passengers is not None:
         if passengers < 1:
@@ -75,23 +79,33 @@ def build_titanic(
         rows = np.random.default_rng([seed, 1]).integers(0, len(df), size=passengers)
         df = df.iloc[rows].reset_index(drop=True)
     path = Path(path)
+    if macros:
+        return macros_.build_with_macros(path, lambda tmp: _write(tmp, df, seed, macros))
     with atomic_path(path) as tmp:
         _write(tmp, df, seed)
     return path
 
 
-def _write(tmp: Path, df: pd.DataFrame, seed: int) -> None:
+def _write(tmp: Path, df: pd.DataFrame, seed: int, macros: bool = False) -> None:
     n = len(df)
     stats = compute_stats(df)
     x = compute_features(df, stats)
     valid, params = initial_parameters(seed, n)
     wb, fmt = new_workbook(tmp)
+    if macros:
+        macros_.add_vba(wb)
     about = wb.add_worksheet("about")
     _data_sheet(wb.add_worksheet(DATA_SHEET), df, fmt)
     _features_sheet(wb, wb.add_worksheet(FEATURES_SHEET), x, stats, valid, fmt)
     for m in MODELS:
-        _model_sheet(wb, wb.add_worksheet(m.name), m, df, x, valid, params[m.name], fmt)
-    _about_sheet(about, n, seed, fmt)
+        ws = wb.add_worksheet(m.name)
+        _model_sheet(wb, ws, m, df, x, valid, params[m.name], fmt)
+        if macros:
+            macros_.add_controls(wb, ws, m.name, 0, CONTROLS_COL, seed, fmt)
+            ws.set_column(CONTROLS_COL, CONTROLS_COL + 1, 10)
+    _about_sheet(about, n, seed, fmt, macros)
+    if macros:
+        macros_.add_conf_sheet(wb, fmt)
     about.activate()
     wb.close()
 
@@ -216,7 +230,15 @@ def _model_sheet(
     ws.set_column(METRICS_COL, METRICS_COL + len(METRICS) - 1, 18)
 
 
-def _about_sheet(ws, n: int, seed: int, fmt) -> None:
+MACROS_HOW = (
+    "Excel with xlwings: the Train button on a model sheet does what its Action cell (S1) "
+    "says — Train (gradient descent, the yellow cells move as it runs), Reset (new random "
+    "parameters from the Seed (S2)) or Evaluate (the loss and the gradients only). It runs "
+    "the companion module of the same name (.py, beside this workbook) through xlwings."
+)
+
+
+def _about_sheet(ws, n: int, seed: int, fmt, macros: bool = False) -> None:
     ws.set_column(0, 0, 110)
     lines = [
         ("excelnet: the fast.ai lesson's Titanic models as live formulas", "title"),
@@ -272,6 +294,8 @@ def _about_sheet(ws, n: int, seed: int, fmt) -> None:
             "wrap",
         ),
     ]
+    if macros:
+        lines.append((MACROS_HOW, "wrap"))
     for i, (text, style) in enumerate(lines):
         if text:
             ws.write_string(i, 0, text, fmt[style])
