@@ -39,7 +39,7 @@ from excelnet.pipeline import (
     resolve_device,
     train_model,
 )
-from excelnet.sources.live import read_live
+from excelnet.sources.live import holds_formula, read_live
 from excelnet.train import EPOCHS, LR, SheetFit
 from excelnet.writer.macros import ACTION_NAME, ACTIONS, SEED_NAME
 
@@ -131,18 +131,20 @@ def act(
 # -- the three actions -----------------------------------------------------------------------
 def _train(book, live: Book, model: Model, epochs, lr, history, every, compiled, notes) -> Outcome:
     sheet = model.solver.sheet
-    last = [time.perf_counter()]
+    due = [time.perf_counter() + every]  # when the parameters are next written
 
     def progress(_sheet: str, total: int):
         def update(epoch, loss):
-            now = time.perf_counter()
-            if epoch is None or now - last[0] < every:
+            start = time.perf_counter()
+            if epoch is None or start < due[0]:
                 return
-            last[0] = now  # params all at once, a few times a second: the sheet moves
+            # all the parameters at once, a few times a second: the sheet moves as it trains
             values = [p.detach().cpu().reshape(-1).tolist() for p in model.parameters()]
             if all(math.isfinite(v) for vs in values for v in vs):
                 _write_params(book, model, values)
             _status(book, f"excelnet: training {sheet}, epoch {epoch} of {total}, loss {loss:.6g}")
+            took = time.perf_counter() - start  # a slow recalculation: train as long between
+            due[0] = start + took + max(every, took)
 
         return update
 
@@ -153,6 +155,7 @@ def _train(book, live: Book, model: Model, epochs, lr, history, every, compiled,
         _write_gradients(book, live, model)
         if history:
             _write_history(book, live, result)
+        _status(book, False)  # the status bar back to the application
     except WorkbookGone as e:
         raise WorkbookGone(f"{where(book.fullname, sheet)}: while training, {e}{GONE}") from None
     o = model.solver.objective
@@ -185,13 +188,10 @@ def _reset(book, live: Book, ws, notes) -> Outcome:
         target = live.sheets.get(ref.sheet)
         if target is None:
             raise ExcelnetError(f"{where(live.path, ws.name)}: solver_adj names a missing sheet")
-        arrays = target.arrays.values()
         for r in range(ref.r0, ref.r1 + 1):
             for c in range(ref.c0, ref.c1 + 1):
                 v = target.values.get((r, c))
-                formula = (r, c) in target.formulas or any(
-                    r0 <= r <= r1 and c0 <= c <= c1 for _, (r0, c0, r1, c1) in arrays
-                )
+                formula = holds_formula(target, r, c)
                 if formula or isinstance(v, (str, bool)):
                     raise ExcelnetError(
                         f"{where(live.path, ref.sheet, a1(r, c))}: adjustable cell holds "
@@ -306,7 +306,7 @@ def _answering():
 
 
 # -- what the user sees ------------------------------------------------------------------------
-def _status(book, text: str) -> None:
+def _status(book, text: str | bool) -> None:
     try:
         book.app.status_bar = text
     except (NotImplementedError, AttributeError):  # engines without a status bar

@@ -159,7 +159,7 @@ def _with_live_values(book, path, names, scoped) -> Book:
         for i, row in enumerate(_values(used)):
             for j, v in enumerate(row):
                 key = (top + i, left + j)
-                if key in sheet.formulas or _in_array(sheet, key):
+                if holds_formula(sheet, *key):
                     continue
                 if v is None:
                     sheet.values.pop(key, None)
@@ -171,6 +171,8 @@ def _with_live_values(book, path, names, scoped) -> Book:
     return saved
 
 
-def _in_array(sheet: Sheet, key: tuple[int, int]) -> bool:
-    r, c = key
+def holds_formula(sheet: Sheet, r: int, c: int) -> bool:
+    """Is the cell a formula's, or part of an array formula's?"""
+    if (r, c) in sheet.formulas:
+        return True
     return any(r0 <= r <= r1 and c0 <= c <= c1 for _, (r0, c0, r1, c1) in sheet.arrays.values())

@@ -70,7 +70,9 @@ class Office:
                 self.ctx = resolver.resolve(url)
                 break
             except Exception as e:
-                if self.process is not None and self.process.poll() is not None:
+                # a LibreOffice already running with the user's profile takes the request
+                # over and the new soffice exits at once; a headless one of its own must stay
+                if self.profile and self.process.poll() is not None:
                     raise RuntimeError("LibreOffice (soffice) exited at start") from None
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no LibreOffice answers at {connect!r} ({e})") from None

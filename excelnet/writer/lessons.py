@@ -139,7 +139,7 @@ def _write(
 
     if macros:
         macros_.add_controls(wb, ws, model.name, *CONTROLS, seed, fmt)
-        about = [*about, MACROS_HOW]
+        about = [*about, MACROS_HOW, macros_.NOTICE]
     info.set_column(0, 0, 110)
     for i, line in enumerate([model.title, *about]):
         info.write_string(i, 0, line, fmt["title"] if i == 0 else fmt["wrap"])

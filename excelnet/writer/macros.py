@@ -32,6 +32,41 @@ ACTION_NAME, SEED_NAME = "excelnet_action", "excelnet_seed"  # sheet-scoped name
 QUICKSTART = "quickstart_standalone.xlsm"  # in the xlwings package
 MACRO = "SampleCall"
 CONF_SHEET = "_xlwings.conf"
+NOTICE = (
+    "The VBA project (the Train buttons' SampleCall macro and the xlwings module) is xlwings' "
+    "own, © Zoomer Analytics GmbH, under the BSD 3-clause licence: see the _xlwings.conf sheet."
+)
+
+# xlwings' licence for everything but its pro folder; the VBA project comes under it
+XLWINGS_LICENCE = """\
+Copyright (C) 2014 - present, Zoomer Analytics GmbH.
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without modification,
+are permitted provided that the following conditions are met:
+
+* Redistributions of source code must retain the above copyright notice, this
+  list of conditions and the following disclaimer.
+
+* Redistributions in binary form must reproduce the above copyright notice, this
+  list of conditions and the following disclaimer in the documentation and/or
+  other materials provided with the distribution.
+
+* Neither the name of the copyright holder nor the names of its
+  contributors may be used to endorse or promote products derived from
+  this software without specific prior written permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND
+ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED
+WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE FOR
+ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL DAMAGES
+(INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR SERVICES;
+LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER CAUSED AND ON
+ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY, OR TORT
+(INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE OF THIS
+SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+"""
 
 COMPANION = '''\
 """The companion module of {book}: each Train button in it runs xlwings' SampleCall macro,
@@ -174,6 +209,11 @@ def add_conf_sheet(wb: Workbook, fmt: dict) -> None:
             elif v is not None:
                 style = bold if cell.font.b else None
                 ws.write_string(cell.row - 1, cell.column - 1, str(v), style)
+    # the VBA project is xlwings' (BSD 3-clause): its notice travels with the workbook
+    top = source.max_row + 2
+    ws.write_string(top, 0, "Licence of this workbook's VBA project (from xlwings):", bold)
+    for i, paragraph in enumerate(XLWINGS_LICENCE.split("\n\n"), start=1):
+        ws.write_string(top + i, 0, " ".join(paragraph.split()))
 
 
 def build_with_macros(path: Path, write) -> Path:

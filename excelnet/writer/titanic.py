@@ -295,7 +295,7 @@ def _about_sheet(ws, n: int, seed: int, fmt, macros: bool = False) -> None:
         ),
     ]
     if macros:
-        lines.append((MACROS_HOW, "wrap"))
+        lines += [(MACROS_HOW, "wrap"), (macros_.NOTICE, "wrap")]
     for i, (text, style) in enumerate(lines):
         if text:
             ws.write_string(i, 0, text, fmt[style])
