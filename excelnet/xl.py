@@ -61,14 +61,15 @@ class Outcome:
     params: dict[str, float] = field(default_factory=dict)  # cell -> value written
 
     def summary(self) -> dict:
-        out = {"sheet": self.sheet, "action": self.action, "message": self.message}
-        out["notes"] = self.notes
-        if self.fit is not None:
-            out["fit"] = self.fit.summary()
-        if self.evaluation is not None:
-            out["evaluation"] = self.evaluation.summary()
-        out["params"] = self.params
-        return out
+        return {
+            "sheet": self.sheet,
+            "action": self.action,
+            "message": self.message,
+            "notes": self.notes,
+            "fit": self.fit.summary() if self.fit else None,
+            "evaluation": self.evaluation.summary() if self.evaluation else None,
+            "params": self.params,
+        }
 
 
 def main(book=None) -> Outcome | None:
@@ -110,6 +111,8 @@ def act(
     when it is empty or unknown, with a note). `path`: the workbook's file, for xlwings
     engines that send no formulas (see read_live). `compiled` picks the CPU engine, as for
     `excelnet.fit`. Bad input raises ExcelnetError."""
+    if sheet is not None and sheet not in [s.name for s in book.sheets]:
+        raise ExcelnetError(f"{where(book.fullname)}: no sheet named {sheet!r}")
     ws = book.sheets[sheet] if sheet is not None else book.sheets.active
     notes: list[str] = []
     if action is None:
