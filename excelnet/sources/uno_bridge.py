@@ -73,7 +73,7 @@ class Office:
                 # a LibreOffice already running with the user's profile takes the request
                 # over and the new soffice exits at once; a headless one of its own must stay
                 if self.profile and self.process.poll() is not None:
-                    raise RuntimeError("LibreOffice (soffice) exited at start") from None
+                    raise RuntimeError("soffice exited at start") from None
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no LibreOffice answers at {connect!r} ({e})") from None
                 time.sleep(0.1)
@@ -86,7 +86,7 @@ class Office:
     def _start(self, headless):
         exe = shutil.which("soffice") or shutil.which("libreoffice")
         if exe is None:
-            raise RuntimeError("LibreOffice (soffice) is not installed")
+            raise RuntimeError("soffice is not installed")
         pipe = f"excelnet-{os.getpid()}-{time.monotonic_ns()}"
         cmd = [exe, "--norestore", "--nologo", f"--accept=pipe,name={pipe};urp;"]
         if headless:  # a profile of its own: never disturbs (or waits for) a running office
@@ -113,7 +113,7 @@ class Office:
             folder, name = os.path.split(path)
             lock = os.path.join(folder, f".~lock.{name}#")
             why = f" (open elsewhere? its lock file {lock} exists)" if os.path.exists(lock) else ""
-            raise RuntimeError(f"LibreOffice could not open it as a spreadsheet{why}")
+            raise RuntimeError(f"could not open it as a spreadsheet{why}")
         return doc
 
     def _parsers(self):
@@ -363,7 +363,7 @@ def serve(stdin, stdout):
                 result = getattr(office, "op_" + op)(**request)
             reply = {"ok": _plain(result)}
         except Exception as e:
-            gone = _gone(e) or (office is not None and not office.alive())
+            gone = op != "open" and (_gone(e) or (office is not None and not office.alive()))
             reply = {"error": str(e) or type(e).__name__, "gone": gone}
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
