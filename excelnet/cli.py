@@ -8,7 +8,7 @@ from pathlib import Path
 
 from excelnet.errors import ExcelnetError
 
-WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
+WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
 ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
 
 
@@ -26,12 +26,25 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="write a lesson workbook (.xlsx) of live formulas")
     b.add_argument("workbook", help=f"which workbook: {', '.join(WORKBOOKS)}")
-    b.add_argument("-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx)")
+    b.add_argument(
+        "-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx; table: CSV.xlsx)"
+    )
     b.add_argument("--seed", type=int, default=0, help="seed of the split and parameters")
     b.add_argument(
         "--csv",
         type=Path,
-        help="a CSV in the format of Kaggle's train.csv (default: the bundled one)",
+        help="titanic: a CSV in the format of Kaggle's train.csv (default: the bundled one); "
+        "table: any CSV with a header row",
+    )
+    b.add_argument("--target", help="table: the column to predict (numbers, or two values)")
+    b.add_argument("--id", help="table: a column that names each row (not a feature)")
+    b.add_argument(
+        "--drop",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="COLUMN",
+        help="table: columns to leave out of the features",
     )
     b.add_argument(
         "--passengers",
@@ -42,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         "--macros",
         action="store_true",
         help="an .xlsm with xlwings' VBA project, a Train button and an Action cell on each "
-        "model sheet, and the companion module BOOK.py beside it (default: WORKBOOK.xlsm)",
+        "model sheet, and the companion module BOOK.py beside it (default: WORKBOOK.xlsm; table: "
+        "CSV.xlsm, as a module name)",
     )
 
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
@@ -112,6 +126,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--no-history", action="store_true", help="no rows in the history sheet")
     v.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    k = sub.add_parser(
+        "calc", help="recalculate every formula cell; store the results as cached values"
+    )
+    k.add_argument("book", type=Path, help="any .xlsx/.xlsm")
+    k.add_argument("-o", "--out", type=Path, help="write a recalculated copy here instead")
+    k.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    h = sub.add_parser(
+        "check",
+        help="recalculate every formula cell and compare with the values stored in the file "
+        "(exit 0: all equal, 1: some differ)",
+    )
+    h.add_argument("book", type=Path, help="any .xlsx/.xlsm")
+    h.add_argument("--json", action="store_true", help="print the report as JSON")
+    h.add_argument("--all", action="store_true", help="list every difference, not the first 20")
+
+    d = sub.add_parser("predict", help="apply a workbook's model to new rows (a CSV)")
+    d.add_argument("book", type=Path, help="a workbook with a Solver model on --sheet")
+    d.add_argument("--sheet", required=True, help="the model sheet (e.g. nn)")
+    d.add_argument("--csv", type=Path, required=True, help="new rows, with the data's headers")
+    d.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the predictions as CSV (default: predictions.csv; with --kaggle submission.csv)",
+    )
+    d.add_argument(
+        "--workbook", type=Path, help="also write a copy of BOOK with a predictions sheet"
+    )
+    d.add_argument(
+        "--kaggle",
+        action="store_true",
+        help="write Kaggle's submission: the id and the target (0/1: prediction > 0.5)",
+    )
+    d.add_argument(
+        "--column", default="Prediction", help="header of the prediction column (Prediction)"
+    )
 
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path)
@@ -236,11 +288,28 @@ def _build(args: argparse.Namespace) -> None:
         raise ExcelnetError(
             f"unknown workbook {args.workbook!r}: choose one of {', '.join(WORKBOOKS)}"
         )
-    stem = args.workbook.replace("-", "_") if args.macros else args.workbook  # a module name
-    out = args.output or Path(f"{stem}.{'xlsm' if args.macros else 'xlsx'}")
+    table_only = {"--target": args.target, "--id": args.id, "--drop": args.drop}
+    if args.workbook != "table" and any(table_only.values()):
+        used = ", ".join(k for k, v in table_only.items() if v)
+        raise ExcelnetError(f"{used}: for excelnet build table only")
+    if args.workbook == "table":
+        if args.csv is None or args.target is None:
+            raise ExcelnetError("build table needs --csv FILE and --target COLUMN")
+        if args.passengers is not None:
+            raise ExcelnetError("--passengers is for the titanic workbook only")
+    default = args.csv.stem if args.workbook == "table" else args.workbook
+    if args.macros:
+        from excelnet.writer.macros import module_name
+
+        default = module_name(default)  # xlwings imports the workbook's name as a module
+    out = args.output or Path(f"{default}.{'xlsm' if args.macros else 'xlsx'}")
     if not args.macros and out.suffix.lower() != ".xlsx":
         raise ExcelnetError(f"{out}: excelnet builds .xlsx workbooks; name the output *.xlsx")
-    if args.workbook == "titanic":
+    if args.workbook == "table":
+        from excelnet.writer.table import build_table
+
+        build_table(out, args.csv, args.target, args.id, args.drop, args.seed, macros=args.macros)
+    elif args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 
         build_titanic(
@@ -258,6 +327,16 @@ def _build(args: argparse.Namespace) -> None:
         from excelnet.writer.macros import companion_path
 
         print(f"wrote {companion_path(out)} (its Train buttons run main() in it)")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from excelnet.predictions import predict
+
+    out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
+    rows = predict(args.book, args.sheet, args.csv, out, args.workbook, args.kaggle, args.column)
+    print(f"wrote {out} ({len(rows)} rows)")
+    if args.workbook:
+        print(f"wrote {args.workbook} (sheet predictions)")
 
 
 def _rates(text: str) -> list[float]:
@@ -350,16 +429,72 @@ def _live(args: argparse.Namespace) -> None:
         print("headless: LibreOffice closed it again, unsaved (the file is unchanged)")
 
 
+def _report(reports, args: argparse.Namespace, what: str) -> None:
+    """The calc/check report: per sheet, formula cells, computed, equal, what differs, what
+    could not be computed and why."""
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "sheets": [r.summary() for r in reports]},
+                         indent=2, default=str))  # fmt: skip
+        return
+    shown = 0
+    limit = None if getattr(args, "all", False) else 20
+    for r in reports:
+        if not r.formula_cells:
+            continue
+        line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
+        if what == "check":
+            line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+        print(line)
+        for d in r.different:
+            if limit is None or shown < limit:
+                print(f"  {d.cell} {d.formula}: stored {d.stored!r}, computed {d.computed!r}")
+            shown += 1
+        for f in r.not_computed:
+            keep = "kept the stored values" if what == "calc" else "not computed"
+            print(f"  {f.where} {f.formula}: {keep}: {f.reason}")
+        if r.unknown:
+            counts = ", ".join(f"{n} ({k})" for n, k in r.unknown.most_common())
+            print(f"  functions excelnet does not know: {counts}")
+    if limit is not None and shown > limit:
+        print(f"… and {shown - limit} more differences (--all lists them)")
+
+
+def _calc(args: argparse.Namespace) -> None:
+    from excelnet.recalc import calc
+
+    _report(calc(args.book, args.out), args, "calc")
+    if not args.json:
+        print(f"wrote {args.out or args.book}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from excelnet.recalc import check
+
+    reports = check(args.book)
+    _report(reports, args, "check")
+    return 1 if any(r.different for r in reports) else 0
+
+
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"excelnet: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _warning  # one line each, no source location
     args = _parser().parse_args(argv)
+    commands = {"build": _build, "fit": _fit, "eval": _eval, "predict": _predict, "calc": _calc,
+                "check": _check, "live": _live, "lr-sweep": _sweep,
+                "compare": _compare}  # fmt: skip
     try:
-        commands = {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep}
-        commands |= {"compare": _compare, "live": _live}
-        commands[args.command](args)
+        code = commands[args.command](args)
     except ExcelnetError as e:
         print(f"excelnet: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("excelnet: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

@@ -4,12 +4,13 @@ formulas, train, write back."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from excelnet.errors import ExcelnetError, where
+from excelnet.errors import ExcelnetError, ExcelnetWarning, where
 from excelnet.formula.book import Book, read_book
 from excelnet.formula.compile import Graph, Model, a1
 from excelnet.formula.parse import FormulaError, Ref, parse
@@ -95,6 +96,7 @@ def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Mo
     ctx = Ctx(device)
     graph = Graph(book)
     models = []
+    kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why
     for solver in book.solver_models(sheet):
         model = Model(book, solver, ctx, graph)
         model.compile()  # evaluates every block once, strictly: is the objective a number?
@@ -106,6 +108,17 @@ def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Mo
                 f"number at the starting parameters"
             )
         models.append(model)
+        for b, names in model.warnings:
+            span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
+            kept[f"{b.sheet}!{span}"] = names
+    if kept:
+        cells = "; ".join(f"{cell} ({names})" for cell, names in kept.items())
+        warnings.warn(
+            f"{book.path}: used the values the file stores for cells excelnet does not "
+            f"recompute: {cells}",
+            ExcelnetWarning,
+            stacklevel=3,
+        )
     return models
 
 

@@ -27,23 +27,35 @@ def render(
     chart: Callable[[xlsxwriter.Workbook], object],
 ) -> Parts:
     """A sheet holding `columns` under `header`, with the chart `chart(workbook)` beside."""
+
+    def fill(wb: xlsxwriter.Workbook, ws) -> None:
+        ws.write_row(0, 0, header)
+        for c, column in enumerate(columns):
+            for r, v in enumerate(column):
+                if isinstance(v, str):
+                    ws.write_string(r + 1, c, v)
+                elif v is not None:
+                    ws.write_number(r + 1, c, v)
+        ws.set_column(0, max(len(header) - 1, 0), 16)
+        ws.insert_chart(1, len(header) + 1, chart(wb))
+
+    return render_sheet(name, fill)
+
+
+def render_sheet(name: str, fill: Callable[[xlsxwriter.Workbook, object], None]) -> Parts:
+    """A sheet that `fill(workbook, worksheet)` writes with XlsxWriter (unstyled: the user's
+    workbook has its own styles), as the zip parts to place: its XML, and its drawing and
+    chart if it inserted one."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
-    ws = wb.add_worksheet(name)
-    ws.write_row(0, 0, header)
-    for c, column in enumerate(columns):
-        for r, v in enumerate(column):
-            if isinstance(v, str):
-                ws.write_string(r + 1, c, v)
-            elif v is not None:
-                ws.write_number(r + 1, c, v)
-    ws.set_column(0, max(len(header) - 1, 0), 16)
-    ws.insert_chart(1, len(header) + 1, chart(wb))
+    fill(wb, wb.add_worksheet(name))
     wb.close()
     z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
     sheet = z.read("xl/worksheets/sheet1.xml").replace(b' tabSelected="1"', b"")
     # the user's workbook has its own shared strings: write the strings inline instead
-    shared = re.findall(rb"<si><t[^>]*>(.*?)</t></si>", z.read("xl/sharedStrings.xml"), re.S)
+    names = z.namelist()
+    table = z.read("xl/sharedStrings.xml") if "xl/sharedStrings.xml" in names else b""
+    shared = re.findall(rb"<si><t[^>]*>(.*?)</t></si>", table, re.S)
     sheet = re.sub(
         rb'<c r="([A-Z]+\d+)" t="s"><v>(\d+)</v></c>',
         lambda m: (
@@ -55,11 +67,11 @@ def render(
         ),
         sheet,
     )
-    return {
-        "sheet": sheet,
-        "drawing": z.read("xl/drawings/drawing1.xml"),
-        "chart": z.read("xl/charts/chart1.xml"),
-    }
+    parts = {"sheet": sheet}
+    if "xl/drawings/drawing1.xml" in names:
+        parts["drawing"] = z.read("xl/drawings/drawing1.xml")
+        parts["chart"] = z.read("xl/charts/chart1.xml")
+    return parts
 
 
 def _rels_path(part: str) -> str:
@@ -127,7 +139,7 @@ class Changes:
             if sheet_part is not None:
                 drawing = _rels_target(z, sheet_part, "drawing")
                 chart = _rels_target(z, drawing, "chart") if drawing else None
-                if chart is None:
+                if chart is None or "chart" not in parts:
                     raise ExcelnetError(
                         f"{where(path, name)}: a sheet named {name!r} exists "
                         f"that excelnet did not write (or its chart is gone); "
@@ -138,25 +150,27 @@ class Changes:
                 )
                 return
             sheet_part = _free(names, "xl/worksheets", "sheet")
-            drawing = _free(names, "xl/drawings", "drawing")
-            chart = _free(names, "xl/charts", "chart")
-            self.extra.update(
-                {
-                    sheet_part: parts["sheet"],
-                    drawing: parts["drawing"],
-                    chart: parts["chart"],
-                    _rels_path(sheet_part): _rels_file(
-                        _rel("rId1", "drawing", "../drawings/" + posixpath.basename(drawing))
-                    ),
-                    _rels_path(drawing): _rels_file(
-                        _rel("rId1", "chart", "../charts/" + posixpath.basename(chart))
-                    ),
-                }
-            )
+            self.extra[sheet_part] = parts["sheet"]
+            added = [("sheet", sheet_part)]
+            if "chart" in parts:
+                drawing = _free(names, "xl/drawings", "drawing")
+                chart = _free(names, "xl/charts", "chart")
+                self.extra.update(
+                    {
+                        drawing: parts["drawing"],
+                        chart: parts["chart"],
+                        _rels_path(sheet_part): _rels_file(
+                            _rel("rId1", "drawing", "../drawings/" + posixpath.basename(drawing))
+                        ),
+                        _rels_path(drawing): _rels_file(
+                            _rel("rId1", "chart", "../charts/" + posixpath.basename(chart))
+                        ),
+                    }
+                )
+                added += [("drawing", drawing), ("chart", chart)]
             types = self.read(z, "[Content_Types].xml")
             overrides = b"".join(
-                f'<Override PartName="/{p}" ContentType="{_TYPES[k]}"/>'.encode()
-                for k, p in (("sheet", sheet_part), ("drawing", drawing), ("chart", chart))
+                f'<Override PartName="/{p}" ContentType="{_TYPES[k]}"/>'.encode() for k, p in added
             )
             types = types.replace(b"</Types>", overrides + b"</Types>")
             rels = self.read(z, "xl/_rels/workbook.xml.rels")

@@ -18,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
 
-from excelnet.errors import ExcelnetError, WorkbookGone, where
+from excelnet.errors import ExcelnetError, ExcelnetWarning, WorkbookGone, where
 from excelnet.formula.book import Book
 from excelnet.formula.compile import Model, a1
 from excelnet.history import SHEET as HISTORY
@@ -125,7 +126,14 @@ def act(
         return _reset(book, live, ws, notes)
     if action == "Train":
         check_training(epochs, lr)
-    (model,) = compile_book(live, ws.name, resolve_device(device))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExcelnetWarning)
+        (model,) = compile_book(live, ws.name, resolve_device(device))
+    for w in caught:  # the spreadsheet's user sees excelnet's warnings in the message box
+        if issubclass(w.category, ExcelnetWarning):
+            notes.append(str(w.message))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if action == "Evaluate":
         return _evaluate(book, live, model, notes)
     return _train(book, live, model, epochs, lr, history, every, compiled, notes)

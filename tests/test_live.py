@@ -4,6 +4,7 @@ with a UNO socket), driven through the xlwings engine over UNO, as the Train but
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -74,7 +75,16 @@ def test_the_live_workbook_reads_as_the_file_does(live, titanic_book):
     assert from_live.names == from_file.names
     assert list(from_live.sheets) == list(from_file.sheets)
     for name, sheet in from_file.sheets.items():
-        assert from_live.sheets[name] == sheet, name  # formulas, arrays, values, names, extent
+        live_sheet = from_live.sheets[name]
+        # formulas, arrays, values, names, extent
+        plain = [dataclasses.replace(s, cached={}) for s in (live_sheet, sheet)]
+        assert plain[0] == plain[1], name
+        # what LibreOffice shows for the formula cells stands for the values the file stores
+        stored = from_file.stored(name)
+        assert live_sheet.cached.keys() == stored.keys(), name
+        assert list(live_sheet.cached.values()) == pytest.approx(
+            [stored[k] for k in live_sheet.cached], rel=1e-9, abs=1e-12
+        ), name
 
 
 def test_train_writes_the_parameters_and_libreoffice_does_the_rest(
@@ -160,14 +170,35 @@ def test_bad_sheets_get_the_message_fit_gives(live, quadratic, tmp_path):
     assert "sheet about: no Solver model" in message
 
     wb = openpyxl.load_workbook(quadratic, keep_vba=True)
-    wb["quadratic"]["C11"] = "=TANH($B$2)*A11^2+$B$3*A11+$B$4"  # a function excelnet lacks
+    wb["quadratic"]["C11"] = "=ERF($B$2)*A11^2+$B$3*A11+$B$4"  # a function excelnet lacks
     odd = tmp_path / "odd.xlsm"
     wb.save(odd)
     book = live(odd)
     assert xl.main(book) is None
     message = book.app.impl.alerts[-1]
     assert message == _fit_error(Path(book.fullname))
-    assert "TANH" in message and "\n" not in message
+    assert "ERF" in message and "\n" not in message
+
+
+def test_a_cell_excelnet_does_not_compute_keeps_the_value_the_sheet_shows(
+    live, quadratic, tmp_path
+):
+    wb = openpyxl.load_workbook(quadratic, keep_vba=True)
+    y = wb["quadratic"]["B11"].value
+    wb["quadratic"]["B11"] = f"=GESTEP(1)*{y!r}"  # data through a function excelnet lacks
+    odd = tmp_path / "odd.xlsm"
+    wb.save(odd)  # no value stored with B11: LibreOffice's is the only one
+    book = live(odd)
+    book.app.calculate()
+    ws = book.sheets["quadratic"]
+    before = ws["B7"].value
+    outcome = xl.main(book)
+    assert outcome.action == "Train"
+    assert outcome.fit.initial_loss == pytest.approx(before, rel=1e-12)
+    assert ws["B7"].value == pytest.approx(outcome.fit.final_loss, rel=1e-9)
+    assert ws["B7"].value < before
+    (note,) = outcome.notes  # the warning `fit` prints, in the message box
+    assert "quadratic!B11 (GESTEP)" in note and note in book.app.impl.alerts[-1]
 
 
 def test_a_workbook_closed_mid_fit_stops_it_with_one_line(live, office, quadratic):

@@ -11,6 +11,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import palmerpenguins
+import pandas as pd
 import pytest
 
 import excelnet
@@ -30,12 +32,27 @@ BUILDERS = {
 }
 
 
+PENGUINS = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
+
+
+def _penguins(folder: Path) -> Path:
+    """palmerpenguins' table, the rows with a body mass (build table's numeric target)."""
+    csv = folder / "penguins.csv"
+    pd.read_csv(PENGUINS).dropna(subset=["body_mass_g"]).to_csv(csv, index=False)
+    return csv
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("macros")
     out = {}
     for name, build in BUILDERS.items():
         out[name] = build(folder / f"{name}.xlsm", macros=True)
+    # build table with a number to predict: two metrics, so the controls sit further left
+    csv = _penguins(folder)
+    out["penguins"] = excelnet.build_table(
+        folder / "penguins.xlsm", csv, "body_mass_g", macros=True
+    )
     return out
 
 
@@ -84,6 +101,20 @@ def test_every_model_sheet_has_a_train_button_and_an_action_cell(built, seen):
             assert value == "Train"
 
 
+def test_the_about_sheet_says_where_the_action_and_seed_cells_are(built):
+    where = {}
+    for name, path in built.items():
+        book = read_book(path)
+        about = " ".join(book.sheets["about"].values.values())
+        for sheet in (m.sheet for m in book.solver_models()):
+            names = book.sheets[sheet].names
+            action, seed = (names[n].split("!")[1].replace("$", "") for n in ("excelnet_action",
+                            "excelnet_seed"))  # fmt: skip
+            assert f"Action cell ({action})" in about and f"Seed, {seed})" in about, name
+            where[name] = action
+    assert (where["titanic"], where["quadratic"]) == ("S1", "E7")  # as the README says
+
+
 def test_the_companion_module_trains_the_open_workbook(office, built, monkeypatch):
     path = built["quadratic"]
     companion = macros.companion_path(path)
@@ -118,6 +149,17 @@ def test_build_macros_from_the_command_line(tmp_path):
     r = run_cli("build", "double-relu", "--macros", "-o", again / "double_relu.xlsm")
     same = (tmp_path / "double_relu.xlsm").read_bytes() == (again / "double_relu.xlsm").read_bytes()
     assert r.returncode == 0 and same  # the same seed, the same bytes
+
+    _penguins(tmp_path).rename(tmp_path / "penguins-2024.csv")
+    r = run_cli("build", "table", "--csv", "penguins-2024.csv", "--target", "body_mass_g",
+                "--macros", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "penguins_2024.xlsm").exists() and (tmp_path / "penguins_2024.py").exists()
+    assert {m.sheet for m in read_book(tmp_path / "penguins_2024.xlsm").solver_models()} == {
+        "linear",
+        "nn",
+        "mmult",
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The second source: a workbook open in Excel or LibreOffice, read through xlwings' Book /
 Sheet / Range / Name API into the same in-memory Book that the file reader builds
-(excelnet/formula/book.py), so that one compiler serves both."""
+(excelnet/formula/book.py), so that one compiler serves both. The values the application
+shows for formula cells stand for the values a file stores with them (Book.stored)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def read_live(book, path: str | Path | None = None) -> Book:
                 f"workbook's file (path=…) to read them from"
             ) from None
         return _with_live_values(book, path, names, scoped)
-    return Book(Path(book.fullname), sheets, names)
+    return Book(Path(book.fullname), sheets, names, cached=True)
 
 
 def _unquote(sheet: str) -> str:
@@ -87,6 +88,8 @@ def _read_sheet(ws, names: dict[str, str]) -> Sheet:
             # shows itself as its value
             if isinstance(f, str) and f.startswith("=") and not (isinstance(v, str) and v == f):
                 text_cells[key] = f
+                if v is not None:  # what the application computes now: the stored value
+                    sheet.cached[key] = v
             elif v is not None:
                 sheet.values[key] = v
     if text_cells or sheet.values:
@@ -160,6 +163,8 @@ def _with_live_values(book, path, names, scoped) -> Book:
             for j, v in enumerate(row):
                 key = (top + i, left + j)
                 if holds_formula(sheet, *key):
+                    if v is not None:
+                        sheet.cached[key] = v
                     continue
                 if v is None:
                     sheet.values.pop(key, None)
@@ -168,6 +173,7 @@ def _with_live_values(book, path, names, scoped) -> Book:
                     sheet.max_row = max(sheet.max_row, key[0])
                     sheet.max_col = max(sheet.max_col, key[1])
     saved.names = names
+    saved.cached = True  # the formula cells' live values, not the file's
     return saved
 
 

@@ -124,7 +124,18 @@ class Office:
         self.calc.OpCodeMap = mapper.getAvailableMappings(API, OPCODES)
         self.excel = self.doc.createInstance("com.sun.star.sheet.FormulaParser")
         self.excel.FormulaConvention, self.excel.CompileEnglish = XL_OOX, True
-        self.excel.OpCodeMap = mapper.getAvailableMappings(OOXML, OPCODES)
+        # An add-in function (ERF, GESTEP, …) is mapped twice, by Excel's name and by its
+        # programmatic name in capitals, and the printer picks the latter: keep Excel's.
+        entries = mapper.getAvailableMappings(OOXML, OPCODES)
+        addin = mapper.OpCodeExternal
+
+        def programmatic(e):
+            return e.Token.OpCode == addin and e.Name == str(e.Token.Data).upper()
+
+        named = {e.Token.Data for e in entries if e.Token.OpCode == addin and not programmatic(e)}
+        self.excel.OpCodeMap = tuple(
+            e for e in entries if not (programmatic(e) and e.Token.Data in named)
+        )
 
     # -- formulas ------------------------------------------------------------------------
     def to_excel(self, text, sheet, row, col):

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
-from excelnet.atomic import atomic_path
 from excelnet.data.synthetic import TRUE_QUADRATIC, bend_samples, quadratic_samples
 from excelnet.models import DOUBLE_RELU, QUADRATIC, RELU, CurveModel
 from excelnet.writer import define_solver_model, new_workbook, write_header
@@ -21,12 +20,6 @@ from excelnet.writer import macros as macros_
 TABLE_ROW = 9  # 0-based header row of the data table
 LOSS = "$B$7"
 CONTROLS = (6, 3)  # --macros: Action in E7, Seed in E8, the Train button in D9
-MACROS_HOW = (
-    "Excel with xlwings: the Train button does what the Action cell (E7) says — Train "
-    "(gradient descent: the curve moves as it runs), Reset (new random parameters from the "
-    "Seed, E8) or Evaluate (the loss and the gradients only). It runs the companion module of "
-    "the same name (.py, beside this workbook) through xlwings."
-)
 
 
 def _abs(r: int, c: int) -> str:
@@ -43,14 +36,9 @@ def build_lesson(
     seed: int = 0,
     macros: bool = False,
 ) -> Path:
-    path = Path(path)
-    if macros:
-        return macros_.build_with_macros(
-            path, lambda tmp: _write(model, tmp, x, y, about, truth, seed, macros)
-        )
-    with atomic_path(path) as tmp:
-        _write(model, tmp, x, y, about, truth, seed, macros)
-    return path
+    return macros_.save_book(
+        path, lambda tmp: _write(model, tmp, x, y, about, truth, seed, macros), macros
+    )
 
 
 def _write(
@@ -139,7 +127,7 @@ def _write(
 
     if macros:
         macros_.add_controls(wb, ws, model.name, *CONTROLS, seed, fmt)
-        about = [*about, MACROS_HOW, macros_.NOTICE]
+        about = [*about, *macros_.about(*CONTROLS, "the curve moves")]
     info.set_column(0, 0, 110)
     for i, line in enumerate([model.title, *about]):
         info.write_string(i, 0, line, fmt["title"] if i == 0 else fmt["wrap"])

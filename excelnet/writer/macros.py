@@ -17,6 +17,7 @@ import keyword
 import os
 import sys
 import zipfile
+from collections.abc import Callable
 from importlib.machinery import PathFinder
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def check_output(path: Path) -> None:
         raise ExcelnetError(
             f"{path}: xlwings' SampleCall imports the workbook's name as a Python module, so "
             f"it must be letters, digits and _ (not starting with a digit): try "
-            f"{_identifier(stem)}.xlsm"
+            f"{module_name(stem)}.xlsm"
         )
     # the workbook's folder comes first on the path xlwings gives Python; what else is there?
     here = {"", os.getcwd()}
@@ -129,7 +130,8 @@ def check_output(path: Path) -> None:
         )
 
 
-def _identifier(stem: str) -> str:
+def module_name(stem: str) -> str:
+    """A workbook name that SampleCall can import: other characters become _."""
     name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in stem)
     return name if name and not name[0].isdigit() else "book_" + name
 
@@ -216,13 +218,29 @@ def add_conf_sheet(wb: Workbook, fmt: dict) -> None:
         ws.write_string(top + i, 0, " ".join(paragraph.split()))
 
 
-def build_with_macros(path: Path, write) -> Path:
-    """Check the names, write the workbook with `write(tmp)` (atomically), then its companion
-    module; nothing is written if a check fails."""
+def about(row: int, col: int, what_moves: str) -> list[str]:
+    """The about sheet's lines on the controls that add_controls(…, row, col, …) placed on each
+    model sheet, and xlwings' notice."""
+    action, seed = (xl_rowcol_to_cell(r, col + 1) for r in (row, row + 1))
+    return [
+        f"Excel with xlwings: the Train button on a model sheet does what its Action cell "
+        f"({action}) says — Train (gradient descent: {what_moves} as it runs), Reset (new random "
+        f"parameters from the Seed, {seed}) or Evaluate (the loss and the gradients only). It "
+        f"runs the companion module of the same name (.py, beside this workbook) through xlwings.",
+        NOTICE,
+    ]
+
+
+def save_book(path: str | Path, write: Callable[[Path], None], macros: bool) -> Path:
+    """Write a built workbook with `write(tmp)`, atomically. With `macros`, check its name and
+    its companion module first (nothing is written if a check fails) and write the companion
+    after it."""
     path = Path(path)
-    check_output(path)
-    check_companion(path)
+    if macros:
+        check_output(path)
+        check_companion(path)
     with atomic_path(path) as tmp:
         write(tmp)
-    write_companion(path)
+    if macros:
+        write_companion(path)
     return path
