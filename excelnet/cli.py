@@ -9,6 +9,7 @@ from pathlib import Path
 from excelnet.errors import ExcelnetError
 
 WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
+ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="titanic: resample the passengers to this many rows (same formulas, any scale)",
     )
+    b.add_argument(
+        "--macros",
+        action="store_true",
+        help="an .xlsm with xlwings' VBA project, a Train button and an Action cell on each "
+        "model sheet, and the companion module BOOK.py beside it (default: WORKBOOK.xlsm; table: "
+        "CSV.xlsm, as a module name)",
+    )
 
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
@@ -86,6 +94,38 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", type=float, default=0.1)
     c.add_argument("--device", default="auto")
     c.add_argument("--json", action="store_true")
+
+    v = sub.add_parser(
+        "live",
+        help="train a workbook open in LibreOffice: the cells move as it trains",
+        description="Open BOOK in LibreOffice (a window where there is a display, headless "
+        "otherwise) or find it in a running LibreOffice (--connect), and train, reset or "
+        "evaluate the open document through the same code as Excel's Train button. The "
+        "parameters are written a few times a second; the document stays open, unsaved.",
+    )
+    v.add_argument("book", type=Path, help="an .xlsx/.xlsm/.ods with a Solver model on a sheet")
+    v.add_argument("--sheet", help="this sheet (default: every sheet with a Solver model)")
+    v.add_argument("--action", default="train", choices=["train", "reset", "evaluate"])
+    v.add_argument("--epochs", type=int, default=1000, help="gradient descent steps (1000)")
+    v.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
+    v.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    v.add_argument("--engine", choices=["auto", "eager", "compiled"], default="auto")
+    v.add_argument(
+        "--connect",
+        nargs="?",
+        const="socket,host=localhost,port=2002",
+        metavar="UNO",
+        help='a running LibreOffice, started with soffice --accept="UNO;urp;" (default '
+        "UNO: socket,host=localhost,port=2002)",
+    )
+    v.add_argument(
+        "--headless",
+        action="store_true",
+        help="no window, even with a display (with --connect: load the document hidden, as a "
+        "headless LibreOffice needs)",
+    )
+    v.add_argument("--no-history", action="store_true", help="no rows in the history sheet")
+    v.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
     k = sub.add_parser(
         "calc", help="recalculate every formula cell; store the results as cached values"
@@ -173,7 +213,7 @@ def _fit(args: argparse.Namespace) -> None:
         out=args.out,
         progress=None if args.json else _progress_factory(),
         history=not args.no_history,
-        compiled={"auto": None, "eager": False, "compiled": True}[args.engine],
+        compiled=ENGINES[args.engine],
     )
     rows = [r.summary() for r in results]
     if args.json:
@@ -258,24 +298,35 @@ def _build(args: argparse.Namespace) -> None:
         if args.passengers is not None:
             raise ExcelnetError("--passengers is for the titanic workbook only")
     default = args.csv.stem if args.workbook == "table" else args.workbook
-    out = args.output or Path(f"{default}.xlsx")
-    if out.suffix.lower() != ".xlsx":
+    if args.macros:
+        from excelnet.writer.macros import module_name
+
+        default = module_name(default)  # xlwings imports the workbook's name as a module
+    out = args.output or Path(f"{default}.{'xlsm' if args.macros else 'xlsx'}")
+    if not args.macros and out.suffix.lower() != ".xlsx":
         raise ExcelnetError(f"{out}: excelnet builds .xlsx workbooks; name the output *.xlsx")
     if args.workbook == "table":
         from excelnet.writer.table import build_table
 
-        build_table(out, args.csv, args.target, args.id, args.drop, args.seed)
+        build_table(out, args.csv, args.target, args.id, args.drop, args.seed, macros=args.macros)
     elif args.workbook == "titanic":
         from excelnet.writer.titanic import build_titanic
 
-        build_titanic(out, csv=args.csv, seed=args.seed, passengers=args.passengers)
+        build_titanic(
+            out, csv=args.csv, seed=args.seed, passengers=args.passengers, macros=args.macros
+        )
     else:
         if args.csv is not None or args.passengers is not None:
             raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
         from excelnet.writer import lessons
 
-        getattr(lessons, "build_" + args.workbook.replace("-", "_"))(out, seed=args.seed)
+        build = getattr(lessons, "build_" + args.workbook.replace("-", "_"))
+        build(out, seed=args.seed, macros=args.macros)
     print(f"wrote {out}")
+    if args.macros:
+        from excelnet.writer.macros import companion_path
+
+        print(f"wrote {companion_path(out)} (its Train buttons run main() in it)")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -333,6 +384,49 @@ def _compare(args: argparse.Namespace) -> None:
             f"{r['final_loss']:.5f}{valid}{acc} ({r['seconds']:.2f} s)"
         )
     print(f"wrote sheet compare into {args.book}")
+
+
+def _live(args: argparse.Namespace) -> None:
+    from excelnet.sources.libreoffice import disconnect, open_book
+
+    book = open_book(args.book, connect=args.connect, headless=args.headless or None)
+    from excelnet import xl  # torch: after the quick checks
+    from excelnet.sources.live import read_live
+
+    outcomes = []
+    try:
+        sheets = [args.sheet] if args.sheet else [m.sheet for m in read_live(book).solver_models()]
+        for sheet in sheets:
+            outcome = xl.act(
+                book,
+                action=args.action,
+                sheet=sheet,
+                epochs=args.epochs,
+                lr=args.lr,
+                device=args.device,
+                history=not args.no_history,
+                compiled=ENGINES[args.engine],
+            )
+            outcomes.append(outcome)
+            if not args.json:
+                print("\n".join([outcome.message, *outcome.notes]))
+    finally:
+        stays = args.connect is not None or book.app.visible  # the user's LibreOffice keeps it
+        try:
+            if stays:
+                disconnect(book)
+            else:
+                book.close()
+        except ExcelnetError:  # LibreOffice is already gone: the error above says so
+            pass
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "live": [o.summary() for o in outcomes]}))
+    elif stays:
+        print(f"{args.book} stays open in LibreOffice, unsaved")
+    else:
+        print("headless: LibreOffice closed it again, unsaved (the file is unchanged)")
 
 
 def _report(reports, args: argparse.Namespace, what: str) -> None:
@@ -393,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _warning  # one line each, no source location
     args = _parser().parse_args(argv)
     commands = {"build": _build, "fit": _fit, "eval": _eval, "predict": _predict, "calc": _calc,
-                "check": _check, "lr-sweep": _sweep, "compare": _compare}  # fmt: skip
+                "check": _check, "live": _live, "lr-sweep": _sweep,
+                "compare": _compare}  # fmt: skip
     try:
         code = commands[args.command](args)
     except ExcelnetError as e:

@@ -47,7 +47,7 @@ def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | N
     return text, ref if ok else None
 
 
-def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
+def metric_cells(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     """Cells named excelnet_valid_loss / excelnet_accuracy on a model sheet, if any."""
     out = {}
     for key, name in METRIC_NAMES.items():
@@ -57,7 +57,7 @@ def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def _gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
+def gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
     """The cells named excelnet_gradients on a model sheet (one per parameter), if any."""
     sheet = model.solver.sheet
     text, ref = _named_range(book, sheet, "excelnet_gradients")
@@ -90,7 +90,9 @@ def gradients(model: Model) -> list[float]:
     return out
 
 
-def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+    """Compile the Solver model of every sheet (or of `sheet`); check that each objective is a
+    number at the starting parameters."""
     ctx = Ctx(device)
     graph = Graph(book)
     models = []
@@ -120,6 +122,35 @@ def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]
     return models
 
 
+def check_training(epochs: int, lr: float) -> None:
+    if epochs < 0:
+        raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
+    if not lr > 0:
+        raise ExcelnetError(f"--lr must be a positive number, not {lr}")
+
+
+def train_model(
+    book: Book,
+    model: Model,
+    epochs: int,
+    lr: float,
+    progress=None,
+    history: bool = True,
+    compiled: bool | None = None,
+) -> SheetFit:
+    """Train one compiled model, as `fit` does for each. `progress(sheet, epochs)` returns an
+    update(epoch, loss) callback, called with (None, None) at the end."""
+    sheet = model.solver.sheet
+    bar = progress(sheet, epochs) if progress else None
+    try:
+        return train(model, epochs, lr, bar, metric_cells(book, sheet), history, compiled)
+    except ValueError as e:
+        raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
+    finally:
+        if bar is not None:
+            bar(None, None)
+
+
 def fit(
     path: str | Path,
     sheet: str | None = None,
@@ -143,29 +174,17 @@ def fit(
         raise ExcelnetError(
             f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
         )
-    if epochs < 0:
-        raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
-    if not lr > 0:
-        raise ExcelnetError(f"--lr must be a positive number, not {lr}")
+    check_training(epochs, lr)
     refuse_if_open(path, out)  # before the work, not only at the write
     dev = resolve_device(device)
     book = read_book(path, needed_by=sheet, also=(HISTORY,) if history else ())
-    models = _compile(book, sheet, dev)
+    models = compile_book(book, sheet, dev)
     results, updates = [], {}
     for model in models:
-        bar = progress(model.solver.sheet, epochs) if progress else None
-        try:
-            metrics = _metrics(book, model.solver.sheet)
-            result = train(model, epochs, lr, bar, metrics, history, compiled)
-        except ValueError as e:
-            raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
-        finally:
-            if bar is not None:
-                bar(None, None)
-        results.append(result)
+        results.append(train_model(book, model, epochs, lr, progress, history, compiled))
         for (s, r, c), v in model.values().items():
             updates.setdefault(s, {})[(r, c)] = v
-        cells = _gradient_cells(book, model)
+        cells = gradient_cells(book, model)
         for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
             updates.setdefault(s, {})[(r, c)] = g
     changes = Changes()
@@ -194,6 +213,19 @@ class Evaluation:
         }
 
 
+def evaluate_model(model: Model) -> Evaluation:
+    """The objective, its gradients and every dependent cell's value at the current parameters."""
+    grads = gradients(model)
+    names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+    model.evaluate()
+    o = model.solver.objective
+    cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
+    objective = f"{o.sheet}!{a1(o.r0, o.c0)}"
+    return Evaluation(
+        model.solver.sheet, objective, cells[objective], dict(zip(names, grads, strict=True)), cells
+    )
+
+
 def evaluate(
     path: str | Path, sheet: str | None = None, device: str = "auto", write: bool = True
 ) -> list[Evaluation]:
@@ -203,23 +235,11 @@ def evaluate(
     path = Path(path)
     book = read_book(path, needed_by=sheet)
     out, updates = [], {}
-    for model in _compile(book, sheet, resolve_device(device)):
-        grads = gradients(model)
-        names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
-        model.evaluate()
-        o = model.solver.objective
-        cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
-        objective = cells[f"{o.sheet}!{a1(o.r0, o.c0)}"]
-        out.append(
-            Evaluation(
-                model.solver.sheet,
-                f"{o.sheet}!{a1(o.r0, o.c0)}",
-                objective,
-                dict(zip(names, grads, strict=True)),
-                cells,
-            )
-        )
-        for (s, r, c), g in zip(_gradient_cells(book, model), grads, strict=False):
+    for model in compile_book(book, sheet, resolve_device(device)):
+        result = evaluate_model(model)
+        out.append(result)
+        grads = result.gradients.values()
+        for (s, r, c), g in zip(gradient_cells(book, model), grads, strict=False):
             updates.setdefault(s, {})[(r, c)] = g
     if write and updates:
         write_values(path, updates)
@@ -261,7 +281,7 @@ def lr_sweep(
         raise ExcelnetError(f"--epochs must be 1 or more, not {epochs}")
     refuse_if_open(path)
     book = read_book(path, needed_by=sheet)
-    (model,) = _compile(book, sheet, resolve_device(device))
+    (model,) = compile_book(book, sheet, resolve_device(device))
     params = model.parameters()
     start = [p.detach().clone() for p in params]
     runs = []

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
-from excelnet.atomic import atomic_path
 from excelnet.data import read_csv
 from excelnet.errors import ExcelnetError
 from excelnet.features import (
@@ -39,6 +38,7 @@ from excelnet.models import (
 )
 from excelnet.recipe import choose_rules, choose_target, stats_and_features, typed
 from excelnet.writer import define_metrics, define_solver_model, new_workbook, write_header
+from excelnet.writer import macros as macros_
 
 # Workbook-level names that say which data column is the id and which the target (each names
 # the column's header cell on the data sheet): `excelnet predict --kaggle` reads them.
@@ -89,28 +89,44 @@ def initial_parameters(seed: int, n: int, k: int) -> tuple[np.ndarray, dict[str,
     return valid, {"linear": linear, "nn": nn, "mmult": nn.T.copy()}
 
 
-def write_book(tmp: Path, df: pd.DataFrame, recipe: Recipe, seed: int) -> None:
-    """Write the whole workbook for `df` to `tmp` (the caller renames it into place)."""
+def write_book(
+    tmp: Path, df: pd.DataFrame, recipe: Recipe, seed: int, macros: bool = False
+) -> None:
+    """Write the whole workbook for `df` to `tmp` (the caller renames it into place). `macros`:
+    xlwings' VBA project, and the Action and Seed cells and the Train button on each model
+    sheet, right of its metrics (see excelnet.writer.macros)."""
     n = len(df)
     stats = compute_stats(recipe, df)
     x = compute_features(recipe, df, stats)
     valid, params = initial_parameters(seed, n, len(recipe.features))
     wb, fmt = new_workbook(tmp)
+    if macros:
+        macros_.add_vba(wb)
     about = wb.add_worksheet("about")
     _data_sheet(wb.add_worksheet(DATA_SHEET), df, recipe, fmt)
     _features_sheet(wb, wb.add_worksheet(FEATURES_SHEET), x, stats, valid, recipe, fmt)
     target = np.asarray(recipe.target(df), dtype=float)
-    for m in models(recipe.frame):
-        _model_sheet(wb, wb.add_worksheet(m.name), m, df, x, target, valid, params[m.name], recipe,
-                     fmt)  # fmt: skip
-    for name, header in ((ID_NAME, recipe.frame.id), (TARGET_NAME, recipe.frame.target)):
+    frame = recipe.frame
+    controls = frame.metrics_col + len(frame.metrics) + 1  # one empty column after the metrics
+    for m in models(frame):
+        ws = wb.add_worksheet(m.name)
+        _model_sheet(wb, ws, m, df, x, target, valid, params[m.name], recipe, fmt)
+        if macros:
+            macros_.add_controls(wb, ws, m.name, 0, controls, seed, fmt)
+            ws.set_column(controls, controls + 1, 10)
+    for name, header in ((ID_NAME, frame.id), (TARGET_NAME, frame.target)):
         if header is not None:
             wb.define_name(name, f"={DATA_SHEET}!${recipe.data_letter(header)}$1")
-    ws = about
-    ws.set_column(0, 0, 110)
-    for i, (text, style) in enumerate(recipe.about):
+    lines = recipe.about
+    if macros:
+        moves = "the yellow cells move"
+        lines = [*lines, *((text, "wrap") for text in macros_.about(0, controls, moves))]
+    about.set_column(0, 0, 110)
+    for i, (text, style) in enumerate(lines):
         if text:
-            ws.write_string(i, 0, text, fmt[style])
+            about.write_string(i, 0, text, fmt[style])
+    if macros:
+        macros_.add_conf_sheet(wb, fmt)
     about.activate()
     wb.close()
 
@@ -266,13 +282,18 @@ def build_table(
     id: str | None = None,
     drop: list[str] | tuple[str, ...] = (),
     seed: int = 0,
+    macros: bool = False,
 ) -> Path:
     """Write the lesson's workbook for any CSV to `path` (default: the CSV's name, .xlsx) and
     return the path: a data sheet, features chosen per column by the rules of excelnet.recipe
     (stated in the about sheet), a validation split and the linear, nn and mmult model sheets,
-    each with its Solver model. `target` is the column to predict (numbers, or two values)."""
+    each with its Solver model. `target` is the column to predict (numbers, or two values).
+    `macros`: an .xlsm (default name: the CSV's, as a Python module name) with a Train button
+    on each model sheet and the companion module beside it (see excelnet.writer.macros)."""
     table = read_csv(csv)
-    path = Path(path) if path is not None else Path(Path(csv).stem + ".xlsx")
+    if path is None:  # with macros, a name that xlwings' SampleCall can import
+        stem = Path(csv).stem
+        path = f"{macros_.module_name(stem)}.xlsm" if macros else f"{stem}.xlsx"
     df = typed(table)
     goal = choose_target(table, df, target)
     rules = choose_rules(table, df, target, id, list(drop))
@@ -293,9 +314,7 @@ def build_table(
         table.header, stats, features, frame, target_formula, values,
         _table_about(table, rules, goal, frame, seed),
     )  # fmt: skip
-    with atomic_path(path) as tmp:
-        write_book(tmp, df, recipe, seed)
-    return path
+    return macros_.save_book(path, lambda tmp: write_book(tmp, df, recipe, seed, macros), macros)
 
 
 def _table_about(table, rules, goal, frame: Frame, seed: int) -> list[tuple[str, str]]:

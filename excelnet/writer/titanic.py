@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from excelnet.atomic import atomic_path
 from excelnet.data import COLUMNS, load_titanic
 from excelnet.errors import ExcelnetError
 from excelnet.features import DATA_SHEET, FEATURE_NAMES, FEATURES, STATS
 from excelnet.models import Frame
+from excelnet.writer.macros import save_book
 from excelnet.writer.table import Recipe, write_book
 
 FRAME = Frame(FEATURE_NAMES, "PassengerId", "Survived", binary=True)
@@ -34,20 +34,20 @@ def build_titanic(
     csv: str | Path | None = None,
     seed: int = 0,
     passengers: int | None = None,
+    macros: bool = False,
 ) -> Path:
     """Write the Titanic workbook to `path` (replaced atomically) and return the path.
     `passengers` resamples the rows (with replacement, seeded) to that many: the same
-    formulas at any scale."""
+    formulas at any scale. `macros`: an .xlsm with a Train button on each model sheet and the
+    companion module beside it (see excelnet.writer.macros)."""
     df = load_titanic(csv)
     if passengers is not None:
         if passengers < 1:
             raise ExcelnetError(f"--passengers must be 1 or more, not {passengers}")
         rows = np.random.default_rng([seed, 1]).integers(0, len(df), size=passengers)
         df = df.iloc[rows].reset_index(drop=True)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        write_book(tmp, df, recipe(len(df), seed), seed)
-    return path
+    book = recipe(len(df), seed)
+    return save_book(path, lambda tmp: write_book(tmp, df, book, seed, macros), macros)
 
 
 def _about(n: int, seed: int) -> list[tuple[str, str]]:
