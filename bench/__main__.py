@@ -307,6 +307,68 @@ def bench_solvers(repeat: int) -> None:
         )
 
 
+OTHERS = {  # the other recalculation engines, each in a virtual environment of its own
+    "formulas": ["formulas"],
+    "pycel": ["pycel", "openpyxl<3.1"],  # pycel reads defined names as openpyxl 3.0 kept them
+}
+
+
+def _engine_python(tool: str) -> str:
+    """The Python that runs `tool` (excelnet: this one; the others: their own venv)."""
+    if tool == "excelnet":
+        return sys.executable
+    venv = CACHE / f"venv-{tool}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *OTHERS[tool]], check=True)
+    return str(python)
+
+
+def _recalc(tool: str, path: Path, timeout: float) -> dict | None:
+    """One tool's recalculation of a copy of `path`, in its own process (None: timed out)."""
+    copy = CACHE / f"calc-{tool}{path.suffix}"
+    shutil.copy(path, copy)
+    try:
+        run = subprocess.run(
+            [_engine_python(tool), "-m", "bench.calc", tool, str(copy)],
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def bench_calc(timeout: float) -> None:
+    """excelnet calc against formulas and pycel recalculating the same workbook."""
+    for label, path in (
+        ("Titanic workbook", ROOT / "workbooks" / "titanic.xlsx"),
+        (f"{BIG:,}-row workbook", big_workbook()[0]),
+    ):
+        ours = _recalc("excelnet", path, timeout)
+        theirs = {tool: _recalc(tool, path, timeout) for tool in OTHERS}
+
+        def said(tool: str, r: dict | None) -> str:
+            if r is None:
+                return f"{tool}: > {timeout:.0f} s (stopped)"
+            done = "" if r["computed"] is None else f", {r['computed']:,} of {r['cells']:,} cells"
+            return f"{tool}: {r['seconds']:.1f} s{done}, nn loss {r['nn_loss']:.6f}"
+
+        finished = [r["seconds"] for r in theirs.values() if r is not None]
+        fastest = min(finished) if finished else timeout
+        record(
+            f"recalculate every formula cell of the {label} (excelnet calc)",
+            f"{ours['seconds']:.1f} s, {ours['computed']:,} of {ours['cells']:,} cells, "
+            f"nn loss {ours['nn_loss']:.6f}",
+            "; ".join(said(tool, r) for tool, r in theirs.items()),
+            "≥ 10× the faster of the two",
+            fastest / ours["seconds"] >= 10,
+            seconds=ours["seconds"],
+            baseline_seconds={tool: r and r["seconds"] for tool, r in theirs.items()},
+            speedup=fastest / ours["seconds"],
+        )
+
+
 def bench_startup(repeat: int) -> None:
     def go():
         subprocess.run(
@@ -377,6 +439,7 @@ CASES = {
     "solvers": lambda a, huge: None if a.skip_solvers else bench_solvers(a.repeat),
     "read": lambda a, huge: bench_read_compile(a.repeat),
     "writeback": lambda a, huge: bench_writeback(a.repeat),
+    "calc": lambda a, huge: None if a.skip_calc else bench_calc(a.calc_timeout),
 }
 
 
@@ -387,6 +450,13 @@ def main() -> None:
     p.add_argument(
         "--skip-huge", action="store_true", help=f"skip the {HUGE:,}-row workbook (minutes)"
     )
+    p.add_argument(
+        "--calc-timeout",
+        type=float,
+        default=900,
+        help="seconds after which formulas or pycel are stopped (default 900)",
+    )
+    p.add_argument("--skip-calc", action="store_true", help="skip calc vs formulas and pycel")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     p.add_argument(
         "--only",

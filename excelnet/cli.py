@@ -11,7 +11,8 @@ from excelnet import __version__
 from excelnet.defaults import EPOCHS, LR
 from excelnet.errors import ExcelnetError
 
-WORKBOOKS = ["titanic", "quadratic", "relu", "double-relu"]
+WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
+ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,21 +31,42 @@ def _count(text: str) -> int:
     return int(value)
 
 
-def _workbook_options(p: argparse.ArgumentParser, device: bool = True) -> None:
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the tensors live: auto (CUDA when present, else the CPU), cpu, cuda "
+        "or cuda:N (default: auto)",
+    )
+
+
+def _engine_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="auto",
+        help="CPU steps: op by op, or traced once and fused by torch.compile (seconds once, "
+        "more for larger models, then ~3× faster); auto compiles when that saves time",
+    )
+
+
+def _workbook_options(
+    p: argparse.ArgumentParser, device: bool = True, json: bool = True, what: str = "workbook"
+) -> None:
     """The options every command that reads and writes a workbook shares."""
     if device:
-        p.add_argument(
-            "--device",
-            default="auto",
-            help="where the tensors live: auto (CUDA when present, else the CPU), cpu, cuda "
-            "or cuda:N (default: auto)",
-        )
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+        _device_option(p)
+    if json:
+        p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument(
         "--force",
         action="store_true",
-        help="replace the workbook even if it is read-only or belongs to another user",
+        help=f"replace the {what} even if it is read-only or belongs to another user",
     )
+    _quiet_option(p)
+
+
+def _quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-q",
         "--quiet",
@@ -64,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="write a lesson workbook (.xlsx) of live formulas")
     b.add_argument("workbook", help=f"which workbook: {', '.join(WORKBOOKS)}")
-    b.add_argument("-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx)")
+    b.add_argument(
+        "-o", "--output", type=Path, help="output file (default: WORKBOOK.xlsx; table: CSV.xlsx)"
+    )
     b.add_argument(
         "--seed",
         type=int,
@@ -75,13 +99,31 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--csv",
         type=Path,
-        help="titanic: a CSV in the format of Kaggle's train.csv (default: the bundled one)",
+        help="titanic: a CSV in the format of Kaggle's train.csv (default: the bundled one); "
+        "table: any CSV with a header row",
+    )
+    b.add_argument("--target", help="table: the column to predict (numbers, or two values)")
+    b.add_argument("--id", help="table: a column that names each row (not a feature)")
+    b.add_argument(
+        "--drop",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="COLUMN",
+        help="table: columns to leave out of the features",
     )
     b.add_argument(
         "--passengers",
         type=_count,
         help="titanic: resample the passengers to this many rows, up to 1,048,571 (same "
         "formulas, any scale)",
+    )
+    b.add_argument(
+        "--macros",
+        action="store_true",
+        help="an .xlsm with xlwings' VBA project, a Train button and an Action cell on each "
+        "model sheet, and the companion module BOOK.py beside it (default: WORKBOOK.xlsm; table: "
+        "CSV.xlsm, as a module name)",
     )
     b.add_argument(
         "--force", action="store_true", help="replace the output file even if it is read-only"
@@ -96,13 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR})")
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of into the workbook")
-    f.add_argument(
-        "--engine",
-        choices=["auto", "eager", "compiled"],
-        default="auto",
-        help="CPU steps: op by op, or traced once and fused by torch.compile (seconds once, "
-        "more for larger models, then ~3× faster); auto compiles when that saves time",
-    )
+    _engine_option(f)
     f.add_argument(
         "--no-history",
         action="store_true",
@@ -131,6 +167,87 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR})")
     _workbook_options(c)
 
+    v = sub.add_parser(
+        "live",
+        help="train a workbook open in LibreOffice: the cells move as it trains",
+        description="Open BOOK in LibreOffice (a window where there is a display, headless "
+        "otherwise) or find it in a running LibreOffice (--connect), and train, reset or "
+        "evaluate the open document through the same code as Excel's Train button. The "
+        "parameters are written a few times a second; the document stays open, unsaved.",
+    )
+    v.add_argument("book", type=Path, help="an .xlsx/.xlsm/.ods with a Solver model on a sheet")
+    v.add_argument("--sheet", help="this sheet (default: every sheet with a Solver model)")
+    v.add_argument(
+        "--action",
+        default="train",
+        choices=["train", "reset", "evaluate"],
+        help="train (gradient descent, the cells move), reset (new random parameters from the "
+        "sheet's Seed) or evaluate (the loss and the gradients only) (default: train)",
+    )
+    v.add_argument(
+        "--epochs", type=_count, default=EPOCHS, help=f"gradient descent steps (default {EPOCHS})"
+    )
+    v.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR})")
+    _device_option(v)
+    _engine_option(v)
+    v.add_argument(
+        "--connect",
+        nargs="?",
+        const="socket,host=localhost,port=2002",
+        metavar="UNO",
+        help='a running LibreOffice, started with soffice --accept="UNO;urp;" (default '
+        "UNO: socket,host=localhost,port=2002)",
+    )
+    v.add_argument(
+        "--headless",
+        action="store_true",
+        help="no window, even with a display (with --connect: load the document hidden, as a "
+        "headless LibreOffice needs)",
+    )
+    v.add_argument("--no-history", action="store_true", help="no rows in the history sheet")
+    v.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    k = sub.add_parser(
+        "calc", help="recalculate every formula cell; store the results as cached values"
+    )
+    k.add_argument("book", type=Path, help="any .xlsx/.xlsm")
+    k.add_argument("-o", "--out", type=Path, help="write a recalculated copy here instead")
+    k.add_argument("--json", action="store_true", help="print the report as JSON")
+    _workbook_options(k, device=False, json=False)
+
+    h = sub.add_parser(
+        "check",
+        help="recalculate every formula cell and compare with the values stored in the file "
+        "(exit 0: all equal, 1: some differ)",
+    )
+    h.add_argument("book", type=Path, help="any .xlsx/.xlsm")
+    h.add_argument("--json", action="store_true", help="print the report as JSON")
+    h.add_argument("--all", action="store_true", help="list every difference, not the first 20")
+    _quiet_option(h)
+
+    d = sub.add_parser("predict", help="apply a workbook's model to new rows (a CSV)")
+    d.add_argument("book", type=Path, help="a workbook with a Solver model on --sheet")
+    d.add_argument("--sheet", required=True, help="the model sheet (e.g. nn)")
+    d.add_argument("--csv", type=Path, required=True, help="new rows, with the data's headers")
+    d.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the predictions as CSV (default: predictions.csv; with --kaggle submission.csv)",
+    )
+    d.add_argument(
+        "--workbook", type=Path, help="also write a copy of BOOK with a predictions sheet"
+    )
+    d.add_argument(
+        "--kaggle",
+        action="store_true",
+        help="write Kaggle's submission: the id and the target (0/1: prediction > 0.5)",
+    )
+    d.add_argument(
+        "--column", default="Prediction", help="header of the prediction column (Prediction)"
+    )
+    _workbook_options(d, device=False, json=False, what="outputs")
+
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
     e.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     e.add_argument("--sheet", help="only this sheet (default: every sheet with a Solver model)")
@@ -156,7 +273,7 @@ def _fit(args: argparse.Namespace) -> None:
         out=args.out,
         progress=_progress(args),
         history=not args.no_history,
-        compiled={"auto": None, "eager": False, "compiled": True}[args.engine],
+        compiled=ENGINES[args.engine],
         force=args.force,
     )
     rows = [r.summary() for r in results]
@@ -235,23 +352,82 @@ def _build(args: argparse.Namespace) -> None:
         raise ExcelnetError(
             f"unknown workbook {args.workbook!r}: choose one of {', '.join(WORKBOOKS)}"
         )
-    out = args.output or Path(f"{args.workbook}.xlsx")
-    if out.suffix.lower() != ".xlsx":
+    table_only = {"--target": args.target, "--id": args.id, "--drop": args.drop}
+    if args.workbook != "table" and any(table_only.values()):
+        used = ", ".join(k for k, v in table_only.items() if v)
+        raise ExcelnetError(f"{used}: for excelnet build table only")
+    if args.workbook == "table":
+        if args.csv is None or args.target is None:
+            raise ExcelnetError("build table needs --csv FILE and --target COLUMN")
+        if args.passengers is not None:
+            raise ExcelnetError("--passengers is for the titanic workbook only")
+    default = args.csv.stem if args.workbook == "table" else args.workbook
+    if args.macros:
+        from excelnet.writer.macros import module_name
+
+        default = module_name(default)  # xlwings imports the workbook's name as a module
+    out = args.output or Path(f"{default}.{'xlsm' if args.macros else 'xlsx'}")
+    if not args.macros and out.suffix.lower() != ".xlsx":
         raise ExcelnetError(f"{out}: excelnet builds .xlsx workbooks; name the output *.xlsx")
-    if args.workbook == "titanic":
-        from excelnet.writer.titanic import build_titanic
+    if args.workbook not in ("table", "titanic") and (
+        args.csv is not None or args.passengers is not None
+    ):
+        raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
+    with _progress(args).phase(f"building {out}"):
+        if args.workbook == "table":
+            from excelnet.writer.table import build_table
 
-        build_titanic(
-            out, csv=args.csv, seed=args.seed, passengers=args.passengers, force=args.force
-        )
-    else:
-        if args.csv is not None or args.passengers is not None:
-            raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
-        from excelnet.writer import lessons
+            build_table(
+                out,
+                args.csv,
+                args.target,
+                args.id,
+                args.drop,
+                args.seed,
+                macros=args.macros,
+                force=args.force,
+            )
+        elif args.workbook == "titanic":
+            from excelnet.writer.titanic import build_titanic
 
-        build = getattr(lessons, "build_" + args.workbook.replace("-", "_"))
-        build(out, seed=args.seed, force=args.force)
+            build_titanic(
+                out,
+                csv=args.csv,
+                seed=args.seed,
+                passengers=args.passengers,
+                macros=args.macros,
+                force=args.force,
+            )
+        else:
+            from excelnet.writer import lessons
+
+            build = getattr(lessons, "build_" + args.workbook.replace("-", "_"))
+            build(out, seed=args.seed, macros=args.macros, force=args.force)
     print(f"wrote {out}")
+    if args.macros:
+        from excelnet.writer.macros import companion_path
+
+        print(f"wrote {companion_path(out)} (its Train buttons run main() in it)")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from excelnet.predictions import predict
+
+    out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
+    rows = predict(
+        args.book,
+        args.sheet,
+        args.csv,
+        out,
+        args.workbook,
+        args.kaggle,
+        args.column,
+        progress=_progress(args),
+        force=args.force,
+    )
+    print(f"wrote {out} ({len(rows)} rows)")
+    if args.workbook:
+        print(f"wrote {args.workbook} (sheet predictions)")
 
 
 def _rates(text: str) -> list[float]:
@@ -316,12 +492,111 @@ def _compare(args: argparse.Namespace) -> None:
     print(f"wrote sheet compare into {args.book}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _live(args: argparse.Namespace) -> None:
+    from excelnet.sources.libreoffice import disconnect, open_book
+
+    book = open_book(args.book, connect=args.connect, headless=args.headless or None)
+    from excelnet import xl  # torch: after the quick checks
+    from excelnet.sources.live import read_live
+
+    outcomes = []
     try:
-        {"build": _build, "fit": _fit, "eval": _eval, "lr-sweep": _sweep, "compare": _compare}[
-            args.command
-        ](args)
+        sheets = [args.sheet] if args.sheet else [m.sheet for m in read_live(book).solver_models()]
+        for sheet in sheets:
+            outcome = xl.act(
+                book,
+                action=args.action,
+                sheet=sheet,
+                epochs=args.epochs,
+                lr=args.lr,
+                device=args.device,
+                history=not args.no_history,
+                compiled=ENGINES[args.engine],
+            )
+            outcomes.append(outcome)
+            if not args.json:
+                print("\n".join([outcome.message, *outcome.notes]))
+    finally:
+        stays = args.connect is not None or book.app.visible  # the user's LibreOffice keeps it
+        try:
+            if stays:
+                disconnect(book)
+            else:
+                book.close()
+        except ExcelnetError:  # LibreOffice is already gone: the error above says so
+            pass
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "live": [o.summary() for o in outcomes]}))
+    elif stays:
+        print(f"{args.book} stays open in LibreOffice, unsaved")
+    else:
+        print("headless: LibreOffice closed it again, unsaved (the file is unchanged)")
+
+
+def _report(reports, args: argparse.Namespace, what: str) -> None:
+    """The calc/check report: per sheet, formula cells, computed, equal, what differs, what
+    could not be computed and why."""
+    if args.json:
+        import json
+
+        print(json.dumps({"book": str(args.book), "sheets": [r.summary() for r in reports]},
+                         indent=2, default=str))  # fmt: skip
+        return
+    shown = 0
+    limit = None if getattr(args, "all", False) else 20
+    for r in reports:
+        if not r.formula_cells:
+            continue
+        line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
+        if what == "check":
+            line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+        print(line)
+        for d in r.different:
+            if limit is None or shown < limit:
+                print(f"  {d.cell} {d.formula}: stored {d.stored!r}, computed {d.computed!r}")
+            shown += 1
+        for f in r.not_computed:
+            keep = "kept the stored values" if what == "calc" else "not computed"
+            print(f"  {f.where} {f.formula}: {keep}: {f.reason}")
+        if r.unknown:
+            counts = ", ".join(f"{n} ({k})" for n, k in r.unknown.most_common())
+            print(f"  functions excelnet does not know: {counts}")
+    if limit is not None and shown > limit:
+        print(f"… and {shown - limit} more differences (--all lists them)")
+
+
+def _calc(args: argparse.Namespace) -> None:
+    from excelnet.recalc import calc
+
+    _report(calc(args.book, args.out, _progress(args), args.force), args, "calc")
+    if not args.json:
+        print(f"wrote {args.out or args.book}")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from excelnet.recalc import check
+
+    reports = check(args.book, _progress(args))
+    _report(reports, args, "check")
+    return 1 if any(r.different for r in reports) else 0
+
+
+def _warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"excelnet: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _warning  # one line each, no source location
+    args = _parser().parse_args(argv)
+    commands = {"build": _build, "fit": _fit, "eval": _eval, "predict": _predict, "calc": _calc,
+                "check": _check, "live": _live, "lr-sweep": _sweep,
+                "compare": _compare}  # fmt: skip
+    try:
+        code = commands[args.command](args)
         sys.stdout.flush()
     except ExcelnetError as e:
         print(f"excelnet: error: {e.command_line}", file=sys.stderr)
@@ -340,4 +615,4 @@ def main(argv: list[str] | None = None) -> int:
         # written; say nothing more, and keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return 0
+    return code or 0

@@ -19,3 +19,11 @@ def where(path: object, sheet: str | None = None, cell: str | None = None) -> st
     if cell is not None:
         parts.append(f"cell {cell}")
     return ", ".join(parts)
+
+
+class ExcelnetWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""
+
+
+class WorkbookGone(ExcelnetError):
+    """A live workbook stopped answering: its application quit or the workbook was closed."""

@@ -58,13 +58,22 @@ def _merge(groups: dict[str, list[Row]], results: list[SheetFit]) -> dict[str, l
     return groups
 
 
+def history_table(
+    book: Book, results: list[SheetFit]
+) -> tuple[dict[str, list[Row]], list[str], list[list[float | None]]]:
+    """The history sheet after these fits: the runs per model sheet, the header, the columns."""
+    groups = _merge(_existing(book), results)
+    header = [f"{n} {s}" for n in groups for s in SUFFIXES]
+    columns = [[row[i] for row in groups[n]] for n in groups for i in range(4)]
+    return groups, header, columns
+
+
 def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit]) -> None:
     """Write the updated history sheet (into `changes`)."""
     from excelnet.sheets import render
 
-    groups = _merge(_existing(book), results)
+    groups, header, columns = history_table(book, results)
     names = list(groups)
-    columns = [[row[i] for row in groups[n]] for n in names for i in range(4)]
 
     def chart(wb):
         ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
@@ -86,5 +95,4 @@ def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit
         ch.set_size({"width": 720, "height": 400})
         return ch
 
-    header = [f"{n} {s}" for n in names for s in SUFFIXES]
     changes.place(path, SHEET, render(SHEET, header, columns, chart, FORMATS * len(names)))

@@ -4,13 +4,14 @@ formulas, train, write back."""
 from __future__ import annotations
 
 import math
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excelnet.defaults import EPOCHS, LR
-from excelnet.errors import ExcelnetError, where
+from excelnet.errors import ExcelnetError, ExcelnetWarning, where
 from excelnet.files import (
     check_source,
     check_target,
@@ -61,7 +62,7 @@ def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | N
     return text, ref if ok else None
 
 
-def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
+def metric_cells(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     """Cells named excelnet_valid_loss / excelnet_accuracy on a model sheet, if any."""
     out = {}
     for key, name in METRIC_NAMES.items():
@@ -71,7 +72,7 @@ def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def _gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
+def gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
     """The cells named excelnet_gradients on a model sheet (one per parameter), if any."""
     sheet = model.solver.sheet
     text, ref = _named_range(book, sheet, "excelnet_gradients")
@@ -104,13 +105,16 @@ def gradients(model: Model) -> list[float]:
     return out
 
 
-def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+    """Compile the Solver model of every sheet (or of `sheet`); check that each objective is a
+    number at the starting parameters."""
     from excelnet.formula.compile import Graph, Model, a1
     from excelnet.formula.values import Ctx
 
     ctx = Ctx(device)
     graph = Graph(book)
     models = []
+    kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why
     for solver in book.solver_models(sheet):
         model = Model(book, solver, ctx, graph)
         model.compile()  # evaluates every block once, strictly: is the objective a number?
@@ -122,10 +126,21 @@ def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]
                 f"number at the starting parameters"
             )
         models.append(model)
+        for b, names in model.warnings:
+            span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
+            kept[f"{b.sheet}!{span}"] = names
+    if kept:
+        cells = "; ".join(f"{cell} ({names})" for cell, names in kept.items())
+        warnings.warn(
+            f"{book.path}: used the values the file stores for cells excelnet does not "
+            f"recompute: {cells}",
+            ExcelnetWarning,
+            stacklevel=3,
+        )
     return models
 
 
-def _check_training(epochs: int, lr: float, least: int = 0) -> None:
+def check_training(epochs: int, lr: float, least: int = 0) -> None:
     """Numbers a fit can run with, refused before any work."""
     if int(epochs) != epochs or epochs < least:
         raise ExcelnetError(f"epochs must be a whole number, {least} or more, not {epochs}")
@@ -133,7 +148,7 @@ def _check_training(epochs: int, lr: float, least: int = 0) -> None:
         raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
 
 
-def _lock(progress: Silent, *paths: Path):
+def lock(progress: Silent, *paths: Path):
     """excelnet's lock on the workbooks (see excelnet.files.locked), saying so if it waits."""
     return locked(
         *paths,
@@ -152,13 +167,36 @@ def _read_and_compile(
     with progress.phase(f"reading {path}"):
         book = read_book(path, needed_by=sheet, also=also)
     with progress.phase(f"compiling the formulas of {path.name}"):
-        models = _compile(book, sheet, dev)
+        models = compile_book(book, sheet, dev)
         written = {b.sheet for m in models for b in m.report_blocks + m.params}
         with zipfile.ZipFile(path) as z:
             parts = sheet_parts(z)
             for s in sorted(written):
                 check_well_formed(path, parts[s], z.read(parts[s]), s)
     return book, models, frozenset(parts[s] for s in written)
+
+
+def train_model(
+    book: Book,
+    model: Model,
+    epochs: int,
+    lr: float,
+    progress: Silent | None = None,
+    history: bool = True,
+    compiled: bool | None = None,
+) -> SheetFit:
+    """Train one compiled model, as `fit` does for each, showing its epochs on `progress`."""
+    from excelnet.train import train
+
+    progress = progress or Silent()
+    sheet = model.solver.sheet
+    tick = progress.epochs(sheet, epochs)
+    try:
+        return train(model, epochs, lr, tick, metric_cells(book, sheet), history, compiled)
+    except ValueError as e:
+        raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
+    finally:
+        progress.done()
 
 
 def fit(
@@ -190,30 +228,20 @@ def fit(
         raise ExcelnetError(
             f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
         )
-    _check_training(epochs, lr)
+    check_training(epochs, lr)
     check_source(path)
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
-    from excelnet.train import train
-
-    with _lock(progress, path, out):
+    with lock(progress, path, out):
         book, models, checked = _read_and_compile(
             path, sheet, device, progress, also=(HISTORY,) if history else ()
         )
         results, updates = [], {}
         for model in models:
-            tick = progress.epochs(model.solver.sheet, epochs)
-            try:
-                metrics = _metrics(book, model.solver.sheet)
-                result = train(model, epochs, lr, tick, metrics, history, compiled)
-            except ValueError as e:
-                raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
-            finally:
-                progress.done()
-            results.append(result)
+            results.append(train_model(book, model, epochs, lr, progress, history, compiled))
             for (s, r, c), v in model.values().items():
                 updates.setdefault(s, {})[(r, c)] = v
-            cells = _gradient_cells(book, model)
+            cells = gradient_cells(book, model)
             for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
                 updates.setdefault(s, {})[(r, c)] = g
         with progress.phase(f"writing {out}"):
@@ -255,6 +283,21 @@ class Evaluation:
         }
 
 
+def evaluate_model(model: Model) -> Evaluation:
+    """The objective, its gradients and every dependent cell's value at the current parameters."""
+    from excelnet.formula.compile import a1
+
+    grads = gradients(model)
+    names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+    model.evaluate()
+    o = model.solver.objective
+    cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
+    objective = f"{o.sheet}!{a1(o.r0, o.c0)}"
+    return Evaluation(
+        model.solver.sheet, objective, cells[objective], dict(zip(names, grads, strict=True)), cells
+    )
+
+
 def evaluate(
     path: str | Path,
     sheet: str | None = None,
@@ -266,31 +309,17 @@ def evaluate(
     """Each Solver model's objective, its gradient with respect to each parameter cell, and the
     value of every formula cell that depends on the parameters. Where a sheet names gradient
     cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
-    from excelnet.formula.compile import a1
-
     path = Path(path)
     progress = progress or Silent()
     check_source(path)
-    with _lock(progress, path):
+    with lock(progress, path):
         _, models, _ = _read_and_compile(path, sheet, device, progress)
         out, updates = [], {}
         for model in models:
-            grads = gradients(model)
-            names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
-            model.evaluate()
-            o = model.solver.objective
-            cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
-            objective = cells[f"{o.sheet}!{a1(o.r0, o.c0)}"]
-            out.append(
-                Evaluation(
-                    model.solver.sheet,
-                    f"{o.sheet}!{a1(o.r0, o.c0)}",
-                    objective,
-                    dict(zip(names, grads, strict=True)),
-                    cells,
-                )
-            )
-            for (s, r, c), g in zip(_gradient_cells(model.book, model), grads, strict=False):
+            result = evaluate_model(model)
+            out.append(result)
+            grads = result.gradients.values()
+            for (s, r, c), g in zip(gradient_cells(model.book, model), grads, strict=False):
                 updates.setdefault(s, {})[(r, c)] = g
         if write and updates:
             from excelnet.writeback import write_values
@@ -341,7 +370,7 @@ def lr_sweep(
     bad = [lr for lr in lrs if not (lr > 0 and math.isfinite(lr))]
     if bad:
         raise ExcelnetError(f"learning rates must be positive finite numbers, not {bad[0]:g}")
-    _check_training(epochs, lrs[0], least=1)
+    check_training(epochs, lrs[0], least=1)
     check_source(path)
     check_target(path, force)
     refuse_if_open(path)
@@ -351,7 +380,7 @@ def lr_sweep(
     from excelnet.train import train
     from excelnet.writeback import write_values
 
-    with _lock(progress, path):
+    with lock(progress, path):
         _, (model,), _ = _read_and_compile(path, sheet, device, progress)
         params = model.parameters()
         start = [p.detach().clone() for p in params]

@@ -87,3 +87,35 @@ def test_added_sheets_have_styled_headers_number_formats_and_axes_from_0(tmp_pat
     assert lo["compare"]["F2"].number_format == "0.00"
     assert lo["lr_sweep"]["B2"].number_format == "0.000E+00"
     assert header_styled(lo["history"])
+
+
+def test_build_table_and_macros_workbooks_share_the_page_setup(tmp_path):
+    """The layout's page setup reaches every builder that uses it: `build table`, and the
+    .xlsm that --macros writes."""
+    from excelnet.data import bundled
+    from excelnet.writer.table import build_table
+    from excelnet.writer.titanic import build_titanic
+
+    table = build_table(tmp_path / "t.xlsx", bundled("train.csv"), "Survived", "PassengerId")
+    macros = build_titanic(tmp_path / "titanic.xlsm", passengers=40, macros=True)
+    for path in (table, macros):
+        wb = openpyxl.load_workbook(path)
+        for name, row in (("data", 1), ("features", 1), ("linear", 5), ("nn", 5), ("mmult", 5)):
+            assert wb[name].print_title_rows == f"${row}:${row}", (path.name, name)
+        for ws in wb.worksheets:
+            if ws.title != "_xlwings.conf":
+                assert one_page_wide(ws), (path.name, ws.title)
+        about = wb["about"]
+        assert about.column_dimensions["A"].width <= ABOUT_WIDTH + 1
+        assert about.page_setup.orientation == "portrait"
+
+
+def test_the_predictions_sheet_has_a_styled_header_repeated_on_every_page(tmp_path):
+    from excelnet.data import bundled
+    from excelnet.predictions import predict
+
+    copy = tmp_path / "predicted.xlsx"
+    predict(ROOT / "workbooks" / "titanic.xlsx", "nn", bundled("test.csv"), workbook=copy)
+    ws = openpyxl.load_workbook(copy)["predictions"]
+    assert header_styled(ws)
+    assert ws.print_title_rows == "$1:$1" and one_page_wide(ws)

@@ -249,3 +249,51 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     assert code == 2
     one_line(err, "book.xlsx: out of memory; nothing was written")
     assert book.read_bytes() == before
+
+
+def test_calc_and_predict_refuse_read_only_outputs_unless_forced(tmp_path, capsys):
+    from excelnet.data import bundled
+
+    book = line_fit(tmp_path / "book.xlsx")
+    book.chmod(0o444)
+    before = book.read_bytes()
+    code, _, err = cli(capsys, "calc", book)
+    assert code == 2
+    one_line(err, "book.xlsx: the file is read-only", "(--force replaces it)")
+    assert book.read_bytes() == before
+    assert cli(capsys, "calc", book, "--force", "-q")[0] == 0
+    assert book.read_bytes() != before and book.stat().st_mode & 0o777 == 0o444  # mode kept
+
+    csv = tmp_path / "predictions.csv"
+    csv.write_text("old\n")
+    csv.chmod(0o444)
+    titanic = ROOT / "workbooks" / "titanic.xlsx"
+    args = ["predict", titanic, "--sheet", "nn", "--csv", bundled("test.csv"), "-o", csv]
+    code, _, err = cli(capsys, *args)
+    assert code == 2
+    one_line(err, "predictions.csv: the file is read-only", "(--force replaces it)")
+    assert csv.read_text() == "old\n"
+    assert cli(capsys, *args, "--force", "-q")[0] == 0
+    assert csv.read_text().startswith("PassengerId,")
+
+
+def test_calc_check_and_predict_report_their_phases(tmp_path):
+    from excelnet.data import bundled
+    from excelnet.predictions import predict
+    from excelnet.recalc import calc, check
+
+    book = line_fit(tmp_path / "book.xlsx")
+    for run, phases in (
+        (lambda p: calc(book, progress=p), ["reading", "computing", "writing"]),
+        (lambda p: check(book, progress=p), ["reading", "computing"]),
+        (
+            lambda p: predict(
+                ROOT / "workbooks" / "titanic.xlsx", "nn", bundled("test.csv"),
+                tmp_path / "p.csv", progress=p,
+            ),
+            ["reading", "computing", "writing"],
+        ),
+    ):  # fmt: skip
+        recorded = Recorded()
+        run(recorded)
+        assert recorded.seen == phases

@@ -16,14 +16,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.formulas import FORMULAE
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
+from excelnet.formula.functions.reference import Site
+from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
+from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
+    COLUMNS,
     MISSING,
+    ROWS,
     Array,
     Call,
+    Chain,
     Const,
     CopiedDown,
     Error,
@@ -32,6 +39,7 @@ from excelnet.formula.parse import (
     Node,
     Op,
     Ref,
+    Union,
     parse,
 )  # fmt: skip
 from excelnet.formula.values import (
@@ -44,6 +52,7 @@ from excelnet.formula.values import (
     errors_of,
     from_python,
     make,
+    omitted,
     scalar,
 )  # fmt: skip
 
@@ -147,7 +156,7 @@ class Graph:
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
 
-    def resolve(self, node: Node, sheet: str, depth: int) -> Node:
+    def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
         """Replace defined names by what they stand for; bound whole columns and rows."""
         if isinstance(node, Name):
             text, scope = self._name(node.name, sheet)
@@ -158,17 +167,31 @@ class Graph:
             target = self.book.sheets.get(node.sheet)
             if target is None:
                 return Const(Error("#REF!"))
+            # a whole column or row is read as far as the sheet's used range, except where a
+            # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
+            last_row = ROWS - 1 if whole else target.max_row
+            last_col = COLUMNS - 1 if whole else target.max_col
             if node.r1 is None:
-                return Ref(node.sheet, 0, node.c0, target.max_row, node.c1)
+                return Ref(node.sheet, 0, node.c0, last_row, node.c1)
             if node.c1 is None:
-                return Ref(node.sheet, node.r0, 0, node.r1, target.max_col)
+                return Ref(node.sheet, node.r0, 0, node.r1, last_col)
             return node
         if isinstance(node, Op):
             return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Chain):
+            return Chain(node.ops, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Union):
+            return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
         if isinstance(node, Call):
-            args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+            known = FUNCTIONS.get(node.name)
+            skip = known.positional if known is not None else ()
+            counts = known is not None and known.blanks
+            args = tuple(
+                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts)
+                for i, a in enumerate(node.args)
+            )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
             if (
-                node.name == "SUMIF"
+                node.name in ("SUMIF", "AVERAGEIF")
                 and len(args) == 3
                 and all(isinstance(a, Ref) for a in (args[0], args[2]))
             ):  # Excel sums a range of the criteria range's shape, from the sum range's corner
@@ -186,7 +209,7 @@ class Graph:
                         target.rel_r0,
                     ),
                 )
-            return Call(node.name, args)
+            return Call(node.name, args, node.new)
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -203,21 +226,52 @@ class Graph:
                 return text, sheet
         return None, sheet
 
-    def split(self, b: Block) -> None:
+    def link(self, extra: list[Block]) -> tuple[_Index, list[Block]]:
+        """Each block's dependencies (on other blocks and on `extra`, the parameters). A column
+        run caught in a cycle is split into cells (a running total refers to the cell above);
+        what is still cyclic after that is returned."""
+        while True:
+            index = _Index(self.blocks + extra)
+            for b in self.blocks:
+                b.deps = set()
+                for ref in b.refs:
+                    lo, hi = footprint(ref, b)
+                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            cyclic = _cycles(self.blocks)
+            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
+            if not splittable:
+                return index, cyclic
+            for b in splittable:
+                self.split(b)
+
+    def split(self, b: Block) -> list[Block]:
+        """Replace a column run by one block per cell; returns them."""
         self.blocks.remove(b)
+        cells = []
         for r in range(b.r0, b.r1 + 1):
             one = Block(
                 b.sheet, r, b.c0, r, b.c1, "column", self.book.sheets[b.sheet].formulas[(r, b.c0)]
             )
             self.blocks.append(one)
             self._parse(one)
+            cells.append(one)
+        return cells
 
 
 def _collect_refs(node: Node, out: list[Ref]) -> None:
     if isinstance(node, Ref):
         out.append(node)
-    elif isinstance(node, (Op, Call)):
+    elif isinstance(node, Call):
+        known = FUNCTIONS.get(node.name)
+        skip = known.positional if known is not None else ()
+        for i, a in enumerate(node.args):
+            if not (i in skip and isinstance(a, Ref)):  # ROW(A1) does not read A1
+                _collect_refs(a, out)
+    elif isinstance(node, (Op, Chain)):
         for a in node.args:
+            _collect_refs(a, out)
+    elif isinstance(node, Union):
+        for a in node.areas:
             _collect_refs(a, out)
 
 
@@ -251,18 +305,295 @@ class _Index:
         return found
 
 
+# -- evaluating blocks -------------------------------------------------------------------------
+
+
+class Evaluator:
+    """Evaluates a workbook's blocks: each block's formula becomes a tensor computation over the
+    sheets' values. Blocks in `live` (those that depend on the parameters) are re-run every
+    step; every other block is evaluated once and its values stored in its sheet's grid, where
+    references read them as data. Shared by a Solver model and the whole-workbook calculation."""
+
+    def __init__(self, book: Book, ctx: Ctx, graph: Graph | None = None):
+        self.book, self.ctx = book, ctx
+        self.graph = graph or Graph(book)
+        self._grids: dict[str, Grid] = {}
+        self.live: set[Block] = set()
+        self.index = _Index([])
+        self._done: set[Block] = set()  # constant blocks evaluated and stored
+        self.warnings: list[tuple[Block, str]] = []  # blocks that kept their stored values
+        self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
+
+    # ---- pieces
+    def _fit(self, b: Block, v: V) -> V:
+        """A block's result laid out over its rectangle, flat, row-major. A formula's result
+        is never blank: =A1 of an empty A1 is the number 0."""
+        v = self._layout(b, v)
+        if isinstance(v.kind, int) and v.kind == BLANK:
+            return V(v.x)  # a blank's number is 0 already
+        if isinstance(v.kind, np.ndarray) and (v.kind == BLANK).any():
+            return make(v.x, np.where(v.kind == BLANK, NUM, v.kind).astype(np.int8), v.text)
+        return v
+
+    def _layout(self, b: Block, v: V) -> V:
+        if b.kind == "column":
+            n = b.rows
+            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
+                return V(v.x, v.kind)
+            if v.at is not None and v.shape[1:] != (1, 1):
+                v = _intersect(v, b)
+            v = V(
+                v.x[:, :1, :1],
+                _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
+                None if v.text is None else v.texts()[:, :1, :1],
+            )
+            x = v.x.expand(n, 1, 1).reshape(n) if v.x.shape[0] == 1 else v.x.reshape(n)
+            if v.numeric():
+                return V(x, v.kind)
+            kind = np.broadcast_to(v.kinds(), (n, 1, 1)).reshape(n)
+            text = np.broadcast_to(v.texts(), (n, 1, 1)).reshape(n)
+            return make(x, kind, text)
+        # an array formula: Excel repeats a single row/column and pads with #N/A
+        h, w = b.rows, b.cols
+        _, hh, ww = v.shape
+        ri = np.arange(h) if hh > 1 else np.zeros(h, int)
+        ci = np.arange(w) if ww > 1 else np.zeros(w, int)
+        outside = (ri[:, None] >= hh) | (ci[None, :] >= ww)
+        ri, ci = np.minimum(ri, hh - 1), np.minimum(ci, ww - 1)
+        flat = torch.as_tensor((ri[:, None] * ww + ci[None, :]).reshape(-1), device=v.x.device)
+        x = v.x[0].reshape(-1)[flat]
+        if v.numeric() and not outside.any():
+            return V(x, v.kind)
+        kind = v.kinds()[0][ri[:, None], ci[None, :]].copy()
+        text = v.texts()[0][ri[:, None], ci[None, :]].copy()
+        kind[outside], text[outside] = ERR, "#N/A"
+        return make(x, kind.reshape(-1), text.reshape(-1))
+
+    def _grid(self, sheet: str) -> Grid:
+        """A sheet's constant values (read once, then the values of blocks evaluated as data)."""
+        g = self._grids.get(sheet)
+        if g is None:
+            s = self.book.sheets[sheet]
+            g = self._grids[sheet] = Grid(s.values, s.max_row + 1, s.max_col + 1)
+        return g
+
+    def _store(self, b: Block, v: V) -> None:
+        x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
+        kind = v.kinds().reshape(b.rows, b.cols) if not v.numeric() else np.int8(NUM)
+        text = v.texts().reshape(b.rows, b.cols) if v.text is not None else None
+        self._grid(b.sheet).put(b.r0, b.c0, x, kind, text)
+
+    def _node(self, node: Node, b: Block):
+        ctx = self.ctx
+        if isinstance(node, Const):
+            value = node.value
+            return omitted(ctx) if value is MISSING else scalar(value, ctx)
+        if isinstance(node, Array):
+            return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
+        if isinstance(node, Ref):
+            return self._reference(node, b)
+        if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
+            refs = Site(self, b).refs(node)
+            if refs is None:
+                return scalar(Error("#VALUE!"), ctx)
+            return self._dynamic(refs, b)
+        if isinstance(node, Op):
+            args = [self._node(a, b) for a in node.args]
+            if not any(isinstance(a, Live) for a in args):
+                return _carry(operator(node.op, args, ctx), args)
+            op = node.op
+            return Live(
+                lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
+            )
+        if isinstance(node, Chain):
+            args = [self._node(a, b) for a in node.args]
+            ops = node.ops
+
+            def fold(values: list[V]) -> V:
+                acc = values[0]
+                for op, v in zip(ops, values[1:], strict=True):
+                    acc = operator(op, [acc, v], ctx)
+                return acc
+
+            if not any(isinstance(a, Live) for a in args):
+                return _carry(fold(args), args)
+            return Live(lambda: fold([a.run() if isinstance(a, Live) else a for a in args]))
+        if isinstance(node, Union):  # outside a function that takes several ranges
+            return scalar(Error("#VALUE!"), ctx)
+        if isinstance(node, Call):
+            known = FUNCTIONS.get(node.name)
+            if known is None:
+                if self.graph._name(node.name, b.sheet)[0] is not None:
+                    raise FormulaError(f"{node.name} is a name defined by LAMBDA: not supported")
+                if not excel_knows(node):  # a typo or a made-up name: #NAME? as in Excel
+                    return scalar(Error("#NAME?"), ctx)
+                raise FormulaError(f"function {node.name} is not supported")
+            if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
+                out = known.fn(Site(self, b), list(node.args))
+                return self._dynamic(out, b) if isinstance(out, list) else out
+            fn = known.fn
+            args = []
+            for a in node.args:
+                if not isinstance(a, Union):
+                    args.append(self._node(a, b))
+                elif known.unions:  # SUM((A1:A3,C1:C3)): each area an argument of its own
+                    args.extend(self._node(area, b) for area in a.areas)
+                else:
+                    raise FormulaError(f"{node.name} does not take a union of ranges")
+            if not any(isinstance(a, Live) for a in args):
+                out = fn(ctx, args)
+                return out if node.name in ARRAY_RESULTS else _carry(out, args)
+            return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
+        raise FormulaError(f"cannot evaluate {node!r}")
+
+    def _reference(self, ref: Ref, b: Block):
+        rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
+        n = b.rows if rel else 1
+        h = ref.r1 - ref.r0 + 1
+        rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
+        cols = np.arange(ref.c0, ref.c1 + 1)[None, :]
+        return self._window(ref.sheet, rows, cols)
+
+    def _dynamic(self, refs: list[Ref], b: Block):
+        """The value of references a function computed (OFFSET, INDIRECT): one per row of the
+        block, or one for all. Their cells are not among the block's dependencies, so they
+        are evaluated here if they have not been yet."""
+        first = refs[0]
+        h, w = first.r1 - first.r0 + 1, first.c1 - first.c0 + 1
+        if any(
+            r.sheet != first.sheet or (r.r1 - r.r0 + 1, r.c1 - r.c0 + 1) != (h, w) for r in refs
+        ):
+            raise FormulaError("references of different sheets or sizes down one column")
+        r0 = np.array([r.r0 for r in refs])
+        c0 = np.array([r.c0 for r in refs])
+        self._ensure(first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()),
+                     int(c0.max()) + w - 1)  # fmt: skip
+        return self._window(first.sheet, r0[:, None] + np.arange(h), c0[:, None] + np.arange(w))
+
+    def _ensure(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet."""
+        for blk in sorted(self.index.overlapping(sheet, r0, r1, c0, c1), key=_position):
+            if blk.kind == "param" or blk in self._done:
+                continue
+            if blk in self.live:
+                raise FormulaError(
+                    f"OFFSET or INDIRECT reaching {blk.sheet}!{blk.cell()}, which depends on the "
+                    f"parameters, is not supported"
+                )
+            if blk in self._busy:
+                raise FormulaError(f"circular reference through {blk.sheet}!{blk.cell()}")
+            self._constant(blk)
+
+    def _constant(self, b: Block) -> V:
+        """Evaluate a block that does not depend on the parameters, once; store its values."""
+        self._busy.add(b)
+        try:
+            thunk = self._node(b.node, b)
+            value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        finally:
+            self._busy.discard(b)
+        self._store(b, value)
+        self._done.add(b)
+        return value
+
+    def _window(self, sheet: str, rows: np.ndarray, cols: np.ndarray):
+        """Cells rows × cols of a sheet, per block row: rows (n, h), cols (1 or n, w)."""
+        n, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+        rr, cc = rows[:, :, None], cols[:, None, :]
+        cx, ck, ct = self._grid(sheet).window(rr, cc)  # each (n, h, w)
+        lo, hi = int(rows.min()), int(rows.max())
+        sources = [
+            s
+            for s in self.index.overlapping(sheet, lo, hi, int(cols.min()), int(cols.max()))
+            if s in self.live or s.kind == "param"
+        ]
+        ctx = self.ctx
+        if not sources:
+            has_text = (ck == TEXT).any() or (ck == ERR).any()
+            v = make(
+                torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
+                ck,
+                ct if has_text else None,
+                ref=True,
+            )
+            if rows.shape[0] == 1 and cols.shape[0] == 1:
+                h, w = rows.shape[1], cols.shape[1]  # a 2-D range meets no one cell: None
+                v.at = (None, None) if h > 1 and w > 1 else (int(rows[0, 0]), int(cols[0, 0]))
+            return v
+        shape = (n, h, w)
+        index = np.arange(n * h * w).reshape(shape)
+        uses_const = np.ones(shape, bool)
+        offset = n * h * w
+        kinds, texts = [ck.reshape(-1)], [ct.reshape(-1)]
+        sources = sorted(sources, key=lambda s: (s.r0, s.c0))
+        for s in sources:
+            inside = (rr >= s.r0) & (rr <= s.r1) & (cc >= s.c0) & (cc <= s.c1)
+            inside = np.broadcast_to(inside, shape)
+            pos = np.broadcast_to((rr - s.r0) * s.cols + (cc - s.c0), shape)
+            index = np.where(inside, offset + pos, index)
+            uses_const &= ~inside
+            offset += s.size
+            kinds.append(
+                s.static_kind if s.static_kind is not None else np.full(s.size, NUM, np.int8)
+            )
+            texts.append(
+                s.static_text if s.static_text is not None else np.full(s.size, None, object)
+            )
+        pool_kind = np.concatenate(kinds)[index]
+        pool_text = np.concatenate(texts)[index]
+        any_text = (pool_kind == TEXT).any() or (pool_kind == ERR).any()
+        static = make(torch.zeros(0), pool_kind, pool_text if any_text else None)
+        kind_out, text_out = static.kind, static.text
+        const_x = torch.as_tensor(cx.reshape(-1), dtype=ctx.dtype, device=ctx.device)
+        if not uses_const.any():  # drop the constant part of the pool
+            index = index - n * h * w
+            parts_const = False
+        else:
+            parts_const = True
+        flat = index.reshape(-1)
+        contiguous = (
+            len(sources) == 1
+            and not parts_const
+            and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size))
+        )
+        if contiguous:
+            start, size, src = int(flat[0]), flat.size, sources[0]
+            if start == 0 and size == src.size:  # the whole block, usually in its own shape
+
+                def whole() -> V:
+                    x = src.value.x
+                    return V(x if x.shape == shape else x.reshape(shape), kind_out, text_out, True)
+
+                return Live(whole)
+            return Live(
+                lambda: V(
+                    src.value.x.reshape(-1)[start : start + size].reshape(shape),
+                    kind_out,
+                    text_out,
+                    True,
+                )
+            )
+        index_t = torch.as_tensor(flat, device=ctx.device)
+
+        def gather() -> V:
+            parts = ([const_x] if parts_const else []) + [s.value.x.reshape(-1) for s in sources]
+            pool = torch.cat(parts) if len(parts) > 1 else parts[0]
+            return V(pool[index_t].reshape(shape), kind_out, text_out, True)
+
+        return Live(gather)
+
+
 # -- one Solver model, compiled ----------------------------------------------------------------
 
 
-class Model:
+class Model(Evaluator):
     """The compiled model of one Solver model: parameters, objective, and every cell that
     depends on the parameters (for write-back)."""
 
     def __init__(self, book: Book, solver: SolverModel, ctx: Ctx, graph: Graph | None = None):
-        self.book, self.solver, self.ctx = book, solver, ctx
-        self.graph = graph or Graph(book)
+        super().__init__(book, ctx, graph)
+        self.solver = solver
         self.at = where(book.path, solver.sheet)
-        self._grids: dict[str, list] = {}
         self._build()
 
     # ---- structure
@@ -293,26 +624,13 @@ class Model:
                         )
             self.params.append(p)
 
-        while True:  # split blocks caught in a cycle into cells until none is left
-            blocks = self.graph.blocks + self.params
-            index = _Index(blocks)
-            for b in self.graph.blocks:
-                b.deps = set()
-                for ref in b.refs:
-                    lo, hi = footprint(ref, b)
-                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
-            cyclic = _cycles(self.graph.blocks)
-            if not cyclic:
-                break
-            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
-            if not splittable:
-                b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
-                raise ExcelnetError(
-                    f"{where(self.book.path, b.sheet, b.cell())}: circular "
-                    f"reference (the formula depends on its own result)"
-                )
-            for b in splittable:
-                self.graph.split(b)
+        index, cyclic = self.graph.link(self.params)
+        if cyclic:
+            b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
+            raise ExcelnetError(
+                f"{where(self.book.path, b.sheet, b.cell())}: circular "
+                f"reference (the formula depends on its own result)"
+            )
         self.index = index
 
         obj = self.solver.objective
@@ -378,19 +696,57 @@ class Model:
                 )
             p.value = V(x.requires_grad_(True))
         for b in self.order:
+            if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
+                continue
             try:
-                thunk = self._node(b.node, b)
+                if b in self.live:
+                    self._live(b)
+                else:
+                    self._data(b)
             except FormulaError as e:
                 raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {e}") from None
-            if b in self.live:
-                b.thunk = thunk
-                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
-                b.value = value
-                b.static_kind = None if value.numeric() else value.kinds().copy()
-                b.static_text = value.text
-            else:
-                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
-                self._store(b, value)
+
+    def _live(self, b: Block) -> None:
+        """A block on the parameters' path: traced once, re-run every step."""
+        unknown, volatile = _unknown_and_volatile(b.node)
+        if unknown:
+            raise FormulaError(
+                f"function {', '.join(unknown)} is not supported, and the cell depends on the "
+                f"adjustable cells"
+            )
+        if volatile:
+            raise FormulaError(
+                f"{', '.join(volatile)} changes at every recalculation, and the cell depends on "
+                f"the adjustable cells"
+            )
+        thunk = self._node(b.node, b)
+        b.thunk = thunk
+        value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        b.value = value
+        b.static_kind = None if value.numeric() else value.kinds().copy()
+        b.static_text = value.text
+
+    def _data(self, b: Block) -> None:
+        """A block the parameters do not reach: evaluated once, as data. One excelnet cannot
+        compute (an unknown function) or should not (RAND, NOW: a new value each time) keeps
+        the value the file stores for it, with a warning."""
+        unknown, volatile = _unknown_and_volatile(b.node)
+        if not unknown and not volatile:
+            self._constant(b)
+            return
+        names = ", ".join(unknown + volatile)
+        stored = self.book.stored(b.sheet)
+        cells = [(b.r0 + i // b.cols, b.c0 + i % b.cols) for i in range(b.size)]
+        if not all(c in stored for c in cells):
+            why = "excelnet does not know it" if unknown else "it changes at every recalculation"
+            raise FormulaError(
+                f"uses {names} ({why}) and the file stores no value for it: run excelnet calc "
+                f"on the workbook, or save it in Excel or LibreOffice, to store one"
+            )
+        grid = np.array([stored[c] for c in cells], dtype=object).reshape(1, b.rows, b.cols)
+        self._store(b, _flat(from_python(grid, self.ctx)))
+        self._done.add(b)
+        self.warnings.append((b, names))
 
     def parameters(self) -> list[torch.Tensor]:
         return [p.value.x for p in self.params]
@@ -421,12 +777,12 @@ class Model:
                 lo, hi = footprint(ref, b)
                 if ref.sheet not in self._grids:
                     continue
-                kind, text = self._grids[ref.sheet][1], self._grids[ref.sheet][2]
-                window = kind[lo : hi + 1, ref.c0 : ref.c1 + 1]
-                hits = np.argwhere(window == ERR)
+                _, kind, text = self._grids[ref.sheet].box(lo, hi, ref.c0, ref.c1)
+                hits = np.argwhere(kind == ERR)
                 if len(hits):
-                    r, c = int(hits[0][0]) + lo, int(hits[0][1]) + ref.c0
-                    return f"{where(self.book.path, ref.sheet, a1(r, c))}: input holds {text[r, c]}"
+                    i, j = int(hits[0][0]), int(hits[0][1])
+                    cell = a1(i + lo, j + ref.c0)
+                    return f"{where(self.book.path, ref.sheet, cell)}: input holds {text[i, j]}"
         for b in self.train_blocks:
             errs = errors_of(b.value)
             if errs is not None:
@@ -447,6 +803,21 @@ class Model:
                 return _python(b.value, (r - b.r0) * b.cols + (c - b.c0))
         return None
 
+    def constant_at(self, sheet: str, r: int, c: int) -> object:
+        """The value of a cell that does not depend on the parameters, as the model read or
+        computed it once (a literal, or a formula evaluated as data); None if blank or unread."""
+        g = self._grids.get(sheet)
+        if g is None:
+            return None
+        x, k, t = g.cell(r, c)
+        if k == BLANK:
+            return None
+        if k == NUM:
+            return x
+        if k == ERR:
+            return Error(str(t))
+        return str(t) if k == TEXT else bool(x)
+
     def values(self) -> dict[tuple[str, int, int], object]:
         """Python values of the parameters and every dependent formula cell (after evaluate)."""
         out: dict[tuple[str, int, int], object] = {}
@@ -460,181 +831,90 @@ class Model:
                 out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
         return out
 
-    # ---- pieces
-    def _fit(self, b: Block, v: V) -> V:
-        """A block's result laid out over its rectangle, flat, row-major."""
-        if b.kind == "column":
-            n = b.rows
-            if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
-                return V(v.x, v.kind)
-            v = V(
-                v.x[:, :1, :1],
-                _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
-                None if v.text is None else v.texts()[:, :1, :1],
-            )
-            x = v.x.expand(n, 1, 1).reshape(n) if v.x.shape[0] == 1 else v.x.reshape(n)
-            if v.numeric():
-                return V(x, v.kind)
-            kind = np.broadcast_to(v.kinds(), (n, 1, 1)).reshape(n)
-            text = np.broadcast_to(v.texts(), (n, 1, 1)).reshape(n)
-            return make(x, kind, text)
-        # an array formula: Excel repeats a single row/column and pads with #N/A
-        h, w = b.rows, b.cols
-        _, hh, ww = v.shape
-        ri = np.arange(h) if hh > 1 else np.zeros(h, int)
-        ci = np.arange(w) if ww > 1 else np.zeros(w, int)
-        outside = (ri[:, None] >= hh) | (ci[None, :] >= ww)
-        ri, ci = np.minimum(ri, hh - 1), np.minimum(ci, ww - 1)
-        flat = torch.as_tensor((ri[:, None] * ww + ci[None, :]).reshape(-1), device=v.x.device)
-        x = v.x[0].reshape(-1)[flat]
-        if v.numeric() and not outside.any():
-            return V(x, v.kind)
-        kind = v.kinds()[0][ri[:, None], ci[None, :]].copy()
-        text = v.texts()[0][ri[:, None], ci[None, :]].copy()
-        kind[outside], text[outside] = ERR, "#N/A"
-        return make(x, kind.reshape(-1), text.reshape(-1))
 
-    def _grid(self, sheet: str, rows: int, cols: int) -> list:
-        """Constant values of a sheet as dense arrays [num, kind, text], grown on demand."""
-        g = self._grids.get(sheet)
-        if g is None or g[0].shape[0] < rows or g[0].shape[1] < cols:
-            s = self.book.sheets[sheet]
-            R = max(rows, s.max_row + 1, g[0].shape[0] if g else 0)
-            C = max(cols, s.max_col + 1, g[0].shape[1] if g else 0)
-            num, kind = np.zeros((R, C)), np.full((R, C), BLANK, np.int8)
-            text = np.full((R, C), None, dtype=object)
-            if g is None:
-                for (r, c), v in s.values.items():
-                    _put(num, kind, text, r, c, v)
-            else:
-                h, w = g[0].shape
-                num[:h, :w], kind[:h, :w], text[:h, :w] = g
-            g = [num, kind, text]
-            self._grids[sheet] = g
-        return g
+def _carry(out: V, args: list) -> V:
+    """A result cell for cell over range arguments stays where those ranges are: in a one-cell
+    formula, FISHER(G:G) or A1:A9*2 is read in the formula's row, CEILING(AM:AM,47:47) at the
+    formula's row of AM and column of row 47 (implicit intersection). Per axis, the origin of
+    the range that spans it (None: a 2-D range, which meets no one cell; "first": an array)."""
+    ranges = [a for a in args if isinstance(a, V) and a.at is not None]
+    if not ranges or not isinstance(out, V) or out.at is not None or out.shape[1:] == (1, 1):
+        return out
 
-    def _store(self, b: Block, v: V) -> None:
-        num, kind, text = self._grid(b.sheet, b.r1 + 1, b.c1 + 1)
-        x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
-        num[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = x
-        kind[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = (
-            v.kinds().reshape(b.rows, b.cols) if not v.numeric() else NUM
-        )
-        if v.text is not None:
-            text[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = v.texts().reshape(b.rows, b.cols)
+    def origin(axis: int) -> int | str | None:
+        size = out.shape[1 + axis]
+        if size == 1:
+            return 0
+        return next((a.at[axis] for a in ranges if a.shape[1 + axis] == size), "first")
 
-    def _node(self, node: Node, b: Block):
-        ctx = self.ctx
-        if isinstance(node, Const):
-            value = node.value
-            return scalar(0.0 if value is MISSING else value, ctx)
-        if isinstance(node, Array):
-            return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
-        if isinstance(node, Ref):
-            return self._reference(node, b)
-        if isinstance(node, Op):
-            args = [self._node(a, b) for a in node.args]
-            if not any(isinstance(a, Live) for a in args):
-                return operator(node.op, args, ctx)
-            op = node.op
-            return Live(
-                lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
-            )
-        if isinstance(node, Call):
-            fn = FUNCTIONS.get(node.name)
-            if fn is None:
-                raise FormulaError(f"function {node.name} is not supported")
-            args = [self._node(a, b) for a in node.args]
-            if not any(isinstance(a, Live) for a in args):
-                return fn(ctx, args)
-            return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
-        raise FormulaError(f"cannot evaluate {node!r}")
+    out.at = (origin(0), origin(1))
+    return out
 
-    def _reference(self, ref: Ref, b: Block):
-        rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
-        n = b.rows if rel else 1
-        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
-        rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
-        cols = np.arange(ref.c0, ref.c1 + 1)
-        num, kind, text = self._grid(ref.sheet, int(rows.max()) + 1, ref.c1 + 1)
-        rr, cc = rows[:, :, None], cols[None, None, :]
-        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]
-        lo, hi = footprint(ref, b)
-        sources = [
-            s
-            for s in self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
-            if s in self.live or s.kind == "param"
-        ]
-        ctx = self.ctx
-        if not sources:
-            has_text = (ck == TEXT).any() or (ck == ERR).any()
-            return make(
-                torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
-                ck,
-                ct if has_text else None,
-                ref=True,
-            )
-        shape = (n, h, w)
-        index = np.arange(n * h * w).reshape(shape)
-        uses_const = np.ones(shape, bool)
-        offset = n * h * w
-        kinds, texts = [ck.reshape(-1)], [ct.reshape(-1)]
-        sources = sorted(sources, key=lambda s: (s.r0, s.c0))
-        for s in sources:
-            inside = (rr >= s.r0) & (rr <= s.r1) & (cc >= s.c0) & (cc <= s.c1)
-            inside = np.broadcast_to(inside, shape)
-            pos = np.broadcast_to((rr - s.r0) * s.cols + (cc - s.c0), shape)
-            index = np.where(inside, offset + pos, index)
-            uses_const &= ~inside
-            offset += s.size
-            kinds.append(
-                s.static_kind if s.static_kind is not None else np.full(s.size, NUM, np.int8)
-            )
-            texts.append(
-                s.static_text if s.static_text is not None else np.full(s.size, None, object)
-            )
-        pool_kind = np.concatenate(kinds)[index]
-        pool_text = np.concatenate(texts)[index]
-        any_text = (pool_kind == TEXT).any() or (pool_kind == ERR).any()
-        static = make(torch.zeros(0), pool_kind, pool_text if any_text else None)
-        kind_out, text_out = static.kind, static.text
-        const_x = torch.as_tensor(cx.reshape(-1), dtype=ctx.dtype, device=ctx.device)
-        if not uses_const.any():  # drop the constant part of the pool
-            index = index - n * h * w
-            parts_const = False
-        else:
-            parts_const = True
-        flat = index.reshape(-1)
-        contiguous = (
-            len(sources) == 1
-            and not parts_const
-            and np.array_equal(flat, np.arange(flat[0], flat[0] + flat.size))
-        )
-        if contiguous:
-            start, size, src = int(flat[0]), flat.size, sources[0]
-            if start == 0 and size == src.size:  # the whole block, usually in its own shape
 
-                def whole() -> V:
-                    x = src.value.x
-                    return V(x if x.shape == shape else x.reshape(shape), kind_out, text_out, True)
+def _intersect(v: V, b: Block) -> V:
+    """A range where one value belongs: Excel's implicit intersection. A one-column range gives
+    the cell in the formula's row, a one-row range the cell in its column; a 2-D range, or a
+    row or column outside the range, is #VALUE!."""
+    _, h, w = v.shape
 
-                return Live(whole)
-            return Live(
-                lambda: V(
-                    src.value.x.reshape(-1)[start : start + size].reshape(shape),
-                    kind_out,
-                    text_out,
-                    True,
-                )
-            )
-        index_t = torch.as_tensor(flat, device=ctx.device)
+    def pick(size: int, origin, here: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if size == 1 or origin == "first":
+            return np.zeros(here.size, int), np.ones(here.size, bool)
+        if origin is None:
+            return np.zeros(here.size, int), np.zeros(here.size, bool)
+        pos = here - origin
+        ok = (pos >= 0) & (pos < size)
+        return np.where(ok, pos, 0), ok
 
-        def gather() -> V:
-            parts = ([const_x] if parts_const else []) + [s.value.x.reshape(-1) for s in sources]
-            pool = torch.cat(parts) if len(parts) > 1 else parts[0]
-            return V(pool[index_t].reshape(shape), kind_out, text_out, True)
+    i, ok_r = pick(h, v.at[0], np.arange(b.r0, b.r1 + 1))
+    j, ok_c = pick(w, v.at[1], np.full(b.rows, b.c0))
+    ok = ok_r & ok_c
+    k = np.arange(b.rows) if v.shape[0] == b.rows else np.zeros(b.rows, int)  # per block row
+    x = v.x[torch.as_tensor(k), torch.as_tensor(i), torch.as_tensor(j)].reshape(-1, 1, 1)
+    kind = v.kinds()[k, i, j].reshape(-1, 1, 1).copy()
+    text = v.texts()[k, i, j].reshape(-1, 1, 1).copy()
+    kind[~ok], text[~ok] = ERR, "#VALUE!"
+    return make(x, kind, text)
 
-        return Live(gather)
+
+def _position(b: Block) -> tuple[str, int, int]:
+    return (b.sheet, b.c0, b.r0)
+
+
+def calls(node: Node, known_to_excel: bool = False) -> list[str]:
+    """The names of the functions a formula calls (only those Excel has, if asked)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call) and (not known_to_excel or excel_knows(n)):
+            out.append(n.name)
+        if isinstance(n, (Op, Chain, Call)):
+            stack.extend(n.args)
+        elif isinstance(n, Union):
+            stack.extend(n.areas)
+    return out
+
+
+def excel_knows(call: Call) -> bool:
+    """Whether Excel has the function (else a call to it is #NAME?, as Excel shows it)."""
+    return call.new or call.name in FORMULAE or call.name in NEWER_EXCEL or call.name in FUNCTIONS
+
+
+def _unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:
+    names = sorted(set(calls(node, known_to_excel=True))) if node is not None else []
+    unknown = [n for n in names if n not in FUNCTIONS]
+    volatile = [n for n in names if n in FUNCTIONS and FUNCTIONS[n].volatile]
+    return unknown, volatile
+
+
+def _flat(v: V) -> V:
+    """A (1, rows, cols) value laid out flat, as a block's value is."""
+    v.x = v.x.reshape(-1)
+    if isinstance(v.kind, np.ndarray):
+        v.kind = v.kind.reshape(-1)
+    if v.text is not None:
+        v.text = v.text.reshape(-1)
+    return v
 
 
 def _python(v: V, i: int) -> object:
@@ -653,19 +933,6 @@ def _python(v: V, i: int) -> object:
 
 def _sub(kind, sl):
     return kind[sl] if isinstance(kind, np.ndarray) else kind
-
-
-def _put(num, kind, text, r, c, v) -> None:
-    if v is None:
-        return
-    if isinstance(v, bool):
-        num[r, c], kind[r, c] = float(v), 1
-    elif isinstance(v, float):
-        num[r, c], kind[r, c] = v, NUM
-    elif isinstance(v, Error):
-        kind[r, c], text[r, c] = ERR, v.code
-    else:
-        kind[r, c], text[r, c] = TEXT, str(v)
 
 
 def _as_number(v) -> float:

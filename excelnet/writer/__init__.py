@@ -294,11 +294,12 @@ def define_solver_model(wb: Workbook, sheet: str, objective: str, params: str) -
         wb.define_name(f"{sheet}!{name}", value)
 
 
-def define_metrics(wb: Workbook, sheet: str, valid_loss: str, accuracy: str) -> None:
+def define_metrics(wb: Workbook, sheet: str, valid_loss: str, accuracy: str | None) -> None:
     """Name the cells `excelnet fit` reports and charts besides the objective (absolute refs
-    on `sheet`): the validation loss and the validation accuracy."""
+    on `sheet`): the validation loss and, for a 0/1 target, the validation accuracy."""
     wb.define_name(f"{sheet}!excelnet_valid_loss", f"={sheet}!{valid_loss}")
-    wb.define_name(f"{sheet}!excelnet_accuracy", f"={sheet}!{accuracy}")
+    if accuracy is not None:
+        wb.define_name(f"{sheet}!excelnet_accuracy", f"={sheet}!{accuracy}")
 
 
 def print_setup(
