@@ -308,7 +308,7 @@ def bench_solvers(repeat: int) -> None:
 
 
 OTHERS = {  # the other recalculation engines, each in a virtual environment of its own
-    "formulas": ["formulas"],
+    "formulas": ["formulas[excel]", "openpyxl"],
     "pycel": ["pycel", "openpyxl<3.1"],  # pycel reads defined names as openpyxl 3.0 kept them
 }
 

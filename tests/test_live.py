@@ -170,14 +170,15 @@ def test_bad_sheets_get_the_message_fit_gives(live, quadratic, tmp_path):
     assert "sheet about: no Solver model" in message
 
     wb = openpyxl.load_workbook(quadratic, keep_vba=True)
-    wb["quadratic"]["C11"] = "=ERF($B$2)*A11^2+$B$3*A11+$B$4"  # a function excelnet lacks
+    # VDB(2400,300,10,0,1) is 480: a function excelnet lacks
+    wb["quadratic"]["C11"] = "=VDB(2400,300,10,0,1)/480*$B$2*A11^2+$B$3*A11+$B$4"
     odd = tmp_path / "odd.xlsm"
     wb.save(odd)
     book = live(odd)
     assert xl.main(book) is None
     message = book.app.impl.alerts[-1]
     assert message == _fit_error(Path(book.fullname))
-    assert "ERF" in message and "\n" not in message
+    assert "VDB" in message and "\n" not in message
 
 
 def test_a_cell_excelnet_does_not_compute_keeps_the_value_the_sheet_shows(
@@ -185,7 +186,7 @@ def test_a_cell_excelnet_does_not_compute_keeps_the_value_the_sheet_shows(
 ):
     wb = openpyxl.load_workbook(quadratic, keep_vba=True)
     y = wb["quadratic"]["B11"].value
-    wb["quadratic"]["B11"] = f"=GESTEP(1)*{y!r}"  # data through a function excelnet lacks
+    wb["quadratic"]["B11"] = f"=VDB(2400,300,10,0,1)/480*{y!r}"  # through a function excelnet lacks
     odd = tmp_path / "odd.xlsm"
     wb.save(odd)  # no value stored with B11: LibreOffice's is the only one
     book = live(odd)
@@ -198,7 +199,7 @@ def test_a_cell_excelnet_does_not_compute_keeps_the_value_the_sheet_shows(
     assert ws["B7"].value == pytest.approx(outcome.fit.final_loss, rel=1e-9)
     assert ws["B7"].value < before
     (note,) = outcome.notes  # the warning `fit` prints, in the message box
-    assert "quadratic!B11 (GESTEP)" in note and note in book.app.impl.alerts[-1]
+    assert "quadratic!B11 (VDB)" in note and note in book.app.impl.alerts[-1]
 
 
 def test_a_workbook_closed_mid_fit_stops_it_with_one_line(live, office, quadratic):

@@ -97,14 +97,19 @@ def num(draw, depth: int = 0):
         )
     if kind == 9:
         rng = draw(st.sampled_from(ANY_RANGES[:6]))
-        crit = draw(st.sampled_from(['">0"', '"<=1"', '"abc"', '"<>2"', "1", '"a*"', e()]))
+        # a computed criterion never an error value: Excel counts the cells holding that
+        # error, LibreOffice says #VALUE! (Excel wins; excelnet follows it)
+        computed = draw(st.sampled_from(["{P}", "{Q}", "ROUND({P},0)", "({P}+{Q})"]))
+        crit = draw(st.sampled_from(['">0"', '"<=1"', '"abc"', '"<>2"', "1", '"a*"', computed]))
         if draw(st.booleans()):
             return f"COUNTIF({rng},{crit})*{e()}"
         return f"SUMIF({rng},{crit},{draw(st.sampled_from(NUM_RANGES[:2]))})+{e()}"
     if kind == 10:
         return f"SUM({{PQ}},{e()})"  # a range of the parameters themselves
     if kind == 11:
-        return f"({draw(st.sampled_from(TEXTS))}&{e()})*1"  # text that may read as a number
+        # text that may read as a number; ABS keeps a minus sign out of it: Excel reads "2-1"
+        # as a date (1 February), LibreOffice does not
+        return f"({draw(st.sampled_from(TEXTS))}&ABS({e()}))*1"
     if kind == 12:  # functions of the library's categories that pass gradients
         return draw(
             st.sampled_from(

@@ -99,7 +99,7 @@ class Criterion:
 
     def _text(self, s: str) -> bool:
         if self.op in ("=", "<>"):
-            return bool(_wildcard(self.operand).fullmatch(s))
+            return bool(wildcard(self.operand).fullmatch(s))
         a, b = s.lower(), self.operand.lower()
         return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[self.op]
 
@@ -112,8 +112,9 @@ def _read(s) -> float:
 _PATTERNS: dict[str, re.Pattern] = {}
 
 
-def _wildcard(text: str) -> re.Pattern:
-    """Excel's wildcards as a regular expression: * any run, ? one character, ~ escapes."""
+def wildcard(text: str) -> re.Pattern:
+    """Excel's wildcards as a regular expression: * any run, ? one character, ~ before * ? ~
+    the character itself (criteria, MATCH, VLOOKUP, XLOOKUP)."""
     if text not in _PATTERNS:
         out, i = [], 0
         while i < len(text):

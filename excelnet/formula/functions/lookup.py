@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from excelnet.formula.functions.criteria import wildcard
 from excelnet.formula.functions.kit import arity
 from excelnet.formula.functions.logical import select
 from excelnet.formula.functions.registry import registrar
@@ -209,20 +210,6 @@ def _sorted_search(key: V, vec: V, match: int, descending: bool) -> torch.Tensor
     return _keys_found(k, a, torch.where(p >= 0, m - 1 - p, -1) if descending else p)
 
 
-def _wildcard(pattern: str) -> re.Pattern:
-    """Excel's wildcards: * any characters, ? one, ~ before * ? ~ the character itself."""
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "~" and i + 1 < len(pattern) and pattern[i + 1] in "*?~":
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.I | re.S)
-
-
 def _find(key: V, vec: V, how: str, last: bool = False, blank_finds: bool = False):
     """Positions (N, K) of the keys in the vector, -1 where not found. how: "exact",
     "wildcard" (exact, * ? ~ in text keys), "regex" (text keys as regular expressions)."""
@@ -257,7 +244,7 @@ def _find(key: V, vec: V, how: str, last: bool = False, blank_finds: bool = Fals
 def _scan(pattern: str, how: str, words: np.ndarray, kinds: np.ndarray, last: bool) -> int:
     """Position of the first (last) text matching a wildcard pattern or a regex, -1 for none."""
     if how == "wildcard":
-        test = _wildcard(pattern).fullmatch
+        test = wildcard(pattern).fullmatch
     else:
         try:
             test = re.compile(pattern).search
