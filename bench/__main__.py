@@ -253,11 +253,11 @@ def scipy_lbfgsb(path: Path, sheet: str, tight: bool) -> tuple[float, float, int
     from scipy.optimize import minimize
 
     from excelnet.formula.book import read_book
-    from excelnet.pipeline import _compile
+    from excelnet.pipeline import compile_book
     from excelnet.problem import Problem
     from excelnet.train import evaluate
 
-    (model,) = _compile(read_book(path, sheet), sheet, torch.device("cpu"))
+    (model,) = compile_book(read_book(path, sheet), sheet, torch.device("cpu"))
     problem = Problem(model)
     lam, mu = torch.zeros(0, dtype=torch.float64), torch.tensor(10.0, dtype=torch.float64)
 
@@ -450,6 +450,68 @@ def bench_constrained(repeat: int) -> None:
         )
 
 
+OTHERS = {  # the other recalculation engines, each in a virtual environment of its own
+    "formulas": ["formulas[excel]", "openpyxl"],
+    "pycel": ["pycel", "openpyxl<3.1"],  # pycel reads defined names as openpyxl 3.0 kept them
+}
+
+
+def _engine_python(tool: str) -> str:
+    """The Python that runs `tool` (excelnet: this one; the others: their own venv)."""
+    if tool == "excelnet":
+        return sys.executable
+    venv = CACHE / f"venv-{tool}"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *OTHERS[tool]], check=True)
+    return str(python)
+
+
+def _recalc(tool: str, path: Path, timeout: float) -> dict | None:
+    """One tool's recalculation of a copy of `path`, in its own process (None: timed out)."""
+    copy = CACHE / f"calc-{tool}{path.suffix}"
+    shutil.copy(path, copy)
+    try:
+        run = subprocess.run(
+            [_engine_python(tool), "-m", "bench.calc", tool, str(copy)],
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def bench_calc(timeout: float) -> None:
+    """excelnet calc against formulas and pycel recalculating the same workbook."""
+    for label, path in (
+        ("Titanic workbook", ROOT / "workbooks" / "titanic.xlsx"),
+        (f"{BIG:,}-row workbook", big_workbook()[0]),
+    ):
+        ours = _recalc("excelnet", path, timeout)
+        theirs = {tool: _recalc(tool, path, timeout) for tool in OTHERS}
+
+        def said(tool: str, r: dict | None) -> str:
+            if r is None:
+                return f"{tool}: > {timeout:.0f} s (stopped)"
+            done = "" if r["computed"] is None else f", {r['computed']:,} of {r['cells']:,} cells"
+            return f"{tool}: {r['seconds']:.1f} s{done}, nn loss {r['nn_loss']:.6f}"
+
+        finished = [r["seconds"] for r in theirs.values() if r is not None]
+        fastest = min(finished) if finished else timeout
+        record(
+            f"recalculate every formula cell of the {label} (excelnet calc)",
+            f"{ours['seconds']:.1f} s, {ours['computed']:,} of {ours['cells']:,} cells, "
+            f"nn loss {ours['nn_loss']:.6f}",
+            "; ".join(said(tool, r) for tool, r in theirs.items()),
+            "≥ 10× the faster of the two",
+            fastest / ours["seconds"] >= 10,
+            seconds=ours["seconds"],
+            baseline_seconds={tool: r and r["seconds"] for tool, r in theirs.items()},
+            speedup=fastest / ours["seconds"],
+        )
+
+
 def bench_startup(repeat: int) -> None:
     def go():
         subprocess.run(
@@ -467,6 +529,64 @@ def bench_startup(repeat: int) -> None:
     )
 
 
+def bench_wall_clock(repeat: int) -> None:
+    """What a user waits for: `excelnet fit` in a new process (Python and torch start-up, read,
+    compile, 1000 epochs, write back), beside fit() in a warm process, and `import torch`."""
+    from excelnet.pipeline import fit
+    from excelnet.writer.lessons import build_quadratic
+
+    def wall(argv: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, check=True)
+        return time.perf_counter() - t
+
+    floor = statistics.median(wall(["-c", "import torch"]) for _ in range(max(repeat, 3)))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / "wall.xlsx"
+    cases = {
+        "the quadratic (3 parameters)": (lambda: build_quadratic(target), []),
+        "Titanic nn": (lambda: shutil.copy(ROOT / "workbooks" / "titanic.xlsx", target),
+                       ["--sheet", "nn"]),
+    }  # fmt: skip
+    for label, (fresh, extra) in cases.items():
+        command = ["-m", "excelnet", "fit", str(target), *extra, "--no-history", "-q", "--json"]
+        times = []
+        for _ in range(max(repeat, 3)):
+            fresh()
+            times.append(wall(command))
+        cold = statistics.median(times)
+        sheet = extra[1] if extra else None
+
+        def in_process(fresh=fresh, sheet=sheet):
+            fresh()
+            return fit(target, sheet=sheet, history=False)
+
+        warm, _ = median_time(in_process, repeat)
+        record(
+            f"fit {label}: `excelnet fit` in a new process, wall clock (1000 epochs)",
+            f"{cold:.2f} s",
+            f"fit() in a warm process: {warm:.2f} s; `python -c 'import torch'`: {floor:.2f} s",
+            "—",
+            None,
+            seconds=cold,
+            warm_seconds=warm,
+            import_torch_seconds=floor,
+        )
+
+
+CASES = {
+    "startup": lambda a, huge: bench_startup(a.repeat),
+    "wall": lambda a, huge: bench_wall_clock(a.repeat),
+    "build": lambda a, huge: bench_build(a.repeat),
+    "epochs": lambda a, huge: bench_epochs(a.repeat, huge),
+    "solvers": lambda a, huge: None if a.skip_solvers else bench_solvers(a.repeat),
+    "constrained": lambda a, huge: bench_constrained(a.repeat),
+    "read": lambda a, huge: bench_read_compile(a.repeat),
+    "writeback": lambda a, huge: bench_writeback(a.repeat),
+    "calc": lambda a, huge: None if a.skip_calc else bench_calc(a.calc_timeout),
+}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3)
@@ -474,13 +594,21 @@ def main() -> None:
     p.add_argument(
         "--skip-huge", action="store_true", help=f"skip the {HUGE:,}-row workbook (minutes)"
     )
+    p.add_argument(
+        "--calc-timeout",
+        type=float,
+        default=900,
+        help="seconds after which formulas or pycel are stopped (default 900)",
+    )
+    p.add_argument("--skip-calc", action="store_true", help="skip calc vs formulas and pycel")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     p.add_argument(
         "--only",
-        help="comma-separated groups to run: startup, build, epochs, solvers, constrained, "
-        "read, writeback (default: all)",
+        help=f"run only these cases, comma-separated ({', '.join(CASES)}); "
+        "results.json is then left as it is",
     )
     args = p.parse_args()
+    only = args.only.split(",") if args.only else list(CASES)
     info = machine()
     info["load_average"] = os.getloadavg()
     for stale in CACHE.glob(".~lock.*#"):  # left by an interrupted LibreOffice run
@@ -489,31 +617,16 @@ def main() -> None:
         f"excelnet bench on {info['cpu']} ({info['cores']} cores), torch {info['torch']}",
         file=sys.stderr,
     )
-    groups = set(args.only.split(",")) if args.only else None
-
-    def wanted(group: str) -> bool:
-        return groups is None or group in groups
-
-    if wanted("startup"):
-        bench_startup(args.repeat)
-    if wanted("build"):
-        bench_build(args.repeat)
     huge = None
-    if not args.skip_huge and wanted("epochs"):
+    if not args.skip_huge and {"build", "epochs"} & set(only):
         huge, seconds = resampled_workbook(HUGE)
-        record(f"build the {HUGE:,}-row workbook", f"{seconds:.0f} s", "—", "—", None,
-               seconds=seconds)  # fmt: skip
-    if wanted("epochs"):
-        bench_epochs(args.repeat, huge)
-    if not args.skip_solvers and wanted("solvers"):
-        bench_solvers(args.repeat)
-    if wanted("constrained"):
-        bench_constrained(args.repeat)
-    if wanted("read"):
-        bench_read_compile(args.repeat)
-    if wanted("writeback"):
-        bench_writeback(args.repeat)
-    args.out.write_text(json.dumps({"machine": info, "results": rows}, indent=2))
+    for name in only:
+        CASES[name](args, huge)
+        if name == "build" and huge is not None:
+            record(f"build the {HUGE:,}-row workbook", f"{seconds:.0f} s", "—", "—", None,
+                   seconds=seconds)  # fmt: skip
+    if not args.only:
+        args.out.write_text(json.dumps({"machine": info, "results": rows}, indent=2))
     print(
         f"\nexcelnet bench, {info['date']}: {info['cpu']}, {info['cores']} cores, load average "
         f"{info['load_average'][0]:.1f}, Python "

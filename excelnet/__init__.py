@@ -15,6 +15,8 @@ __version__ = "0.1.0"
 
 _API = {
     "build_titanic": "excelnet.writer.titanic",
+    "build_table": "excelnet.writer.table",
+    "predict": "excelnet.predictions",
     "build_quadratic": "excelnet.writer.lessons",
     "build_relu": "excelnet.writer.lessons",
     "build_double_relu": "excelnet.writer.lessons",

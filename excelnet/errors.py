@@ -2,7 +2,13 @@
 
 
 class ExcelnetError(Exception):
-    """Bad input or a refused operation. The CLI prints it as one line and exits with code 2."""
+    """Bad input or a refused operation. The CLI prints it as one line and exits with code 2.
+    `command_line` is the same message in the command's words, where they differ (an option
+    is --force there, force=True in Python)."""
+
+    def __init__(self, message: str, command_line: str | None = None):
+        super().__init__(message)
+        self.command_line = command_line or message
 
 
 def where(path: object, sheet: str | None = None, cell: str | None = None) -> str:
@@ -13,3 +19,11 @@ def where(path: object, sheet: str | None = None, cell: str | None = None) -> st
     if cell is not None:
         parts.append(f"cell {cell}")
     return ", ".join(parts)
+
+
+class ExcelnetWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""
+
+
+class WorkbookGone(ExcelnetError):
+    """A live workbook stopped answering: its application quit or the workbook was closed."""

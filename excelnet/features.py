@@ -1,6 +1,7 @@
-"""The lesson's features, each defined once in its two faithful forms, side by side:
+"""The lesson's Titanic features, each defined once in its two faithful forms, side by side:
 the spreadsheet formula written into the `features` sheet, and the pandas computation
-the builder uses for the cells' cached values.
+the builder uses for the cells' cached values. (excelnet.recipe makes the same kinds of
+Stat and Feature for any table.)
 
 Row r of `features` describes the passenger in row r of `data` (both have headers in row 1).
 """
@@ -52,15 +53,22 @@ def _embarked_mode_formula(n: int) -> str:
     return f'=IF(AND({s}>={c},{s}>={q}),"S",IF({c}>={q},"C","Q"))'
 
 
-# MODE returns the smallest of tied values in LibreOffice (and pandas' mode().iloc[0]); Excel
-# returns the first one met. Kaggle's data has a single mode for Age (24) and Fare (8.05).
+def excel_mode(values: pd.Series) -> float:
+    """MODE as Excel computes it (and excelnet): of the most frequent values, the one met first.
+    LibreOffice, like pandas' mode().iloc[0], takes the smallest; Kaggle's data has a single
+    mode for Age (24) and Fare (8.05), a resample (--passengers) may have ties."""
+    v = values.dropna()
+    counts = v.map(v.value_counts())
+    return float(v[counts == counts.max()].iloc[0])
+
+
 STATS = [
     Stat("age_mode", "Mode of Age", lambda n: f"=MODE({data_range('Age', n)})",
-         lambda df: float(df["Age"].mode().iloc[0])),
+         lambda df: excel_mode(df["Age"])),
     Stat("age_max", "Maximum Age", lambda n: f"=MAX({data_range('Age', n)})",
          lambda df: float(df["Age"].max())),
     Stat("fare_mode", "Mode of Fare", lambda n: f"=MODE({data_range('Fare', n)})",
-         lambda df: float(df["Fare"].mode().iloc[0])),
+         lambda df: excel_mode(df["Fare"])),
     # log10 grows with its argument, so the largest LOG10(Fare+1) is LOG10 of the largest Fare + 1.
     Stat("logfare_max", "Maximum LOG10(Fare+1)",
          lambda n: f"=LOG10(MAX({data_range('Fare', n)})+1)",
@@ -113,15 +121,6 @@ FEATURES = [
 ]  # fmt: skip
 FEATURE_NAMES = [f.name for f in FEATURES]
 VALID_HEADER = "Valid"  # the column right after the features: 1 = validation row
-
-
-def compute_stats(df: pd.DataFrame) -> dict:
-    return {s.name: s.compute(df) for s in STATS}
-
-
-def compute_features(df: pd.DataFrame, stats: dict) -> np.ndarray:
-    """The n×10 feature matrix, exactly as the `features` sheet computes it."""
-    return np.column_stack([np.asarray(f.compute(df, stats), dtype=float) for f in FEATURES])
 
 
 def validation_split(n: int, rng: np.random.Generator, fraction: float = 0.2) -> np.ndarray:

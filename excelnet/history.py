@@ -9,14 +9,18 @@ recorded) is read and carried on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from excelnet.errors import ExcelnetError, where
-from excelnet.formula.book import Book
-from excelnet.sheets import Changes, render
-from excelnet.train import SheetFit
+
+if TYPE_CHECKING:
+    from excelnet.formula.book import Book
+    from excelnet.sheets import Changes
+    from excelnet.train import SheetFit
 
 SHEET = "history"
 SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy", "method", "max violation"]
+FORMATS = ["0", "0.00000", "0.00000", "0.0%", None, "0.0E+00"]  # number formats of the columns
 WIDTH = len(SUFFIXES)
 OLD_WIDTH = 4  # the layout before method and violation
 Row = tuple[float, float | None, float | None, float | None, str | None, float | None]
@@ -72,11 +76,22 @@ def _merge(groups: dict[str, list[Row]], results: list[SheetFit]) -> dict[str, l
     return groups
 
 
+def history_table(
+    book: Book, results: list[SheetFit]
+) -> tuple[dict[str, list[Row]], list[str], list[list[float | str | None]]]:
+    """The history sheet after these fits: the runs per model sheet, the header, the columns."""
+    groups = _merge(_existing(book), results)
+    header = [f"{n} {s}" for n in groups for s in SUFFIXES]
+    columns = [[row[i] for row in groups[n]] for n in groups for i in range(WIDTH)]
+    return groups, header, columns
+
+
 def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit]) -> None:
     """Write the updated history sheet (into `changes`)."""
-    groups = _merge(_existing(book), results)
+    from excelnet.sheets import render
+
+    groups, header, columns = history_table(book, results)
     names = list(groups)
-    columns = [[row[i] for row in groups[n]] for n in names for i in range(WIDTH)]
 
     def chart(wb):
         ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
@@ -93,10 +108,9 @@ def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit
                         }
                     )
         ch.set_title({"name": "Loss during excelnet fit"})
-        ch.set_x_axis({"name": "epoch"})
-        ch.set_y_axis({"name": "loss"})
+        ch.set_x_axis({"name": "epoch", "min": 0})
+        ch.set_y_axis({"name": "loss", "min": 0})
         ch.set_size({"width": 720, "height": 400})
         return ch
 
-    header = [f"{n} {s}" for n in names for s in SUFFIXES]
-    changes.place(path, SHEET, render(SHEET, header, columns, chart))
+    changes.place(path, SHEET, render(SHEET, header, columns, chart, FORMATS * len(names)))

@@ -1,9 +1,10 @@
-"""The lesson's three Titanic models, each in its two faithful forms side by side: the formulas
-of its model sheet, and the same arithmetic in numpy (used for the cells' cached values).
+"""The lesson's three models (linear, nn, mmult), each in its two faithful forms side by side:
+the formulas of its model sheet, and the same arithmetic in numpy (used for the cells' cached
+values). They work on any number of features: the Titanic workbook's ten, or a table's.
 
-Every model sheet has the same frame (see writer.titanic): metrics in row 2, parameters near the
-top, a table with one row per passenger from row TABLE_ROW + 1, and the columns
-PassengerId, Survived, Valid, <model columns>, Prediction, Squared error, Correct.
+Every model sheet has the same frame (see writer.table): metrics in row 2, parameters near the
+top, a table with one row per data row from row TABLE_ROW + 1, and the columns
+[id,] target, Valid, <model columns>, Prediction, Squared error[, Correct].
 """
 
 from __future__ import annotations
@@ -14,19 +15,47 @@ from dataclasses import dataclass
 import numpy as np
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
-from excelnet.features import FEATURE_NAMES, FEATURES_SHEET
+from excelnet.features import FEATURES_SHEET, VALID_HEADER
 
-N_FEATURES = len(FEATURE_NAMES)
-TABLE_ROW = 5  # 1-based header row of the per-passenger table; passengers start below it
-FEATURES_FIRST, FEATURES_LAST = "A", xl_col_to_name(N_FEATURES - 1)  # features!A:J
+TABLE_ROW = 5  # 1-based header row of the per-row table; data rows start below it
 METRICS = ["Training loss", "Validation loss", "Training accuracy", "Validation accuracy"]
-METRICS_COL = 12  # 0-based: the metrics sit in M1:P2
 
 
-def feature_row(r: int) -> str:
-    """The feature vector of the passenger in model-sheet row r, as a relative range."""
-    d = r - TABLE_ROW + 1  # features/data rows start at 2
-    return f"{FEATURES_SHEET}!{FEATURES_FIRST}{d}:{FEATURES_LAST}{d}"
+@dataclass(frozen=True)
+class Frame:
+    """What every model sheet of one workbook shares: the features it reads (features!A:…),
+    the table's leading columns, and whether the target is 0/1 (then accuracy is reported)."""
+
+    features: list[str]
+    id: str | None  # header of the id column, if any
+    target: str
+    binary: bool
+
+    @property
+    def k(self) -> int:
+        return len(self.features)
+
+    @property
+    def lead(self) -> list[str]:
+        return [*([self.id] if self.id else []), self.target, VALID_HEADER]
+
+    @property
+    def metrics(self) -> list[str]:
+        return METRICS if self.binary else METRICS[:2]
+
+    @property
+    def metrics_col(self) -> int:
+        """0-based column of the metrics (M for up to ten features), right of the weights."""
+        return max(12, self.k + 2)
+
+    def feature_row(self, r: int) -> str:
+        """The feature vector of the row in model-sheet row r, as a relative range."""
+        d = r - TABLE_ROW + 1  # features/data rows start at 2
+        return f"{FEATURES_SHEET}!A{d}:{xl_col_to_name(self.k - 1)}{d}"
+
+    def features_range(self, n: int) -> str:
+        """All n rows of the features, absolute."""
+        return f"{FEATURES_SHEET}!$A$2:${xl_col_to_name(self.k - 1)}${n + 1}"
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -37,12 +66,13 @@ def relu(x: np.ndarray) -> np.ndarray:
 class Model:
     name: str  # sheet name
     summary: str
+    frame: Frame
     param_shape: tuple[int, int]
     param_origin: tuple[int, int]  # 0-based (row, col) of the parameter block's top-left cell
     hidden: list[str]  # headers of the model columns between Valid and Prediction
     # sheet row -> formula of each hidden column and of Prediction (per-row models)
-    formulas: Callable[[int, Model], list[str]]
-    # features (n×10), parameters -> the hidden columns and the prediction, as numpy
+    formulas: Callable[[int, Model], list[str | None]]
+    # features (n×k), parameters -> the hidden columns and the prediction, as numpy
     forward: Callable[[np.ndarray, np.ndarray], list[np.ndarray]]
 
     @property
@@ -65,21 +95,22 @@ class Model:
 
     @property
     def headers(self) -> list[str]:
-        return ["PassengerId", "Survived", "Valid", *self.hidden,
-                "Prediction", "Squared error", "Correct"]  # fmt: skip
+        scores = ["Squared error", "Correct"] if self.frame.binary else ["Squared error"]
+        return [*self.frame.lead, *self.hidden, "Prediction", *scores]
 
 
-def _linear_formulas(r: int, m: Model) -> list[str]:
-    return [f"=SUMPRODUCT({feature_row(r)},{m.param_row_ref(0)})"]
+def _linear_formulas(r: int, m: Model) -> list[str | None]:
+    return [f"=SUMPRODUCT({m.frame.feature_row(r)},{m.param_row_ref(0)})"]
 
 
-def _nn_formulas(r: int, m: Model) -> list[str]:
+def _nn_formulas(r: int, m: Model) -> list[str | None]:
     d, e = m.column("Unit 1"), m.column("Unit 2")
-    units = [f"=MAX(0,SUMPRODUCT({feature_row(r)},{m.param_row_ref(i)}))" for i in (0, 1)]
+    x = m.frame.feature_row(r)
+    units = [f"=MAX(0,SUMPRODUCT({x},{m.param_row_ref(i)}))" for i in (0, 1)]
     return [*units, f"={d}{r}+{e}{r}"]
 
 
-def _mmult_formulas(r: int, m: Model) -> list[str]:
+def _mmult_formulas(r: int, m: Model) -> list[str | None]:
     # The two MMULT columns are one legacy array formula over the whole table (see
     # mmult_formula); per row come the ReLUs and their sum.
     a, b = m.column("MMULT 1"), m.column("MMULT 2")
@@ -88,9 +119,8 @@ def _mmult_formulas(r: int, m: Model) -> list[str]:
 
 
 def mmult_formula(n: int, m: Model) -> str:
-    """The legacy array formula filling the MMULT 1 and MMULT 2 columns for all n passengers."""
-    feats = f"{FEATURES_SHEET}!${FEATURES_FIRST}$2:${FEATURES_LAST}${n + 1}"
-    return f"{{=MMULT({feats},{m.params_ref})}}"
+    """The legacy array formula filling the MMULT 1 and MMULT 2 columns for all n rows."""
+    return f"{{=MMULT({m.frame.features_range(n)},{m.params_ref})}}"
 
 
 def _linear(x: np.ndarray, p: np.ndarray) -> list[np.ndarray]:
@@ -108,56 +138,44 @@ def _mmult(x: np.ndarray, p: np.ndarray) -> list[np.ndarray]:
     return [z[:, 0], z[:, 1], h[:, 0], h[:, 1], h.sum(axis=1)]
 
 
-LINEAR = Model(
-    "linear",
-    "Linear model: prediction = SUMPRODUCT(features, weights).",
-    (1, N_FEATURES),
-    (1, 1),
-    [],
-    _linear_formulas,
-    _linear,
-)
-NN = Model(
-    "nn",
-    "Neural net: two ReLU units MAX(0, SUMPRODUCT(features, weights)), added.",
-    (2, N_FEATURES),
-    (1, 1),
-    ["Unit 1", "Unit 2"],
-    _nn_formulas,
-    _nn,
-)
-MMULT = Model(
-    "mmult",
-    "The same net as matrix multiplication: MMULT(features, weights), ReLU, sum.",
-    (N_FEATURES, 2),
-    (TABLE_ROW, 12),
-    ["MMULT 1", "MMULT 2", "ReLU 1", "ReLU 2"],
-    _mmult_formulas,
-    _mmult,
-)
-MODELS = [LINEAR, NN, MMULT]
+def models(frame: Frame) -> list[Model]:
+    """The linear model, the two-unit net, and the same net as MMULT, over `frame`'s features."""
+    k = frame.k
+    return [
+        Model("linear", "Linear model: prediction = SUMPRODUCT(features, weights).", frame,
+              (1, k), (1, 1), [], _linear_formulas, _linear),
+        Model("nn", "Neural net: two ReLU units MAX(0, SUMPRODUCT(features, weights)), added.",
+              frame, (2, k), (1, 1), ["Unit 1", "Unit 2"], _nn_formulas, _nn),
+        Model("mmult",
+              "The same net as matrix multiplication: MMULT(features, weights), ReLU, sum.",
+              frame, (k, 2), (TABLE_ROW, frame.metrics_col),
+              ["MMULT 1", "MMULT 2", "ReLU 1", "ReLU 2"], _mmult_formulas, _mmult),
+    ]  # fmt: skip
 
 
 def metric_formulas(m: Model, n: int) -> list[str]:
-    """Training/validation loss and accuracy, over the table's Valid column."""
+    """Training/validation loss (and accuracy for a 0/1 target), over the table's Valid column,
+    in the order of Frame.metrics."""
     first, last = TABLE_ROW + 1, TABLE_ROW + n
 
     def rng(header: str) -> str:
         c = m.column(header)
         return f"${c}${first}:${c}${last}"
 
-    valid, sq, ok = rng("Valid"), rng("Squared error"), rng("Correct")
-    # In METRICS order: training loss, validation loss, training accuracy, validation accuracy.
-    return [f"=SUMIF({valid},{v},{col})/COUNTIF({valid},{v})" for col in (sq, ok) for v in (0, 1)]
+    valid = rng(VALID_HEADER)
+    scores = [rng(h) for h in m.headers[-(len(m.frame.metrics) // 2) :]]
+    return [f"=SUMIF({valid},{v},{col})/COUNTIF({valid},{v})" for col in scores for v in (0, 1)]
 
 
-def metrics(pred: np.ndarray, survived: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
-    """The table's last three columns and the four metrics, as the sheet computes them."""
-    sq = (pred - survived) ** 2
-    ok = ((pred > 0.5) == (survived == 1)).astype(float)
+def metrics(
+    pred: np.ndarray, target: np.ndarray, valid: np.ndarray, binary: bool = True
+) -> dict[str, np.ndarray]:
+    """The table's score columns and the metrics, as the sheet computes them."""
+    sq = (pred - target) ** 2
+    ok = ((pred > 0.5) == (target == 1)).astype(float)
     t, v = valid == 0, valid == 1
     values = [sq[t].mean(), sq[v].mean(), ok[t].mean(), ok[v].mean()]
-    return {"sq": sq, "ok": ok, "values": values}
+    return {"sq": sq, "ok": ok, "values": values if binary else values[:2]}
 
 
 # -- the lesson's small models: one input x, a handful of parameters ------------------------

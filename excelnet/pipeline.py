@@ -4,38 +4,54 @@ formulas, train, write back."""
 from __future__ import annotations
 
 import math
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from excelnet.errors import ExcelnetError, where
-from excelnet.formula.book import Book, read_book
-from excelnet.formula.compile import Graph, Model, a1
-from excelnet.formula.parse import FormulaError, Ref, parse
-from excelnet.formula.values import Ctx
+from excelnet.defaults import EPOCHS, METHODS
+from excelnet.errors import ExcelnetError, ExcelnetWarning, where
+from excelnet.files import (
+    check_source,
+    check_target,
+    check_well_formed,
+    locked,
+    refuse_if_open,
+    sheet_parts,
+)
 from excelnet.history import SHEET as HISTORY
-from excelnet.history import add_history
-from excelnet.problem import Problem, watch_list
-from excelnet.sheets import Changes, render
-from excelnet.train import EPOCHS, METHODS, SheetFit, train
-from excelnet.writeback import refuse_if_open, write_values
+from excelnet.progress import Silent
+
+if TYPE_CHECKING:  # torch, openpyxl and XlsxWriter load when the work starts, after the checks
+    import torch
+
+    from excelnet.formula.book import Book
+    from excelnet.formula.compile import Model
+    from excelnet.formula.parse import Ref
+    from excelnet.problem import Problem
+    from excelnet.sheets import Changes
+    from excelnet.train import SheetFit
 
 METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
 
 
 def resolve_device(device: str) -> torch.device:
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ExcelnetError(f"unknown device {device!r}: choose auto, cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExcelnetError("--device cuda: no CUDA GPU is available here")
+        raise ExcelnetError(f"device {device}: no CUDA GPU is available here")
     return torch.device(device)
 
 
 def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | None]:
     """A sheet-scoped name's text and, when it names cells, their Ref."""
+    from excelnet.formula.parse import FormulaError, Ref, parse
+
     text = book.sheets[sheet].names.get(name)
     if text is None:
         return None, None
@@ -47,7 +63,7 @@ def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | N
     return text, ref if ok else None
 
 
-def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
+def metric_cells(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     """Cells named excelnet_valid_loss / excelnet_accuracy on a model sheet, if any."""
     out = {}
     for key, name in METRIC_NAMES.items():
@@ -57,7 +73,7 @@ def _metrics(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def _gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
+def gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
     """The cells named excelnet_gradients on a model sheet (one per parameter), if any."""
     sheet = model.solver.sheet
     text, ref = _named_range(book, sheet, "excelnet_gradients")
@@ -90,11 +106,18 @@ def gradients(model: Model) -> list[float]:
     return out
 
 
-def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
-    """Each Solver model compiled, with the formulas its constraints read (watched)."""
+def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+    """Compile the Solver model of every sheet (or of `sheet`), with the formulas its
+    constraints read (watched); check that each objective is a number at the starting
+    parameters."""
+    from excelnet.formula.compile import Graph, Model, a1
+    from excelnet.formula.values import Ctx
+    from excelnet.problem import watch_list
+
     ctx = Ctx(device)
     graph = Graph(book)
     models = []
+    kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why
     for solver in book.solver_models(sheet):
         model = Model(book, solver, ctx, graph, watch_list(book, solver))
         model.compile()  # evaluates every block once, strictly: is the objective a number?
@@ -106,7 +129,91 @@ def _compile(book: Book, sheet: str | None, device: torch.device) -> list[Model]
                 f"number at the starting parameters"
             )
         models.append(model)
+        for b, names in model.warnings:
+            span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
+            kept[f"{b.sheet}!{span}"] = names
+    if kept:
+        cells = "; ".join(f"{cell} ({names})" for cell, names in kept.items())
+        warnings.warn(
+            f"{book.path}: used the values the file stores for cells excelnet does not "
+            f"recompute: {cells}",
+            ExcelnetWarning,
+            stacklevel=3,
+        )
     return models
+
+
+def check_training(
+    epochs: int, lr: float | None, method: str | None = None, least: int = 0
+) -> None:
+    """Numbers and a method a fit can run with, refused before any work."""
+    if int(epochs) != epochs or epochs < least:
+        raise ExcelnetError(f"epochs must be a whole number, {least} or more, not {epochs}")
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
+    if method is not None and method not in METHODS:
+        raise ExcelnetError(f"unknown method {method!r}: choose {', '.join(METHODS)}")
+    if method == "lbfgs" and lr is not None:
+        raise ExcelnetError(
+            "lr (a fixed step) is for method gd or adam; lbfgs finds its steps itself",
+            "--lr (a fixed step) is for --method gd or adam; lbfgs finds its steps itself",
+        )
+
+
+def lock(progress: Silent, *paths: Path):
+    """excelnet's lock on the workbooks (see excelnet.files.locked), saying so if it waits."""
+    return locked(
+        *paths,
+        on_wait=lambda p: progress.note(f"waiting: another excelnet process is working on {p}"),
+    )
+
+
+def _read_and_compile(
+    path: Path, sheet: str | None, device: str, progress: Silent, also: tuple[str, ...] = ()
+) -> tuple[Book, list[Model], frozenset[str]]:
+    """The workbook read and its Solver models compiled; and the zip parts of the sheets a
+    write-back will patch, checked to be well-formed XML before any training."""
+    from excelnet.formula.book import read_book
+
+    dev = resolve_device(device)
+    with progress.phase(f"reading {path}"):
+        book = read_book(path, needed_by=sheet, also=also)
+    with progress.phase(f"compiling the formulas of {path.name}"):
+        models = compile_book(book, sheet, dev)
+        written = {b.sheet for m in models for b in m.report_blocks + m.params}
+        with zipfile.ZipFile(path) as z:
+            parts = sheet_parts(z)
+            for s in sorted(written):
+                check_well_formed(path, parts[s], z.read(parts[s]), s)
+    return book, models, frozenset(parts[s] for s in written)
+
+
+def train_model(
+    book: Book,
+    model: Model,
+    epochs: int,
+    lr: float | None,
+    progress: Silent | None = None,
+    history: bool = True,
+    compiled: bool | None = None,
+    method: str | None = None,
+    problem: Problem | None = None,
+) -> SheetFit:
+    """Train one compiled model, as `fit` does for each, showing its epochs on `progress`.
+    `method`, `lr`: see excelnet.train.train; `problem`: the model's Solver goal and
+    constraints (default: read from its Solver names)."""
+    from excelnet.train import train
+
+    progress = progress or Silent()
+    sheet = model.solver.sheet
+    tick = progress.epochs(sheet, epochs)
+    try:
+        metrics = metric_cells(book, sheet)
+        return train(model, epochs, lr, tick, metrics, history, compiled, method, problem)
+    except ValueError as e:
+        raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
+    finally:
+        progress.done()
 
 
 def fit(
@@ -116,10 +223,11 @@ def fit(
     lr: float | None = None,
     device: str = "auto",
     out: str | Path | None = None,
-    progress=None,
+    progress: Silent | None = None,
     history: bool = True,
     report=None,
     compiled: bool | None = None,
+    force: bool = False,
     method: str | None = None,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the best parameters
@@ -127,50 +235,60 @@ def fit(
     workbook). `method`: gd, adam or lbfgs (default: gd when `lr` is given, else lbfgs);
     `lr` fixes gd's step. `history` also records the losses in the workbook's `history`
     sheet, with a chart. `compiled` picks the CPU engine (see `excelnet.train.train`; None:
-    the faster one)."""
+    the faster one). `progress` shows each phase (excelnet.progress.Progress(); default:
+    nothing shown).
+    `force` replaces a read-only workbook (or another user's) all the same.
+    While it works, excelnet's lock keeps other excelnet processes off the workbook: one
+    that wants it waits, then reads what this one wrote (its history included)."""
     path = Path(path)
     out = Path(out) if out is not None else path
+    progress = progress or Silent()
     if out.suffix.lower() != path.suffix.lower():
         # the zip's content types say .xlsx or .xlsm; Excel refuses a file whose name disagrees
         raise ExcelnetError(
             f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
         )
-    if epochs < 0:
-        raise ExcelnetError(f"--epochs must be 0 or more, not {epochs}")
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise ExcelnetError(f"--lr must be a positive number, not {lr}")
-    if method is not None and method not in METHODS:
-        raise ExcelnetError(f"unknown method {method!r}: choose {', '.join(METHODS)}")
-    if method == "lbfgs" and lr is not None:
-        raise ExcelnetError("--lr is for --method gd or adam; lbfgs finds its steps itself")
+    check_training(epochs, lr, method)
+    check_source(path)
+    check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
-    dev = resolve_device(device)
-    book = read_book(path, needed_by=sheet, also=(HISTORY,) if history else ())
-    models = _compile(book, sheet, dev)
-    problems = [Problem(model) for model in models]  # every model checked before any fit
-    results, updates = [], {}
-    for model, problem in zip(models, problems, strict=True):
-        bar = progress(model.solver.sheet, epochs) if progress else None
-        try:
-            metrics = _metrics(book, model.solver.sheet)
-            result = train(model, epochs, lr, bar, metrics, history, compiled, method, problem)
-        except ValueError as e:
-            raise ExcelnetError(f"{where(path, model.solver.sheet)}: {e}") from None
-        finally:
-            if bar is not None:
-                bar(None, None)
-        results.append(result)
-        for (s, r, c), v in model.values().items():
-            updates.setdefault(s, {})[(r, c)] = v
-        cells = _gradient_cells(book, model)
-        for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
-            updates.setdefault(s, {})[(r, c)] = g
-    changes = Changes()
-    if history:
-        add_history(changes, path, book, results)
-    if report is not None:
-        report(changes, path, results)
-    write_values(path, updates, out, extra=changes.extra, replace=changes.replace)
+    with lock(progress, path, out):
+        from excelnet.problem import Problem
+
+        book, models, checked = _read_and_compile(
+            path, sheet, device, progress, also=(HISTORY,) if history else ()
+        )
+        problems = [Problem(model) for model in models]  # every model checked before any fit
+        results, updates = [], {}
+        for model, problem in zip(models, problems, strict=True):
+            fitted = train_model(
+                book, model, epochs, lr, progress, history, compiled, method, problem
+            )
+            results.append(fitted)
+            for (s, r, c), v in model.values().items():
+                updates.setdefault(s, {})[(r, c)] = v
+            cells = gradient_cells(book, model)
+            for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
+                updates.setdefault(s, {})[(r, c)] = g
+        with progress.phase(f"writing {out}"):
+            from excelnet.history import add_history
+            from excelnet.sheets import Changes
+            from excelnet.writeback import write_values
+
+            changes = Changes()
+            if history:
+                add_history(changes, path, book, results)
+            if report is not None:
+                report(changes, path, results)
+            write_values(
+                path,
+                updates,
+                out,
+                extra=changes.extra,
+                replace=changes.replace,
+                force=force,
+                checked=checked,
+            )
     return results
 
 
@@ -191,49 +309,66 @@ class Evaluation:
         }
 
 
+def evaluate_model(model: Model) -> Evaluation:
+    """The objective, its gradients and every dependent cell's value at the current parameters."""
+    from excelnet.formula.compile import a1
+
+    grads = gradients(model)
+    names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+    model.evaluate()
+    o = model.solver.objective
+    cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
+    objective = f"{o.sheet}!{a1(o.r0, o.c0)}"
+    return Evaluation(
+        model.solver.sheet, objective, cells[objective], dict(zip(names, grads, strict=True)), cells
+    )
+
+
 def evaluate(
-    path: str | Path, sheet: str | None = None, device: str = "auto", write: bool = True
+    path: str | Path,
+    sheet: str | None = None,
+    device: str = "auto",
+    write: bool = True,
+    progress: Silent | None = None,
+    force: bool = False,
 ) -> list[Evaluation]:
     """Each Solver model's objective, its gradient with respect to each parameter cell, and the
     value of every formula cell that depends on the parameters. Where a sheet names gradient
     cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
     path = Path(path)
-    book = read_book(path, needed_by=sheet)
-    out, updates = [], {}
-    for model in _compile(book, sheet, resolve_device(device)):
-        grads = gradients(model)
-        names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
-        model.evaluate()
-        o = model.solver.objective
-        cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
-        objective = cells[f"{o.sheet}!{a1(o.r0, o.c0)}"]
-        out.append(
-            Evaluation(
-                model.solver.sheet,
-                f"{o.sheet}!{a1(o.r0, o.c0)}",
-                objective,
-                dict(zip(names, grads, strict=True)),
-                cells,
-            )
-        )
-        for (s, r, c), g in zip(_gradient_cells(book, model), grads, strict=False):
-            updates.setdefault(s, {})[(r, c)] = g
-    if write and updates:
-        write_values(path, updates)
+    progress = progress or Silent()
+    check_source(path)
+    with lock(progress, path):
+        _, models, _ = _read_and_compile(path, sheet, device, progress)
+        out, updates = [], {}
+        for model in models:
+            result = evaluate_model(model)
+            out.append(result)
+            grads = result.gradients.values()
+            for (s, r, c), g in zip(gradient_cells(model.book, model), grads, strict=False):
+                updates.setdefault(s, {})[(r, c)] = g
+        if write and updates:
+            from excelnet.writeback import write_values
+
+            check_target(path, force)
+            with progress.phase(f"writing {path}"):
+                write_values(path, updates, force=force)
     return out
 
 
 @dataclass
 class SweepRun:
     lr: float
-    losses: list[float]
+    epochs: int
+    losses: list[float]  # thinned as SheetFit.losses is: the loss before epoch i * loss_every
+    loss_every: int
     final_loss: float
     diverged: str | None
 
     def summary(self) -> dict:
         return {
             "lr": self.lr,
-            "epochs": len(self.losses),
+            "epochs": self.epochs,
             "final_loss": self.final_loss,
             "diverged": self.diverged,
         }
@@ -243,56 +378,82 @@ SWEEP_SHEET = "lr_sweep"
 
 
 def lr_sweep(
-    path: str | Path, sheet: str, lrs: list[float], epochs: int = EPOCHS, device: str = "auto"
+    path: str | Path,
+    sheet: str,
+    lrs: list[float],
+    epochs: int = EPOCHS,
+    device: str = "auto",
+    progress: Silent | None = None,
+    force: bool = False,
 ) -> list[SweepRun]:
     """Fit one sheet's Solver model from the same starting parameters with each learning rate,
     leave the model sheet as it is, and write an lr_sweep sheet: every rate's loss curve in one
     chart (log scale), the rates that diverged marked."""
     path = Path(path)
+    progress = progress or Silent()
     if not lrs:
-        raise ExcelnetError("--lrs needs at least one learning rate")
+        raise ExcelnetError("an lr sweep needs at least one learning rate")
     bad = [lr for lr in lrs if not (lr > 0 and math.isfinite(lr))]
     if bad:
-        raise ExcelnetError(f"--lrs: learning rates must be positive numbers, not {bad[0]:g}")
-    if epochs < 1:
-        raise ExcelnetError(f"--epochs must be 1 or more, not {epochs}")
+        raise ExcelnetError(f"learning rates must be positive finite numbers, not {bad[0]:g}")
+    check_training(epochs, lrs[0], least=1)
+    check_source(path)
+    check_target(path, force)
     refuse_if_open(path)
-    book = read_book(path, needed_by=sheet)
-    (model,) = _compile(book, sheet, resolve_device(device))
-    params = model.parameters()
-    start = [p.detach().clone() for p in params]
-    runs = []
-    for lr in lrs:
-        with torch.no_grad():
-            for p, s in zip(params, start, strict=True):
-                p.copy_(s)
-        r = train(model, epochs, lr)
-        runs.append(SweepRun(lr, r.losses, r.final_loss, r.diverged))
+    import torch
 
-    header = ["epoch"] + [f"lr {r.lr:g}" + (" (diverged)" if r.diverged else "") for r in runs]
-    columns = [list(map(float, range(epochs)))] + [list(r.losses) for r in runs]
+    from excelnet.sheets import Changes, render
+    from excelnet.train import train
+    from excelnet.writeback import write_values
 
-    def chart(wb):
-        ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
-        for i, r in enumerate(runs, start=1):
-            if r.losses:
-                ch.add_series(
-                    {
-                        "name": header[i],
-                        "categories": [SWEEP_SHEET, 1, 0, len(r.losses), 0],
-                        "values": [SWEEP_SHEET, 1, i, len(r.losses), i],
-                        "line": {"dash_type": "dash"} if r.diverged else {},
-                    }
-                )
-        ch.set_title({"name": f"Learning rates on sheet {sheet}"})
-        ch.set_x_axis({"name": "epoch"})
-        ch.set_y_axis({"name": "loss (log scale)", "log_base": 10})
-        ch.set_size({"width": 720, "height": 400})
-        return ch
+    with lock(progress, path):
+        _, (model,), _ = _read_and_compile(path, sheet, device, progress)
+        params = model.parameters()
+        start = [p.detach().clone() for p in params]
+        runs = []
+        for lr in lrs:
+            with torch.no_grad():
+                for p, s in zip(params, start, strict=True):
+                    p.copy_(s)
+            tick = progress.epochs(f"{sheet} at learning rate {lr:g}", epochs)
+            try:
+                r = train(model, epochs, lr, tick)
+            finally:
+                progress.done()
+            runs.append(SweepRun(lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged))
 
-    changes = Changes()
-    changes.place(path, SWEEP_SHEET, render(SWEEP_SHEET, header, columns, chart))
-    write_values(path, {}, extra=changes.extra, replace=changes.replace)
+        # one epoch column for all: the coarsest of the runs' (each a power of 2)
+        every = max(r.loss_every for r in runs)
+        rows = max(len(r.losses[:: every // r.loss_every]) for r in runs)
+        header = ["epoch"] + [f"lr {r.lr:g}" + (" (diverged)" if r.diverged else "") for r in runs]
+        columns = [[float(i * every) for i in range(rows)]] + [
+            list(r.losses[:: every // r.loss_every]) for r in runs
+        ]
+
+        def chart(wb):
+            ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
+            for i, column in enumerate(columns[1:], start=1):
+                if column:
+                    ch.add_series(
+                        {
+                            "name": header[i],
+                            "categories": [SWEEP_SHEET, 1, 0, len(column), 0],
+                            "values": [SWEEP_SHEET, 1, i, len(column), i],
+                            "line": {"dash_type": "dash"} if runs[i - 1].diverged else {},
+                        }
+                    )
+            ch.set_title({"name": f"Learning rates on sheet {sheet}"})
+            ch.set_x_axis({"name": "epoch", "min": 0})
+            ch.set_y_axis({"name": "loss (log scale)", "log_base": 10})
+            ch.set_size({"width": 720, "height": 400})
+            return ch
+
+        with progress.phase(f"writing {path}"):
+            changes = Changes()
+            formats = ["0"] + ["0.000E+00"] * len(runs)  # losses over orders of magnitude
+            sheet = render(SWEEP_SHEET, header, columns, chart, formats)
+            changes.place(path, SWEEP_SHEET, sheet)
+            write_values(path, {}, extra=changes.extra, replace=changes.replace, force=force)
     return runs
 
 
@@ -308,6 +469,7 @@ COMPARE_HEADER = [
     "constraints",
     "max violation",
 ]
+COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", "0.0E+00"]
 
 
 def compare(
@@ -316,11 +478,14 @@ def compare(
     lr: float | None = None,
     device: str = "auto",
     out: str | Path | None = None,
+    progress: Silent | None = None,
+    force: bool = False,
     method: str | None = None,
 ) -> list[SheetFit]:
     """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
     validation loss and accuracy, number of parameters, fit time, method and constraint
     status, with a chart."""
+    from excelnet.sheets import render
 
     def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
         rows = [
@@ -342,12 +507,21 @@ def compare(
                 }
             )
             ch.set_title({"name": f"Models compared: {COMPARE_HEADER[use]}"})
-            ch.set_y_axis({"name": COMPARE_HEADER[use]})
+            ch.set_y_axis({"name": COMPARE_HEADER[use], "min": 0})  # bars from 0: honest sizes
             ch.set_legend({"none": True})
             return ch
 
-        changes.place(
-            book_path, COMPARE_SHEET, render(COMPARE_SHEET, COMPARE_HEADER, columns, chart)
-        )
+        sheet = render(COMPARE_SHEET, COMPARE_HEADER, columns, chart, COMPARE_FORMATS)
+        changes.place(book_path, COMPARE_SHEET, sheet)
 
-    return fit(path, epochs=epochs, lr=lr, device=device, out=out, report=report, method=method)
+    return fit(
+        path,
+        epochs=epochs,
+        lr=lr,
+        device=device,
+        out=out,
+        report=report,
+        progress=progress,
+        force=force,
+        method=method,
+    )

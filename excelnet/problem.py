@@ -18,7 +18,7 @@ import torch
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Constraint, SolverModel
-from excelnet.formula.compile import Live, Model, _collect_refs, a1
+from excelnet.formula.compile import Live, Model, a1, collect_refs
 from excelnet.formula.parse import Const, Error, FormulaError, Node, Ref, parse
 from excelnet.formula.values import BLANK, BOOL, ERR, NUM, TEXT, V
 
@@ -112,7 +112,7 @@ def _side(text: str, name: str, book: Book, solver: SolverModel, at: str) -> Nod
     if isinstance(node, Const) and isinstance(node.value, str):
         raise ExcelnetError(f"{at}: {name} is the text {node.value!r}; it must be a number")
     refs: list[Ref] = []
-    _collect_refs(node, refs)
+    collect_refs(node, refs)
     for ref in refs:
         if ref.sheet not in book.sheets:
             raise ExcelnetError(f"{at}: {name} refers to a missing sheet {ref.sheet!r}")

@@ -13,28 +13,26 @@ never worse than the start.
 
 Engines run the steps in chunks. "eager" runs the compiled blocks op by op, with autograd. On
 a CUDA device one step (gd, adam) or one evaluation of loss and gradient (lbfgs) is captured
-as a CUDA graph and replayed. On the CPU a long fit traces the same into a flat program of
-tensor operations once and lets torch.compile fuse it into native code. The numbers stay on
-the device until a chunk ends.
+as a CUDA graph and replayed. On the CPU, when the time it saves exceeds what compiling costs
+(which grows with the step's size), the same is traced into a flat program of tensor operations
+once and torch.compile fuses it into native code. The numbers stay on the device until a chunk
+ends; the losses are kept at bounded resolution (see Losses), for any number of epochs.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 
+from excelnet.defaults import EPOCHS, LR, METHOD, METHODS
 from excelnet.formula.compile import Model, a1
 from excelnet.problem import Problem
 
-EPOCHS = 1000
-LR = 0.1  # the lesson's learning rate: where gd's own step starts
 ADAM_LR = 0.01
-METHODS = ("gd", "adam", "lbfgs")
-METHOD = "lbfgs"  # the default; README, "Methods", says why
 EXPLODE = 1e3  # a fixed step whose loss rises this many times the start's has diverged
 GROW, SHRINK = 1.1, 0.5  # gd's own step after a step that lowered / raised the loss
 LR_MAX = 1e12  # gd's own step grows no further (a linear objective against a bound)
@@ -47,7 +45,16 @@ INNER = 1e-2  # L-BFGS: the first inner minimisation's gradient tolerance (x max
 MU, MU_GROW, MU_MAX = 10.0, 10.0, 1e10  # augmented Lagrangian penalty: start, growth, cap
 OUTER = 100  # gd, adam: steps between multiplier updates
 HISTORY_POINTS = 50  # rows of the history sheet per fit, at most
-COMPILE_WORTH = 10.0  # seconds of eager steps that make compiling (~4 s once) worth it
+LOSS_POINTS = 10_000  # losses kept per fit, at most (then every 2nd, 4th, … epoch's)
+CHUNK = 1_000  # epochs run by a fast engine between looks at the losses, at most
+# What torch.compile costs, measured: ~3 s for any step, and more than linearly in the number
+# of operations of its autograd graph: Titanic nn (22 operations) 3.4 s, a model of 200
+# parameter ranges (408) 8 s, of 500 (1,008) 19 s; of 2,000 (4,009) about 225 s (issue 13).
+# The compiled step ran 3-5x faster than the eager one.
+COMPILE_BASE = 3.0
+COMPILE_PER_OP = 0.002
+COMPILE_PER_OP_SQUARED = 1.3e-5
+COMPILED_SPEEDUP = 3.0
 RECORD = 4  # per step: objective cell, max violation, minimised quantity, step size
 
 State = list[torch.Tensor]
@@ -65,7 +72,9 @@ class SheetFit:
     initial_loss: float  # the objective cell's value at the start and after the fit
     final_loss: float
     seconds: float
-    losses: list[float] = field(repr=False, default_factory=list)  # per epoch, before its step
+    losses: list[float] = field(repr=False, default_factory=list)  # before each step, thinned
+    loss_every: int = 1  # losses[i] is the loss before epoch i * loss_every
+    last_loss: float | None = None  # before the last epoch (kept in losses or not)
     params: dict[str, float] = field(repr=False, default_factory=dict)  # cell -> fitted value
     history: list[tuple] = field(repr=False, default_factory=list)  # epoch, loss, valid, acc, viol
     valid_loss: float | None = None
@@ -99,6 +108,30 @@ class SheetFit:
         if "solver_neg" in self.violations:
             rows += " and solver_neg"
         return f"{rows}, max violation {self.max_violation:.1g}"
+
+    @property
+    def loss_epochs(self) -> list[int]:
+        """The epoch of each kept loss."""
+        return [i * self.loss_every for i in range(len(self.losses))]
+
+
+class Losses:
+    """The loss of every epoch while there are at most `limit`, then of every 2nd, 4th, …
+    epoch: memory stays bounded for any number of epochs, and the curve keeps its shape."""
+
+    def __init__(self, limit: int | None = None):
+        self.limit = LOSS_POINTS if limit is None else limit
+        self.every, self.count, self.kept = 1, 0, []
+        self.last: float | None = None
+
+    def extend(self, losses: Iterable[float]) -> None:
+        for loss in losses:
+            self.last = loss
+            if self.count % self.every == 0:
+                self.kept.append(loss)
+                if len(self.kept) > self.limit:
+                    self.kept, self.every = self.kept[::2], self.every * 2
+            self.count += 1
 
 
 # -- what every method does at a point: value, gradient, feasibility, the best seen --------------
@@ -594,6 +627,33 @@ def runner(problem: Problem, method: str, lr: float | None, kind: str, most: int
     return run, (float(f0), float(big_f0))
 
 
+def _operations(problem: Problem, x: torch.Tensor, lam: torch.Tensor, mu: torch.Tensor) -> int:
+    """How many operations the autograd graph of one evaluation holds: what a compile costs."""
+    x = x.detach().requires_grad_(True)
+    _, big_f, c = problem.terms(x)
+    seen, todo = set(), [problem.lagrangian(big_f, c, lam, mu).grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(n for n, _ in node.next_functions)
+    return len(seen)
+
+
+def compile_pays(problem: Problem, x0: torch.Tensor, epochs: int) -> bool:
+    """Whether torch.compile's one-time cost (by the size of the step) is less than the time
+    it saves over `epochs` eager evaluations (timed after one warm-up)."""
+    lam, mu = x0.new_zeros(problem.m), x0.new_tensor(MU)
+    evaluate(problem, x0, lam, mu)
+    t = time.perf_counter()
+    for _ in range(3):
+        evaluate(problem, x0, lam, mu)
+    eager = (time.perf_counter() - t) / 3
+    saved = epochs * eager * (1 - 1 / COMPILED_SPEEDUP)
+    ops = _operations(problem, x0, lam, mu)
+    return saved > COMPILE_BASE + COMPILE_PER_OP * ops + COMPILE_PER_OP_SQUARED * ops**2
+
+
 def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) -> float | None:
     cell = metrics.get(key)
     if cell is None:
@@ -623,28 +683,29 @@ def train(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose gd, adam or lbfgs")
     if lr is not None and method == "lbfgs":
-        raise ValueError("--lr is for --method gd or adam; lbfgs finds its steps by line search")
+        raise ValueError(
+            "a fixed learning rate is for the methods gd and adam; lbfgs finds its steps by "
+            "line search"
+        )
     metrics = metrics or {}
     problem = problem or Problem(model)
     start = time.perf_counter()
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
     x0 = problem.start()
-    if compiled is None and x0.device.type == "cpu":  # worth a few seconds once?
-        t = time.perf_counter()
-        lam, mu = x0.new_zeros(problem.m), x0.new_tensor(MU)
-        for _ in range(3):
-            evaluate(problem, x0, lam, mu)
-        compiled = epochs * (time.perf_counter() - t) / 3 > COMPILE_WORTH
+    if compiled is None and x0.device.type == "cpu":  # worth seconds once?
+        compiled = compile_pays(problem, x0, epochs)
     kind = "cuda graph" if x0.device.type == "cuda" else "compiled" if compiled else "eager"
-    run, (initial, f0_big) = runner(problem, method, lr, kind, every)
+    fast = min(every, CHUNK)  # steps a fast engine runs between looks (its buffer's rows)
+    run, (initial, f0_big) = runner(problem, method, lr, kind, fast)
     if not math.isfinite(initial):
         raise ValueError("the objective is not finite at the starting parameters")
 
     def bad(value: float) -> bool:
         return not math.isfinite(value) or value > f0_big + EXPLODE * max(abs(f0_big), 1e-12)
 
-    chunk = 1 if run.engine == "eager" and progress is not None else every
-    losses: list[float] = []
+    # eager: the progress bar moves every epoch
+    chunk = 1 if run.engine == "eager" and progress is not None else fast
+    losses = Losses()
     history = []
     diverged = None
     epoch = 0
@@ -658,7 +719,7 @@ def train(
     while epoch < epochs and not run.done:
         if record and epoch % every == 0:
             history.append(row(epoch, None, None))
-        n = min(chunk, epochs - epoch, every - epoch % every)
+        n = min(chunk, epochs - epoch, every - epoch % every)  # history rows fall on `every`
         rows = run.run(n).tolist()
         if not rows:
             break
@@ -668,7 +729,8 @@ def train(
             losses.extend(r[0] for r in rows[:first_bad])
             diverged = (
                 f"diverged at epoch {epoch + first_bad} (loss {rows[first_bad][0]:.4g}); "
-                f"kept the best parameters seen: try a smaller --lr than {run.step_size():g}"
+                f"kept the best parameters seen: try a learning rate smaller than "
+                f"{run.step_size():g}"
             )
             epoch += first_bad
             break
@@ -685,7 +747,7 @@ def train(
     obj = model.solver.objective
     final = model.value_at(obj.sheet, obj.r0, obj.c0)
     history.append(
-        (len(losses), final, _metric(model, metrics, "valid_loss"),
+        (losses.count, final, _metric(model, metrics, "valid_loss"),
          _metric(model, metrics, "accuracy"), max(violations.values(), default=None))
     )  # fmt: skip
     values = {}
@@ -699,13 +761,15 @@ def train(
     return SheetFit(
         sheet=model.solver.sheet,
         parameters=problem.n,
-        epochs=len(losses),
+        epochs=losses.count,
         device=str(x0.device),
         lr=step,
         initial_loss=initial,
         final_loss=final if isinstance(final, float) else math.nan,
         seconds=time.perf_counter() - start,
-        losses=losses,
+        losses=losses.kept,
+        loss_every=losses.every,
+        last_loss=losses.last,
         params=values,
         history=history,
         valid_loss=_metric(model, metrics, "valid_loss"),

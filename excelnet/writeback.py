@@ -8,7 +8,6 @@ renamed over it atomically.
 
 from __future__ import annotations
 
-import posixpath
 import re
 import zipfile
 from pathlib import Path
@@ -19,64 +18,17 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
 from excelnet.atomic import atomic_path
 from excelnet.errors import ExcelnetError
+from excelnet.files import check_well_formed, check_zip, read_member, refuse_if_open, sheet_parts
 from excelnet.formula.parse import Error
 from excelnet.zipcopy import can_copy, copy_with
 
 Value = float | bool | str | Error
 
-_SHEET = re.compile(
-    rb'<sheet\b[^>]*?\bname="([^"]*)"[^>]*?\br:id="([^"]*)"|'
-    rb'<sheet\b[^>]*?\br:id="([^"]*)"[^>]*?\bname="([^"]*)"'
-)
-_REL = re.compile(rb"<Relationship\b[^>]*?>")
-_ATTR = re.compile(rb'(\w+(?::\w+)?)="([^"]*)"')
 _CELL = re.compile(rb"<c\b([^>]*?)(/>|>(.*?)</c>)", re.S)
 _ROW = re.compile(rb"<row\b([^>]*?)(/>|>(.*?)</row>)", re.S)
 _F = re.compile(rb"<f\b[^>]*?(?:/>|>.*?</f>)", re.S)
 _R = re.compile(rb' r="([A-Z]+\d+)"')
 _R_ANYWHERE = re.compile(rb'\br="([A-Z]+\d+)"')
-
-
-def refuse_if_open(*paths: Path) -> None:
-    """Refuse a workbook open in Excel (~$name beside it) or LibreOffice (.~lock.name#)."""
-    for path in paths:
-        for name in (f"~${path.name}", f".~lock.{path.name}#"):
-            if (path.parent / name).exists():
-                raise ExcelnetError(
-                    f"{path}: the workbook is open in Excel or LibreOffice ({name} exists); "
-                    f"close it and try again"
-                )
-
-
-def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
-    """Sheet name → zip member of its XML."""
-    wb = z.read("xl/workbook.xml")
-    rels = z.read("xl/_rels/workbook.xml.rels")
-    targets = {}
-    for m in _REL.finditer(rels):
-        attrs = dict(_ATTR.findall(m.group(0)))
-        target = attrs.get(b"Target", b"").decode()
-        part = (
-            target.lstrip("/")
-            if target.startswith("/")
-            else posixpath.normpath(posixpath.join("xl", target))
-        )
-        targets[attrs.get(b"Id", b"").decode()] = part
-    out = {}
-    for m in _SHEET.finditer(wb):
-        name, rid = (m.group(1), m.group(2)) if m.group(1) is not None else (m.group(4), m.group(3))
-        out[_unescape(name.decode())] = targets.get(rid.decode())
-    return out
-
-
-def _unescape(s: str) -> str:
-    return (
-        s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", '"')
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-    )
 
 
 def _number(x: float) -> str:
@@ -204,21 +156,29 @@ def write_values(
     out: Path | None = None,
     extra: dict[str, bytes] | None = None,
     replace: dict[str, bytes] | None = None,
+    force: bool = False,
+    checked: frozenset[str] = frozenset(),
 ) -> Path:
     """Write `updates` (sheet name → {(row, col): value}) into the workbook at `path`, saving
     to `out` (default: `path` itself), atomically. `extra` adds new zip members and `replace`
-    swaps the content of existing ones (the history sheet uses both)."""
+    swaps the content of existing ones (the history sheet uses both). Every part patched must
+    be well-formed XML (the parts named in `checked` were checked already); `force` replaces
+    a read-only `out` (see excelnet.files.check_target)."""
     out = out or path
     refuse_if_open(path, out)
     replace = dict(replace or {})
     with zipfile.ZipFile(path) as z:
+        check_zip(path, z)
         parts = sheet_parts(z)
         for sheet, cells in updates.items():
             part = parts.get(sheet)
-            if part is None:
-                raise ExcelnetError(f"{path}: sheet {sheet!r} not found in the workbook's parts")
-            replace[part] = patch_sheet(replace.get(part) or z.read(part), cells)
-        with atomic_path(out) as tmp:
+            if part is None or part not in z.NameToInfo:
+                raise ExcelnetError(f"{path}: sheet {sheet!r} has no part in the zip")
+            xml = replace.get(part) or read_member(path, z, part)
+            if part not in checked and part not in replace:
+                check_well_formed(path, part, xml, sheet)
+            replace[part] = patch_sheet(xml, cells)
+        with atomic_path(out, force) as tmp:
             try:
                 if can_copy(z):
                     try:

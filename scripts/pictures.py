@@ -11,9 +11,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import openpyxl
+
 from excelnet.libreoffice import convert
 from excelnet.pipeline import fit
-from excelnet.writer.lessons import build_double_relu, build_quadratic, build_relu
+from excelnet.writer.lessons import TABLE_ROW, build_double_relu, build_quadratic, build_relu
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images"
@@ -32,7 +34,10 @@ def main() -> None:
             books[name] = build(t / f"{name}.xlsx")
             fit(books[name], history=False)
         for pdf in convert(list(books.values()), t / "pdf", to="pdf"):
-            # the top of the first page: parameters, loss and chart
+            # the first page, down to the last sample: parameters, loss, chart and the data
+            # (printed one page wide, every lesson sheet at the same scale: ~11 px a row)
+            samples = openpyxl.load_workbook(books[pdf.stem], read_only=True).worksheets[0].max_row
+            height = 140 + 11 * (samples - TABLE_ROW - 1)
             subprocess.run(
                 [
                     "pdftoppm",
@@ -47,11 +52,11 @@ def main() -> None:
                     "-x",
                     "0",
                     "-y",
-                    "40",
+                    "50",
                     "-W",
                     "880",
                     "-H",
-                    "330",
+                    str(height),
                     str(pdf),
                     str(t / pdf.stem),
                 ],

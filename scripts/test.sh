@@ -2,7 +2,8 @@
 # Set up everything the tests need (LibreOffice included), lint, and run the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v soffice >/dev/null; then
+# LibreOffice, and its Python bridge for the live tests (in the system Python: python3-uno)
+if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c "import uno" 2>/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libreoffice-calc-nogui python3-uno >/dev/null

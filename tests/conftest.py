@@ -40,3 +40,57 @@ def run_cli(*args: str, cwd: Path | None = None):
     return subprocess.run(
         [sys.executable, "-m", "excelnet", *map(str, args)], cwd=cwd, capture_output=True, text=True
     )
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory):
+    """A headless LibreOffice listening on a UNO socket, one per test module: its connection
+    string, for excelnet.sources.libreoffice.open_book(…, connect=…)."""
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from excelnet.errors import ExcelnetError
+    from excelnet.sources.libreoffice import uno_python
+
+    try:
+        if soffice() is None:
+            raise ExcelnetError("LibreOffice (soffice) is not installed")
+        uno_python()
+    except ExcelnetError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"live LibreOffice tests need it when CI=true: {e}")
+        pytest.skip(str(e))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    profile = tmp_path_factory.mktemp("lo-profile")
+    process = subprocess.Popen(
+        [
+            soffice(),
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--headless",
+            "--norestore",
+            "--nologo",
+            f"--accept=socket,host=127.0.0.1,port={port};urp;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # soffice starts children: stop the whole group at the end
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("LibreOffice did not start listening on its UNO socket")
+            time.sleep(0.2)
+    yield f"socket,host=127.0.0.1,port={port}"
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)

@@ -303,7 +303,7 @@ def test_a_diverging_fixed_step_keeps_the_best_parameters_seen(books, tmp_path):
     """The lesson's fixed step 0.1 diverges on the cubic; the workbook is left no worse."""
     book = shutil.copy(books["cubic"], tmp_path / "c.xlsx")
     (r,) = excelnet.fit(book, lr=0.1, history=False)
-    assert r.method == "gd" and "smaller --lr" in r.diverged and r.lr == 0.1
+    assert r.method == "gd" and "learning rate smaller than 0.1" in r.diverged and r.lr == 0.1
     assert r.final_loss <= r.initial_loss and r.final_loss == min([r.initial_loss, *r.losses])
     cached = openpyxl.load_workbook(book, data_only=True)["quadratic"]
     assert cached["B7"].value == pytest.approx(r.final_loss, rel=1e-12)

@@ -297,4 +297,4 @@ def test_resampled_passengers_keep_the_same_formulas(tmp_path):
     for ev in evaluate(book, write=False):
         assert ev.objective == pytest.approx(cached[ev.sheet]["M2"].value, rel=1e-12)
     run = cli("build", "titanic", "--passengers", "0", "-o", "x.xlsx", cwd=tmp_path)
-    assert run.returncode == 2 and "--passengers must be 1 or more" in run.stderr
+    assert run.returncode == 2 and "passengers must be from 1 to 1,048,571" in run.stderr

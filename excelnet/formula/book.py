@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,10 +13,20 @@ from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet.formula import ArrayFormula
 
 from excelnet.errors import ExcelnetError, where
+from excelnet.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.formula.cells import scan
-from excelnet.formula.parse import ERRORS, Error, FormulaError, Ref, parse
+from excelnet.formula.parse import (
+    ERRORS,
+    NEWER_ERRORS,
+    Error,
+    FormulaError,
+    Ref,
+    parse,
+    split_union,
+)
 
 Cell = tuple[int, int]  # 0-based (row, col)
+MAX_ADJUSTABLE = 1_000_000  # parameters a Solver model may have (each one a cell)
 
 
 @dataclass
@@ -25,6 +36,8 @@ class Sheet:
     arrays: dict[Cell, tuple[str, tuple[int, int, int, int]]] = field(default_factory=dict)
     values: dict[Cell, object] = field(default_factory=dict)  # literal cells
     names: dict[str, str] = field(default_factory=dict)  # sheet-scoped defined names
+    cached: dict[Cell, object] = field(default_factory=dict)  # formula cells' stored values
+    rich: dict[Cell, int] = field(default_factory=dict)  # error cells with value metadata
     max_row: int = 0  # 0-based, inclusive
     max_col: int = 0
 
@@ -63,6 +76,17 @@ class Book:
     path: Path
     sheets: dict[str, Sheet]
     names: dict[str, str]  # workbook-level defined names
+    cached: bool = False  # were the formula cells' stored values read?
+
+    def stored(self, sheet: str) -> dict[Cell, object]:
+        """The values the file stores for a sheet's formula cells (read on first use)."""
+        if not self.cached:
+            again = read_book(self.path, cached=True)
+            for name, s in self.sheets.items():
+                if name in again.sheets:
+                    s.cached = again.sheets[name].cached
+            self.cached = True
+        return self.sheets[sheet].cached or {}
 
     def solver_models(self, only: str | None = None) -> list[SolverModel]:
         """The Solver model of every sheet that has one (or of `only`), checked."""
@@ -105,8 +129,15 @@ class Book:
             raise ExcelnetError(f"{at}: solver_opt must name one cell, not a range")
         adjustable = [
             _ref_or_fail(part, sheet.name, f"{at}: solver_adj")
-            for part in _split_union(names["solver_adj"])
+            for part in split_union(names["solver_adj"].strip("()"))
+            if part
         ]
+        cells = sum((r.r1 - r.r0 + 1) * (r.c1 - r.c0 + 1) for r in adjustable)
+        if cells > MAX_ADJUSTABLE:
+            raise ExcelnetError(
+                f"{at}: solver_adj ({names['solver_adj'][:60]}) names {cells:,} cells; "
+                f"excelnet fits at most {MAX_ADJUSTABLE:,} adjustable cells (Excel's Solver: 200)"
+            )
         constraints = self._constraints(sheet.name, names, at)
         parts = re.compile(r"solver_(lhs|rel|rhs)\d+$")
         structural = {"solver_opt", "solver_adj", "solver_typ", "solver_num"}
@@ -163,23 +194,6 @@ def _code(
     return int(code)
 
 
-def _split_union(text: str) -> list[str]:
-    """'Sheet1!$A$1:$B$2,Sheet1!$C$5' → its parts (commas outside quotes)."""
-    parts, depth, cur, quoted = [], 0, "", False
-    for ch in text.lstrip("="):
-        if ch == "'":
-            quoted = not quoted
-        if ch == "," and not quoted and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        depth += ch == "("
-        depth -= ch == ")"
-        cur += ch
-    parts.append(cur)
-    return [p.strip().strip("()") for p in parts if p.strip()]
-
-
 def _ref_or_fail(text: str, sheet: str, what: str) -> Ref:
     try:
         node = parse(text, sheet)
@@ -190,10 +204,9 @@ def _ref_or_fail(text: str, sheet: str, what: str) -> Ref:
     return node
 
 
-def _literal(cell) -> object:
-    v = cell.value
-    if cell.data_type == "e" or (isinstance(v, str) and cell.data_type == "e"):
-        return Error(str(v).upper() if str(v).upper() in ERRORS else "#N/A")
+def _literal(v: object, data_type: str) -> object:
+    if data_type == "e":
+        return Error(str(v).upper() if str(v).upper() in ERRORS + NEWER_ERRORS else "#N/A")
     if isinstance(v, bool) or isinstance(v, str):
         return v
     if isinstance(v, (int, float)):
@@ -209,48 +222,91 @@ def _literal(cell) -> object:
         return str(v)
 
 
-def read_book(path: str | Path, needed_by: str | None = None, also: tuple[str, ...] = ()) -> Book:
+def _sheet_list(wb) -> str:
+    """'its sheets: a, b, c; with a Solver model: b' — for a sheet that is not there."""
+    titles = [ws.title for ws in wb.worksheets]
+    models = [ws.title for ws in wb.worksheets if "solver_adj" in getattr(ws, "defined_names", {})]
+    return f"its sheets: {', '.join(titles)}" + (
+        f"; with a Solver model: {', '.join(models)}" if models else "; none has a Solver model"
+    )
+
+
+def read_book(
+    path: str | Path,
+    needed_by: str | None = None,
+    also: tuple[str, ...] = (),
+    cached: bool = False,
+) -> Book:
     """Load formulas and literal values. Bad files → ExcelnetError naming the file.
     With `needed_by` (a sheet's name), only the sheets its Solver model can involve are read:
     those its formulas may refer to, and those that may refer to it, each way transitively;
-    and the sheets named in `also`."""
+    and the sheets named in `also`. `cached` also reads the values stored with formula cells
+    (what the application that saved the file computed)."""
     path = Path(path)
-    if not path.exists():
-        raise ExcelnetError(f"{path}: no such file")
-    head = path.read_bytes()[:8]
+    check_source(path)  # a regular file, readable: not a folder, a pipe or a device
+    with open(path, "rb") as f:
+        head = f.read(8)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise ExcelnetError(
             f"{path}: encrypted (password-protected) or a legacy .xls file; "
             f"excelnet reads unencrypted .xlsx/.xlsm"
         )
     try:
-        # One pass: formulas and literal values. Stored results of formulas are not read:
-        # excelnet computes everything the model needs from the formulas themselves.
+        with zipfile.ZipFile(path) as archive:
+            check_zip(path, archive)  # no member twice, none past the budget
+            parts = sheet_parts(archive)
+            missing = {t: p for t, p in parts.items() if p not in archive.NameToInfo}
+            check_memory(path, archive, list(parts.values()))
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
+    if missing:
+        title, part = next(iter(missing.items()))
+        raise ExcelnetError(
+            f"{where(path, title)}: its part {part} is missing from the zip; the file is damaged"
+        )
+    try:
+        # One pass: formulas and literal values. Stored results of formulas are read only when
+        # asked for: excelnet computes everything the model needs from the formulas themselves.
         formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
+    except MemoryError:
+        raise
     except Exception as e:  # openpyxl raises many kinds on corrupt XML
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     try:
+        if needed_by is not None and needed_by not in formulas.sheetnames:
+            raise ExcelnetError(f"{path}: no sheet named {needed_by!r} ({_sheet_list(formulas)})")
         sheets = {}
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
         with zipfile.ZipFile(path) as archive:
             xml = {}  # each sheet's XML, read from the zip once
             for ws in formulas.worksheets:
                 part = getattr(ws, "_worksheet_path", None)  # openpyxl's read-only sheets
-                xml[ws.title] = archive.read(part) if part else None
+                xml[ws.title] = read_member(path, archive, part) if part else None
         wanted = set(xml)
         if needed_by in xml and None not in xml.values():
             wanted = _involved(formulas, xml, names, needed_by) | (set(also) & set(xml))
         for ws in formulas.worksheets:
             part = xml.pop(ws.title)  # let each sheet's XML go once it is read
             if ws.title in wanted:
-                sheets[ws.title] = _read_sheet(ws, part)
+                sheets[ws.title] = _read_sheet(ws, part, cached)
+        if cached and any(s.cached is None for s in sheets.values()):
+            _read_cached(path, sheets)
+        if any(s.rich for s in sheets.values()):
+            with zipfile.ZipFile(path) as archive:
+                errors = rich_errors(archive)
+            for s in sheets.values():
+                for cell, vm in s.rich.items():
+                    if vm in errors:
+                        s.values[cell] = Error(errors[vm])
+    except (ExcelnetError, MemoryError):
+        raise
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
         formulas.close()
-    return Book(path, sheets, names)
+    return Book(path, sheets, names, cached)
 
 
 # `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal
@@ -263,13 +319,23 @@ def _sheets_named(xml: bytes) -> set[str]:
     return {f.strip("'").replace("''", "'").lower() for f in found}
 
 
+def _unescaped(xml: bytes) -> bytes:
+    """The XML's text with its entity references written out: a formula's 'Weekly data'! may
+    be stored as &apos;Weekly data&apos;! (LibreOffice does), and R&D as R&amp;D."""
+    if b"&" not in xml:
+        return xml
+    for entity, char in ((b"&apos;", b"'"), (b"&quot;", b'"'), (b"&lt;", b"<"), (b"&gt;", b">")):
+        xml = xml.replace(entity, char)
+    return xml.replace(b"&amp;", b"&")
+
+
 def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) -> set[str]:
     """The sheets a Solver model on `start` may involve: its own, those its formulas refer to
     (through defined names too), and those that refer to it, each way transitively. A search
     of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
     always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
-    lower = {t: part.lower() for t, part in parts.items()}  # names are case-insensitive
+    lower = {t: _unescaped(part).lower() for t, part in parts.items()}  # case-insensitive
 
     def named(text: bytes) -> set[str]:
         """Sheets a lower-cased text names before a "!"."""
@@ -329,38 +395,106 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     return wanted
 
 
-def _read_sheet(ws, xml: bytes | None) -> Sheet:
+# Excel 365 stores #SPILL!, #CALC! and its other newer errors as #VALUE! with a rich value:
+# the cell's vm attribute → valueMetadata → futureMetadata → rdrichvalue's errorType.
+RICH_ERRORS = {0: "#NULL!", 1: "#DIV/0!", 2: "#VALUE!", 3: "#REF!", 4: "#NAME?", 5: "#NUM!",
+               6: "#N/A", 7: "#GETTING_DATA", 8: "#SPILL!", 9: "#CONNECT!", 10: "#BLOCKED!",
+               11: "#UNKNOWN!", 12: "#FIELD!", 13: "#CALC!"}  # fmt: skip
+
+
+def rich_errors(archive: zipfile.ZipFile) -> dict[int, str]:
+    """vm index (1-based) → the error it stands for, from the workbook's rich-value parts."""
+    try:
+        meta = archive.read("xl/metadata.xml").decode()
+        values = archive.read("xl/richData/rdrichvalue.xml").decode()
+    except KeyError:
+        return {}
+    blocks = re.search(r"<valueMetadata\b.*?</valueMetadata>", meta, re.S)
+    future = re.findall(r'<xlrd:rvb i="(\d+)"', meta)
+    rich = [re.findall(r"<v>([^<]*)</v>", rv) for rv in re.findall(r"<rv\b.*?</rv>", values, re.S)]
+    out = {}
+    for k, v in enumerate(re.findall(r'<rc t="\d+" v="(\d+)"', blocks.group(0) if blocks else "")):
+        i = int(future[int(v)]) if int(v) < len(future) else None
+        if i is not None and i < len(rich) and rich[i] and rich[i][0].isdigit():
+            out[k + 1] = RICH_ERRORS.get(int(rich[i][0]), "#VALUE!")
+    return out
+
+
+def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> Sheet:
     sheet = Sheet(ws.title)
     sheet.names = {n: d.attr_text for n, d in getattr(ws, "defined_names", {}).items()}
     strings = getattr(ws, "_shared_strings", None)  # the workbook's, as openpyxl read them
-    fast = scan(xml, strings) if xml is not None and strings is not None else None
+    fast = scan(xml, strings, cached) if xml is not None and strings is not None else None
     if fast is not None:
         sheet.formulas, sheet.arrays, sheet.values = fast.formulas, fast.arrays, fast.values
+        sheet.rich = fast.rich
+        sheet.cached = fast.cached
         sheet.max_row, sheet.max_col = fast.max_row, fast.max_col
     else:
         _read_cells(ws, sheet)  # not in the common form: openpyxl reads it, cell by cell
+        sheet.cached = None if cached else {}  # read by _read_cached, from Excel's values
     for _, (r0, c0, r1, c1) in sheet.arrays.values():
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
-                sheet.values.pop((r, c), None)  # the array's cells hold its results
+                value = sheet.values.pop((r, c), None)  # the array's cells hold its results
+                if cached and value is not None and sheet.cached is not None:
+                    sheet.cached.setdefault((r, c), value)
         sheet.max_row, sheet.max_col = max(sheet.max_row, r1), max(sheet.max_col, c1)
     return sheet
 
 
+def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
+    """Stored values of formula cells, through openpyxl, for sheets the scan could not read."""
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for name, sheet in sheets.items():
+            if sheet.cached is not None:
+                continue
+            sheet.cached = {}
+            areas = [(r0, c0, r1, c1) for _, (r0, c0, r1, c1) in sheet.arrays.values()]
+            for key, v, data_type in _parsed(wb[name], data_only=True):
+                in_array = any(
+                    r0 <= key[0] <= r1 and c0 <= key[1] <= c1 for r0, c0, r1, c1 in areas
+                )
+                if key in sheet.formulas or in_array:
+                    sheet.cached[key] = _literal(v, data_type)
+    finally:
+        wb.close()
+
+
+def _parsed(ws, data_only: bool = False) -> Iterator[tuple[Cell, object, str]]:
+    """(cell, value, data type) of every cell openpyxl's parser finds, as it finds it: not
+    padded out to the sheet's bounding box as its iter_rows is (one far cell would make that
+    billions of cells)."""
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    wb = ws.parent
+    with ws._get_source() as src:
+        parser = WorkSheetParser(
+            src,
+            ws._shared_strings,
+            data_only=data_only,
+            epoch=wb.epoch,
+            date_formats=wb._date_formats,
+            timedelta_formats=wb._timedelta_formats,
+        )
+        for _, row in parser.parse():
+            for cell in row:
+                if cell["value"] is not None:
+                    yield (cell["row"] - 1, cell["column"] - 1), cell["value"], cell["data_type"]
+
+
 def _read_cells(ws, sheet: Sheet) -> None:
+    """Every cell of a sheet the scan could not read: formulas, arrays and literal values."""
     from openpyxl.utils.cell import range_boundaries
 
-    for row in ws.iter_rows():
-        for cell in row:
-            v = cell.value
-            if v is None or not hasattr(cell, "row"):
-                continue
-            key = (cell.row - 1, cell.column - 1)
-            sheet.max_row, sheet.max_col = max(sheet.max_row, key[0]), max(sheet.max_col, key[1])
-            if isinstance(v, ArrayFormula):
-                c0, r0, c1, r1 = range_boundaries(v.ref)
-                sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
-            elif cell.data_type == "f":
-                sheet.formulas[key] = v
-            else:
-                sheet.values[key] = _literal(cell)
+    for key, v, data_type in _parsed(ws):
+        sheet.max_row = max(sheet.max_row, key[0])
+        sheet.max_col = max(sheet.max_col, key[1])
+        if isinstance(v, ArrayFormula):
+            c0, r0, c1, r1 = range_boundaries(v.ref)
+            sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+        elif data_type == "f":
+            sheet.formulas[key] = v
+        else:
+            sheet.values[key] = _literal(v, data_type)

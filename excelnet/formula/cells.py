@@ -16,12 +16,12 @@ import re
 from openpyxl.formula.translate import Translator
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
-from excelnet.formula.parse import ERRORS, CopiedDown, Error
+from excelnet.formula.parse import ERRORS, NEWER_ERRORS, CopiedDown, Error
 
 _CELL = re.compile(
     r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'
     r"(?:<f([^>]*)/>|<f([^>]*)>([^<]*)</f>)?"  # a formula: empty (shared) or with text
-    r"(?:<v>([^<]*)</v>|<v/>)?"
+    r"(?:<v>([^<]*)</v>|<v\s*/>)?"  # openpyxl writes an empty value as <v />
     r"(?:<is>(.*?)</is>)?"  # an inline string
     r"</c>)",
     re.S,
@@ -91,17 +91,40 @@ def _text(s: str) -> str:
 
 
 class Cells:
-    """What a sheet holds: formulas (with "="), array formulas, literal values."""
+    """What a sheet holds: formulas (with "="), array formulas, literal values, and (when asked
+    for) the values stored with formula cells, as the application that saved the file
+    computed them."""
 
     def __init__(self) -> None:
         self.formulas: dict[tuple[int, int], str] = {}
         self.arrays: dict[tuple[int, int], tuple[str, tuple[int, int, int, int]]] = {}
         self.values: dict[tuple[int, int], object] = {}
+        self.cached: dict[tuple[int, int], object] = {}
+        self.rich: dict[tuple[int, int], int] = {}  # error cells with value metadata (vm)
         self.max_row = self.max_col = 0
 
 
-def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
-    """The cells of a worksheet part, or None if it is not in the common form."""
+def _value(t: str | None, v: str, shared_strings: list[str]) -> object:
+    """A <v> as a Python value, by the cell's type (None: no value stored)."""
+    if t == "str":
+        return _text(v)
+    if v == "":
+        return None
+    if t is None or t == "n":
+        return float(v)
+    if t == "s":
+        return shared_strings[int(v)]
+    if t == "b":
+        return v.strip() in ("1", "true")
+    if t == "e":
+        error = v.strip().upper()
+        return Error(error if error in ERRORS + NEWER_ERRORS else "#N/A")
+    raise ValueError(t)
+
+
+def scan(xml: bytes, shared_strings: list[str], cached: bool = False) -> Cells | None:
+    """The cells of a worksheet part, or None if it is not in the common form. `cached` also
+    collects the values stored with formula cells (a little slower)."""
     try:
         data = xml.decode("utf-8")
     except UnicodeDecodeError:
@@ -118,10 +141,20 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
         seen += 1
         c = columns.get(letters)
         key = (int(row) - 1, _column(letters) if c is None else c)
-        if f_text and not f_attrs:  # the common case: a plain formula
+        if f_text and not f_attrs and (not cached or 't="' not in attrs):  # a plain formula
             formulas[key] = "=" + (html.unescape(f_text) if "&" in f_text else f_text)
+            if cached and v:
+                out.cached[key] = float(v)  # the common case: a number, no t attribute
             continue
         t = _type(attrs) if 't="' in attrs else None
+        if cached and (f_text or f_attrs or f_empty) and (v or t == "str"):
+            try:
+                out.cached[key] = _value(t, v, shared_strings)
+            except (ValueError, IndexError):
+                return None
+        if f_text and not f_attrs:
+            formulas[key] = "=" + _text(f_text)
+            continue
         if f_text or f_attrs or f_empty:
             fa = dict(_ATTR.findall(f_attrs or f_empty)) if (f_attrs or f_empty) else {}
             kind = fa.get("t")
@@ -154,7 +187,9 @@ def scan(xml: bytes, shared_strings: list[str]) -> Cells | None:
             values[key] = v.strip() in ("1", "true")
         elif t == "e":
             error = v.strip().upper()
-            values[key] = Error(error if error in ERRORS else "#N/A")
+            values[key] = Error(error if error in ERRORS + NEWER_ERRORS else "#N/A")
+            if 'vm="' in attrs:  # #SPILL!, #CALC!: stored as #VALUE! plus a rich value
+                out.rich[key] = int(dict(_ATTR.findall(attrs))["vm"])
         else:  # t="d" (ISO dates) and anything newer: openpyxl knows
             return None
     if seen != cells:  # a cell the pattern did not recognise

@@ -16,14 +16,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.formulas import FORMULAE
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
+from excelnet.formula.functions.reference import Site
+from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
+from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
+    COLUMNS,
     MISSING,
+    ROWS,
     Array,
     Call,
+    Chain,
     Const,
     CopiedDown,
     Error,
@@ -32,6 +39,7 @@ from excelnet.formula.parse import (
     Node,
     Op,
     Ref,
+    Union,
     parse,
 )  # fmt: skip
 from excelnet.formula.values import (
@@ -44,6 +52,7 @@ from excelnet.formula.values import (
     errors_of,
     from_python,
     make,
+    omitted,
     scalar,
 )  # fmt: skip
 
@@ -143,11 +152,11 @@ class Graph:
             b.problem = str(e)
             b.node = Const(Error("#NAME?"))
         b.refs = []
-        _collect_refs(b.node, b.refs)
+        collect_refs(b.node, b.refs)
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
 
-    def resolve(self, node: Node, sheet: str, depth: int) -> Node:
+    def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
         """Replace defined names by what they stand for; bound whole columns and rows."""
         if isinstance(node, Name):
             text, scope = self._name(node.name, sheet)
@@ -158,17 +167,31 @@ class Graph:
             target = self.book.sheets.get(node.sheet)
             if target is None:
                 return Const(Error("#REF!"))
+            # a whole column or row is read as far as the sheet's used range, except where a
+            # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
+            last_row = ROWS - 1 if whole else target.max_row
+            last_col = COLUMNS - 1 if whole else target.max_col
             if node.r1 is None:
-                return Ref(node.sheet, 0, node.c0, target.max_row, node.c1)
+                return Ref(node.sheet, 0, node.c0, last_row, node.c1)
             if node.c1 is None:
-                return Ref(node.sheet, node.r0, 0, node.r1, target.max_col)
+                return Ref(node.sheet, node.r0, 0, node.r1, last_col)
             return node
         if isinstance(node, Op):
             return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Chain):
+            return Chain(node.ops, tuple(self.resolve(a, sheet, depth) for a in node.args))
+        if isinstance(node, Union):
+            return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
         if isinstance(node, Call):
-            args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+            known = FUNCTIONS.get(node.name)
+            skip = known.positional if known is not None else ()
+            counts = known is not None and known.blanks
+            args = tuple(
+                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts)
+                for i, a in enumerate(node.args)
+            )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
             if (
-                node.name == "SUMIF"
+                node.name in ("SUMIF", "AVERAGEIF")
                 and len(args) == 3
                 and all(isinstance(a, Ref) for a in (args[0], args[2]))
             ):  # Excel sums a range of the criteria range's shape, from the sum range's corner
@@ -186,7 +209,7 @@ class Graph:
                         target.rel_r0,
                     ),
                 )
-            return Call(node.name, args)
+            return Call(node.name, args, node.new)
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -203,22 +226,53 @@ class Graph:
                 return text, sheet
         return None, sheet
 
-    def split(self, b: Block) -> None:
+    def link(self, extra: list[Block]) -> tuple[_Index, list[Block]]:
+        """Each block's dependencies (on other blocks and on `extra`, the parameters). A column
+        run caught in a cycle is split into cells (a running total refers to the cell above);
+        what is still cyclic after that is returned."""
+        while True:
+            index = _Index(self.blocks + extra)
+            for b in self.blocks:
+                b.deps = set()
+                for ref in b.refs:
+                    lo, hi = footprint(ref, b)
+                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            cyclic = _cycles(self.blocks)
+            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
+            if not splittable:
+                return index, cyclic
+            for b in splittable:
+                self.split(b)
+
+    def split(self, b: Block) -> list[Block]:
+        """Replace a column run by one block per cell; returns them."""
         self.blocks.remove(b)
+        cells = []
         for r in range(b.r0, b.r1 + 1):
             one = Block(
                 b.sheet, r, b.c0, r, b.c1, "column", self.book.sheets[b.sheet].formulas[(r, b.c0)]
             )
             self.blocks.append(one)
             self._parse(one)
+            cells.append(one)
+        return cells
 
 
-def _collect_refs(node: Node, out: list[Ref]) -> None:
+def collect_refs(node: Node, out: list[Ref]) -> None:
     if isinstance(node, Ref):
         out.append(node)
-    elif isinstance(node, (Op, Call)):
+    elif isinstance(node, Call):
+        known = FUNCTIONS.get(node.name)
+        skip = known.positional if known is not None else ()
+        for i, a in enumerate(node.args):
+            if not (i in skip and isinstance(a, Ref)):  # ROW(A1) does not read A1
+                collect_refs(a, out)
+    elif isinstance(node, (Op, Chain)):
         for a in node.args:
-            _collect_refs(a, out)
+            collect_refs(a, out)
+    elif isinstance(node, Union):
+        for a in node.areas:
+            collect_refs(a, out)
 
 
 def footprint(ref: Ref, b: Block) -> tuple[int, int]:
@@ -251,255 +305,43 @@ class _Index:
         return found
 
 
-# -- one Solver model, compiled ----------------------------------------------------------------
+# -- evaluating blocks -------------------------------------------------------------------------
 
 
-class Model:
-    """The compiled model of one Solver model: parameters, objective, and every cell that
-    depends on the parameters (for write-back). `watch`: more formulas, as (label, AST, sheet),
-    whose values each step needs too (the two sides of Solver's constraints)."""
+class Evaluator:
+    """Evaluates a workbook's blocks: each block's formula becomes a tensor computation over the
+    sheets' values. Blocks in `live` (those that depend on the parameters) are re-run every
+    step; every other block is evaluated once and its values stored in its sheet's grid, where
+    references read them as data. Shared by a Solver model and the whole-workbook calculation."""
 
-    def __init__(
-        self,
-        book: Book,
-        solver: SolverModel,
-        ctx: Ctx,
-        graph: Graph | None = None,
-        watch: list[tuple[str, Node, str]] = (),
-    ):
-        self.book, self.solver, self.ctx = book, solver, ctx
+    def __init__(self, book: Book, ctx: Ctx, graph: Graph | None = None):
+        self.book, self.ctx = book, ctx
         self.graph = graph or Graph(book)
-        self.at = where(book.path, solver.sheet)
-        self._grids: dict[str, list] = {}
-        self.watch = []
-        for label, node, sheet in watch:
-            try:
-                self.watch.append((label, self.graph.resolve(node, sheet, 0)))
-            except FormulaError as e:
-                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
-        self._build()
-
-    # ---- structure
-    def _build(self) -> None:
-        self.params: list[Block] = []
-        for ref in self.solver.adjustable:
-            target = self.book.sheets.get(ref.sheet)
-            if target is None:
-                raise ExcelnetError(
-                    f"{self.at}: solver_adj refers to a missing sheet {ref.sheet!r}"
-                )
-            p = Block(ref.sheet, ref.r0, ref.c0, ref.r1, ref.c1, "param")
-            for r in range(p.r0, p.r1 + 1):
-                for c in range(p.c0, p.c1 + 1):
-                    if (r, c) in target.formulas or any(
-                        r0 <= r <= r1 and c0 <= c <= c1
-                        for _, (r0, c0, r1, c1) in target.arrays.values()
-                    ):
-                        raise ExcelnetError(
-                            f"{where(self.book.path, ref.sheet, a1(r, c))}: adjustable cell "
-                            f"holds a formula; Solver's variable cells must hold numbers"
-                        )
-                    v = target.values.get((r, c))
-                    if v is not None and (isinstance(v, (str, bool, Error))):
-                        raise ExcelnetError(
-                            f"{where(self.book.path, ref.sheet, a1(r, c))}: adjustable cell "
-                            f"holds {v!r}; it must hold a number"
-                        )
-            self.params.append(p)
-
-        while True:  # split blocks caught in a cycle into cells until none is left
-            blocks = self.graph.blocks + self.params
-            index = _Index(blocks)
-            for b in self.graph.blocks:
-                b.deps = set()
-                for ref in b.refs:
-                    lo, hi = footprint(ref, b)
-                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
-            cyclic = _cycles(self.graph.blocks)
-            if not cyclic:
-                break
-            splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
-            if not splittable:
-                b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
-                raise ExcelnetError(
-                    f"{where(self.book.path, b.sheet, b.cell())}: circular "
-                    f"reference (the formula depends on its own result)"
-                )
-            for b in splittable:
-                self.graph.split(b)
-        self.index = index
-
-        obj = self.solver.objective
-        found = index.overlapping(obj.sheet, obj.r0, obj.r0, obj.c0, obj.c0)
-        found = [b for b in found if b.kind != "param"]
-        if not found:
-            raise ExcelnetError(
-                f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
-                f"objective (solver_opt) is not a formula"
-            )
-        self.objective = found[0]
-        self.objective_pos = (obj.r0 - self.objective.r0) * self.objective.cols + (
-            obj.c0 - self.objective.c0
-        )
-        # dependents of the parameters, forward
-        users: dict[Block, list[Block]] = defaultdict(list)
-        for b in self.graph.blocks:
-            for d in b.deps:
-                users[d].append(b)
-        live: set[Block] = set()
-        stack = list(self.params)
-        while stack:
-            for u in users[stack.pop()]:
-                if u not in live:
-                    live.add(u)
-                    stack.append(u)
-        if self.objective not in live:
-            raise ExcelnetError(
-                f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
-                f"objective does not depend on the adjustable cells "
-                f"({', '.join(self._param_names())})"
-            )
-        self.live = live
-        watched = set()  # the blocks the watched formulas read
-        for _, node in self.watch:
-            refs: list[Ref] = []
-            _collect_refs(node, refs)
-            for ref in refs:
-                found = index.overlapping(ref.sheet, ref.r0, ref.r1, ref.c0, ref.c1)
-                watched |= {b for b in found if b.kind != "param"}
-        needed = _ancestors([self.objective, *watched])
-        self.train_blocks = [b for b in _topo(needed) if b in live]
-        required = _ancestors([*live, *watched])
-        self.order = _topo(required)
-        self.report_blocks = [b for b in self.order if b in live]
-        for b in self.order:
-            if b.problem is not None:
-                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {b.problem}")
-
-    def _param_names(self) -> list[str]:
-        return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
-
-    # ---- evaluation
-    def compile(self, params: list[torch.Tensor] | None = None) -> None:
-        """Evaluate the constants once and build the per-step computation. `params` (flat
-        float tensors, one per adjustable range) default to the workbook's values."""
-        ctx = self.ctx
-        for i, p in enumerate(self.params):
-            if params is not None:
-                x = params[i].detach().to(ctx.device, ctx.dtype).reshape(-1).clone()
-            else:
-                sheet = self.book.sheets[p.sheet]
-                x = torch.tensor(
-                    [
-                        _as_number(sheet.values.get((p.r0 + k // p.cols, p.c0 + k % p.cols)))
-                        for k in range(p.size)
-                    ],
-                    dtype=ctx.dtype,
-                    device=ctx.device,
-                )
-            p.value = V(x.requires_grad_(True))
-        for b in self.order:
-            try:
-                thunk = self._node(b.node, b)
-            except FormulaError as e:
-                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {e}") from None
-            if b in self.live:
-                b.thunk = thunk
-                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
-                b.value = value
-                b.static_kind = None if value.numeric() else value.kinds().copy()
-                b.static_text = value.text
-            else:
-                value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
-                self._store(b, value)
-
-        probe = Block(self.solver.sheet, 0, 0, 0, 0, "array")  # no row of a copied block
-        self.watch_thunks = []
-        for label, node in self.watch:
-            try:
-                self.watch_thunks.append(self._node(node, probe))
-            except FormulaError as e:
-                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
-
-    def watched(self) -> list[V]:
-        """The watched formulas' values at the parameters of the last run of the blocks."""
-        return [t.run() if isinstance(t, Live) else t for t in self.watch_thunks]
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [p.value.x for p in self.params]
-
-    def run(self, blocks: list[Block]) -> None:
-        for b in blocks:
-            t = b.thunk
-            b.value = self._fit(b, t.run() if isinstance(t, Live) else t)
-
-    def objective_value(self) -> torch.Tensor:
-        """Run the blocks the objective needs (non-strict) and return it, a 0-d tensor."""
-        self.ctx.strict = False
-        try:
-            self.run(self.train_blocks)
-        finally:
-            self.ctx.strict = True
-        return self.objective.value.x.reshape(-1)[self.objective_pos]
-
-    def objective_error(self) -> str | None:
-        """After a strict run: why the objective is an error value, naming the first cell."""
-        v = self.objective.value
-        k = v.kinds()[self.objective_pos] if not v.numeric() else NUM
-        if k == NUM:
-            return None
-        what = v.texts()[self.objective_pos] if k == ERR else "not a number"
-        for b in self.train_blocks:  # an error value typed into an input cell?
-            for ref in b.refs:
-                lo, hi = footprint(ref, b)
-                if ref.sheet not in self._grids:
-                    continue
-                kind, text = self._grids[ref.sheet][1], self._grids[ref.sheet][2]
-                window = kind[lo : hi + 1, ref.c0 : ref.c1 + 1]
-                hits = np.argwhere(window == ERR)
-                if len(hits):
-                    r, c = int(hits[0][0]) + lo, int(hits[0][1]) + ref.c0
-                    return f"{where(self.book.path, ref.sheet, a1(r, c))}: input holds {text[r, c]}"
-        for b in self.train_blocks:
-            errs = errors_of(b.value)
-            if errs is not None:
-                i = int(np.flatnonzero(errs.reshape(-1) != None)[0])  # noqa: E711
-                return f"{where(self.book.path, b.sheet, b.cell(i))}: {errs.reshape(-1)[i]}"
-        return f"the objective is {what}"
-
-    def evaluate(self) -> None:
-        """Strict evaluation of every cell that depends on the parameters (for write-back)."""
-        self.ctx.strict = True
-        with torch.no_grad():
-            self.run(self.report_blocks)
-
-    def value_at(self, sheet: str, r: int, c: int) -> object:
-        """The current value of one cell that depends on the parameters (None if it doesn't)."""
-        for b in self.index.overlapping(sheet, r, r, c, c):
-            if b in self.live or b.kind == "param":
-                return _python(b.value, (r - b.r0) * b.cols + (c - b.c0))
-        return None
-
-    def values(self) -> dict[tuple[str, int, int], object]:
-        """Python values of the parameters and every dependent formula cell (after evaluate)."""
-        out: dict[tuple[str, int, int], object] = {}
-        for b in self.params + self.report_blocks:
-            v = b.value
-            if v.numeric():  # the common case, in one transfer
-                for i, x in enumerate(v.x.detach().cpu().reshape(-1).tolist()):
-                    out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = x
-                continue
-            for i in range(b.size):
-                out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
-        return out
+        self._grids: dict[str, Grid] = {}
+        self.live: set[Block] = set()
+        self.index = _Index([])
+        self._done: set[Block] = set()  # constant blocks evaluated and stored
+        self.warnings: list[tuple[Block, str]] = []  # blocks that kept their stored values
+        self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
-        """A block's result laid out over its rectangle, flat, row-major."""
+        """A block's result laid out over its rectangle, flat, row-major. A formula's result
+        is never blank: =A1 of an empty A1 is the number 0."""
+        v = self._layout(b, v)
+        if isinstance(v.kind, int) and v.kind == BLANK:
+            return V(v.x)  # a blank's number is 0 already
+        if isinstance(v.kind, np.ndarray) and (v.kind == BLANK).any():
+            return make(v.x, np.where(v.kind == BLANK, NUM, v.kind).astype(np.int8), v.text)
+        return v
+
+    def _layout(self, b: Block, v: V) -> V:
         if b.kind == "column":
             n = b.rows
             if v.numeric() and v.x.shape == (n, 1, 1):  # the training path: as it is
                 return V(v.x, v.kind)
+            if v.at is not None and v.shape[1:] != (1, 1):
+                v = _intersect(v, b)
             v = V(
                 v.x[:, :1, :1],
                 _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
@@ -527,86 +369,157 @@ class Model:
         kind[outside], text[outside] = ERR, "#N/A"
         return make(x, kind.reshape(-1), text.reshape(-1))
 
-    def _grid(self, sheet: str, rows: int, cols: int) -> list:
-        """Constant values of a sheet as dense arrays [num, kind, text], grown on demand."""
+    def _grid(self, sheet: str) -> Grid:
+        """A sheet's constant values (read once, then the values of blocks evaluated as data)."""
         g = self._grids.get(sheet)
-        if g is None or g[0].shape[0] < rows or g[0].shape[1] < cols:
+        if g is None:
             s = self.book.sheets[sheet]
-            R = max(rows, s.max_row + 1, g[0].shape[0] if g else 0)
-            C = max(cols, s.max_col + 1, g[0].shape[1] if g else 0)
-            num, kind = np.zeros((R, C)), np.full((R, C), BLANK, np.int8)
-            text = np.full((R, C), None, dtype=object)
-            if g is None:
-                for (r, c), v in s.values.items():
-                    _put(num, kind, text, r, c, v)
-            else:
-                h, w = g[0].shape
-                num[:h, :w], kind[:h, :w], text[:h, :w] = g
-            g = [num, kind, text]
-            self._grids[sheet] = g
+            g = self._grids[sheet] = Grid(s.values, s.max_row + 1, s.max_col + 1)
         return g
 
     def _store(self, b: Block, v: V) -> None:
-        num, kind, text = self._grid(b.sheet, b.r1 + 1, b.c1 + 1)
         x = v.x.detach().cpu().numpy().reshape(b.rows, b.cols)
-        num[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = x
-        kind[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = (
-            v.kinds().reshape(b.rows, b.cols) if not v.numeric() else NUM
-        )
-        if v.text is not None:
-            text[b.r0 : b.r1 + 1, b.c0 : b.c1 + 1] = v.texts().reshape(b.rows, b.cols)
+        kind = v.kinds().reshape(b.rows, b.cols) if not v.numeric() else np.int8(NUM)
+        text = v.texts().reshape(b.rows, b.cols) if v.text is not None else None
+        self._grid(b.sheet).put(b.r0, b.c0, x, kind, text)
 
     def _node(self, node: Node, b: Block):
         ctx = self.ctx
         if isinstance(node, Const):
             value = node.value
-            return scalar(0.0 if value is MISSING else value, ctx)
+            return omitted(ctx) if value is MISSING else scalar(value, ctx)
         if isinstance(node, Array):
             return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
         if isinstance(node, Ref):
             return self._reference(node, b)
+        if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
+            refs = Site(self, b).refs(node)
+            if refs is None:
+                return scalar(Error("#VALUE!"), ctx)
+            return self._dynamic(refs, b)
         if isinstance(node, Op):
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):
-                return operator(node.op, args, ctx)
+                return _carry(operator(node.op, args, ctx), args)
             op = node.op
             return Live(
                 lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
             )
-        if isinstance(node, Call):
-            fn = FUNCTIONS.get(node.name)
-            if fn is None:
-                raise FormulaError(f"function {node.name} is not supported")
+        if isinstance(node, Chain):
             args = [self._node(a, b) for a in node.args]
+            ops = node.ops
+
+            def fold(values: list[V]) -> V:
+                acc = values[0]
+                for op, v in zip(ops, values[1:], strict=True):
+                    acc = operator(op, [acc, v], ctx)
+                return acc
+
             if not any(isinstance(a, Live) for a in args):
-                return fn(ctx, args)
+                return _carry(fold(args), args)
+            return Live(lambda: fold([a.run() if isinstance(a, Live) else a for a in args]))
+        if isinstance(node, Union):  # outside a function that takes several ranges
+            return scalar(Error("#VALUE!"), ctx)
+        if isinstance(node, Call):
+            known = FUNCTIONS.get(node.name)
+            if known is None:
+                if self.graph._name(node.name, b.sheet)[0] is not None:
+                    raise FormulaError(f"{node.name} is a name defined by LAMBDA: not supported")
+                if not excel_knows(node):  # a typo or a made-up name: #NAME? as in Excel
+                    return scalar(Error("#NAME?"), ctx)
+                raise FormulaError(f"function {node.name} is not supported")
+            if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
+                out = known.fn(Site(self, b), list(node.args))
+                return self._dynamic(out, b) if isinstance(out, list) else out
+            fn = known.fn
+            args = []
+            for a in node.args:
+                if not isinstance(a, Union):
+                    args.append(self._node(a, b))
+                elif known.unions:  # SUM((A1:A3,C1:C3)): each area an argument of its own
+                    args.extend(self._node(area, b) for area in a.areas)
+                else:
+                    raise FormulaError(f"{node.name} does not take a union of ranges")
+            if not any(isinstance(a, Live) for a in args):
+                out = fn(ctx, args)
+                return out if node.name in ARRAY_RESULTS else _carry(out, args)
             return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
 
     def _reference(self, ref: Ref, b: Block):
         rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
         n = b.rows if rel else 1
-        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
+        h = ref.r1 - ref.r0 + 1
         rows = ref.r0 + (np.arange(n)[:, None] if rel else 0) + np.arange(h)[None, :]
-        cols = np.arange(ref.c0, ref.c1 + 1)
-        num, kind, text = self._grid(ref.sheet, int(rows.max()) + 1, ref.c1 + 1)
-        rr, cc = rows[:, :, None], cols[None, None, :]
-        cx, ck, ct = num[rr, cc], kind[rr, cc], text[rr, cc]
-        lo, hi = footprint(ref, b)
+        cols = np.arange(ref.c0, ref.c1 + 1)[None, :]
+        return self._window(ref.sheet, rows, cols)
+
+    def _dynamic(self, refs: list[Ref], b: Block):
+        """The value of references a function computed (OFFSET, INDIRECT): one per row of the
+        block, or one for all. Their cells are not among the block's dependencies, so they
+        are evaluated here if they have not been yet."""
+        first = refs[0]
+        h, w = first.r1 - first.r0 + 1, first.c1 - first.c0 + 1
+        if any(
+            r.sheet != first.sheet or (r.r1 - r.r0 + 1, r.c1 - r.c0 + 1) != (h, w) for r in refs
+        ):
+            raise FormulaError("references of different sheets or sizes down one column")
+        r0 = np.array([r.r0 for r in refs])
+        c0 = np.array([r.c0 for r in refs])
+        self._ensure(first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()),
+                     int(c0.max()) + w - 1)  # fmt: skip
+        return self._window(first.sheet, r0[:, None] + np.arange(h), c0[:, None] + np.arange(w))
+
+    def _ensure(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet."""
+        for blk in sorted(self.index.overlapping(sheet, r0, r1, c0, c1), key=_position):
+            if blk.kind == "param" or blk in self._done:
+                continue
+            if blk in self.live:
+                raise FormulaError(
+                    f"OFFSET or INDIRECT reaching {blk.sheet}!{blk.cell()}, which depends on the "
+                    f"parameters, is not supported"
+                )
+            if blk in self._busy:
+                raise FormulaError(f"circular reference through {blk.sheet}!{blk.cell()}")
+            self._constant(blk)
+
+    def _constant(self, b: Block) -> V:
+        """Evaluate a block that does not depend on the parameters, once; store its values."""
+        self._busy.add(b)
+        try:
+            thunk = self._node(b.node, b)
+            value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        finally:
+            self._busy.discard(b)
+        self._store(b, value)
+        self._done.add(b)
+        return value
+
+    def _window(self, sheet: str, rows: np.ndarray, cols: np.ndarray):
+        """Cells rows × cols of a sheet, per block row: rows (n, h), cols (1 or n, w)."""
+        n, h, w = rows.shape[0], rows.shape[1], cols.shape[1]
+        rr, cc = rows[:, :, None], cols[:, None, :]
+        cx, ck, ct = self._grid(sheet).window(rr, cc)  # each (n, h, w)
+        lo, hi = int(rows.min()), int(rows.max())
         sources = [
             s
-            for s in self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+            for s in self.index.overlapping(sheet, lo, hi, int(cols.min()), int(cols.max()))
             if s in self.live or s.kind == "param"
         ]
         ctx = self.ctx
         if not sources:
             has_text = (ck == TEXT).any() or (ck == ERR).any()
-            return make(
+            v = make(
                 torch.as_tensor(cx, dtype=ctx.dtype, device=ctx.device),
                 ck,
                 ct if has_text else None,
                 ref=True,
             )
+            if rows.shape[0] == 1 and cols.shape[0] == 1:
+                h, w = rows.shape[1], cols.shape[1]  # a 2-D range meets no one cell: None
+                v.at = (None, None) if h > 1 and w > 1 else (int(rows[0, 0]), int(cols[0, 0]))
+            return v
         shape = (n, h, w)
         index = np.arange(n * h * w).reshape(shape)
         uses_const = np.ones(shape, bool)
@@ -670,6 +583,373 @@ class Model:
         return Live(gather)
 
 
+# -- one Solver model, compiled ----------------------------------------------------------------
+
+
+class Model(Evaluator):
+    """The compiled model of one Solver model: parameters, objective, and every cell that
+    depends on the parameters (for write-back). `watch`: more formulas, as (label, AST, sheet),
+    whose values each step needs too (the two sides of Solver's constraints)."""
+
+    def __init__(
+        self,
+        book: Book,
+        solver: SolverModel,
+        ctx: Ctx,
+        graph: Graph | None = None,
+        watch: list[tuple[str, Node, str]] = (),
+    ):
+        super().__init__(book, ctx, graph)
+        self.solver = solver
+        self.at = where(book.path, solver.sheet)
+        self.watch = []
+        for label, node, sheet in watch:
+            try:
+                self.watch.append((label, self.graph.resolve(node, sheet, 0)))
+            except FormulaError as e:
+                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
+        self._build()
+
+    # ---- structure
+    def _build(self) -> None:
+        self.params: list[Block] = []
+        for ref in self.solver.adjustable:
+            target = self.book.sheets.get(ref.sheet)
+            if target is None:
+                raise ExcelnetError(
+                    f"{self.at}: solver_adj refers to a missing sheet {ref.sheet!r}"
+                )
+            p = Block(ref.sheet, ref.r0, ref.c0, ref.r1, ref.c1, "param")
+            for r in range(p.r0, p.r1 + 1):
+                for c in range(p.c0, p.c1 + 1):
+                    if (r, c) in target.formulas or any(
+                        r0 <= r <= r1 and c0 <= c <= c1
+                        for _, (r0, c0, r1, c1) in target.arrays.values()
+                    ):
+                        raise ExcelnetError(
+                            f"{where(self.book.path, ref.sheet, a1(r, c))}: adjustable cell "
+                            f"holds a formula; Solver's variable cells must hold numbers"
+                        )
+                    v = target.values.get((r, c))
+                    if v is not None and (isinstance(v, (str, bool, Error))):
+                        raise ExcelnetError(
+                            f"{where(self.book.path, ref.sheet, a1(r, c))}: adjustable cell "
+                            f"holds {v!r}; it must hold a number"
+                        )
+            self.params.append(p)
+
+        index, cyclic = self.graph.link(self.params)
+        if cyclic:
+            b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
+            raise ExcelnetError(
+                f"{where(self.book.path, b.sheet, b.cell())}: circular "
+                f"reference (the formula depends on its own result)"
+            )
+        self.index = index
+
+        obj = self.solver.objective
+        found = index.overlapping(obj.sheet, obj.r0, obj.r0, obj.c0, obj.c0)
+        found = [b for b in found if b.kind != "param"]
+        if not found:
+            raise ExcelnetError(
+                f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
+                f"objective (solver_opt) is not a formula"
+            )
+        self.objective = found[0]
+        self.objective_pos = (obj.r0 - self.objective.r0) * self.objective.cols + (
+            obj.c0 - self.objective.c0
+        )
+        # dependents of the parameters, forward
+        users: dict[Block, list[Block]] = defaultdict(list)
+        for b in self.graph.blocks:
+            for d in b.deps:
+                users[d].append(b)
+        live: set[Block] = set()
+        stack = list(self.params)
+        while stack:
+            for u in users[stack.pop()]:
+                if u not in live:
+                    live.add(u)
+                    stack.append(u)
+        if self.objective not in live:
+            raise ExcelnetError(
+                f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
+                f"objective does not depend on the adjustable cells "
+                f"({', '.join(self._param_names())})"
+            )
+        self.live = live
+        watched = set()  # the blocks the watched formulas read
+        for _, node in self.watch:
+            refs: list[Ref] = []
+            collect_refs(node, refs)
+            for ref in refs:
+                found = index.overlapping(ref.sheet, ref.r0, ref.r1, ref.c0, ref.c1)
+                watched |= {b for b in found if b.kind != "param"}
+        needed = _ancestors([self.objective, *watched])
+        self.train_blocks = [b for b in _topo(needed) if b in live]
+        required = _ancestors([*live, *watched])
+        self.order = _topo(required)
+        self.report_blocks = [b for b in self.order if b in live]
+        for b in self.order:
+            if b.problem is not None:
+                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {b.problem}")
+
+    def _param_names(self) -> list[str]:
+        return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
+
+    # ---- evaluation
+    def compile(self, params: list[torch.Tensor] | None = None) -> None:
+        """Evaluate the constants once and build the per-step computation. `params` (flat
+        float tensors, one per adjustable range) default to the workbook's values."""
+        ctx = self.ctx
+        for i, p in enumerate(self.params):
+            if params is not None:
+                x = params[i].detach().to(ctx.device, ctx.dtype).reshape(-1).clone()
+            else:
+                sheet = self.book.sheets[p.sheet]
+                x = torch.tensor(
+                    [
+                        _as_number(sheet.values.get((p.r0 + k // p.cols, p.c0 + k % p.cols)))
+                        for k in range(p.size)
+                    ],
+                    dtype=ctx.dtype,
+                    device=ctx.device,
+                )
+            p.value = V(x.requires_grad_(True))
+        for b in self.order:
+            if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
+                continue
+            try:
+                if b in self.live:
+                    self._live(b)
+                else:
+                    self._data(b)
+            except FormulaError as e:
+                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {e}") from None
+
+        probe = Block(self.solver.sheet, 0, 0, 0, 0, "array")  # no row of a copied block
+        self.watch_thunks = []
+        for label, node in self.watch:
+            try:
+                self.watch_thunks.append(self._node(node, probe))
+            except FormulaError as e:
+                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
+
+    def _live(self, b: Block) -> None:
+        """A block on the parameters' path: traced once, re-run every step."""
+        unknown, volatile = _unknown_and_volatile(b.node)
+        if unknown:
+            raise FormulaError(
+                f"function {', '.join(unknown)} is not supported, and the cell depends on the "
+                f"adjustable cells"
+            )
+        if volatile:
+            raise FormulaError(
+                f"{', '.join(volatile)} changes at every recalculation, and the cell depends on "
+                f"the adjustable cells"
+            )
+        thunk = self._node(b.node, b)
+        b.thunk = thunk
+        value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        b.value = value
+        b.static_kind = None if value.numeric() else value.kinds().copy()
+        b.static_text = value.text
+
+    def _data(self, b: Block) -> None:
+        """A block the parameters do not reach: evaluated once, as data. One excelnet cannot
+        compute (an unknown function) or should not (RAND, NOW: a new value each time) keeps
+        the value the file stores for it, with a warning."""
+        unknown, volatile = _unknown_and_volatile(b.node)
+        if not unknown and not volatile:
+            self._constant(b)
+            return
+        names = ", ".join(unknown + volatile)
+        stored = self.book.stored(b.sheet)
+        cells = [(b.r0 + i // b.cols, b.c0 + i % b.cols) for i in range(b.size)]
+        if not all(c in stored for c in cells):
+            why = "excelnet does not know it" if unknown else "it changes at every recalculation"
+            raise FormulaError(
+                f"uses {names} ({why}) and the file stores no value for it: run excelnet calc "
+                f"on the workbook, or save it in Excel or LibreOffice, to store one"
+            )
+        grid = np.array([stored[c] for c in cells], dtype=object).reshape(1, b.rows, b.cols)
+        self._store(b, _flat(from_python(grid, self.ctx)))
+        self._done.add(b)
+        self.warnings.append((b, names))
+
+    def watched(self) -> list[V]:
+        """The watched formulas' values at the parameters of the last run of the blocks."""
+        return [t.run() if isinstance(t, Live) else t for t in self.watch_thunks]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p.value.x for p in self.params]
+
+    def run(self, blocks: list[Block]) -> None:
+        for b in blocks:
+            t = b.thunk
+            b.value = self._fit(b, t.run() if isinstance(t, Live) else t)
+
+    def objective_value(self) -> torch.Tensor:
+        """Run the blocks the objective needs (non-strict) and return it, a 0-d tensor."""
+        self.ctx.strict = False
+        try:
+            self.run(self.train_blocks)
+        finally:
+            self.ctx.strict = True
+        return self.objective.value.x.reshape(-1)[self.objective_pos]
+
+    def objective_error(self) -> str | None:
+        """After a strict run: why the objective is an error value, naming the first cell."""
+        v = self.objective.value
+        k = v.kinds()[self.objective_pos] if not v.numeric() else NUM
+        if k == NUM:
+            return None
+        what = v.texts()[self.objective_pos] if k == ERR else "not a number"
+        for b in self.train_blocks:  # an error value typed into an input cell?
+            for ref in b.refs:
+                lo, hi = footprint(ref, b)
+                if ref.sheet not in self._grids:
+                    continue
+                _, kind, text = self._grids[ref.sheet].box(lo, hi, ref.c0, ref.c1)
+                hits = np.argwhere(kind == ERR)
+                if len(hits):
+                    i, j = int(hits[0][0]), int(hits[0][1])
+                    cell = a1(i + lo, j + ref.c0)
+                    return f"{where(self.book.path, ref.sheet, cell)}: input holds {text[i, j]}"
+        for b in self.train_blocks:
+            errs = errors_of(b.value)
+            if errs is not None:
+                i = int(np.flatnonzero(errs.reshape(-1) != None)[0])  # noqa: E711
+                return f"{where(self.book.path, b.sheet, b.cell(i))}: {errs.reshape(-1)[i]}"
+        return f"the objective is {what}"
+
+    def evaluate(self) -> None:
+        """Strict evaluation of every cell that depends on the parameters (for write-back)."""
+        self.ctx.strict = True
+        with torch.no_grad():
+            self.run(self.report_blocks)
+
+    def value_at(self, sheet: str, r: int, c: int) -> object:
+        """The current value of one cell that depends on the parameters (None if it doesn't)."""
+        for b in self.index.overlapping(sheet, r, r, c, c):
+            if b in self.live or b.kind == "param":
+                return _python(b.value, (r - b.r0) * b.cols + (c - b.c0))
+        return None
+
+    def constant_at(self, sheet: str, r: int, c: int) -> object:
+        """The value of a cell that does not depend on the parameters, as the model read or
+        computed it once (a literal, or a formula evaluated as data); None if blank or unread."""
+        g = self._grids.get(sheet)
+        if g is None:
+            return None
+        x, k, t = g.cell(r, c)
+        if k == BLANK:
+            return None
+        if k == NUM:
+            return x
+        if k == ERR:
+            return Error(str(t))
+        return str(t) if k == TEXT else bool(x)
+
+    def values(self) -> dict[tuple[str, int, int], object]:
+        """Python values of the parameters and every dependent formula cell (after evaluate)."""
+        out: dict[tuple[str, int, int], object] = {}
+        for b in self.params + self.report_blocks:
+            v = b.value
+            if v.numeric():  # the common case, in one transfer
+                for i, x in enumerate(v.x.detach().cpu().reshape(-1).tolist()):
+                    out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = x
+                continue
+            for i in range(b.size):
+                out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
+        return out
+
+
+def _carry(out: V, args: list) -> V:
+    """A result cell for cell over range arguments stays where those ranges are: in a one-cell
+    formula, FISHER(G:G) or A1:A9*2 is read in the formula's row, CEILING(AM:AM,47:47) at the
+    formula's row of AM and column of row 47 (implicit intersection). Per axis, the origin of
+    the range that spans it (None: a 2-D range, which meets no one cell; "first": an array)."""
+    ranges = [a for a in args if isinstance(a, V) and a.at is not None]
+    if not ranges or not isinstance(out, V) or out.at is not None or out.shape[1:] == (1, 1):
+        return out
+
+    def origin(axis: int) -> int | str | None:
+        size = out.shape[1 + axis]
+        if size == 1:
+            return 0
+        return next((a.at[axis] for a in ranges if a.shape[1 + axis] == size), "first")
+
+    out.at = (origin(0), origin(1))
+    return out
+
+
+def _intersect(v: V, b: Block) -> V:
+    """A range where one value belongs: Excel's implicit intersection. A one-column range gives
+    the cell in the formula's row, a one-row range the cell in its column; a 2-D range, or a
+    row or column outside the range, is #VALUE!."""
+    _, h, w = v.shape
+
+    def pick(size: int, origin, here: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if size == 1 or origin == "first":
+            return np.zeros(here.size, int), np.ones(here.size, bool)
+        if origin is None:
+            return np.zeros(here.size, int), np.zeros(here.size, bool)
+        pos = here - origin
+        ok = (pos >= 0) & (pos < size)
+        return np.where(ok, pos, 0), ok
+
+    i, ok_r = pick(h, v.at[0], np.arange(b.r0, b.r1 + 1))
+    j, ok_c = pick(w, v.at[1], np.full(b.rows, b.c0))
+    ok = ok_r & ok_c
+    k = np.arange(b.rows) if v.shape[0] == b.rows else np.zeros(b.rows, int)  # per block row
+    x = v.x[torch.as_tensor(k), torch.as_tensor(i), torch.as_tensor(j)].reshape(-1, 1, 1)
+    kind = v.kinds()[k, i, j].reshape(-1, 1, 1).copy()
+    text = v.texts()[k, i, j].reshape(-1, 1, 1).copy()
+    kind[~ok], text[~ok] = ERR, "#VALUE!"
+    return make(x, kind, text)
+
+
+def _position(b: Block) -> tuple[str, int, int]:
+    return (b.sheet, b.c0, b.r0)
+
+
+def calls(node: Node, known_to_excel: bool = False) -> list[str]:
+    """The names of the functions a formula calls (only those Excel has, if asked)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Call) and (not known_to_excel or excel_knows(n)):
+            out.append(n.name)
+        if isinstance(n, (Op, Chain, Call)):
+            stack.extend(n.args)
+        elif isinstance(n, Union):
+            stack.extend(n.areas)
+    return out
+
+
+def excel_knows(call: Call) -> bool:
+    """Whether Excel has the function (else a call to it is #NAME?, as Excel shows it)."""
+    return call.new or call.name in FORMULAE or call.name in NEWER_EXCEL or call.name in FUNCTIONS
+
+
+def _unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:
+    names = sorted(set(calls(node, known_to_excel=True))) if node is not None else []
+    unknown = [n for n in names if n not in FUNCTIONS]
+    volatile = [n for n in names if n in FUNCTIONS and FUNCTIONS[n].volatile]
+    return unknown, volatile
+
+
+def _flat(v: V) -> V:
+    """A (1, rows, cols) value laid out flat, as a block's value is."""
+    v.x = v.x.reshape(-1)
+    if isinstance(v.kind, np.ndarray):
+        v.kind = v.kind.reshape(-1)
+    if v.text is not None:
+        v.text = v.text.reshape(-1)
+    return v
+
+
 def _python(v: V, i: int) -> object:
     """Element i of a block's flat value as a Python value."""
     k = NUM if v.numeric() else int(v.kinds().reshape(-1)[i])
@@ -686,19 +966,6 @@ def _python(v: V, i: int) -> object:
 
 def _sub(kind, sl):
     return kind[sl] if isinstance(kind, np.ndarray) else kind
-
-
-def _put(num, kind, text, r, c, v) -> None:
-    if v is None:
-        return
-    if isinstance(v, bool):
-        num[r, c], kind[r, c] = float(v), 1
-    elif isinstance(v, float):
-        num[r, c], kind[r, c] = v, NUM
-    elif isinstance(v, Error):
-        kind[r, c], text[r, c] = ERR, v.code
-    else:
-        kind[r, c], text[r, c] = TEXT, str(v)
 
 
 def _as_number(v) -> float:

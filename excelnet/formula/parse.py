@@ -14,6 +14,8 @@ from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils.cell import column_index_from_string
 
 ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
+NEWER_ERRORS = ("#GETTING_DATA", "#SPILL!", "#CONNECT!", "#BLOCKED!", "#UNKNOWN!", "#FIELD!",
+                "#CALC!")  # Excel 365's, stored as rich values  # fmt: skip
 
 
 class FormulaError(Exception):
@@ -62,17 +64,38 @@ class Name:
 
 @dataclass(frozen=True)
 class Op:
-    op: str  # + - * / ^ & = <> < > <= >=, "neg", "pos", "%"
+    op: str  # + - * / ^ & = <> < > <= >=, "neg", "pos", "%", ":" (range between references)
     args: tuple
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Operators of one precedence applied left to right, a op1 b op2 c …: a long formula like
+    =A1+A2+…+A2000 stays one flat node (no recursion as deep as the chain is long)."""
+
+    ops: tuple[str, ...]
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Union:
+    """A union of references: (A1:B2,D4) in Excel, A1:B2~D4 in LibreOffice."""
+
+    areas: tuple
 
 
 @dataclass(frozen=True)
 class Call:
     name: str
     args: tuple
+    new: bool = False  # written _xlfn.NAME: a function Excel added after 2007
 
 
-Node = Const | Array | Ref | Name | Op | Call
+Node = Const | Array | Ref | Name | Op | Chain | Union | Call
+
+MAX_LENGTH = 8192  # Excel's limit on a formula's length, in characters
+MAX_DEPTH = 100  # parentheses, calls and arrays inside one another (Excel: 64 levels of calls)
+ROWS, COLUMNS = 1_048_576, 16_384  # a sheet's size in Excel
 
 # Excel's precedence: comparison < & < + - < * / < ^ < % < unary minus.
 _INFIX = {"=": 1, "<>": 1, "<": 1, ">": 1, "<=": 1, ">=": 1, "&": 2, "+": 3, "-": 3,
@@ -103,7 +126,9 @@ def _corner(text: str) -> tuple[int | None, bool, int | None]:
 
 
 def parse_ref(text: str, sheet: str) -> Ref | None:
-    """'data!$F$2:$F$892' (relative to nothing: absolute coordinates) or None if not a ref."""
+    """'data!$F$2:$F$892' as a Ref in absolute coordinates, or None if Excel would not read it
+    as a reference: a column or a row alone (W, lr, 12) is a name, so is anything past XFD or
+    row 1,048,576 (XFE1); a range joins two cells, two columns (A:C) or two rows (2:5)."""
     m = _REF.match(text)
     if not m:
         return None
@@ -111,10 +136,17 @@ def parse_ref(text: str, sheet: str) -> Ref | None:
         raise FormulaError(f"3-D reference {text} is not supported")
     ref_sheet = unquote_sheet(m.group("sheet")) if m.group("sheet") else sheet
     r0, rel0, c0 = _corner(m.group("a"))
-    r1, rel1, c1 = _corner(m.group("b")) if m.group("b") else (r0, rel0, c0)
+    if m.group("b") is None:
+        if r0 is None or c0 is None:  # W, $B, 12: names (a number never reaches here)
+            return None
+        r1, rel1, c1 = r0, rel0, c0
+    else:
+        r1, rel1, c1 = _corner(m.group("b"))
     if (r0 is None) != (r1 is None) or (c0 is None) != (c1 is None):
         return None
     if r0 is None and c0 is None:
+        return None
+    if max(r0 or 0, r1 or 0) >= ROWS or max(c0 or 0, c1 or 0) >= COLUMNS:
         return None
     if r0 is None:  # A:C, whole columns
         return Ref(ref_sheet, 0, min(c0, c1), None, max(c0, c1))
@@ -123,6 +155,21 @@ def parse_ref(text: str, sheet: str) -> Ref | None:
     if r1 < r0:
         r0, r1, rel0, rel1 = r1, r0, rel1, rel0
     return Ref(ref_sheet, r0, min(c0, c1), r1, max(c0, c1), rel0, rel1)
+
+
+def split_union(text: str) -> list[str]:
+    """'A1:B2~Sheet1!D4' (LibreOffice's union) or 'A1:B2,D4' → its parts, outside quotes."""
+    parts, cur, quoted = [], "", False
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        if ch in ",~" and not quoted:
+            parts.append(cur)
+            cur = ""
+            continue
+        cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts]
 
 
 def _number(text: str) -> float:
@@ -143,11 +190,27 @@ def _constant(tok: Token) -> float | str | bool | Error:
 
 class _Parser:
     def __init__(self, formula: str, sheet: str):
+        if len(formula) > MAX_LENGTH + 1:
+            raise FormulaError(
+                f"the formula is {len(formula) - 1:,} characters long; Excel allows {MAX_LENGTH:,}"
+            )
         try:
             items = Tokenizer(formula).items
         except TokenizerError as e:
-            raise FormulaError(f"cannot read formula {formula!r}: {e}") from None
+            raise FormulaError(f"cannot read formula {_short(formula)}: {e}") from None
         self.toks = [t for t in items if t.type != Token.WSPACE]
+        depth = deepest = 0
+        for t in self.toks:
+            if t.subtype == Token.OPEN:
+                depth += 1
+                deepest = max(deepest, depth)
+            elif t.subtype == Token.CLOSE:
+                depth -= 1
+        if deepest > MAX_DEPTH:
+            raise FormulaError(
+                f"the formula nests {deepest} levels deep; excelnet reads up to {MAX_DEPTH} "
+                f"(Excel allows 64 levels of functions)"
+            )
         self.i = 0
         self.sheet = sheet
         self.formula = formula
@@ -158,39 +221,70 @@ class _Parser:
     def next(self) -> Token:
         tok = self.peek()
         if tok is None:
-            raise FormulaError(f"formula {self.formula!r} ends too early")
+            raise FormulaError(f"formula {_short(self.formula)} ends too early")
         self.i += 1
         return tok
 
     def expr(self, min_power: int = 0) -> Node:
         left = self.prefix()
+        chain: list[tuple[str, Node]] = []  # operators of one power, applied left to right
+        chain_power = None
         while True:
             tok = self.peek()
             if tok is None:
-                return left
+                break
             if tok.type == Token.OP_POST:
                 if _POSTFIX_POWER < min_power:
-                    return left
+                    break
                 self.next()
-                left = Op("%", (left,))
+                left, chain, chain_power = Op("%", (_fold(left, chain),)), [], None
                 continue
-            if tok.type != Token.OP_IN or tok.value not in _INFIX:
+            op = tok.value
+            if op.startswith(":") and tok.type in (Token.FUNC, Token.OPERAND):  # OFFSET(…):B3
+                self.next()
+                right = (
+                    self.call(op[1:-1].upper())
+                    if tok.type == Token.FUNC
+                    else self.reference(op[1:])
+                )
+                left = Op(":", (_fold(left, chain), right))
+                chain, chain_power = [], None
+                continue
+            if tok.type == Token.OP_IN and op == ",":  # inside ( ): Excel's union operator
+                if min_power > 0:
+                    break
+                self.next()
+                left, chain, chain_power = _union(_fold(left, chain), self.expr(1)), [], None
+                continue
+            if tok.type != Token.OP_IN or op not in _INFIX:
                 if tok.type == Token.OP_IN:
-                    raise FormulaError(f"operator {tok.value!r} is not supported")
-                return left
-            power = _INFIX[tok.value]
+                    raise FormulaError(f"operator {op!r} is not supported")
+                break
+            power = _INFIX[op]
             if power < min_power:
-                return left
+                break
             self.next()
             # every infix operator is left-associative in Excel, ^ too: 2^3^2 = 64
             right = self.expr(power + 1)
-            left = Op(tok.value, (left, right))
+            if chain_power is not None and power != chain_power:
+                left, chain = _fold(left, chain), []
+            chain.append((op, right))
+            chain_power = power
+        return _fold(left, chain)
 
     def prefix(self) -> Node:
         tok = self.next()
         if tok.type == Token.OP_PRE:
+            signs = [tok.value]  # a run of signs, --x or -----x, read in one go
+            while self.peek() is not None and self.peek().type == Token.OP_PRE:
+                signs.append(self.next().value)
             operand = self.expr(_PREFIX_POWER)
-            return Op("neg" if tok.value == "-" else "pos", (operand,))
+            negations = signs.count("-")
+            if negations == 0:
+                return Op("pos", (operand,))
+            # each minus makes a number of its operand; two are as good as any even number
+            node = Op("neg", (operand,))
+            return Op("neg", (node,)) if negations % 2 == 0 else node
         if tok.type == Token.OPERAND:
             if tok.subtype == Token.RANGE:
                 return self.reference(tok.value)
@@ -199,16 +293,21 @@ class _Parser:
             inner = self.expr()
             close = self.next()
             if close.type != Token.PAREN:
-                raise FormulaError(f"missing ')' in {self.formula!r}")
+                raise FormulaError(f"missing ')' in {_short(self.formula)}")
             return inner
         if tok.type == Token.FUNC and tok.subtype == Token.OPEN:
-            return self.call(tok.value[:-1].upper())
+            name = tok.value[:-1]
+            if ":" in name:  # A1:OFFSET(…): a range from a cell to a reference a function makes
+                start, name = name.rsplit(":", 1)
+                return Op(":", (self.reference(start), self.call(name.upper())))
+            return self.call(name.upper())
         if tok.type == Token.ARRAY and tok.subtype == Token.OPEN:
             return self.array()
-        raise FormulaError(f"unexpected {tok.value!r} in {self.formula!r}")
+        raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
 
     def call(self, name: str) -> Node:
-        if name.startswith("_XLFN."):
+        new = name.startswith(("_XLFN.", "_XLWS."))
+        while name.startswith(("_XLFN.", "_XLWS.")):
             name = name[6:]
         args: list[Node] = []
         if (
@@ -217,7 +316,7 @@ class _Parser:
             and self.peek().subtype == Token.CLOSE
         ):
             self.next()
-            return Call(name, ())
+            return Call(name, (), new)
         while True:
             tok = self.peek()
             if tok is not None and (
@@ -228,9 +327,9 @@ class _Parser:
                 args.append(self.expr())
             tok = self.next()
             if tok.type == Token.FUNC and tok.subtype == Token.CLOSE:
-                return Call(name, tuple(args))
+                return Call(name, tuple(args), new)
             if tok.type != Token.SEP or tok.subtype != Token.ARG:
-                raise FormulaError(f"unexpected {tok.value!r} in {self.formula!r}")
+                raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
 
     def array(self) -> Node:
         rows: list[list] = [[]]
@@ -255,6 +354,10 @@ class _Parser:
     def reference(self, text: str) -> Node:
         if text.upper() in ERRORS:
             return Const(Error(text.upper()))
+        if text.startswith("["):
+            raise FormulaError(f"{text} refers to another workbook")
+        if "~" in text:  # LibreOffice's union operator
+            return Union(tuple(self.reference(part) for part in split_union(text)))
         ref = parse_ref(text, self.sheet)
         if ref is not None:
             return ref
@@ -262,6 +365,25 @@ class _Parser:
             sheet, name = text.rsplit("!", 1)
             return Name(f"{unquote_sheet(sheet)}!{name}")
         return Name(text)
+
+
+def _fold(left: Node, chain: list[tuple[str, Node]]) -> Node:
+    if not chain:
+        return left
+    if len(chain) == 1:
+        return Op(chain[0][0], (left, chain[0][1]))
+    return Chain(tuple(op for op, _ in chain), (left, *(arg for _, arg in chain)))
+
+
+def _union(left: Node, right: Node) -> Union:
+    areas = (left.areas if isinstance(left, Union) else (left,)) + (
+        right.areas if isinstance(right, Union) else (right,)
+    )
+    return Union(areas)
+
+
+def _short(formula: str) -> str:
+    return repr(formula if len(formula) <= 120 else formula[:100] + "…")
 
 
 class _Missing:
@@ -280,7 +402,7 @@ def parse(formula: str, sheet: str) -> Node:
     p = _Parser(formula if formula.startswith("=") else "=" + formula, sheet)
     node = p.expr()
     if p.peek() is not None:
-        raise FormulaError(f"unexpected {p.peek().value!r} in {formula!r}")
+        raise FormulaError(f"unexpected {p.peek().value!r} in {_short(formula)}")
     return node
 
 

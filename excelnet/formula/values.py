@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from excelnet.formula.numfmt import number_text, parse_number
+
 NUM, BOOL, TEXT, BLANK, ERR = 0, 1, 2, 3, 4
 
 
@@ -29,10 +31,11 @@ class Ctx:
 
 
 class V:
-    __slots__ = ("x", "kind", "text", "ref", "cache")
+    __slots__ = ("x", "kind", "text", "ref", "cache", "at")
 
     def __init__(self, x: torch.Tensor, kind=None, text=None, ref: bool = False):
         self.cache: dict | None = None  # memo of work done once on a constant value
+        self.at: tuple | None = None  # where a range's rows and columns start (compile._carry)
         self.x = x
         self.kind = kind  # None (all NUM), an int (all that kind), or an int8 array
         self.text = text  # object array (str for TEXT, code for ERR) or None
@@ -69,6 +72,17 @@ class V:
         if k == ERR:
             return Error(str(self.texts()[n, i, j]))
         return None
+
+
+class Omitted(V):
+    """An argument left out, as in IF(A1,,2) or VLOOKUP(x,t,2,): the number 0 where a value is
+    needed; functions with a default for it test `isinstance(v, Omitted)`."""
+
+    __slots__ = ()
+
+
+def omitted(ctx: Ctx) -> Omitted:
+    return Omitted(torch.zeros((1, 1, 1), dtype=ctx.dtype, device=ctx.device))
 
 
 def from_python(values: np.ndarray, ctx: Ctx, ref: bool = False) -> V:
@@ -166,14 +180,9 @@ def with_errors(x: torch.Tensor, errs: np.ndarray | None, kind=None, text=None) 
 # -- coercions -------------------------------------------------------------------------------
 
 
-def _text_to_number(s: str) -> float | None:
-    try:
-        s = s.strip()
-        if s.endswith("%"):
-            return float(s[:-1]) / 100
-        return float(s) if s and s.lower() not in ("nan", "inf", "-inf", "infinity") else None
-    except ValueError:
-        return None
+def text_number(s: str) -> float | None:
+    """Text as Excel reads it into a number ("1,234", "40%", "$5", dates, times), or None."""
+    return parse_number(s)
 
 
 def to_number(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -190,7 +199,7 @@ def to_number(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
         numbers = np.zeros(v.shape)
         texts = v.texts()
         for idx in zip(*np.nonzero(text_mask), strict=True):
-            n = _text_to_number(texts[idx])
+            n = text_number(texts[idx])
             if n is None:
                 errs[idx] = "#VALUE!"
             else:
@@ -226,14 +235,8 @@ def to_bool(v: V) -> tuple[torch.Tensor, np.ndarray | None]:
 
 
 def format_number(x: float) -> str:
-    """A number as Excel's General format shows it in text (15 significant digits)."""
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    s = f"{x:.15g}"
-    if "e" in s:
-        mant, exp = s.split("e")
-        return f"{mant}E{'+' if int(exp) >= 0 else '-'}{abs(int(exp)):02d}"
-    return s
+    """A number as a formula turns it into text (15 significant digits; numfmt.number_text)."""
+    return number_text(x)
 
 
 def to_text(v: V) -> tuple[np.ndarray, np.ndarray | None]:
@@ -264,3 +267,32 @@ def broadcast(*vs: V) -> tuple[int, int, int]:
                     raise ValueError(f"shapes {[v.shape for v in vs]} do not broadcast")
                 out[i] = n
     return tuple(out)
+
+
+# -- lookup, logical and information slice ---------------------------------------------------
+
+
+def array_shape(*vs: V) -> tuple[int, int, int]:
+    """The shape of an element-wise result over arrays of any sizes, as Excel forms it: the
+    larger size along each axis (see `spread`)."""
+    return tuple(max(v.shape[i] for v in vs) for i in range(3))
+
+
+def spread(v: V, shape) -> V:
+    """v over `shape` as Excel spreads an array argument: a size of 1 repeats, an array too
+    short is padded with #N/A ({1;2;3}+{10;20} is {11;22;#N/A})."""
+    if all(a in (1, b) for a, b in zip(v.shape, shape, strict=True)):
+        return v
+    index, outside = [], np.zeros(shape, bool)
+    for axis, (have, want) in enumerate(zip(v.shape, shape, strict=True)):
+        i = np.arange(want) if have > 1 else np.zeros(want, int)
+        view = [1, 1, 1]
+        view[axis] = want
+        outside |= (i >= have).reshape(view)
+        index.append(np.minimum(i, have - 1).reshape(view))
+    idx = [torch.as_tensor(i, device=v.x.device) for i in index]
+    x = v.x[idx[0], idx[1], idx[2]]
+    kind = v.kinds()[index[0], index[1], index[2]].copy()
+    text = v.texts()[index[0], index[1], index[2]].copy()
+    kind[outside], text[outside] = ERR, "#N/A"
+    return make(x, kind, text, v.ref)

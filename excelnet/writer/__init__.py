@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import numbers
 import re
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
+
+from excelnet.errors import ExcelnetError
 
 # A fixed timestamp: the same input and seed give a byte-identical file.
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -224,6 +228,12 @@ class FastWorksheet(Worksheet):
         self._xml_end_tag("row")
 
 
+def check_seed(seed: int) -> None:
+    """numpy's generators take whole numbers from 0 on."""
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
+        raise ExcelnetError(f"the seed must be a whole number, 0 or more, not {seed!r}")
+
+
 def new_workbook(path: Path) -> tuple[Workbook, dict]:
     """A deterministic XlsxWriter workbook that never turns text into formulas, and its formats."""
     wb = xlsxwriter.Workbook(
@@ -284,11 +294,38 @@ def define_solver_model(wb: Workbook, sheet: str, objective: str, params: str) -
         wb.define_name(f"{sheet}!{name}", value)
 
 
-def define_metrics(wb: Workbook, sheet: str, valid_loss: str, accuracy: str) -> None:
+def define_metrics(wb: Workbook, sheet: str, valid_loss: str, accuracy: str | None) -> None:
     """Name the cells `excelnet fit` reports and charts besides the objective (absolute refs
-    on `sheet`): the validation loss and the validation accuracy."""
+    on `sheet`): the validation loss and, for a 0/1 target, the validation accuracy."""
     wb.define_name(f"{sheet}!excelnet_valid_loss", f"={sheet}!{valid_loss}")
-    wb.define_name(f"{sheet}!excelnet_accuracy", f"={sheet}!{accuracy}")
+    if accuracy is not None:
+        wb.define_name(f"{sheet}!excelnet_accuracy", f"={sheet}!{accuracy}")
+
+
+def print_setup(
+    ws: Worksheet,
+    header_row: int | None = None,
+    area: tuple[int, int, int, int] | None = None,
+    landscape: bool = True,
+) -> None:
+    """Print (and PDF) a sheet one page wide, as many pages tall as it needs, with its header
+    row repeated on every page; `area` (first row, col, last row, col) limits what prints."""
+    if landscape:
+        ws.set_landscape()
+    ws.fit_to_pages(1, 0)
+    if header_row is not None:
+        ws.repeat_rows(header_row)
+    if area is not None:
+        ws.print_area(*area)
+
+
+def write_wrapped(ws: Worksheet, row: int, text: str, fmt, width: float) -> None:
+    """Text in column A, wrapped, in a row tall enough for its lines: LibreOffice does not
+    grow a row that the file gives no height, and wrapped lines would overlap the next."""
+    per_line = max(int(width * 0.95), 1)  # Calibri 11: about one character per unit of width
+    lines = max(1, math.ceil(len(text) / per_line))
+    ws.set_row(row, 15 * lines + 2)
+    ws.write_string(row, 0, text, fmt)
 
 
 def write_header(ws: Worksheet, row: int, col: int, headers: list[str], fmt) -> None:

@@ -12,13 +12,22 @@ from pathlib import Path
 import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
-from excelnet.atomic import atomic_path
 from excelnet.data.synthetic import TRUE_QUADRATIC, bend_samples, quadratic_samples
 from excelnet.models import DOUBLE_RELU, QUADRATIC, RELU, CurveModel
-from excelnet.writer import define_solver_model, new_workbook, write_header
+from excelnet.writer import (
+    check_seed,
+    define_solver_model,
+    new_workbook,
+    print_setup,
+    write_header,
+    write_wrapped,
+)
+from excelnet.writer import macros as macros_
 
 TABLE_ROW = 9  # 0-based header row of the data table
+ABOUT_WIDTH = 80  # characters: the about sheet's one column, a portrait page wide at 100%
 LOSS = "$B$7"
+CONTROLS = (6, 3)  # --macros: Action in E7, Seed in E8, the Train button in D9
 
 
 def _abs(r: int, c: int) -> str:
@@ -32,89 +41,109 @@ def build_lesson(
     y: np.ndarray,
     about: list[str],
     truth: tuple[float, ...] | None = None,
+    seed: int = 0,
+    macros: bool = False,
+    force: bool = False,
 ) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        wb, fmt = new_workbook(tmp)
-        ws = wb.add_worksheet(model.name)
-        info = wb.add_worksheet("about")
-        n = len(x)
-        k = len(model.params)
-        cells = {name: _abs(1 + i, 1) for i, name in enumerate(model.params)}
+    return macros_.save_book(
+        path, lambda tmp: _write(model, tmp, x, y, about, truth, seed, macros), macros, force
+    )
 
-        write_header(
-            ws,
-            0,
-            0,
-            ["Parameter", "Value", "Gradient"] + (["True value"] if truth else []),
-            fmt["header"],
-        )
-        for i, (name, start) in enumerate(zip(model.params, model.start, strict=True)):
-            ws.write_string(1 + i, 0, name, fmt["header"])
-            ws.write_number(1 + i, 1, start, fmt["param"])
-            ws.write_blank(1 + i, 2, None, fmt["number"])  # the gradient, once computed
-            if truth:
-                ws.write_number(1 + i, 3, truth[i], fmt["number"])
-        ws.write_string(
-            1 + k, 0, "↑ change the yellow cells; excelnet fit fills in the gradients", fmt["note"]
-        )
 
-        pred = model.forward(x, model.start)
-        sq = (pred - y) ** 2
-        first, last = TABLE_ROW + 2, TABLE_ROW + 1 + n  # 1-based rows of the data
-        ws.write_string(6, 0, "Mean squared error", fmt["header"])
-        ws.write_formula(6, 1, f"=AVERAGE(D{first}:D{last})", fmt["metric"], float(sq.mean()))
+def _write(
+    model: CurveModel,
+    tmp: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    about: list[str],
+    truth: tuple[float, ...] | None,
+    seed: int,
+    macros: bool,
+) -> None:
+    wb, fmt = new_workbook(tmp)
+    if macros:
+        macros_.add_vba(wb)
+    ws = wb.add_worksheet(model.name)
+    info = wb.add_worksheet("about")
+    n = len(x)
+    k = len(model.params)
+    cells = {name: _abs(1 + i, 1) for i, name in enumerate(model.params)}
 
-        write_header(ws, TABLE_ROW, 0, ["x", "y", "model", "squared error"], fmt["header"])
-        for i in range(n):
-            r = TABLE_ROW + 1 + i
-            ws.write_number(r, 0, float(x[i]), fmt["number"])
-            ws.write_number(r, 1, float(y[i]), fmt["number"])
-            ws.write_formula(r, 2, model.formula(f"A{r + 1}", cells), fmt["number"], float(pred[i]))
-            ws.write_formula(r, 3, f"=(C{r + 1}-B{r + 1})^2", fmt["number"], float(sq[i]))
+    write_header(
+        ws,
+        0,
+        0,
+        ["Parameter", "Value", "Gradient"] + (["True value"] if truth else []),
+        fmt["header"],
+    )
+    for i, (name, start) in enumerate(zip(model.params, model.start, strict=True)):
+        ws.write_string(1 + i, 0, name, fmt["header"])
+        ws.write_number(1 + i, 1, start, fmt["param"])
+        ws.write_blank(1 + i, 2, None, fmt["number"])  # the gradient, once computed
+        if truth:
+            ws.write_number(1 + i, 3, truth[i], fmt["number"])
+    ws.write_string(
+        1 + k, 0, "↑ change the yellow cells; excelnet fit fills in the gradients", fmt["note"]
+    )
 
-        params_ref = f"{_abs(1, 1)}:{_abs(k, 1)}"
-        define_solver_model(wb, model.name, LOSS, params_ref)
-        wb.define_name(
-            f"{model.name}!excelnet_gradients", f"={model.name}!{_abs(1, 2)}:{_abs(k, 2)}"
-        )
+    pred = model.forward(x, model.start)
+    sq = (pred - y) ** 2
+    first, last = TABLE_ROW + 2, TABLE_ROW + 1 + n  # 1-based rows of the data
+    ws.write_string(6, 0, "Mean squared error", fmt["header"])
+    ws.write_formula(6, 1, f"=AVERAGE(D{first}:D{last})", fmt["metric"], float(sq.mean()))
 
-        chart = wb.add_chart({"type": "scatter"})
-        chart.add_series(
-            {
-                "name": "data",
-                "categories": [model.name, first - 1, 0, last - 1, 0],
-                "values": [model.name, first - 1, 1, last - 1, 1],
-                "marker": {"type": "circle", "size": 5},
-            }
-        )
-        chart.add_series(
-            {
-                "name": "model",
-                "categories": [model.name, first - 1, 0, last - 1, 0],
-                "values": [model.name, first - 1, 2, last - 1, 2],
-                "line": {"width": 2.25},
-                "marker": {"type": "none"},
-            }
-        )
-        chart.set_title({"name": model.title})
-        chart.set_x_axis({"name": "x"})
-        chart.set_y_axis({"name": "y"})
-        chart.set_size({"width": 560, "height": 340})
-        ws.insert_chart(1, 5, chart)
-        ws.set_column(0, 0, 20)
-        ws.set_column(1, 4, 13)
-        ws.freeze_panes(TABLE_ROW + 1, 0)
-        ws.print_area(0, 0, 21, 14)
-        ws.set_landscape()
-        ws.fit_to_pages(1, 1)
+    write_header(ws, TABLE_ROW, 0, ["x", "y", "model", "squared error"], fmt["header"])
+    for i in range(n):
+        r = TABLE_ROW + 1 + i
+        ws.write_number(r, 0, float(x[i]), fmt["number"])
+        ws.write_number(r, 1, float(y[i]), fmt["number"])
+        ws.write_formula(r, 2, model.formula(f"A{r + 1}", cells), fmt["number"], float(pred[i]))
+        ws.write_formula(r, 3, f"=(C{r + 1}-B{r + 1})^2", fmt["number"], float(sq[i]))
 
-        info.set_column(0, 0, 110)
-        for i, line in enumerate([model.title, *about]):
-            info.write_string(i, 0, line, fmt["title"] if i == 0 else fmt["wrap"])
-        ws.activate()
-        wb.close()
-    return path
+    params_ref = f"{_abs(1, 1)}:{_abs(k, 1)}"
+    define_solver_model(wb, model.name, LOSS, params_ref)
+    wb.define_name(f"{model.name}!excelnet_gradients", f"={model.name}!{_abs(1, 2)}:{_abs(k, 2)}")
+
+    chart = wb.add_chart({"type": "scatter"})
+    chart.add_series(
+        {
+            "name": "data",
+            "categories": [model.name, first - 1, 0, last - 1, 0],
+            "values": [model.name, first - 1, 1, last - 1, 1],
+            "marker": {"type": "circle", "size": 5},
+        }
+    )
+    chart.add_series(
+        {
+            "name": "model",
+            "categories": [model.name, first - 1, 0, last - 1, 0],
+            "values": [model.name, first - 1, 2, last - 1, 2],
+            "line": {"width": 2.25},
+            "marker": {"type": "none"},
+        }
+    )
+    chart.set_title({"name": model.title})
+    chart.set_x_axis({"name": "x"})
+    chart.set_y_axis({"name": "y"})
+    chart.set_size({"width": 560, "height": 340})
+    ws.insert_chart(1, 5, chart)
+    ws.set_column(0, 0, 20)
+    ws.set_column(1, 4, 13)
+    ws.freeze_panes(TABLE_ROW + 1, 0)
+    print_setup(ws, header_row=TABLE_ROW, area=(0, 0, last - 1, 13))
+
+    if macros:
+        macros_.add_controls(wb, ws, model.name, *CONTROLS, seed, fmt)
+        about = [*about, *macros_.about(*CONTROLS, "the curve moves")]
+    info.set_column(0, 0, ABOUT_WIDTH)
+    info.write_string(0, 0, model.title, fmt["title"])
+    for i, line in enumerate(about, start=1):
+        write_wrapped(info, i, line, fmt["wrap"], ABOUT_WIDTH)
+    print_setup(info, landscape=False)
+    if macros:
+        macros_.add_conf_sheet(wb, fmt)
+    ws.activate()
+    wb.close()
 
 
 _HOW = [
@@ -127,7 +156,10 @@ _HOW = [
 ]
 
 
-def build_quadratic(path: str | Path = "quadratic.xlsx", seed: int = 0) -> Path:
+def build_quadratic(
+    path: str | Path = "quadratic.xlsx", seed: int = 0, macros: bool = False, force: bool = False
+) -> Path:
+    check_seed(seed)
     x, y = quadratic_samples(seed)
     a, b, c = TRUE_QUADRATIC
     return build_lesson(
@@ -146,10 +178,16 @@ def build_quadratic(path: str | Path = "quadratic.xlsx", seed: int = 0) -> Path:
             *_HOW,
         ],
         truth=TRUE_QUADRATIC,
+        seed=seed,
+        macros=macros,
+        force=force,
     )
 
 
-def build_relu(path: str | Path = "relu.xlsx", seed: int = 0) -> Path:
+def build_relu(
+    path: str | Path = "relu.xlsx", seed: int = 0, macros: bool = False, force: bool = False
+) -> Path:
+    check_seed(seed)
     x, y = bend_samples(seed)
     return build_lesson(
         RELU,
@@ -161,10 +199,16 @@ def build_relu(path: str | Path = "relu.xlsx", seed: int = 0) -> Path:
             "straight line with everything below zero cut off: it can follow only one side.",
             *_HOW,
         ],
+        seed=seed,
+        macros=macros,
+        force=force,
     )
 
 
-def build_double_relu(path: str | Path = "double-relu.xlsx", seed: int = 0) -> Path:
+def build_double_relu(
+    path: str | Path = "double-relu.xlsx", seed: int = 0, macros: bool = False, force: bool = False
+) -> Path:
+    check_seed(seed)
     x, y = bend_samples(seed)
     return build_lesson(
         DOUBLE_RELU,
@@ -177,4 +221,7 @@ def build_double_relu(path: str | Path = "double-relu.xlsx", seed: int = 0) -> P
             "what a neural net does.",
             *_HOW,
         ],
+        seed=seed,
+        macros=macros,
+        force=force,
     )

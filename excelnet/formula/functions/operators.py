@@ -1,0 +1,126 @@
+"""Excel's operators in torch: + - * / ^, unary minus and %, & and the comparisons."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from excelnet.formula.functions.kit import constant_and, divide, power, strict_num
+from excelnet.formula.values import (
+    BLANK,
+    BOOL,
+    NUM,
+    TEXT,
+    Ctx,
+    V,
+    array_shape,
+    broadcast,
+    errors_of,
+    first_error,
+    spread,
+    to_number,
+    to_text,
+    with_errors,
+)  # fmt: skip
+
+
+def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
+    xa, ea = to_number(a)
+    xb, eb = to_number(b)
+    shape = broadcast(a, b)
+    errs = first_error(shape, ea, eb)
+    if op == "+":
+        x = xa + xb
+    elif op == "-":
+        x = xa - xb
+    elif op == "*":
+        x = xa * xb
+    elif op == "/":
+        x = (
+            xa / xb
+            if constant_and(b, "nonzero", lambda t: bool((t != 0).all()))
+            else divide(xa, xb)
+        )
+        if ctx.strict:
+            zero = torch.broadcast_to(xb == 0, shape).cpu().numpy()
+            if zero.any():
+                errs = first_error(shape, errs, np.where(zero, "#DIV/0!", None))
+    else:  # ^
+        whole = constant_and(b, "whole", lambda t: bool(((t >= 1) & (t == torch.round(t))).all()))
+        if whole and xb.numel() == 1:  # x^2: a Python int makes pow a multiply, here and fused
+            xb = constant_and(b, "int", lambda t: int(t.reshape(())))
+        x = torch.pow(xa, xb) if whole else power(xa, xb)
+        if ctx.strict:
+            zz = torch.broadcast_to((xa == 0) & (xb == 0), shape).cpu().numpy()
+            if zz.any():  # 0^0: Excel and LibreOffice both say #NUM!
+                errs = first_error(shape, errs, np.where(zz, "#NUM!", None))
+    return with_errors(x, strict_num(ctx, x, errs))
+
+
+def concat(a: V, b: V, ctx: Ctx) -> V:
+    ta, ea = to_text(a)
+    tb, eb = to_text(b)
+    shape = broadcast(a, b)
+    ta, tb = np.broadcast_to(ta, shape), np.broadcast_to(tb, shape)
+    out = np.frompyfunc(lambda p, q: p + q, 2, 1)(ta, tb).astype(object)
+    x = torch.zeros(shape, dtype=ctx.dtype, device=ctx.device)
+    return with_errors(x, first_error(shape, ea, eb), np.full(shape, TEXT, np.int8), out)
+
+
+_RANK = {NUM: 0, TEXT: 1, BOOL: 2}
+_CMP = {"=": np.equal, "<>": np.not_equal, "<": np.less, ">": np.greater,
+        "<=": np.less_equal, ">=": np.greater_equal}  # fmt: skip
+TORCH_COMPARE = {"=": torch.eq, "<>": torch.ne, "<": torch.lt, ">": torch.gt,
+         "<=": torch.le, ">=": torch.ge}  # fmt: skip
+
+
+def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
+    """Excel's comparison: numbers < text < booleans; text compares without case; a blank
+    is 0, "" or FALSE, whichever the other side is."""
+    shape = broadcast(a, b)
+    if a.numeric() and b.numeric():
+        x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
+        return V(torch.broadcast_to(x, shape).clone(), BOOL)
+    ka, kb = np.broadcast_to(a.kinds(), shape), np.broadcast_to(b.kinds(), shape)
+    ka2 = np.where(ka == BLANK, np.where(kb == BLANK, NUM, kb), ka)
+    kb2 = np.where(kb == BLANK, np.where(ka == BLANK, NUM, ka), kb)
+    xa = np.broadcast_to(a.x.detach().cpu().numpy(), shape)
+    xb = np.broadcast_to(b.x.detach().cpu().numpy(), shape)
+    ta, tb = np.broadcast_to(a.texts(), shape), np.broadcast_to(b.texts(), shape)
+    with np.errstate(invalid="ignore"):  # inf - inf: its sign is settled below or moot
+        sign = np.sign(xa - xb)
+    ranks_a = np.vectorize(lambda k: _RANK.get(int(k), 0))(ka2) if ka2.size else ka2
+    ranks_b = np.vectorize(lambda k: _RANK.get(int(k), 0))(kb2) if kb2.size else kb2
+    sign = np.where(ranks_a != ranks_b, np.sign(ranks_a - ranks_b), sign)
+    both_text = (ka2 == TEXT) & (kb2 == TEXT)
+    for idx in zip(*np.nonzero(both_text), strict=True):
+        p = (ta[idx] or "").lower() if ka[idx] != BLANK else ""
+        q = (tb[idx] or "").lower() if kb[idx] != BLANK else ""
+        sign[idx] = (p > q) - (p < q)
+    result = _CMP[op](sign, 0).astype(float)
+    errs = first_error(shape, errors_of(a), errors_of(b))
+    x = torch.as_tensor(result, dtype=ctx.dtype, device=ctx.device)
+    return with_errors(x, errs, BOOL)
+
+
+def unary(op: str, a: V, ctx: Ctx) -> V:
+    x, errs = to_number(a)
+    if op == "neg":
+        x = -x
+    elif op == "%":
+        x = x / 100
+    return with_errors(x, errs)
+
+
+def operator(op: str, args: list[V], ctx: Ctx) -> V:
+    if op in ("neg", "pos", "%"):
+        return unary(op, args[0], ctx)
+    a, b = args
+    if any(p != q and 1 not in (p, q) for p, q in zip(a.shape, b.shape, strict=True)):
+        shape = array_shape(a, b)  # {1;2;3}+{10;20}: Excel pads the shorter with #N/A
+        a, b = spread(a, shape), spread(b, shape)
+    if op in ("+", "-", "*", "/", "^"):
+        return arithmetic(op, a, b, ctx)
+    if op == "&":
+        return concat(a, b, ctx)
+    return compare(op, a, b, ctx)

@@ -1,0 +1,539 @@
+"""The functions that act on references rather than values: where a range is (ROW, COLUMN,
+ROWS, COLUMNS, AREAS, SHEET, SHEETS, CELL), what it holds (ISREF, ISFORMULA, FORMULATEXT), and
+references computed from others (OFFSET, INDIRECT). Excel files them under LOOKUP_AND_REFERENCE
+and INFORMATION; they live together because they share what no value function needs: the cell
+a formula is in, and its arguments unevaluated (a `Site`).
+
+A reference function returns a value (V) or references: a list of Ref, one per row of the
+block (or one for all), which the compiler then reads like any range.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from excelnet.formula.functions.registry import registrar
+from excelnet.formula.parse import COLUMNS as SHEET_COLUMNS
+from excelnet.formula.parse import (
+    MISSING,
+    Call,
+    Const,
+    Error,
+    FormulaError,
+    Node,
+    Op,
+    Ref,
+    Union,
+    parse,
+    parse_ref,
+)
+from excelnet.formula.parse import ROWS as SHEET_ROWS
+from excelnet.formula.values import (
+    BLANK,
+    ERR,
+    NUM,
+    TEXT,
+    V,
+    error_value,
+    errors_of,
+    format_number,
+    from_python,
+    to_number,
+)  # fmt: skip
+
+lookup = registrar("LOOKUP_AND_REFERENCE")
+information = registrar("INFORMATION")
+
+
+class Site:
+    """A reference function's view of the formula it is in: the block's cells, its arguments
+    unevaluated, and the evaluator to read them with."""
+
+    def __init__(self, evaluator, block):
+        self.ev, self.block = evaluator, block
+        self.ctx, self.book = evaluator.ctx, evaluator.book
+        self.sheet = block.sheet
+        self.n = block.rows if block.kind == "column" else 1  # rows the result varies over
+
+    def value(self, node: Node) -> V:
+        """An argument's value; it must not depend on the parameters."""
+        from excelnet.formula.compile import Live
+
+        v = self.ev._node(node, self.block)
+        if isinstance(v, Live):
+            raise FormulaError("OFFSET and INDIRECT arguments must not depend on the parameters")
+        return v
+
+    def refs(self, node: Node) -> list[Ref] | None:
+        """The references an argument stands for, per block row; None if it is no reference."""
+        if isinstance(node, Ref):
+            if node.r1 is None or node.c1 is None:
+                return [node]
+            if self.block.kind == "column" and node.rel_r0 and self.n > 1:
+                return [
+                    Ref(node.sheet, node.r0 + k, node.c0, node.r1 + k, node.c1)
+                    for k in range(self.n)
+                ]
+            return [node]
+        if isinstance(node, Op) and node.op == ":":
+            ends = [self.refs(a) for a in node.args]
+            if any(e is None for e in ends):
+                return None
+            return _span(*ends)
+        if isinstance(node, Call):
+            from excelnet.formula.functions import FUNCTIONS
+
+            known = FUNCTIONS.get(node.name)
+            if known is not None and known.refs:
+                out = known.fn(self, list(node.args))
+                return out if isinstance(out, list) else None
+            if node.name in ("CHOOSE", "INDEX") and node.args:
+                return self._choose(node) if node.name == "CHOOSE" else self._index(node)
+        return None
+
+    def _choose(self, node: Call) -> list[Ref] | None:
+        """CHOOSE(k, A1, A2, …) as a reference, when k is the same for every row."""
+        k, err = self.numbers(node.args[0])
+        if err is not None or len(set(k.tolist())) != 1 or not 1 <= int(k[0]) < len(node.args):
+            return None
+        return self.refs(node.args[int(k[0])])
+
+    def _index(self, node: Call) -> list[Ref] | None:
+        """INDEX(range, row, [column]) as a reference (row or column 0: all of them)."""
+        base = self.refs(node.args[0])
+        if base is None or len(base) != 1 or not 2 <= len(node.args) <= 3:
+            return None
+        ref = _whole(self, base[0])
+        r, err = self.numbers(node.args[1], 0.0)
+        c, err2 = self.numbers(node.args[2], 0.0) if len(node.args) == 3 else (np.zeros(1), None)
+        if err or err2 or len(set(r.tolist())) != 1 or len(set(c.tolist())) != 1:
+            return None
+        r, c = int(r[0]), int(c[0])
+        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
+        if len(node.args) == 2 and h == 1:  # INDEX(A1:D1, 3): a single row counts columns
+            r, c = 1, r
+        if not (0 <= r <= h and 0 <= c <= w):
+            return None
+        r0, r1 = (ref.r0, ref.r1) if r == 0 else (ref.r0 + r - 1, ref.r0 + r - 1)
+        c0, c1 = (ref.c0, ref.c1) if c == 0 else (ref.c0 + c - 1, ref.c0 + c - 1)
+        return [Ref(ref.sheet, r0, c0, r1, c1)]
+
+    def numbers(self, node: Node, default: float | None = None) -> tuple[np.ndarray, object]:
+        """An argument as numbers per block row (n,), and its error if it has one."""
+        if isinstance(node, Const) and node.value is MISSING:
+            if default is None:
+                raise FormulaError("an argument is missing")
+            return np.full(self.n, default), None
+        v = self.value(node)
+        x, errs = to_number(v)
+        errs = errors_of(v) if errs is None else errs
+        if errs is not None and (errs != None).any():  # noqa: E711
+            return np.zeros(self.n), next(e for e in errs.reshape(-1) if e is not None)
+        flat = x.detach().cpu().numpy()[:, 0, 0]
+        return np.broadcast_to(flat, (self.n,)) if flat.size == 1 else flat, None
+
+    def texts(self, node: Node) -> list[object]:
+        """An argument per block row as text (str), or an Error."""
+        v = self.value(node)
+        k, t = v.kinds()[:, 0, 0], v.texts()[:, 0, 0]
+        x = v.x.detach().cpu().numpy()[:, 0, 0]
+        out = []
+        for i in range(v.shape[0]):
+            if k[i] == ERR:
+                out.append(Error(t[i]))
+            elif k[i] == TEXT:
+                out.append(str(t[i]))
+            elif k[i] == BLANK:
+                out.append("")
+            else:
+                out.append(("TRUE" if x[i] else "FALSE") if k[i] == 1 else format_number(x[i]))
+        return out * self.n if len(out) == 1 and self.n > 1 else out
+
+    def column(self, values: list[object]) -> V:
+        """One value per block row (or one for all) as a V of shape (n, 1, 1)."""
+        return from_python(np.array(values, dtype=object).reshape(-1, 1, 1), self.ctx)
+
+    def sheet_names(self) -> list[str]:
+        return list(self.book.sheets)
+
+
+def _span(a: list[Ref], b: list[Ref]) -> list[Ref] | None:
+    """A1:B3 where each end is a reference: the smallest range holding both, per row."""
+    out = []
+    for k in range(max(len(a), len(b))):
+        p, q = a[min(k, len(a) - 1)], b[min(k, len(b) - 1)]
+        if p.sheet != q.sheet or None in (p.r1, p.c1, q.r1, q.c1):
+            return None
+        out.append(Ref(p.sheet, min(p.r0, q.r0), min(p.c0, q.c0), max(p.r1, q.r1),
+                       max(p.c1, q.c1)))  # fmt: skip
+    return out
+
+
+def _error(site: Site, code: str) -> V:
+    return error_value(code, (1, 1, 1), site.ctx)
+
+
+def _bounded(ref: Ref, sheet_exists: bool = True) -> bool:
+    return (
+        sheet_exists
+        and 0 <= ref.r0 <= ref.r1 < SHEET_ROWS
+        and 0 <= ref.c0 <= ref.c1 < SHEET_COLUMNS
+    )
+
+
+def _whole(site: Site, ref: Ref) -> Ref:
+    """A whole column or row bounded to the sheet."""
+    if ref.r1 is None:
+        return Ref(ref.sheet, 0, ref.c0, SHEET_ROWS - 1, ref.c1)
+    if ref.c1 is None:
+        return Ref(ref.sheet, ref.r0, 0, ref.r1, SHEET_COLUMNS - 1)
+    return ref
+
+
+# -- position -------------------------------------------------------------------------------
+
+
+def _position(site: Site, args: list[Node], axis: int) -> V:
+    b = site.block
+    if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
+        if axis == 0:
+            first = np.arange(b.r0, b.r0 + (b.rows if b.kind == "column" else 1)) + 1.0
+            x = first.reshape(-1, 1, 1) if b.kind == "column" else np.arange(b.r0, b.r1 + 1)[
+                None, :, None] + 1.0  # fmt: skip
+        else:
+            x = np.array([[[b.c0 + 1.0]]]) if b.kind == "column" else np.arange(b.c0, b.c1 + 1)[
+                None, None, :] + 1.0  # fmt: skip
+        return V(torch.as_tensor(x, dtype=site.ctx.dtype, device=site.ctx.device))
+    refs = site.refs(args[0])
+    if refs is None:
+        v = site.value(args[0])
+        return _error(site, "#VALUE!") if errors_of(v) is None else v
+    refs = [_whole(site, r) for r in refs]
+    if axis == 0:
+        h = refs[0].r1 - refs[0].r0 + 1
+        x = np.array([r.r0 for r in refs])[:, None, None] + np.arange(h)[None, :, None] + 1.0
+    else:
+        w = refs[0].c1 - refs[0].c0 + 1
+        x = np.array([r.c0 for r in refs])[:, None, None] + np.arange(w)[None, None, :] + 1.0
+    return V(torch.as_tensor(x, dtype=site.ctx.dtype, device=site.ctx.device))
+
+
+@lookup("ROW", gradient=False, refs=True, positional=(0,))
+def f_row(site: Site, args: list[Node]) -> V:
+    return _position(site, args, 0)
+
+
+@lookup("COLUMN", gradient=False, refs=True, positional=(0,))
+def f_column(site: Site, args: list[Node]) -> V:
+    return _position(site, args, 1)
+
+
+def _extent(site: Site, args: list[Node], axis: int) -> V:
+    if len(args) != 1:
+        raise FormulaError(f"{'ROWS' if axis == 0 else 'COLUMNS'} takes one argument")
+    refs = site.refs(args[0])
+    if refs is not None:
+        r = _whole(site, refs[0])
+        size = r.r1 - r.r0 + 1 if axis == 0 else r.c1 - r.c0 + 1
+        return site.column([float(size)])
+    v = site.value(args[0])
+    if errors_of(v) is not None and v.shape[1:] == (1, 1):
+        return v
+    return site.column([float(v.shape[1 + axis])])
+
+
+@lookup("ROWS", gradient=False, refs=True, positional=(0,))
+def f_rows(site: Site, args: list[Node]) -> V:
+    return _extent(site, args, 0)
+
+
+@lookup("COLUMNS", gradient=False, refs=True, positional=(0,))
+def f_columns(site: Site, args: list[Node]) -> V:
+    return _extent(site, args, 1)
+
+
+@lookup("AREAS", gradient=False, refs=True, positional=(0,))
+def f_areas(site: Site, args: list[Node]) -> V:
+    if len(args) != 1:
+        raise FormulaError("AREAS takes one argument")
+    if isinstance(args[0], Union):
+        return site.column([float(len(args[0].areas))])
+    if site.refs(args[0]) is not None:
+        return site.column([1.0])
+    return _error(site, "#VALUE!")
+
+
+# -- references computed ---------------------------------------------------------------------
+
+
+@lookup("OFFSET", refs=True, positional=(0,))
+def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
+    if not 3 <= len(args) <= 5:
+        raise FormulaError(f"OFFSET takes 3 to 5 arguments, not {len(args)}")
+    base = site.refs(args[0])
+    if base is None:
+        v = site.value(args[0])
+        return v if errors_of(v) is not None else _error(site, "#VALUE!")
+    base = [_whole(site, r) for r in base]
+    parts = []
+    for i, default in ((1, None), (2, None), (3, -1.0), (4, -1.0)):
+        x, err = site.numbers(args[i], default) if i < len(args) else site.numbers(
+            Const(MISSING), default)  # fmt: skip
+        if err is not None:
+            return site.column([Error(err)])
+        parts.append(np.trunc(x) if i < 3 else x)
+    dr, dc, h, w = parts
+    n = max(len(base), site.n)
+    out, errors = [], []
+    for k in range(n):
+        b = base[min(k, len(base) - 1)]
+        hh = b.r1 - b.r0 + 1 if h[min(k, len(h) - 1)] == -1 else _size(h[min(k, len(h) - 1)])
+        ww = b.c1 - b.c0 + 1 if w[min(k, len(w) - 1)] == -1 else _size(w[min(k, len(w) - 1)])
+        r0 = b.r0 + int(dr[min(k, len(dr) - 1)])
+        c0 = b.c0 + int(dc[min(k, len(dc) - 1)])
+        if hh == 0 or ww == 0:
+            errors.append("#REF!")
+            continue
+        r0, r1 = (r0, r0 + hh - 1) if hh > 0 else (r0 + hh + 1, r0)
+        c0, c1 = (c0, c0 + ww - 1) if ww > 0 else (c0 + ww + 1, c0)
+        ref = Ref(b.sheet, r0, c0, r1, c1)
+        if not _bounded(ref):
+            errors.append("#REF!")
+            continue
+        out.append(ref)
+    return _refs_or_errors(site, out, errors)
+
+
+def _size(x: float) -> int:
+    """A height or width: whole cells, and at least one where it is not zero (a width of 0.9
+    is one column in Excel)."""
+    n = int(np.trunc(x))
+    return n if n or x == 0 else int(np.sign(x))
+
+
+def _refs_or_errors(site: Site, refs: list[Ref], errors: list[str]) -> list[Ref] | V:
+    if not errors:
+        return refs if len(set(refs)) > 1 else refs[:1]
+    if not refs and len(set(errors)) == 1:
+        return site.column([Error(errors[0])])
+    raise FormulaError("references and errors mixed down one column")  # cell by cell instead
+
+
+_R1C1 = re.compile(r"^R(\[-?\d+\]|\d+)?C(\[-?\d+\]|\d+)?$", re.I)
+
+
+def _r1c1(text: str, sheet: str, row: int, col: int) -> Ref | None:
+    """'R2C3', 'R[-1]C', 'RC[2]' relative to the formula's cell (0-based row, col)."""
+    m = _R1C1.match(text)
+    if not m:
+        return None
+
+    def part(s: str | None, here: int) -> int:
+        if s is None:
+            return here
+        return here + int(s[1:-1]) if s.startswith("[") else int(s) - 1
+
+    r, c = part(m.group(1), row), part(m.group(2), col)
+    return Ref(sheet, r, c, r, c)
+
+
+@lookup("INDIRECT", refs=True)
+def f_indirect(site: Site, args: list[Node]) -> list[Ref] | V:
+    if not 1 <= len(args) <= 2:
+        raise FormulaError(f"INDIRECT takes 1 or 2 arguments, not {len(args)}")
+    texts = site.texts(args[0])
+    a1 = True
+    if len(args) == 2 and not (isinstance(args[1], Const) and args[1].value is MISSING):
+        flags, err = site.numbers(args[1])
+        if err is not None:
+            return site.column([Error(err)])
+        a1 = bool(flags[0])
+    out, errors = [], []
+    b = site.block
+    for k, text in enumerate(texts):
+        if isinstance(text, Error):
+            errors.append(text.code)
+            continue
+        ref = _indirect(site, text.strip(), a1, b.r0 + (k if b.kind == "column" else 0), b.c0)
+        if ref is None:
+            errors.append("#REF!")
+        else:
+            out.append(ref)
+    return _refs_or_errors(site, out, errors)
+
+
+def _indirect(site: Site, text: str, a1: bool, row: int, col: int) -> Ref | None:
+    sheet = site.sheet
+    if "!" in text:
+        name, rest = text.rsplit("!", 1)
+        name = name[1:-1].replace("''", "'") if name.startswith("'") else name
+        match = [s for s in site.sheet_names() if s.lower() == name.lower()]
+        if not match:
+            return None
+        sheet, text = match[0], rest
+    ref = parse_ref(text, sheet) if a1 else None
+    if not a1:
+        if ":" in text:
+            a, _, b = text.partition(":")
+            p, q = _r1c1(a, sheet, row, col), _r1c1(b, sheet, row, col)
+            if p is None or q is None:
+                return None
+            ref = Ref(sheet, min(p.r0, q.r0), min(p.c0, q.c0), max(p.r0, q.r0), max(p.c0, q.c0))
+        else:
+            ref = _r1c1(text, sheet, row, col)
+    if ref is None and a1 and "!" not in text:  # a defined name that names a range
+        text_of, scope = site.ev.graph._name(text, site.sheet)
+        if text_of is not None:
+            try:
+                node = site.ev.graph.resolve(parse(text_of, scope), scope, 0)
+            except FormulaError:
+                return None
+            return node if isinstance(node, Ref) else None
+    if ref is None:
+        return None
+    ref = _whole(site, ref)
+    return ref if _bounded(ref, ref.sheet in site.book.sheets) else None
+
+
+# -- what a reference holds ------------------------------------------------------------------
+
+
+@information("ISREF", gradient=False, refs=True, positional=(0,))
+def f_isref(site: Site, args: list[Node]) -> V:
+    if len(args) != 1:
+        raise FormulaError("ISREF takes one argument")
+    if isinstance(args[0], Union):
+        return _bool(site, True)
+    return _bool(site, site.refs(args[0]) is not None)
+
+
+def _bool(site: Site, flag: bool) -> V:
+    return site.column([bool(flag)])
+
+
+def _formula_at(site: Site, sheet: str, r: int, c: int) -> str | None:
+    s = site.book.sheets.get(sheet)
+    if s is None:
+        return None
+    if (r, c) in s.formulas:
+        return s.formulas[(r, c)]
+    for text, (r0, c0, r1, c1) in s.arrays.values():
+        if r0 <= r <= r1 and c0 <= c <= c1:
+            return text
+    return None
+
+
+@information("ISFORMULA", gradient=False, refs=True, positional=(0,))
+def f_isformula(site: Site, args: list[Node]) -> V:
+    if len(args) != 1:
+        raise FormulaError("ISFORMULA takes one argument")
+    refs = site.refs(args[0])
+    if refs is None:
+        v = site.value(args[0])
+        return v if errors_of(v) is not None else _error(site, "#VALUE!")
+    return site.column([_formula_at(site, r.sheet, r.r0, r.c0) is not None for r in refs])
+
+
+_PREFIX = re.compile(r"_xl(?:fn|ws|pm)\.", re.I)
+
+
+@information("FORMULATEXT", gradient=False, refs=True, positional=(0,))
+def f_formulatext(site: Site, args: list[Node]) -> V:
+    if len(args) != 1:
+        raise FormulaError("FORMULATEXT takes one argument")
+    refs = site.refs(args[0])
+    if refs is None:
+        v = site.value(args[0])
+        return v if errors_of(v) is not None else _error(site, "#VALUE!")
+    out = []
+    for r in refs:
+        text = _formula_at(site, r.sheet, r.r0, r.c0)
+        out.append(Error("#N/A") if text is None else _PREFIX.sub("", text))
+    return site.column(out)
+
+
+@information("SHEET", gradient=False, refs=True, positional=(0,))
+def f_sheet(site: Site, args: list[Node]) -> V:
+    names = site.sheet_names()
+    if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
+        return site.column([float(names.index(site.sheet) + 1)])
+    refs = site.refs(args[0])
+    if refs is not None:
+        return site.column([float(names.index(refs[0].sheet) + 1)])
+    v = site.value(args[0])
+    errs = errors_of(v)
+    if errs is not None:
+        return site.column([Error(errs.reshape(-1)[0])])
+    k, t = v.kinds().reshape(-1)[0], v.texts().reshape(-1)[0]
+    if k == TEXT:
+        match = [i for i, s in enumerate(names) if s.lower() == str(t).lower()]
+        return site.column([float(match[0] + 1) if match else Error("#N/A")])
+    return _error(site, "#N/A")
+
+
+@information("SHEETS", gradient=False, refs=True, positional=(0,))
+def f_sheets(site: Site, args: list[Node]) -> V:
+    if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
+        return site.column([float(len(site.sheet_names()))])
+    if site.refs(args[0]) is not None:
+        return site.column([1.0])
+    v = site.value(args[0])
+    return v if errors_of(v) is not None else _error(site, "#N/A")
+
+
+_CELL_INFO = ("address", "col", "contents", "row", "type")
+
+
+@information("CELL", gradient=False, refs=True, positional=(1,))
+def f_cell(site: Site, args: list[Node]) -> V:
+    if not 1 <= len(args) <= 2:
+        raise FormulaError(f"CELL takes 1 or 2 arguments, not {len(args)}")
+    info = site.value(args[0])
+    if info.kinds().reshape(-1)[0] != TEXT:
+        errs = errors_of(info)
+        return info if errs is not None else _error(site, "#VALUE!")
+    what = str(info.texts().reshape(-1)[0]).lower()
+    if what not in _CELL_INFO:
+        if what in ("filename", "format", "color", "parentheses", "prefix", "protect", "width"):
+            raise FormulaError(f'CELL("{what}", …) is not supported')
+        return _error(site, "#VALUE!")
+    if len(args) < 2:
+        raise FormulaError("CELL without a reference (the last changed cell) is not supported")
+    refs = site.refs(args[1])
+    if refs is None:
+        return _error(site, "#VALUE!")
+    out: list[object] = []
+    for r in refs:
+        if what == "address":
+            from openpyxl.utils import get_column_letter
+
+            addr = f"${get_column_letter(r.c0 + 1)}${r.r0 + 1}"
+            if r.sheet != site.sheet:
+                raise FormulaError('CELL("address") of another sheet names the file: not supported')
+            out.append(addr)
+        elif what == "col":
+            out.append(float(r.c0 + 1))
+        elif what == "row":
+            out.append(float(r.r0 + 1))
+        else:
+            site.ev._ensure(r.sheet, r.r0, r.r0, r.c0, r.c0)
+            v = site.ev._window(r.sheet, np.array([[r.r0]]), np.array([[r.c0]]))
+            if not isinstance(v, V):
+                raise FormulaError('CELL("contents") of a cell that depends on the parameters')
+            k = int(v.kinds().reshape(-1)[0])
+            if what == "type":
+                out.append("b" if k == BLANK else "l" if k == TEXT else "v")
+            elif k == BLANK:
+                out.append(0.0)
+            elif k == NUM:
+                out.append(float(v.x.reshape(-1)[0]))
+            elif k == ERR:
+                out.append(Error(str(v.texts().reshape(-1)[0])))
+            elif k == TEXT:
+                out.append(str(v.texts().reshape(-1)[0]))
+            else:
+                out.append(bool(v.x.reshape(-1)[0] != 0))
+    return site.column(out)

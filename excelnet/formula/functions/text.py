@@ -1,0 +1,634 @@
+"""TEXT: Excel's text functions. Positions and lengths count UTF-16 code units, as Excel's do
+(an emoji is two characters); numbers become text as a formula writes them (numfmt); every
+function works element by element over arrays and copied-down blocks, and has no gradient.
+
+The REGEX functions use Python's `re` where Excel uses PCRE2: the common syntax is the same;
+PCRE2's \\p{…} classes, possessive quantifiers before Python 3.11, recursion and (*VERB)s are
+not available (the pattern is then #VALUE!, as a pattern Excel cannot read)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from excelnet.formula.functions.kit import arity, cellwise, row_index, row_lists
+from excelnet.formula.functions.registry import registrar
+from excelnet.formula.numfmt import (
+    FormatError,
+    format_value,
+    number_text,
+    parse_number,
+    rounded,
+)
+from excelnet.formula.parse import Error
+from excelnet.formula.values import TEXT, Omitted, V, from_python, make, scalar, to_bool
+
+excel = registrar("TEXT")
+
+VALUE = Error("#VALUE!")
+NA = Error("#N/A")
+LIMIT = 32767  # the most characters a cell holds
+
+
+# -- UTF-16 code units ------------------------------------------------------------------------
+
+
+def units(s: str) -> str:
+    """s with each UTF-16 code unit as one character (a surrogate pair as two)."""
+    if s.isascii() or max(s) < "\U00010000":
+        return s
+    return "".join(chr(u) for u in memoryview(s.encode("utf-16-le")).cast("H"))
+
+
+def joined(u: str) -> str:
+    """The inverse of `units` (a lone surrogate stays as it is)."""
+    if u.isascii() or not any("\ud800" <= c <= "\udfff" for c in u):
+        return u
+    return u.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def _text_result(s: str) -> str | Error:
+    return VALUE if len(units(s)) > LIMIT else s
+
+
+# -- length, pieces, case ---------------------------------------------------------------------
+
+
+@excel("LEN", gradient=False)
+def f_len(ctx, args):
+    arity("LEN", args, 1)
+    return cellwise(ctx, args, "t", lambda s: float(len(units(s))))
+
+
+def _left(s: str, n: float = 1.0):
+    return VALUE if n < 0 else joined(units(s)[: int(n)])
+
+
+def _right(s: str, n: float = 1.0):
+    if n < 0:
+        return VALUE
+    u, n = units(s), int(n)
+    return joined(u[len(u) - n :]) if n else ""
+
+
+def _mid(s: str, start: float, n: float):
+    if start < 1 or n < 0:
+        return VALUE
+    start = int(start) - 1
+    return joined(units(s)[start : start + int(n)])
+
+
+@excel("LEFT", gradient=False)
+def f_left(ctx, args):
+    arity("LEFT", args, 1, 2)
+    return cellwise(ctx, args, "tn"[: len(args)], _left)
+
+
+@excel("RIGHT", gradient=False)
+def f_right(ctx, args):
+    arity("RIGHT", args, 1, 2)
+    return cellwise(ctx, args, "tn"[: len(args)], _right)
+
+
+@excel("MID", gradient=False)
+def f_mid(ctx, args):
+    arity("MID", args, 3)
+    return cellwise(ctx, args, "tnn", _mid)
+
+
+@excel("LOWER", gradient=False)
+def f_lower(ctx, args):
+    arity("LOWER", args, 1)
+    return cellwise(ctx, args, "t", lambda s: "".join(_one(c, c.lower()) for c in s))
+
+
+@excel("UPPER", gradient=False)
+def f_upper(ctx, args):
+    arity("UPPER", args, 1)
+    return cellwise(ctx, args, "t", lambda s: "".join(_one(c, c.upper()) for c in s))
+
+
+def _one(c: str, mapped: str) -> str:
+    """Excel maps case one character to one character (UPPER("ß") stays "ß")."""
+    return mapped if len(mapped) == 1 else c
+
+
+def _proper(s: str) -> str:
+    """A letter after a letter is lower case, any other letter upper case ("2nd" → "2Nd",
+    "don't" → "Don'T", as Excel does)."""
+    out, prev_letter = [], False
+    for c in s:
+        out.append(_one(c, c.lower() if prev_letter else c.upper()))
+        prev_letter = c.isalpha()
+    return "".join(out)
+
+
+@excel("PROPER", gradient=False)
+def f_proper(ctx, args):
+    arity("PROPER", args, 1)
+    return cellwise(ctx, args, "t", _proper)
+
+
+@excel("TRIM", gradient=False)
+def f_trim(ctx, args):
+    """Spaces (only the space character) at either end removed, runs inside cut to one."""
+    arity("TRIM", args, 1)
+    return cellwise(ctx, args, "t", lambda s: re.sub(" +", " ", s.strip(" ")))
+
+
+@excel("CLEAN", gradient=False)
+def f_clean(ctx, args):
+    """The non-printing characters 0-31 removed."""
+    arity("CLEAN", args, 1)
+    return cellwise(ctx, args, "t", lambda s: "".join(c for c in s if ord(c) >= 32))
+
+
+@excel("EXACT", gradient=False)
+def f_exact(ctx, args):
+    arity("EXACT", args, 2)
+    return cellwise(ctx, args, "tt", lambda a, b: a == b)
+
+
+@excel("REPT", gradient=False)
+def f_rept(ctx, args):
+    arity("REPT", args, 2)
+
+    def rept(s: str, n: float):
+        if n < 0 or len(units(s)) * int(n) > LIMIT:
+            return VALUE
+        return s * int(n)
+
+    return cellwise(ctx, args, "tn", rept)
+
+
+# -- finding and replacing --------------------------------------------------------------------
+
+
+def _find(needle: str, hay: str, start: float = 1.0, pattern=None):
+    hay = units(hay)
+    if start < 1 or start > len(hay):
+        return VALUE
+    start = int(start) - 1
+    if pattern is None:
+        pos = hay.find(units(needle), start)
+    else:
+        m = pattern.search(hay, start)
+        pos = m.start() if m else -1
+    return VALUE if pos < 0 else float(pos + 1)
+
+
+@lru_cache(maxsize=1024)
+def wildcard(pattern: str, whole: bool = False) -> re.Pattern:
+    """Excel's wildcards as a case-insensitive regular expression: ? one character, * any
+    run, ~ makes the next character plain (a ~ at the end matches nothing). With `whole`,
+    the pattern must match the entire text."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "~":
+            if i + 1 < len(pattern):
+                out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append("." if c == "?" else ".*" if c == "*" else re.escape(c))
+        i += 1
+    body = "".join(out)
+    return re.compile(f"(?:{body})\\Z" if whole else body, re.I | re.S)
+
+
+@excel("FIND", gradient=False)
+def f_find(ctx, args):
+    """Case-sensitive, no wildcards."""
+    arity("FIND", args, 2, 3)
+    return cellwise(ctx, args, "ttn"[: len(args)], _find)
+
+
+@excel("SEARCH", gradient=False)
+def f_search(ctx, args):
+    """Case-insensitive, with wildcards."""
+    arity("SEARCH", args, 2, 3)
+
+    def search(needle: str, hay: str, start: float = 1.0):
+        return _find(needle, hay, start, wildcard(units(needle)))
+
+    return cellwise(ctx, args, "ttn"[: len(args)], search)
+
+
+def _substitute(s: str, old: str, new: str, instance: float | None = None):
+    if instance is not None and instance < 1:
+        return VALUE
+    if not old:
+        return s
+    if instance is None:
+        return _text_result(s.replace(old, new))
+    parts = s.split(old)
+    n = int(instance)
+    if n >= len(parts):
+        return s
+    return _text_result(old.join(parts[:n]) + new + old.join(parts[n:]))
+
+
+@excel("SUBSTITUTE", gradient=False)
+def f_substitute(ctx, args):
+    arity("SUBSTITUTE", args, 3, 4)
+    return cellwise(ctx, args, "tttn"[: len(args)], _substitute)
+
+
+@excel("REPLACE", gradient=False)
+def f_replace(ctx, args):
+    arity("REPLACE", args, 4)
+
+    def replace(s: str, start: float, n: float, new: str):
+        if start < 1 or n < 0:
+            return VALUE
+        u, start = units(s), int(start) - 1
+        return _text_result(joined(u[:start]) + new + joined(u[start + int(n) :]))
+
+    return cellwise(ctx, args, "tnnt", replace)
+
+
+# -- TEXTBEFORE, TEXTAFTER --------------------------------------------------------------------
+
+
+def _occurrences(hay: str, needles: list[str]) -> list[tuple[int, int]]:
+    """Where the delimiters occur, left to right, without overlapping (the longest where two
+    start at the same place)."""
+    out, i = [], 0
+    while i <= len(hay):
+        hits = [(hay.find(d, i), -len(d)) for d in needles]
+        hits = [h for h in hits if h[0] >= 0]
+        if not hits:
+            break
+        pos, neg_len = min(hits)
+        out.append((pos, pos - neg_len))
+        i = pos - neg_len if neg_len else pos + 1
+    return out
+
+
+def _text_around(before: bool):
+    def fn(text, delims, instance=1.0, mode=0.0, end=0.0, if_not_found=None, *, given=False):
+        if mode not in (0, 1) or end not in (0, 1):
+            return VALUE
+        # Excel loses the sign of a negative instance that is not whole: -1.6 counts as 1
+        n = int(instance) if float(instance).is_integer() else int(abs(instance))
+        u, ds = units(text), [units(d) for d in delims]
+        if n == 0 or (given and abs(n) > len(u) - min(map(len, ds)) + 1):
+            return VALUE
+        hay, needles = (u.lower(), [d.lower() for d in ds]) if mode else (u, ds)
+        if "" in needles:
+            spots = [(0, 0)] if n > 0 else [(len(u), len(u))]
+        else:
+            spots = _occurrences(hay, needles)
+            if end:
+                spots = spots + [(len(u), len(u))] if n > 0 else [(0, 0)] + spots
+        if abs(n) > len(spots):
+            return NA if if_not_found is None else if_not_found
+        start, stop = spots[n - 1] if n > 0 else spots[n]
+        return joined(u[:start]) if before else joined(u[stop:])
+
+    return fn
+
+
+def _delimiters(ctx, args: list[V], name: str, before: bool) -> V:
+    arity(name, args, 2, 6)
+    given = len(args) >= 3 and not isinstance(args[2], Omitted)
+    defaults = [1.0, 0.0, 0.0]  # an argument left empty takes its default, as left out
+    args = (
+        args[:2]
+        + [
+            scalar(defaults[k], ctx) if isinstance(a, Omitted) else a
+            for k, a in enumerate(args[2:5])
+        ]
+        + [a for a in args[5:] if not isinstance(a, Omitted)]
+    )
+    rows = max(v.shape[0] for v in args)
+    delims, errs = row_lists(args[1], "t", rows)
+    fn = _text_around(before)
+    # the delimiter argument may list several delimiters: each block row's, by row number
+    rest = [args[0], row_index(ctx, rows), *args[2:]]
+    how = "tn" + "nnnv"[: len(args) - 2]
+    if_not_found = (5,) if len(args) == 6 else ()
+
+    def apply(text, r, *more):
+        if errs[int(r)]:
+            return Error(errs[int(r)])
+        if len(more) == 4 and more[3] is None:
+            more = (*more[:3], "")  # a blank cell given for if_not_found
+        return fn(text, delims[int(r)], *more, given=given)
+
+    return cellwise(ctx, rest, how, apply, lazy=if_not_found)
+
+
+@excel("TEXTBEFORE", gradient=False)
+def f_textbefore(ctx, args):
+    return _delimiters(ctx, args, "TEXTBEFORE", True)
+
+
+@excel("TEXTAFTER", gradient=False)
+def f_textafter(ctx, args):
+    return _delimiters(ctx, args, "TEXTAFTER", False)
+
+
+# -- joining ----------------------------------------------------------------------------------
+
+
+@excel("CONCATENATE", gradient=False)
+def f_concatenate(ctx, args):
+    """Each argument a single value (arrays element by element, like &)."""
+    arity("CONCATENATE", args, 1, 255)
+    return cellwise(ctx, args, "t" * len(args), lambda *s: _text_result("".join(s)))
+
+
+def _per_row(ctx, rows: int, fn) -> V:
+    out = np.empty((rows, 1, 1), dtype=object)
+    for r in range(rows):
+        out[r, 0, 0] = fn(r)
+    return from_python(out, ctx)
+
+
+@excel("CONCAT", gradient=False)
+def f_concat(ctx, args):
+    """Every element of every argument (ranges and arrays row by row), joined."""
+    arity("CONCAT", args, 1, 253)
+    rows = max(v.shape[0] for v in args)
+    parts = [row_lists(v, "t", rows) for v in args]
+
+    def row(r: int):
+        err = next((e[r] for _, e in parts if e[r] is not None), None)
+        return Error(err) if err else _text_result("".join("".join(t[r]) for t, _ in parts))
+
+    return _per_row(ctx, rows, row)
+
+
+@excel("TEXTJOIN", gradient=False)
+def f_textjoin(ctx, args):
+    """TEXTJOIN(delimiter, ignore_empty, text1, …): the delimiters (several cycle) between
+    the elements, empty texts and blank cells left out when ignore_empty is TRUE."""
+    arity("TEXTJOIN", args, 3, 254)
+    rows = max(v.shape[0] for v in args)
+    delims, delim_errs = row_lists(args[0], "t", rows)
+    skip, skip_errs = to_bool(args[1])
+    skip = np.broadcast_to(skip.cpu().numpy(), args[1].shape)
+    parts = [row_lists(v, "v", rows) for v in args[2:]]
+
+    def row(r: int):
+        err = delim_errs[r] or (None if skip_errs is None else skip_errs.reshape(-1)[0])
+        err = err or next((e[r] for _, e in parts if e[r] is not None), None)
+        if err:
+            return Error(err)
+        items = [as_text(x) for vals, _ in parts for x in vals[r]]
+        if skip[min(r, skip.shape[0] - 1)].reshape(-1)[0]:
+            items = [s for s in items if s != ""]
+        ds = delims[r] or [""]
+        text = "".join(
+            s + (ds[k % len(ds)] if k < len(items) - 1 else "") for k, s in enumerate(items)
+        )
+        return _text_result(text)
+
+    return _per_row(ctx, rows, row)
+
+
+def as_text(x) -> str:
+    """A Python value (see kit.elements "v") as text."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "TRUE" if x else "FALSE"
+    if isinstance(x, float):
+        return number_text(x)
+    if isinstance(x, Error):
+        return x.code
+    return str(x)
+
+
+# -- numbers and text -------------------------------------------------------------------------
+
+
+@excel("T", gradient=False)
+def f_t(ctx, args):
+    arity("T", args, 1)
+    return cellwise(ctx, args, "v", lambda x: x if isinstance(x, str) else "")
+
+
+def _value(x):
+    if x is None:
+        return 0.0
+    if isinstance(x, bool):
+        return VALUE
+    if isinstance(x, str):
+        n = parse_number(x)
+        return VALUE if n is None else n
+    return x
+
+
+@excel("VALUE", gradient=False)
+def f_value(ctx, args):
+    """A number, or text read as one ("1,234", "40%", "$5", dates and times); TRUE is not."""
+    arity("VALUE", args, 1)
+    return cellwise(ctx, args, "v", _value)
+
+
+@excel("VALUETOTEXT", gradient=False)
+def f_valuetotext(ctx, args):
+    """VALUETOTEXT(value, [format]): 0 concise, 1 strict (text in quotes); errors as text."""
+    arity("VALUETOTEXT", args, 1, 2)
+
+    def valuetotext(x, form: float = 0.0):
+        if form not in (0, 1):
+            return VALUE
+        if form == 1 and isinstance(x, str):
+            return '"' + x.replace('"', '""') + '"'
+        return as_text(x)
+
+    return cellwise(ctx, args, "vn"[: len(args)], valuetotext, lazy=(0,))
+
+
+def _text_fn(x, code: str):
+    if isinstance(x, str):
+        n = parse_number(x)
+        x = x if n is None else n
+    elif isinstance(x, bool):
+        x = "TRUE" if x else "FALSE"
+    try:
+        return _text_result(format_value(0.0 if x is None else x, code))
+    except FormatError:
+        return VALUE
+
+
+@excel("TEXT", gradient=False)
+def f_text(ctx, args):
+    """TEXT(value, format_text): Excel's number format language (numfmt.format_value)."""
+    arity("TEXT", args, 2)
+    return cellwise(ctx, args, "vt", _text_fn)
+
+
+@excel("FIXED", gradient=False)
+def f_fixed(ctx, args):
+    """FIXED(number, [decimals=2], [no_commas=FALSE]): rounded, as text."""
+    arity("FIXED", args, 1, 3)
+
+    def fixed(x: float, decimals: float = 2.0, no_commas: float = 0.0):
+        d = int(decimals)
+        if d > 127:
+            return VALUE
+        if d < 0:
+            x, d = rounded(x, d), 0
+        code = ("0" if no_commas else "#,##0") + ("." + "0" * d if d else "")
+        return format_value(x, code)
+
+    return cellwise(ctx, args, "nnn"[: len(args)], fixed)
+
+
+# -- characters -------------------------------------------------------------------------------
+
+
+@excel("UNICODE", gradient=False)
+def f_unicode(ctx, args):
+    arity("UNICODE", args, 1)
+    return cellwise(ctx, args, "t", lambda s: float(ord(s[0])) if s else VALUE)
+
+
+@excel("UNICHAR", gradient=False)
+def f_unichar(ctx, args):
+    arity("UNICHAR", args, 1)
+
+    def unichar(n: float):
+        n = int(n)
+        if not 1 <= n <= 0x10FFFF:
+            return VALUE
+        return NA if 0xD800 <= n <= 0xDFFF else chr(n)
+
+    return cellwise(ctx, args, "n", unichar)
+
+
+def _cp1252(n: int) -> str:
+    try:
+        return bytes([n]).decode("cp1252")
+    except UnicodeDecodeError:  # 129, 141, 143, 144, 157: undefined, Excel gives the control
+        return chr(n)
+
+
+@excel("CHAR", gradient=False)
+def f_char(ctx, args):
+    """The character of a code 1-255 in Windows' character set (Windows-1252)."""
+    arity("CHAR", args, 1)
+    return cellwise(ctx, args, "n", lambda n: _cp1252(int(n)) if 1 <= n < 256 else VALUE)
+
+
+@excel("CODE", gradient=False)
+def f_code(ctx, args):
+    arity("CODE", args, 1)
+
+    def code(s: str):
+        if not s:
+            return VALUE
+        try:
+            return float(s[0].encode("cp1252")[0])
+        except UnicodeEncodeError:
+            return 63.0 if ord(s[0]) > 255 else float(ord(s[0]))
+
+    return cellwise(ctx, args, "t", code)
+
+
+# -- regular expressions ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str, insensitive: bool) -> re.Pattern | None:
+    try:
+        return re.compile(pattern, re.I if insensitive else 0)
+    except re.error:
+        return None
+
+
+def _pattern(pattern: str, case: float):
+    if case not in (0, 1):
+        return VALUE
+    compiled = _regex(pattern, bool(case))
+    return VALUE if compiled is None else compiled
+
+
+@excel("REGEXTEST", gradient=False)
+def f_regextest(ctx, args):
+    arity("REGEXTEST", args, 2, 3)
+
+    def test(text: str, pattern: str, case: float = 0.0):
+        p = _pattern(pattern, case)
+        return p if isinstance(p, Error) else p.search(text) is not None
+
+    return cellwise(ctx, args, "ttn"[: len(args)], test)
+
+
+def _replacement(template: str) -> str:
+    """PCRE2's $1, ${1}, $0 and $$ in Python's terms."""
+    out = re.sub(r"\\", r"\\\\", template)
+    out = re.sub(
+        r"\$(?:(\d+)|\{(\d+)\}|(\$))", lambda m: "$" if m[3] else f"\\g<{m[1] or m[2]}>", out
+    )
+    return out
+
+
+@excel("REGEXREPLACE", gradient=False)
+def f_regexreplace(ctx, args):
+    """REGEXREPLACE(text, pattern, replacement, [occurrence=0 all, n: the nth, -n: from the
+    end], [case_sensitivity])."""
+    arity("REGEXREPLACE", args, 3, 5)
+
+    def replace(text: str, pattern: str, repl: str, occurrence: float = 0.0, case: float = 0.0):
+        p = _pattern(pattern, case)
+        if isinstance(p, Error):
+            return p
+        template, n = _replacement(repl), int(occurrence)
+        try:
+            if n == 0:
+                return _text_result(p.sub(template, text))
+            matches = list(p.finditer(text))
+            if abs(n) > len(matches):
+                return text
+            m = matches[n - 1] if n > 0 else matches[n]
+            return _text_result(text[: m.start()] + m.expand(template) + text[m.end() :])
+        except (re.error, IndexError):
+            return VALUE
+
+    return cellwise(ctx, args, "tttnn"[: len(args)], replace)
+
+
+@excel("REGEXEXTRACT", gradient=False)
+def f_regexextract(ctx, args):
+    """REGEXEXTRACT(text, pattern, [return_mode: 0 first match, 1 all matches, 2 the first
+    match's groups], [case_sensitivity]). Modes 1 and 2 give a row of texts for a single text;
+    over an array or a copied-down block each cell keeps the first."""
+    arity("REGEXEXTRACT", args, 2, 4)
+
+    def extract(text: str, pattern: str, mode: float = 0.0, case: float = 0.0):
+        p = _pattern(pattern, case)
+        if isinstance(p, Error):
+            return p
+        if mode not in (0, 1, 2):
+            return VALUE
+        m = p.search(text)
+        if m is None:
+            return NA
+        if mode == 0:
+            return m.group(0)
+        if mode == 1:
+            return tuple(x.group(0) for x in p.finditer(text))
+        return tuple("" if g is None else g for g in m.groups()) or (m.group(0),)
+
+    out = {}
+
+    def first(*a):
+        r = extract(*a)
+        out["last"] = r
+        return r[0] if isinstance(r, tuple) else r
+
+    v = cellwise(ctx, args, "ttnn"[: len(args)], first)
+    if v.shape == (1, 1, 1) and isinstance(out.get("last"), tuple):
+        items = out["last"]
+        x = torch.zeros((1, 1, len(items)), dtype=ctx.dtype, device=ctx.device)
+        kind = np.full((1, 1, len(items)), TEXT, np.int8)
+        return make(x, kind, np.array(items, dtype=object).reshape(1, 1, -1))
+    return v
