@@ -106,7 +106,9 @@ def gradients(model: Model) -> list[float]:
     return out
 
 
-def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Model]:
+def compile_book(
+    book: Book, sheet: str | None, device: torch.device, dtype: torch.dtype | None = None
+) -> list[Model]:
     """Compile the Solver model of every sheet (or of `sheet`), with the formulas its
     constraints read (watched); check that each objective is a number at the starting
     parameters."""
@@ -114,7 +116,7 @@ def compile_book(book: Book, sheet: str | None, device: torch.device) -> list[Mo
     from excelnet.formula.values import Ctx
     from excelnet.problem import watch_list
 
-    ctx = Ctx(device)
+    ctx = Ctx(device) if dtype is None else Ctx(device, dtype)
     graph = Graph(book)
     models = []
     kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why

@@ -1052,12 +1052,8 @@ def _cycles(blocks: list[Block]) -> list[Block]:
 def compile_models(
     book: Book, sheet: str | None = None, device: str = "cpu", dtype: torch.dtype = torch.float64
 ) -> list[Model]:
-    """Compile the Solver model of every sheet that has one (or of `sheet`)."""
-    ctx = Ctx(torch.device(device), dtype)
-    graph = Graph(book)
-    models = []
-    for solver in book.solver_models(sheet):
-        m = Model(book, solver, ctx, graph)
-        m.compile()
-        models.append(m)
-    return models
+    """Compile the Solver model of every sheet that has one (or of `sheet`): what `fit` does
+    before it trains (excelnet.pipeline.compile_book), for code that drives the models itself."""
+    from excelnet.pipeline import compile_book
+
+    return compile_book(book, sheet, torch.device(device), dtype)
