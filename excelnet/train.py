@@ -21,6 +21,8 @@ ends; the losses are kept at bounded resolution (see Losses), for any number of 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -55,6 +57,7 @@ COMPILE_BASE = 3.0
 COMPILE_PER_OP = 0.002
 COMPILE_PER_OP_SQUARED = 1.3e-5
 COMPILED_SPEEDUP = 3.0
+LOOK = 0.1  # seconds of eager steps between looks at the losses (progress), about
 RECORD = 4  # per step: objective cell, max violation, minimised quantity, step size
 
 State = list[torch.Tensor]
@@ -366,22 +369,26 @@ class Steps:
         self.run_fn, self.engine, self.note = _engine(
             lambda flat: self.fn(flat), [self.state], problem.model, kind, True, most
         )
+        # Eager on the CPU, a number costs nothing to read: the best point is kept in Python,
+        # five tensor operations fewer per step (with constraints the rule needs the tensors)
+        self.python_best = self.engine == "eager" and x.device.type == "cpu" and not problem.m
 
     def fn(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step on the packed state (what the compiled program and CUDA graph run)."""
         new, record = self.step(self.layout.unpack(state))
         return self.layout.pack(new), record
 
-    def step(self, s: dict) -> tuple[dict, torch.Tensor]:
-        """One step: the state's parts after it, and its record."""
+    def step(self, s: dict, keep: bool = True) -> tuple[dict, torch.Tensor]:
+        """One step: the state's parts after it, and its record (`keep`: the best point
+        seen is part of the state)."""
         problem = self.problem
         loss, g, f, big_f, v = evaluate(problem, s["x"], s["lam"], s["mu"])
         with torch.no_grad():  # the bookkeeping needs no gradient
-            return self._update(s, loss, g, f, big_f, v)
+            return self._update(s, loss, g, f, big_f, v, keep)
 
-    def _update(self, s: dict, loss, g, f, big_f, v) -> tuple[dict, torch.Tensor]:
+    def _update(self, s: dict, loss, g, f, big_f, v, keep=True) -> tuple[dict, torch.Tensor]:
         problem = self.problem
-        best = _keep_best(s, s["x"], big_f, v, self.tol, problem.m > 0)
+        best = _keep_best(s, s["x"], big_f, v, self.tol, problem.m > 0) if keep else {}
         new = dict(s, **best, t=s["t"] + 1)
         if self.method == "adam":
             b1, b2 = BETAS
@@ -416,9 +423,19 @@ class Steps:
         elif self.engine == "eager":  # parts as they are: packing costs ops that do not fuse
             out = []
             s = self.layout.unpack(self.state)
+            if self.python_best:
+                best = [s["best_x"], float(s["best_F"]), s["best_v"], s["best_t"]]
             for _ in range(n):
-                s, row = self.step(s)
+                before = s
+                s, row = self.step(s, keep=not self.python_best)
                 out.append(row)
+                if self.python_best:
+                    big_f = row[2].item()  # the quantity minimised at the point stepped from
+                    if big_f < best[1]:  # as _keep_best: false for NaN
+                        best = [before["x"], big_f, self.problem.no_violation, before["t"]]
+            if self.python_best:
+                s = dict(s, best_x=best[0], best_F=s["t"].new_tensor(best[1]), best_v=best[2],
+                         best_t=best[3])  # fmt: skip
             self.state = self.layout.pack(s)
             rows = torch.stack(out)
         else:
@@ -662,6 +679,40 @@ def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) ->
     return v if isinstance(v, float) else None
 
 
+PARALLEL = 50_000  # cells in the step's largest block from which a second thread pays
+THREADS = torch.get_num_threads()  # torch's own choice, for the steps of large models
+
+
+def threads_for(model: Model) -> int:
+    """Intra-op threads for a model's steps. A small step's operations are too short to
+    share out: waking a second thread costs more than it saves, and on a machine busy with
+    other work it cost up to 10x (issue 15). Large ones (100,000 rows) use torch's own."""
+    largest = max((b.size for b in model.train_blocks), default=1)
+    return 1 if largest < PARALLEL else THREADS
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sized_threads(fit: Callable) -> Callable:
+    """fit(model, …) run with the threads chosen by the model's size."""
+
+    @functools.wraps(fit)
+    def run(model: Model, *args, **kwargs):
+        with threads(threads_for(model)):
+            return fit(model, *args, **kwargs)
+
+    return run
+
+
+@_sized_threads
 def train(
     model: Model,
     epochs: int = EPOCHS,
@@ -703,24 +754,32 @@ def train(
     def bad(value: float) -> bool:
         return not math.isfinite(value) or value > f0_big + EXPLODE * max(abs(f0_big), 1e-12)
 
-    # eager: the progress bar moves every epoch
+    # eager: steps between looks sized to ~0.1 s, so that the progress bar moves smoothly
+    # without a look (a pack of the state, a transfer) costing every step
     chunk = 1 if run.engine == "eager" and progress is not None else fast
     losses = Losses()
     history = []
     diverged = None
     epoch = 0
 
+    watched = [metrics[k] for k in ("valid_loss", "accuracy") if k in metrics]
+
     def row(at: int, loss: float | None, violation: float | None) -> tuple:
+        """A history row: the metrics at the current point, from the blocks they need."""
         problem.restore(run.here())
-        model.evaluate()
-        return (at, loss, _metric(model, metrics, "valid_loss"),
-                _metric(model, metrics, "accuracy"), violation)  # fmt: skip
+        seen = dict(zip(watched, model.glance(watched), strict=True))
+        return (at, loss, seen.get(metrics.get("valid_loss")), seen.get(metrics.get("accuracy")),
+                violation)  # fmt: skip
 
     while epoch < epochs and not run.done:
         if record and epoch % every == 0:
             history.append(row(epoch, None, None))
         n = min(chunk, epochs - epoch, every - epoch % every)  # history rows fall on `every`
+        began = time.perf_counter()
         rows = run.run(n).tolist()
+        if run.engine == "eager" and progress is not None:
+            spent = max(time.perf_counter() - began, 1e-9)
+            chunk = max(1, min(fast, int(chunk * LOOK / spent)))
         if not rows:
             break
         fixed = method == "adam" or lr is not None

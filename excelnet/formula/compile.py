@@ -10,6 +10,7 @@ too); the rest run every step, with autograd.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from excelnet.formula.book import Book, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.reference import Site
 from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
+from excelnet.formula.fuse import find_products, member
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
     COLUMNS,
@@ -323,6 +325,8 @@ class Evaluator:
         self._done: set[Block] = set()  # constant blocks evaluated and stored
         self.warnings: list[tuple[Block, str]] = []  # blocks that kept their stored values
         self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
+        self.fused: dict[int, tuple] = {}  # SUMPRODUCT calls computed as matrix products (fuse)
+        self.generation = 0  # a new one for every run of the blocks (fused results are per run)
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
@@ -356,6 +360,8 @@ class Evaluator:
         # an array formula: Excel repeats a single row/column and pads with #N/A
         h, w = b.rows, b.cols
         _, hh, ww = v.shape
+        if (hh, ww) == (h, w) and v.numeric():  # the result fills the block as it is
+            return V(v.x.reshape(-1), v.kind)
         ri = np.arange(h) if hh > 1 else np.zeros(h, int)
         ci = np.arange(w) if ww > 1 else np.zeros(w, int)
         outside = (ri[:, None] >= hh) | (ci[None, :] >= ww)
@@ -421,6 +427,12 @@ class Evaluator:
         if isinstance(node, Union):  # outside a function that takes several ranges
             return scalar(Error("#VALUE!"), ctx)
         if isinstance(node, Call):
+            fused = self.fused.get(id(node))
+            if fused is not None and b.kind == "column" and b.rows > 1:
+                product, j = fused
+                if product.prepare(lambda r: self._reference(r, b), _now, self._param_rows):
+                    gen = self._generation
+                    return Live(lambda: member(product, j, ctx, gen, _now))
             known = FUNCTIONS.get(node.name)
             if known is None:
                 if self.graph._name(node.name, b.sheet)[0] is not None:
@@ -445,6 +457,40 @@ class Evaluator:
                 return out if node.name in ARRAY_RESULTS else _carry(out, args)
             return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
+
+    def _param_rows(self, refs: list[Ref]):
+        """One-row ranges that are consecutive rows of one range of adjustable cells, in
+        order and of one width: a function giving them as one (rows, width) view of it."""
+        first = refs[0]
+        owner = [
+            s
+            for s in self.index.overlapping(first.sheet, first.r0, first.r0, first.c0, first.c1)
+            if s.kind == "param"
+        ]
+        if len(owner) != 1:
+            return None
+        p = owner[0]
+        for k, r in enumerate(refs):
+            if (r.sheet, r.r0, r.c0, r.c1) != (first.sheet, first.r0 + k, first.c0, first.c1):
+                return None
+        if not (p.r0 <= first.r0 and first.r0 + len(refs) - 1 <= p.r1):
+            return None
+        if not (p.c0 <= first.c0 and first.c1 <= p.c1):
+            return None
+        rows = slice(first.r0 - p.r0, first.r0 - p.r0 + len(refs))
+        cols = slice(first.c0 - p.c0, first.c1 - p.c0 + 1)
+        whole_rows, whole_cols = len(refs) == p.rows, cols == slice(0, p.cols)
+
+        def view() -> torch.Tensor:
+            w = p.value.x.view(p.rows, p.cols)
+            if whole_rows and whole_cols:
+                return w
+            return w[rows, cols]
+
+        return view
+
+    def _generation(self) -> int:
+        return self.generation
 
     def _reference(self, ref: Ref, b: Block):
         rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
@@ -573,6 +619,18 @@ class Evaluator:
                     True,
                 )
             )
+        if len(sources) == 1 and not parts_const and flat.size > 1:
+            step = int(flat[1] - flat[0])
+            if step > 0 and (np.diff(flat) == step).all():  # a column of an array block: a view
+                src, start, stop = sources[0], int(flat[0]), int(flat[-1]) + 1
+                return Live(
+                    lambda: V(
+                        src.value.x.reshape(-1)[start:stop:step].reshape(shape),
+                        kind_out,
+                        text_out,
+                        True,
+                    )
+                )
         index_t = torch.as_tensor(flat, device=ctx.device)
 
         def gather() -> V:
@@ -602,6 +660,7 @@ class Model(Evaluator):
         super().__init__(book, ctx, graph)
         self.solver = solver
         self.at = where(book.path, solver.sheet)
+        self._glances: dict[tuple, list[Block]] = {}  # cells -> the blocks they need
         self.watch = []
         for label, node, sheet in watch:
             try:
@@ -716,6 +775,13 @@ class Model(Evaluator):
                     device=ctx.device,
                 )
             p.value = V(x.requires_grad_(True))
+        sources = set(self.live) | set(self.params)
+
+        def moves(ref: Ref, b: Block) -> bool:
+            lo, hi = footprint(ref, b)
+            return bool(self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1) & sources)
+
+        self.fused = find_products(self.report_blocks, moves)
         for b in self.order:
             if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
                 continue
@@ -785,6 +851,7 @@ class Model(Evaluator):
         return [p.value.x for p in self.params]
 
     def run(self, blocks: list[Block]) -> None:
+        self.generation += 1
         for b in blocks:
             t = b.thunk
             b.value = self._fit(b, t.run() if isinstance(t, Live) else t)
@@ -796,7 +863,10 @@ class Model(Evaluator):
             self.run(self.train_blocks)
         finally:
             self.ctx.strict = True
-        return self.objective.value.x.reshape(-1)[self.objective_pos]
+        x = self.objective.value.x
+        if x.numel() == 1:  # a view, whose gradient is cheaper than a picked element's
+            return x.reshape(())
+        return x.reshape(-1)[self.objective_pos]
 
     def objective_error(self) -> str | None:
         """After a strict run: why the objective is an error value, naming the first cell."""
@@ -828,6 +898,31 @@ class Model(Evaluator):
         self.ctx.strict = True
         with torch.no_grad():
             self.run(self.report_blocks)
+
+    def glance(self, cells: list[tuple[str, int, int]]) -> list[float | None]:
+        """The numbers in some cells that depend on the parameters (a history row's
+        validation loss and accuracy), running only the blocks they need, without gradient
+        or error bookkeeping: None where a cell is not a finite number."""
+        key = tuple(cells)
+        blocks = self._glances.get(key)
+        if blocks is None:
+            found = set()
+            for sheet, r, c in cells:
+                found |= {b for b in self.index.overlapping(sheet, r, r, c, c) if b in self.live}
+            blocks = self._glances[key] = [
+                b for b in _topo(_ancestors(list(found))) if b in self.live
+            ]
+        self.ctx.strict = False
+        try:
+            with torch.no_grad():
+                self.run(blocks)
+        finally:
+            self.ctx.strict = True
+        out = []
+        for cell in cells:
+            v = self.value_at(*cell)
+            out.append(v if isinstance(v, float) and math.isfinite(v) else None)
+        return out
 
     def value_at(self, sheet: str, r: int, c: int) -> object:
         """The current value of one cell that depends on the parameters (None if it doesn't)."""
@@ -863,6 +958,11 @@ class Model(Evaluator):
             for i in range(b.size):
                 out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = _python(v, i)
         return out
+
+
+def _now(value) -> V:
+    """A Live's value now, or a constant value as it is."""
+    return value.run() if isinstance(value, Live) else value
 
 
 def _carry(out: V, args: list) -> V:

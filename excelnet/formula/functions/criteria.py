@@ -212,41 +212,61 @@ def conditional(
     if resize and target is not None:
         target = _cropped(target, *pairs[0][0].shape[1:])
     shapes = {rng.shape[1:] for rng, _ in pairs} | ({target.shape[1:]} if target else set())
-    parsed = [_criteria(crit) for _, crit in pairs]
-    n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs])
-    n = max(n, target.shape[0] if target is not None else 1)
-    hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
     if len(shapes) != 1:
+        parsed = [_criteria(crit) for _, crit in pairs]
+        n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs])
+        n = max(n, target.shape[0] if target is not None else 1)
+        hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
         return error_value("#VALUE!", (n, hc, wc), ctx)
+    n, hc, wc, stacked, index, flat = _plan(pairs, target.shape[0] if target is not None else 1)
     per_row = target is not None and target.shape[0] > 1
+    if per_row:  # a sum range that moves down the block: every row its own masks
+        out, errs = _aggregate(ctx, how, target, stacked[flat])
+    else:  # aggregate each distinct mask once, then hand the results out
+        out, errs = _aggregate(ctx, how, target, stacked[None])
+        if index.size != 1 or stacked.shape[0] != 1:  # else the one result is the answer
+            out = out[0][flat]
+            errs = None if errs is None else errs[0][index]
+    out = out.reshape(n, hc, wc)
+    return with_errors(out, None if errs is None else errs.reshape(n, hc, wc))
+
+
+def _plan(pairs: list[tuple[V, V]], target_rows: int):
+    """Which cells each result aggregates: the distinct masks (U, H, W) and each result's mask
+    (index (n, K) as numpy and as a tensor). Ranges and criteria that do not depend on the
+    parameters are matched once: a SUMIF in the loss costs an aggregation per step, no more."""
+    constant = all(not r.x.requires_grad and not c.x.requires_grad for r, c in pairs)
+    key = ("plan", target_rows, tuple((id(r), id(c)) for r, c in pairs))
+    first = pairs[0][0]
+    if constant and first.cache and key in first.cache:
+        return first.cache[key]
+    parsed = [_criteria(crit) for _, crit in pairs]
+    n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs] + [target_rows])
+    hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
     unique: dict[tuple, int] = {}
     masks: list[torch.Tensor] = []
     index = np.zeros((n, hc * wc), dtype=np.int64)
     for m in range(n):
         for k, (i, j) in enumerate(np.ndindex(hc, wc)):
-            key = tuple(
+            key_m = tuple(
                 (min(m, rng.shape[0] - 1), c[min(m, c.shape[0] - 1), min(i, c.shape[1] - 1),
                                               min(j, c.shape[2] - 1)])
                 for (rng, _), c in zip(pairs, parsed, strict=True)
             )  # fmt: skip
-            if key not in unique:
+            if key_m not in unique:
                 hit = None
-                for (rng, _), (row, crit) in zip(pairs, key, strict=True):
+                for (rng, _), (row, crit) in zip(pairs, key_m, strict=True):
                     part = _range_mask(rng, row, crit)
                     hit = part if hit is None else hit & part
-                unique[key] = len(masks)
+                unique[key_m] = len(masks)
                 masks.append(hit)
-            index[m, k] = unique[key]
+            index[m, k] = unique[key_m]
     stacked = torch.stack(masks)  # (U, H, W)
-    flat = torch.as_tensor(index, device=stacked.device)
-    if per_row:  # a sum range that moves down the block: every row its own masks
-        out, errs = _aggregate(ctx, how, target, stacked[flat])
-    else:  # aggregate each distinct mask once, then hand the results out
-        out, errs = _aggregate(ctx, how, target, stacked[None])
-        out = out[0][flat]
-        errs = None if errs is None else errs[0][index]
-    out = out.reshape(n, hc, wc)
-    return with_errors(out, None if errs is None else errs.reshape(n, hc, wc))
+    plan = (n, hc, wc, stacked, index, torch.as_tensor(index, device=stacked.device))
+    if constant:
+        first.cache = first.cache or {}
+        first.cache[key] = plan
+    return plan
 
 
 def _aggregate(ctx: Ctx, how: str, target: V | None, mask: torch.Tensor):
@@ -262,9 +282,9 @@ def _aggregate(ctx: Ctx, how: str, target: V | None, mask: torch.Tensor):
     else:
         counted = mask
     errs = _picked_errors(target, mask)
+    if how == "sum":  # where, not a product: an error (inf, nan) in a cell not summed stays out
+        return torch.where(counted, x, 0.0).sum(dim=(2, 3)), errs
     zero = torch.zeros((), dtype=dtype, device=device)
-    if how == "sum":
-        return torch.where(counted, x, zero).sum(dim=(2, 3)), errs
     if how == "average":
         total = torch.where(counted, x, zero).sum(dim=(2, 3))
         count = counted.to(dtype).sum(dim=(2, 3))

@@ -112,10 +112,18 @@ def unary(op: str, a: V, ctx: Ctx) -> V:
     return with_errors(x, errs)
 
 
+_PLAIN = {"+": torch.add, "-": torch.sub, "*": torch.mul}
+
+
 def operator(op: str, args: list[V], ctx: Ctx) -> V:
     if op in ("neg", "pos", "%"):
         return unary(op, args[0], ctx)
     a, b = args
+    plain = _PLAIN.get(op)
+    if plain is not None and not ctx.strict and a.numeric() and b.numeric():
+        xa, xb = a.x, b.x  # training: numbers of one shape, or one number and a column
+        if xa.shape == xb.shape or xa.numel() == 1 or xb.numel() == 1:
+            return V(plain(xa, xb))
     if any(p != q and 1 not in (p, q) for p, q in zip(a.shape, b.shape, strict=True)):
         shape = array_shape(a, b)  # {1;2;3}+{10;20}: Excel pads the shorter with #N/A
         a, b = spread(a, shape), spread(b, shape)
