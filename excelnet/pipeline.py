@@ -107,11 +107,15 @@ def gradients(model: Model) -> list[float]:
 
 
 def compile_book(
-    book: Book, sheet: str | None, device: torch.device, dtype: torch.dtype | None = None
+    book: Book,
+    sheet: str | None,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    fuse: bool = True,
 ) -> list[Model]:
     """Compile the Solver model of every sheet (or of `sheet`), with the formulas its
     constraints read (watched); check that each objective is a number at the starting
-    parameters."""
+    parameters. `fuse`: see Model.compile."""
     from excelnet.formula.compile import Graph, Model, a1
     from excelnet.formula.values import Ctx
     from excelnet.problem import watch_list
@@ -122,7 +126,7 @@ def compile_book(
     kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why
     for solver in book.solver_models(sheet):
         model = Model(book, solver, ctx, graph, watch_list(book, solver))
-        model.compile()  # evaluates every block once, strictly: is the objective a number?
+        model.compile(fuse=fuse)  # every block once, strictly: is the objective a number?
         problem = model.objective_error()
         if problem is not None:
             raise ExcelnetError(

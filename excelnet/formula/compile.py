@@ -757,9 +757,11 @@ class Model(Evaluator):
         return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
 
     # ---- evaluation
-    def compile(self, params: list[torch.Tensor] | None = None) -> None:
+    def compile(self, params: list[torch.Tensor] | None = None, fuse: bool = True) -> None:
         """Evaluate the constants once and build the per-step computation. `params` (flat
-        float tensors, one per adjustable range) default to the workbook's values."""
+        float tensors, one per adjustable range) default to the workbook's values. `fuse`:
+        compute what formulas compute as a whole as one (see fuse.py); off, every block
+        alone (what the tests compare with)."""
         ctx = self.ctx
         for i, p in enumerate(self.params):
             if params is not None:
@@ -781,7 +783,7 @@ class Model(Evaluator):
             lo, hi = footprint(ref, b)
             return bool(self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1) & sources)
 
-        self.fused = find_products(self.report_blocks, moves)
+        self.fused = find_products(self.report_blocks, moves) if fuse else {}
         for b in self.order:
             if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
                 continue
