@@ -101,3 +101,50 @@ def test_cli_engine_flag(titanic_book, tmp_path):
     assert runs["compiled"]["final_loss"] == pytest.approx(runs["eager"]["final_loss"], rel=1e-9)
     bad = run_cli("fit", book, "--engine", "fast")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_threads_by_size(titanic_book, monkeypatch):
+    """A small step runs on one thread (a second costs more than it saves); a fit leaves the
+    process's setting as it found it; a large model gets torch's own number."""
+    import torch
+
+    from excelnet import train as train_module
+
+    (model,) = compile_models(read_book(titanic_book, "nn"), "nn")
+    assert train_module.threads_for(model) == 1
+    seen = []
+    before = torch.get_num_threads()
+    monkeypatch.setattr(train_module, "evaluate", _counting(train_module.evaluate, seen))
+    train(model, epochs=3, lr=0.1, compiled=False)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    monkeypatch.setattr(train_module, "PARALLEL", 100)  # as if its columns were 100,000 rows
+    assert train_module.threads_for(model) == train_module.THREADS
+
+
+def _counting(evaluate, seen: list):
+    import torch
+
+    def run(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return evaluate(*args, **kwargs)
+
+    return run
+
+
+def test_history_rows_are_the_strict_evaluation(titanic_book):
+    """A history row's validation loss and accuracy come from only the blocks they need, run
+    without error bookkeeping: the same numbers a full strict evaluation gives there."""
+    from excelnet.pipeline import metric_cells
+    from excelnet.problem import Problem
+
+    book = read_book(titanic_book, "nn")
+    (model,) = compile_models(book, "nn")
+    cells = [metric_cells(book, "nn")[k] for k in ("valid_loss", "accuracy")]
+    problem = Problem(model)
+    x = problem.start() * 0.9
+    problem.restore(x)
+    quick = model.glance(cells)
+    assert len(model._glances[tuple(cells)]) < len(model.report_blocks)
+    model.evaluate()
+    assert quick == [pytest.approx(model.value_at(*c), rel=1e-12) for c in cells]
+    assert all(isinstance(v, float) for v in quick)
