@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.special as sc
 import torch
 
 from excelnet.formula.functions.kit import arity, strict_num
+from excelnet.formula.functions.kit import special as sc
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import Omitted, first_error, to_bool, to_number, with_errors
@@ -291,7 +291,7 @@ for _name in ("GAMMALN", "GAMMALN.PRECISE"):
     )  # fmt: skip
 distribution(
     "GAMMA", spec="n",
-    domain=lambda x: _num((x <= 0) & (x == np.trunc(x))), compute=sc.gamma,
+    domain=lambda x: _num((x <= 0) & (x == np.trunc(x))), compute=lambda x: sc.gamma(x),
 )  # fmt: skip
 
 # -- chi-squared, t, F, beta -------------------------------------------------------------------

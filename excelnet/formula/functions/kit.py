@@ -25,6 +25,24 @@ from excelnet.formula.values import (
 )  # fmt: skip
 
 
+class Lazy:
+    """A module imported when first used: scipy.special costs ~0.1 s of every command's
+    start-up, and only the distributions need it."""
+
+    def __init__(self, name: str):
+        self._name, self._module = name, None
+
+    def __getattr__(self, attr: str):
+        if self._module is None:
+            import importlib
+
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+special = Lazy("scipy.special")
+
+
 def strict_num(ctx: Ctx, x: torch.Tensor, errs: np.ndarray | None) -> np.ndarray | None:
     """In strict mode a non-finite result is #NUM! (Excel never shows inf or nan)."""
     if not ctx.strict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.special as sc
 import torch
 
 from excelnet.formula.functions.criteria import conditional
@@ -22,6 +21,7 @@ from excelnet.formula.functions.kit import (
     row_errors,
     strict_num,
 )  # fmt: skip
+from excelnet.formula.functions.kit import special as sc
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import Error, FormulaError
 from excelnet.formula.values import (
