@@ -239,7 +239,7 @@ def _plan(pairs: list[tuple[V, V]], target_rows: int):
     key = ("plan", target_rows, tuple((id(r), id(c)) for r, c in pairs))
     first = pairs[0][0]
     if constant and first.cache and key in first.cache:
-        return first.cache[key]
+        return first.cache[key][0]
     parsed = [_criteria(crit) for _, crit in pairs]
     n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs] + [target_rows])
     hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
@@ -263,9 +263,9 @@ def _plan(pairs: list[tuple[V, V]], target_rows: int):
             index[m, k] = unique[key_m]
     stacked = torch.stack(masks)  # (U, H, W)
     plan = (n, hc, wc, stacked, index, torch.as_tensor(index, device=stacked.device))
-    if constant:
+    if constant:  # kept with the values it was made for: their ids stay theirs
         first.cache = first.cache or {}
-        first.cache[key] = plan
+        first.cache[key] = (plan, pairs)
     return plan
 
 
