@@ -81,6 +81,14 @@ def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
     if a.numeric() and b.numeric():
         x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
         return V(torch.broadcast_to(x, shape).clone(), BOOL)
+    ka, kb = _uniform(a), _uniform(b)
+    if ka in (NUM, BOOL) and kb in (NUM, BOOL):  # (F6>0.5)=(B6=1): numbers or booleans all
+        if ka == kb:
+            x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
+        else:  # a number is less than any boolean
+            x = torch.full((), float(_CMP[op](_RANK[ka] - _RANK[kb], 0)), dtype=ctx.dtype)
+            x = x.to(a.x.device)
+        return V(torch.broadcast_to(x, shape).clone(), BOOL)
     ka, kb = np.broadcast_to(a.kinds(), shape), np.broadcast_to(b.kinds(), shape)
     ka2 = np.where(ka == BLANK, np.where(kb == BLANK, NUM, kb), ka)
     kb2 = np.where(kb == BLANK, np.where(ka == BLANK, NUM, ka), kb)
@@ -101,6 +109,13 @@ def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
     errs = first_error(shape, errors_of(a), errors_of(b))
     x = torch.as_tensor(result, dtype=ctx.dtype, device=ctx.device)
     return with_errors(x, errs, BOOL)
+
+
+def _uniform(v: V) -> int | None:
+    """The one kind of all of v's elements, if they share one (None: mixed)."""
+    if v.kind is None:
+        return NUM
+    return v.kind if isinstance(v.kind, int) else None
 
 
 def unary(op: str, a: V, ctx: Ctx) -> V:
