@@ -85,14 +85,16 @@ def _col(ref: bytes) -> int:
 
 
 # A cell whose reference is its first attribute, as every common writer stores it, in two
-# pieces: up to its value, and its value on (<v>…</v></c>, <v/></c>, </c>, or the > of
-# <c …/>); and its reference. Splitting the XML by it keeps every byte. The content is read
-# as an unrolled loop, twice as fast as a lazy .*?; a cell with anything after its <v>, or
-# a <v> with attributes, is not matched, and so goes to the general path.
+# pieces: up to its value, and its value on (<v>…</v></c>, <v/></c> or </c>; the > of
+# <c …/>); with its reference, and whether it has content (the > that closes its tag).
+# Splitting the XML by it keeps every byte. The content is read as an unrolled loop, twice
+# as fast as a lazy .*?; a cell with anything after its <v>, or a <v> with attributes (<v />),
+# is not matched, and so goes to the general path.
 _CELL_R = re.compile(
-    rb'(<c r="([A-Z]{1,3}[0-9]+)"[^>]*?(?:/|>[^<]*(?:<(?!/c>|v[\s/>])[^<]*)*))'
-    rb"((?:<v>[^<]*</v>|<v/>)?</c>|>)"
+    rb'(<c r="([A-Z]{1,3}[0-9]+)"[^>]*?(?:/|(>)[^<]*(?:<(?!/c>|v[\s/>])[^<]*)*))'
+    rb"((?(3)(?:<v>[^<]*</v>|<v/>)?</c>|>))"
 )
+_STRIDE = 5  # what the split gives per cell: the text before it, and its four groups
 
 
 def _refs(updates: dict[tuple[int, int], Value]) -> dict[bytes, Value]:
@@ -107,10 +109,10 @@ def _patch_common(body: bytes, want: dict[bytes, Value]) -> tuple[bytes, set[byt
     """patch_sheet's rewrite when every cell has its reference first (else None): one split
     of the XML, and when every change is a number for a cell with no t attribute, each
     cell's <v> replaced in bulk (C-level maps: a Python step per cell costs seconds here)."""
-    parts = _CELL_R.split(body)  # [between, head, reference, value, between, head, …]
-    if b"<c" in b"".join(parts[0::4]):
+    parts = _CELL_R.split(body)  # [between, head, reference, >, value, between, head, …]
+    if b"<c" in b"".join(parts[0::_STRIDE]):
         return None  # a cell in another form, left between those found: the general path
-    heads, refs = parts[1::4], parts[2::4]
+    heads, refs = parts[1::_STRIDE], parts[2::_STRIDE]
     found = list(map(want.get, refs))
     hits = list(compress(range(len(found)), map(is_not, found, repeat(None))))
     values = list(map(found.__getitem__, hits))
@@ -123,17 +125,17 @@ def _patch_common(body: bytes, want: dict[bytes, Value]) -> tuple[bytes, set[byt
         # _number's text for each, as one string: repr, with ".0" dropped
         text = "<v>" + "</v></c>\0<v>".join(map(float.__repr__, values)) + "</v></c>"
         tails = text.replace(".0</v>", "</v>").encode().split(b"\0")
-        deque(map(parts.__setitem__, [4 * i + 3 for i in hits], tails), maxlen=0)
+        deque(map(parts.__setitem__, [_STRIDE * i + 4 for i in hits], tails), maxlen=0)
     else:
         for i, value in zip(hits, values, strict=True):
-            head, tail = heads[i], parts[4 * i + 3]
+            head, tail = heads[i], parts[_STRIDE * i + 4]
             end = head.find(b">")
             if end < 0:  # <c r="B2" s="1"/>
                 cell = _rewrite_cell(head[2:-1], None, value)
             else:
                 cell = _rewrite_cell(head[2:end], head[end + 1 :] + tail[:-4], value)
-            parts[4 * i + 1], parts[4 * i + 3] = cell, b""
-    parts[2::4] = [b""] * len(refs)
+            parts[_STRIDE * i + 1], parts[_STRIDE * i + 4] = cell, b""
+    parts[2::_STRIDE] = parts[3::_STRIDE] = [b""] * len(refs)  # inside the heads already
     return b"".join(parts), set(map(refs.__getitem__, hits))
 
 

@@ -22,9 +22,10 @@ CELLS = (
     '<c r="G1" s="3"/><c r="H1" t="inlineStr"><is><t>x &lt; y</t></is></c>'
     '<c r="I1"><f>A1</f></c></row>'
     '<row r="2"><c r="A2"><f t="shared" ref="A2:A3" si="0">B2*2</f><v>6</v></c>'
-    '<c r="B2"><v>3</v></c><c r="C2"><v/></c></row>'
+    '<c r="B2"><v>3</v></c><c r="C2"><v/></c><c r="D2"><f t="shared" ref="D2:D3" si="1">1/2'
+    '</f></c><c r="E2"><f>1/2</f></c></row>'
     '<row r="3"><c r="A3"><f t="shared" si="0"/><v>8</v></c><c r="B3"><v>4</v></c>'
-    '<c r="C3"><v></v></c></row>'
+    '<c r="C3"><v></v></c><c r="D3"><f t="shared" si="1"/></c></row>'
     '<row r="5"><c r="B5"><v>1</v></c></row>'
 )
 SHEET = (
@@ -50,6 +51,7 @@ UPDATES = [
     {(0, 2): 1.5, (0, 3): "text & more", (0, 4): False, (0, 5): 3.0},  # typed cells
     {(0, 0): True, (0, 1): "words", (1, 1): Error("#N/A"), (0, 7): 4.0, (0, 8): 0.25},
     {(1, 2): 1.0, (3, 0): 9.0, (3, 5): "new", (0, 20): 1.0, (6, 1): 2.0},  # cells added
+    {(1, 3): 0.5, (1, 4): 0.5, (2, 3): 0.5},  # formulas with no value stored
     {(r, c): float(r * 10 + c) for r in range(6) for c in range(9)},  # every cell and more
 ]
 
@@ -59,11 +61,20 @@ def test_the_fast_patch_writes_what_the_cell_by_cell_one_writes(updates):
     assert patch_sheet(SHEET, updates) == general(SHEET, updates)
 
 
-def test_cells_in_forms_the_fast_patch_does_not_read_go_the_general_way():
-    odd = SHEET.replace(b'<c r="B2">', b'<c s="0" r="B2">')  # r not first
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (b'<c r="B2">', b'<c s="0" r="B2">'),  # r not first
+        (b'<c r="E2"><f>1/2</f></c>', b'<c r="E2"><f>1/2</f><v /></c>'),  # openpyxl's <v />
+        (b'<c r="B3"><v>4</v></c>', b'<c r="B3"><v>4</v><extLst/></c>'),  # after the <v>
+    ],
+)
+def test_cells_in_forms_the_fast_patch_does_not_read_go_the_general_way(old, new):
+    odd = SHEET.replace(old, new)
+    assert odd != SHEET
     assert writeback._patch_common(odd[odd.index(b"<sheetData") :], {b"B2": 1.0}) is None
-    assert patch_sheet(odd, {(1, 1): 1.0}) == general(odd, {(1, 1): 1.0})
-    assert b'<c s="0" r="B2"><v>1</v></c>' in patch_sheet(odd, {(1, 1): 1.0})
+    for updates in UPDATES:
+        assert patch_sheet(odd, updates) == general(odd, updates)
 
 
 def big_book(path: Path, rows: int) -> Path:

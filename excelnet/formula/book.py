@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from collections.abc import Iterator
@@ -309,24 +310,25 @@ def read_book(
     return Book(path, sheets, names, cached)
 
 
-# `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal
-_SHEET_BEFORE_BANG = re.compile(rb"!([\w.]{1,31}|'(?:[^']|''){1,31}')")
+# `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal.
+# A quoted name may hold entities (R&amp;D): its bound is for the escaped text.
+_SHEET_BEFORE_BANG = re.compile(rb"!([\w.]{1,31}|'(?:[^']|''){1,186}')")
 
 
-def _sheets_named(xml: bytes) -> set[str]:
-    """The lower-cased sheet names that a sheet's XML puts before a "!"."""
-    found = {m[::-1].decode("ascii", "replace") for m in _SHEET_BEFORE_BANG.findall(xml[::-1])}
-    return {f.strip("'").replace("''", "'").lower() for f in found}
-
-
-def _unescaped(xml: bytes) -> bytes:
-    """The XML's text with its entity references written out: a formula's 'Weekly data'! may
-    be stored as &apos;Weekly data&apos;! (LibreOffice does), and R&D as R&amp;D."""
-    if b"&" not in xml:
-        return xml
-    for entity, char in ((b"&apos;", b"'"), (b"&quot;", b'"'), (b"&lt;", b"<"), (b"&gt;", b">")):
-        xml = xml.replace(entity, char)
-    return xml.replace(b"&amp;", b"&")
+def _sheets_named(text: bytes, xml: bool = True) -> set[str]:
+    """The lower-cased sheet names that a text (a sheet's XML, or with `xml` False a name's
+    definition) puts before a "!". The search runs on the text as it is, each distinct match
+    decoded once: in XML a formula's 'Weekly data'! may be stored as &apos;Weekly
+    data&apos;! (LibreOffice does), and R&D as R&amp;D."""
+    if b"!" not in text:
+        return set()
+    if xml and b"&apos;" in text:
+        text = text.replace(b"&apos;", b"'")
+    found = set(_SHEET_BEFORE_BANG.findall(text[::-1]))  # millions of matches, a few distinct
+    names = (m[::-1].decode("utf-8", "replace") for m in found)
+    if xml:
+        names = (html.unescape(n) for n in names)
+    return {n.strip("'").replace("''", "'").lower() for n in names}
 
 
 def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) -> set[str]:
@@ -335,11 +337,17 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
     always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
-    lower = {t: _unescaped(part).lower() for t, part in parts.items()}  # case-insensitive
+    lowered: dict[str, bytes] = {}
 
-    def named(text: bytes) -> set[str]:
-        """Sheets a lower-cased text names before a "!"."""
-        found = _sheets_named(text)
+    def uses(title: str, name: bytes) -> bool:
+        """Whether a sheet's XML holds a (lower-cased) name, in any case."""
+        if title not in lowered:  # only for sheets a name matters for: lowering costs
+            lowered[title] = parts[title].lower()
+        return name in lowered[title]
+
+    def named(text: bytes, xml: bool = False) -> set[str]:
+        """Sheets a text (a definition, or a sheet's XML) names before a "!"."""
+        found = _sheets_named(text, xml)
         return {t for t in titles if t.lower() in found} | always
 
     # A name reaches the sheets its text names, and those of the names its text uses, in turn.
@@ -368,13 +376,13 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     for t in titles:
         for n, d in scoped[t].items():
             usable[t][n.lower().encode()] = reaches((d.attr_text or "").lower().encode())
-    direct = {t: named(lower[t]) for t in titles}
+    direct = {t: named(parts[t], xml=True) for t in titles}
 
     def refers(title: str, to: set[str]) -> set[str]:
         """Which of `to` a sheet's formulas may refer to, directly or through names."""
         hits = direct[title] & to
         for n, sheets in usable[title].items():
-            if sheets & (to - hits) and n in lower[title]:
+            if sheets & (to - hits) and uses(title, n):
                 hits |= sheets & to
         return hits
 
