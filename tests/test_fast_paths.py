@@ -111,3 +111,72 @@ def test_a_100000_row_write_back_changes_only_its_cells(tmp_path):
         cached = scan(b.read(part), [], cached=True).cached
         assert cached == updates
         assert b.read(part) == general(a.read(part), updates)
+
+
+def blocks_cell_by_cell(sheet) -> list[tuple[str, int, int, int]]:
+    """Graph's column runs as it found them before: each formula against the run's last."""
+    from collections import defaultdict
+
+    from excelnet.formula.parse import CopiedDown
+
+    out = []
+    by_col: dict[int, list[int]] = defaultdict(list)
+    for r, c in sheet.formulas:
+        by_col[c].append(r)
+    for c, rows in by_col.items():
+        rows.sort()
+        start = prev = rows[0]
+        run = CopiedDown(sheet.formulas[(start, c)], start + 1)
+        for r in rows[1:]:
+            text = sheet.formulas[(r, c)]
+            if r == prev + 1 and run.follows(text):
+                prev = r
+                continue
+            out.append((sheet.name, start, prev, c))
+            start = prev = r
+            run = CopiedDown(text, r + 1)
+        out.append((sheet.name, start, prev, c))
+    return out
+
+
+def graph_columns(book) -> list[tuple[str, int, int, int]]:
+    from excelnet.formula.compile import Graph
+
+    graph = Graph.__new__(Graph)  # the grouping alone: no parsing, no splitting
+    graph.book, graph.blocks = book, []
+    for sheet in book.sheets.values():
+        graph._columns(sheet)
+    return [(b.sheet, b.r0, b.r1, b.c0) for b in graph.blocks]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "workbooks").glob("*.xls*")))
+def test_formula_runs_are_the_ones_found_cell_by_cell(name):
+    from excelnet.formula.book import read_book
+
+    book = read_book(ROOT / "workbooks" / name)
+    want = [b for s in book.sheets.values() for b in blocks_cell_by_cell(s)]
+    assert graph_columns(book) == want
+    assert len(want) < sum(len(s.formulas) for s in book.sheets.values())  # runs were found
+
+
+def test_formula_runs_with_gaps_breaks_and_every_kind_of_reference():
+    """Columns out of order, gaps, a run broken and resumed, formulas with no relative row,
+    braces, quoted sheets, absolute rows, and runs longer than the chunks compared at once."""
+    from excelnet.formula.book import Book, Sheet
+
+    sheet = Sheet("s")
+    for r in range(1, 300):
+        sheet.formulas[(r, 3)] = f"=A{r + 1}*{{1,2}}+'my sheet'!$B$1+B{r}"
+    for r in (2, 3, 4, 7, 8):
+        sheet.formulas[(r, 1)] = "=1"
+    for r in range(0, 200):
+        sheet.formulas[(r, 0)] = f"=C{r + 1}" if r != 77 else "=C1"
+    for r in range(400, 401):
+        sheet.formulas[(r, 3)] = "=A401"
+    sheet.formulas[(5, 9)] = f'="{{}}"&J{5}'
+    book = Book(Path("x.xlsx"), {"s": sheet}, {})
+    assert graph_columns(book) == blocks_cell_by_cell(sheet)
+    assert (("s", 1, 299, 3)) in graph_columns(book)
