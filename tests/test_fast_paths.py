@@ -180,3 +180,33 @@ def test_formula_runs_with_gaps_breaks_and_every_kind_of_reference():
     book = Book(Path("x.xlsx"), {"s": sheet}, {})
     assert graph_columns(book) == blocks_cell_by_cell(sheet)
     assert (("s", 1, 299, 3)) in graph_columns(book)
+
+
+NAMED = [
+    b"<f>data!A1+(data!B2)</f><f>metadata!A1</f>",
+    b"<f>'my sheet'!A1+x!B1</f>",
+    b"<f>&apos;it&apos;&apos;s&apos;!A1</f>",
+    b"!x",
+    b"<f>SUM(a.b!A1,c_d!B2)</f>",
+    b"<f>x!A1</f><v>#REF!</v>",
+    b"<f>" + b"a" * 40 + b"!A1</f>",
+    b"<f>" + b"a" * 31 + b"!A1</f>",
+    b"<f>data!A1</f>" * 2000 + b"<f>1+(metadata!A1)</f>",  # past the sample: read in full
+    b"<f>data!A1</f>" * 2000 + b"<f>1+(data!A1)</f><f>1+'R&amp;D'!A1</f>",
+]
+
+
+@pytest.mark.parametrize("xml", NAMED, ids=range(len(NAMED)))
+def test_sheet_names_found_by_counting_are_those_every_match_finds(xml):
+    from excelnet.formula.book import _SHEET_BEFORE_BANG, _names_by_count, _sheets_named
+
+    every = set(_SHEET_BEFORE_BANG.findall(xml.replace(b"&apos;", b"'")[::-1]))
+    counted = _names_by_count(xml)
+    assert counted is None or counted == every
+    assert _sheets_named(xml) >= {n for n in ("data", "x", "c_d") if f"{n}!".encode() in xml}
+    if b"metadata!" in xml:
+        assert {"data", "metadata"} <= _sheets_named(xml)
+    if b"R&amp;D" in xml:
+        assert "r&d" in _sheets_named(xml)
+    if b"&apos;it" in xml:
+        assert _sheets_named(xml) == {"it's"}

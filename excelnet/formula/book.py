@@ -313,6 +313,22 @@ def read_book(
 # `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal.
 # A quoted name may hold entities (R&amp;D): its bound is for the escaped text.
 _SHEET_BEFORE_BANG = re.compile(rb"!([\w.]{1,31}|'(?:[^']|''){1,186}')")
+# the same, unquoted, with the character before it, which must end the name: `(data!`
+_TOKEN_BEFORE_BANG = re.compile(rb"!([\w.]{1,31})([^\w.])")
+
+
+def _names_by_count(text: bytes) -> set[bytes] | None:
+    """_SHEET_BEFORE_BANG's distinct matches (reversed), from a sample: the tokens
+    (a character that ends a name, the name, "!") near the first "!", each counted in the
+    whole text. A "!" after a name always belongs to one such token, so if their counts add
+    up to the number of "!"s, every "!" is explained and these are all the names; else None
+    (then every "!" is read). A few C-level counts instead of millions of matches."""
+    first = text.find(b"!")
+    sample = text[max(0, first - 64) : first + (1 << 16)]
+    tokens = {b"!" + name + c for name, c in _TOKEN_BEFORE_BANG.findall(sample[::-1])}
+    if sum(text.count(t[::-1]) for t in tokens) != text.count(b"!"):
+        return None
+    return {t[1:-1] for t in tokens}
 
 
 def _sheets_named(text: bytes, xml: bool = True) -> set[str]:
@@ -324,7 +340,9 @@ def _sheets_named(text: bytes, xml: bool = True) -> set[str]:
         return set()
     if xml and b"&apos;" in text:
         text = text.replace(b"&apos;", b"'")
-    found = set(_SHEET_BEFORE_BANG.findall(text[::-1]))  # millions of matches, a few distinct
+    found = _names_by_count(text)
+    if found is None:  # millions of matches, a few distinct
+        found = set(_SHEET_BEFORE_BANG.findall(text[::-1]))
     names = (m[::-1].decode("utf-8", "replace") for m in found)
     if xml:
         names = (html.unescape(n) for n in names)
@@ -337,6 +355,8 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
     always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
+    # only formulas refer to cells: a sheet of values alone (a data sheet) is not searched
+    parts = {t: part if b"<f" in part else b"" for t, part in parts.items()}
     lowered: dict[str, bytes] = {}
 
     def uses(title: str, name: bytes) -> bool:
