@@ -210,3 +210,36 @@ def test_sheet_names_found_by_counting_are_those_every_match_finds(xml):
         assert "r&d" in _sheets_named(xml)
     if b"&apos;it" in xml:
         assert _sheets_named(xml) == {"it's"}
+
+
+def test_the_common_cells_read_as_every_cell_is_read(monkeypatch):
+    """Stretches of plain formulas, numbers and shared strings go through the fast reader,
+    any other form through the general one, chunk by chunk: the same cells, in the same
+    order, as the general reader alone gives."""
+    import excelnet.formula.cells as cells
+
+    rows = []
+    for r in range(1, 400):
+        row = f'<c r="A{r}" s="1"><f>B{r}*2</f><v>{2 * r}</v></c><c r="B{r}"><v>{r}</v></c>'
+        row += f'<c r="C{r}" t="s"><v>{r % 2}</v></c><c r="D{r}" s="3"/>'
+        if r % 97 == 0:  # now and then a form only the general reader reads
+            row += f'<c r="E{r}" t="b"><v>1</v></c><c r="F{r}" t="inlineStr"><is><t>x</t></is></c>'
+            row += f'<c r="G{r}"><f t="shared" ref="G{r}:G{r + 1}" si="{r}">A{r}</f></c>'
+        if r % 97 == 1 and r > 1:
+            row += f'<c r="G{r}"><f t="shared" si="{r - 1}"/></c><c r="H{r}"><v /></c>'
+        rows.append(f'<row r="{r}">{row}</row>')
+    xml = f"<worksheet><sheetData>{''.join(rows)}</sheetData></worksheet>".encode()
+    chunks, general, used = cells._chunks, cells._cells, []
+    monkeypatch.setattr(cells, "_chunks", lambda data: chunks(data, 2000))
+    monkeypatch.setattr(cells, "_cells", lambda *args: used.append(len(args[0])) or general(*args))
+    for cached in (False, True):
+        used.clear()
+        fast = scan(xml, ["a", "b"], cached)
+        assert 0 < sum(used) < 399 * 4  # both readers had stretches to read
+        with monkeypatch.context() as m:
+            m.setattr(cells, "_common", lambda *args: False)
+            slow = scan(xml, ["a", "b"], cached)
+        for what in ("formulas", "values", "arrays", "cached", "rich", "max_row", "max_col"):
+            a, b = getattr(fast, what), getattr(slow, what)
+            assert a == b and list(getattr(a, "items", list)()) == list(getattr(b, "items", list)())
+        assert len(fast.formulas) == 399 + 8 and fast.values[(96, 4)] is True
