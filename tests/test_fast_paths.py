@@ -243,3 +243,46 @@ def test_the_common_cells_read_as_every_cell_is_read(monkeypatch):
             a, b = getattr(fast, what), getattr(slow, what)
             assert a == b and list(getattr(a, "items", list)()) == list(getattr(b, "items", list)())
         assert len(fast.formulas) == 399 + 8 and fast.values[(96, 4)] is True
+
+
+def test_a_large_member_deflated_in_two_halves_is_one_stream():
+    import random
+    import zlib
+
+    from excelnet.zipcopy import SPLIT, _deflated
+
+    rng = random.Random(0)
+    data = b"".join(b"<c r='A%d'><v>%r</v></c>" % (i, rng.random()) for i in range(400_000))
+    assert len(data) > SPLIT
+    packed = _deflated(data)
+    assert zlib.decompress(packed, -15) == data
+    inflater = zlib.decompressobj(-15)  # one stream: it ends where the data ends
+    assert inflater.decompress(packed) == data and inflater.eof and not inflater.unused_data
+    assert zlib.decompress(_deflated(b"small"), -15) == b"small"
+
+
+def test_libreoffice_reads_members_deflated_in_halves(tmp_path, monkeypatch, recalc):
+    """A fit whose patched sheets and history are each deflated as two halves (the split
+    lowered to a few bytes): LibreOffice opens the file and computes the fitted loss."""
+    import openpyxl
+
+    import excelnet.zipcopy
+    from excelnet.pipeline import fit
+    from tests.handmade import line_fit
+
+    monkeypatch.setattr(excelnet.zipcopy, "SPLIT", 64)
+    book = line_fit(tmp_path / "line.xlsx")
+    (result,) = fit(book, epochs=50)
+    (lo,) = recalc([book])
+    got = openpyxl.load_workbook(lo, data_only=True)
+    loss = read_loss_cell(book)
+    assert got[loss[0]][loss[1]].value == pytest.approx(result.final_loss, rel=1e-9)
+
+
+def read_loss_cell(book: Path) -> tuple[str, str]:
+    """(sheet, cell) of the one Solver model's objective."""
+    from excelnet.formula.book import read_book
+    from excelnet.formula.compile import a1
+
+    (model,) = read_book(book).solver_models()
+    return model.sheet, a1(model.objective.r0, model.objective.c0)
