@@ -116,11 +116,11 @@ def _patch_common(body: bytes, want: dict[bytes, Value]) -> tuple[bytes, set[byt
     found = list(map(want.get, refs))
     hits = list(compress(range(len(found)), map(is_not, found, repeat(None))))
     values = list(map(found.__getitem__, hits))
-    hit_heads = list(map(heads.__getitem__, hits))
+    hit_heads = b"\0".join(map(heads.__getitem__, hits)) + b"\0"  # (no \0 in XML)
     if (
         set(map(type, values)) <= {float}
-        and not any(map(bytes.endswith, hit_heads, repeat(b"/")))  # <c r="B2" s="1"/>
-        and not any(map(bytes.__contains__, hit_heads, repeat(b' t="')))
+        and b"/\0" not in hit_heads  # <c r="B2" s="1"/>
+        and b' t="' not in hit_heads
     ):
         # _number's text for each, as one string: repr, with ".0" dropped
         text = "<v>" + "</v></c>\0<v>".join(map(float.__repr__, values)) + "</v></c>"
