@@ -353,10 +353,10 @@ def _sheets_named(text: bytes, xml: bool = True) -> set[str]:
     data&apos;! (LibreOffice does), and R&D as R&amp;D."""
     if b"!" not in text:
         return set()
-    if xml and b"&apos;" in text:
-        text = text.replace(b"&apos;", b"'")
-    found = _names_by_count(text)
+    found = _names_by_count(text)  # unquoted names only: a quoted one is never explained
     if found is None:  # millions of matches, a few distinct
+        if xml and b"&apos;" in text:
+            text = text.replace(b"&apos;", b"'")
         found = set(_SHEET_BEFORE_BANG.findall(text[::-1]))
     names = (m[::-1].decode("utf-8", "replace") for m in found)
     if xml:
