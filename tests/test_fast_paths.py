@@ -286,3 +286,24 @@ def read_loss_cell(book: Path) -> tuple[str, str]:
 
     (model,) = read_book(book).solver_models()
     return model.sheet, a1(model.objective.r0, model.objective.c0)
+
+
+def test_a_sheet_of_plain_formulas_is_patched_as_the_general_path_does():
+    """No shared formula, no inline string: the lighter split, and when a cell in another
+    form turns up after all, the full one or the general path."""
+    plain = SHEET
+    for cell in (
+        b'<c r="H1" t="inlineStr"><is><t>x &lt; y</t></is></c>',
+        b'<c r="A2"><f t="shared" ref="A2:A3" si="0">B2*2</f><v>6</v></c>',
+        b'<c r="D2"><f t="shared" ref="D2:D3" si="1">1/2</f></c>',
+        b'<c r="A3"><f t="shared" si="0"/><v>8</v></c>',
+        b'<c r="D3"><f t="shared" si="1"/></c>',
+    ):
+        assert cell in plain
+        plain = plain.replace(cell, b"")
+    assert b"<f " not in plain and b"<is>" not in plain and plain.count(b"<c ") > 10
+    odd = plain.replace(b'<c r="B3"><v>4</v></c>', b'<c r="B3"><v>4</v><extLst/></c>')
+    slash = plain.replace(b'<c r="B3">', b'<c r="B3" x="a/b">')
+    for sheet in (plain, odd, slash):
+        for updates in UPDATES:
+            assert patch_sheet(sheet, updates) == general(sheet, updates)
