@@ -10,11 +10,9 @@ sheet is read by openpyxl instead.
 
 from __future__ import annotations
 
-import gc
 import html
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from operator import itemgetter
 
 from openpyxl.formula.translate import Translator
@@ -94,20 +92,6 @@ def _found(pattern: re.Pattern, data: str, start: int, end: int) -> list[tuple[s
     return found
 
 
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection inside: reading a large sheet makes millions of tuples
-    (none in a cycle), each few hundred of which would start a collection that walks them
-    all again (a tenth of a read's time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _type(attrs: str) -> str | None:
     """The cell's t attribute (its type), if any."""
     if 't="' not in attrs:
@@ -166,18 +150,17 @@ def scan(xml: bytes, shared_strings: list[str], cached: bool = False) -> Cells |
     seen = cells = 0
     out = Cells()
     shared: dict[str, _Shared] = {}  # si -> the group's first formula
-    with paused_gc():
-        for start, end in _chunks(data):
-            here = sum(data.count(c, start, end) for c in ("<c ", "<c>", "<c/"))
-            cells += here
-            matches = _found(_COMMON, data, start, end)
-            if len(matches) == here and _common(matches, out, shared_strings, cached):
-                seen += here
-                continue
-            matches = _found(_CELL, data, start, end)  # every form, one cell at a time
-            seen += len(matches)
-            if not _cells(matches, out, shared, shared_strings, cached):
-                return None
+    for start, end in _chunks(data):
+        here = sum(data.count(c, start, end) for c in ("<c ", "<c>", "<c/"))
+        cells += here
+        matches = _found(_COMMON, data, start, end)
+        if len(matches) == here and _common(matches, out, shared_strings, cached):
+            seen += here
+            continue
+        matches = _found(_CELL, data, start, end)  # every form, one cell at a time
+        seen += len(matches)
+        if not _cells(matches, out, shared, shared_strings, cached):
+            return None
     if seen != cells:  # a cell the pattern did not recognise
         return None
     for found in (out.formulas, out.values, out.arrays):
