@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 _LOCAL = struct.Struct("<4s5H3L2H")  # local file header
@@ -55,6 +56,29 @@ def _raw(fh, info: zipfile.ZipInfo) -> bytes:
     return fh.read(info.compress_size)
 
 
+SPLIT = 8 << 20  # a member this large is deflated in two halves at once
+
+
+def _deflated(data: bytes) -> bytes:
+    """Raw deflate, as zip stores it. A large member is deflated as two halves in two
+    threads (zlib releases the interpreter): the first half ends with a sync flush (a
+    byte-aligned, non-final block), so the two streams joined are one deflate stream, as
+    pigz writes them; every reader inflates it."""
+
+    def half(chunk: bytes, last: bool) -> bytes:
+        packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+        return packer.compress(chunk) + packer.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+    if len(data) < SPLIT:
+        return half(data, True)
+    middle = len(data) // 2
+    view = memoryview(data)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first = pool.submit(half, view[:middle], False)
+        second = half(view[middle:], True)
+        return first.result() + second
+
+
 def copy_with(
     src: Path,
     z: zipfile.ZipFile,
@@ -83,9 +107,7 @@ def copy_with(
             entries.append((info, name, flags, method, crc, len(stored), size, offset))
 
         def deflate(info: zipfile.ZipInfo, data: bytes) -> None:
-            packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)  # raw deflate, as zip stores it
-            stored = packer.compress(data) + packer.flush()
-            put(info, zipfile.ZIP_DEFLATED, zlib.crc32(data), stored, len(data))
+            put(info, zipfile.ZIP_DEFLATED, zlib.crc32(data), _deflated(data), len(data))
 
         for info in z.infolist():
             if info.filename in replace:

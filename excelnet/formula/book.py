@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,11 +281,10 @@ def read_book(
             raise ExcelnetError(f"{path}: no sheet named {needed_by!r} ({_sheet_list(formulas)})")
         sheets = {}
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
-        with zipfile.ZipFile(path) as archive:
-            xml = {}  # each sheet's XML, read from the zip once
-            for ws in formulas.worksheets:
-                part = getattr(ws, "_worksheet_path", None)  # openpyxl's read-only sheets
-                xml[ws.title] = read_member(path, archive, part) if part else None
+        # each sheet's XML, read from the zip once; openpyxl's read-only sheets know its part
+        xml = _members(
+            path, {ws.title: getattr(ws, "_worksheet_path", None) for ws in formulas.worksheets}
+        )
         wanted = set(xml)
         if needed_by in xml and None not in xml.values():
             wanted = _involved(formulas, xml, names, needed_by) | (set(also) & set(xml))
@@ -309,24 +310,58 @@ def read_book(
     return Book(path, sheets, names, cached)
 
 
-# `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal
-_SHEET_BEFORE_BANG = re.compile(rb"!([\w.]{1,31}|'(?:[^']|''){1,31}')")
+def _members(path: Path, parts: dict[str, str | None]) -> dict[str, bytes | None]:
+    """Zip members by key (None for None), inflated two at a time: zlib lets go of the
+    interpreter while it inflates, so on two cores the sheets of a large workbook take about
+    two thirds of the time (each thread reads through its own handle on the zip)."""
+
+    def read(part: str | None) -> bytes | None:
+        if part is None:
+            return None
+        with zipfile.ZipFile(path) as archive:
+            return read_member(path, archive, part)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(parts, pool.map(read, parts.values()), strict=True))
 
 
-def _sheets_named(xml: bytes) -> set[str]:
-    """The lower-cased sheet names that a sheet's XML puts before a "!"."""
-    found = {m[::-1].decode("ascii", "replace") for m in _SHEET_BEFORE_BANG.findall(xml[::-1])}
-    return {f.strip("'").replace("''", "'").lower() for f in found}
+# `Name!` or `'Name'!` read backwards from each "!", so that the search starts at a literal.
+# A quoted name may hold entities (R&amp;D): its bound is for the escaped text.
+_SHEET_BEFORE_BANG = re.compile(rb"!([\w.]{1,31}|'(?:[^']|''){1,186}')")
+# the same, unquoted, with the character before it, which must end the name: `(data!`
+_TOKEN_BEFORE_BANG = re.compile(rb"!([\w.]{1,31})([^\w.])")
 
 
-def _unescaped(xml: bytes) -> bytes:
-    """The XML's text with its entity references written out: a formula's 'Weekly data'! may
-    be stored as &apos;Weekly data&apos;! (LibreOffice does), and R&D as R&amp;D."""
-    if b"&" not in xml:
-        return xml
-    for entity, char in ((b"&apos;", b"'"), (b"&quot;", b'"'), (b"&lt;", b"<"), (b"&gt;", b">")):
-        xml = xml.replace(entity, char)
-    return xml.replace(b"&amp;", b"&")
+def _names_by_count(text: bytes) -> set[bytes] | None:
+    """_SHEET_BEFORE_BANG's distinct matches (reversed), from a sample: the tokens
+    (a character that ends a name, the name, "!") near the first "!", each counted in the
+    whole text. A "!" after a name always belongs to one such token, so if their counts add
+    up to the number of "!"s, every "!" is explained and these are all the names; else None
+    (then every "!" is read). A few C-level counts instead of millions of matches."""
+    first = text.find(b"!")
+    sample = text[max(0, first - 64) : first + (1 << 16)]
+    tokens = {b"!" + name + c for name, c in _TOKEN_BEFORE_BANG.findall(sample[::-1])}
+    if sum(text.count(t[::-1]) for t in tokens) != text.count(b"!"):
+        return None
+    return {t[1:-1] for t in tokens}
+
+
+def _sheets_named(text: bytes, xml: bool = True) -> set[str]:
+    """The lower-cased sheet names that a text (a sheet's XML, or with `xml` False a name's
+    definition) puts before a "!". The search runs on the text as it is, each distinct match
+    decoded once: in XML a formula's 'Weekly data'! may be stored as &apos;Weekly
+    data&apos;! (LibreOffice does), and R&D as R&amp;D."""
+    if b"!" not in text:
+        return set()
+    found = _names_by_count(text)  # unquoted names only: a quoted one is never explained
+    if found is None:  # millions of matches, a few distinct
+        if xml and b"&apos;" in text:
+            text = text.replace(b"&apos;", b"'")
+        found = set(_SHEET_BEFORE_BANG.findall(text[::-1]))
+    names = (m[::-1].decode("utf-8", "replace") for m in found)
+    if xml:
+        names = (html.unescape(n) for n in names)
+    return {n.strip("'").replace("''", "'").lower() for n in names}
 
 
 def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) -> set[str]:
@@ -335,11 +370,19 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
     always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
-    lower = {t: _unescaped(part).lower() for t, part in parts.items()}  # case-insensitive
+    # only formulas refer to cells: a sheet of values alone (a data sheet) is not searched
+    parts = {t: part if b"<f" in part else b"" for t, part in parts.items()}
+    lowered: dict[str, bytes] = {}
 
-    def named(text: bytes) -> set[str]:
-        """Sheets a lower-cased text names before a "!"."""
-        found = _sheets_named(text)
+    def uses(title: str, name: bytes) -> bool:
+        """Whether a sheet's XML holds a (lower-cased) name, in any case."""
+        if title not in lowered:  # only for sheets a name matters for: lowering costs
+            lowered[title] = parts[title].lower()
+        return name in lowered[title]
+
+    def named(text: bytes, xml: bool = False) -> set[str]:
+        """Sheets a text (a definition, or a sheet's XML) names before a "!"."""
+        found = _sheets_named(text, xml)
         return {t for t in titles if t.lower() in found} | always
 
     # A name reaches the sheets its text names, and those of the names its text uses, in turn.
@@ -368,13 +411,13 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
     for t in titles:
         for n, d in scoped[t].items():
             usable[t][n.lower().encode()] = reaches((d.attr_text or "").lower().encode())
-    direct = {t: named(lower[t]) for t in titles}
+    direct = {t: named(parts[t], xml=True) for t in titles}
 
     def refers(title: str, to: set[str]) -> set[str]:
         """Which of `to` a sheet's formulas may refer to, directly or through names."""
         hits = direct[title] & to
         for n, sheets in usable[title].items():
-            if sheets & (to - hits) and n in lower[title]:
+            if sheets & (to - hits) and uses(title, n):
                 hits |= sheets & to
         return hits
 

@@ -13,6 +13,7 @@ import bisect
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.formulas import FORMULAE
 
 from excelnet.errors import ExcelnetError, where
-from excelnet.formula.book import Book, SolverModel
+from excelnet.formula.book import Book, Sheet, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.reference import Site
 from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
@@ -124,24 +125,36 @@ class Graph:
         for sheet in book.sheets.values():
             for text, (r0, c0, r1, c1) in sheet.arrays.values():
                 self.blocks.append(Block(sheet.name, r0, c0, r1, c1, "array", text))
-            by_col: dict[int, list[int]] = defaultdict(list)
-            for r, c in sheet.formulas:
-                by_col[c].append(r)
-            for c, rows in by_col.items():
-                rows.sort()
-                start = prev = rows[0]
-                run = CopiedDown(sheet.formulas[(start, c)], start + 1)
-                for r in rows[1:]:
-                    text = sheet.formulas[(r, c)]
-                    if r == prev + 1 and run.follows(text):
-                        prev = r
-                        continue
-                    self._column(sheet.name, start, prev, c)
-                    start = prev = r
-                    run = CopiedDown(text, r + 1)
-                self._column(sheet.name, start, prev, c)
+            self._columns(sheet)
         for b in self.blocks:
             self._parse(b)
+
+    def _columns(self, sheet: Sheet) -> None:
+        """A block for each run of one formula copied down a column (CopiedDown), columns in
+        the order the sheet's formulas first meet them. A sheet may hold millions of formula
+        cells: they are sorted by numpy and compared a run at a time, not cell by cell."""
+        keys, texts = list(sheet.formulas), list(sheet.formulas.values())
+        if not keys:
+            return
+        rows = np.fromiter(map(itemgetter(0), keys), np.int64, len(keys))
+        cols = np.fromiter(map(itemgetter(1), keys), np.int64, len(keys))
+        order = np.lexsort((rows, cols))  # by column, then by row
+        rows, cols = rows[order], cols[order]
+        texts = list(map(texts.__getitem__, order.tolist()))
+        # stretches of consecutive rows in one column; a run never crosses their ends
+        ends = np.flatnonzero((np.diff(cols) != 0) | (np.diff(rows) != 1)) + 1
+        stretches = np.stack([np.r_[0, ends], np.r_[ends, len(keys)]], 1).tolist()
+        by_col: dict[int, list[list[int]]] = defaultdict(list)
+        for start, stop in stretches:
+            by_col[int(cols[start])].append([start, stop])
+        rows = rows.tolist()
+        for c in dict.fromkeys(map(itemgetter(1), keys)):
+            for start, stop in by_col[c]:
+                while start < stop:
+                    run = CopiedDown(texts[start], rows[start] + 1)
+                    last = start + run.following(texts, start + 1, stop)
+                    self._column(sheet.name, rows[start], rows[last], c)
+                    start = last + 1
 
     def _column(self, sheet: str, r0: int, r1: int, c: int) -> None:
         text = self.book.sheets[sheet].formulas[(r0, c)]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import compress, count
+from operator import ne
 
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils.cell import column_index_from_string
@@ -445,6 +447,12 @@ class CopiedDown:
             if m.group(2) is not None and m.group(3) != "$" and m.start(4) in starts
         ]
         self.down = 0  # rows moved so far
+        # the same as a str.format template: the moving numbers are its fields, in order
+        fields = {i for i, _ in self.moving}
+        self.template = "".join(
+            "{}" if i in fields else part.replace("{", "{{").replace("}", "}}")
+            for i, part in enumerate(self.parts)
+        )
 
     def at(self, down: int) -> str:
         """The first formula copied `down` rows down."""
@@ -459,3 +467,28 @@ class CopiedDown:
             return False
         self.down += 1
         return True
+
+    def following(self, texts: list[str], start: int, stop: int) -> int:
+        """How many of texts[start:stop], in order, are the current formula copied one, two, …
+        rows down (and move on past them): what follows() finds for each in turn, with the
+        copies written by one C-level map and compared as lists, a chunk at a time (growing,
+        so that a run of one formula costs no more than its length)."""
+        pos, chunk = start, 16
+        while pos < stop:
+            n = min(chunk, stop - pos)
+            first = self.down + 1
+            if self.moving:
+                numbers = (range(f + first, f + first + n) for _, f in self.moving)
+                expected = list(map(self.template.format, *numbers))
+            else:  # no relative row: every copy is the formula itself
+                expected = [self.template.format()] * n
+            got = texts[pos : pos + n]
+            if got == expected:
+                self.down += n
+                pos += n
+                chunk *= 4
+                continue
+            same = next(compress(count(), map(ne, got, expected)))
+            self.down += same
+            return pos + same - start
+        return pos - start
