@@ -495,7 +495,7 @@ class Evaluator:
         whole_rows, whole_cols = len(refs) == p.rows, cols == slice(0, p.cols)
 
         def view() -> torch.Tensor:
-            w = p.value.x.view(p.rows, p.cols)
+            w = p.value.x.reshape(p.rows, p.cols)  # a view: the parameters are contiguous
             if whole_rows and whole_cols:
                 return w
             return w[rows, cols]
