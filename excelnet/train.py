@@ -765,14 +765,13 @@ def train(
     diverged = None
     epoch = 0
 
-    watched = [metrics[k] for k in ("valid_loss", "accuracy") if k in metrics]
+    named = [k for k in ("valid_loss", "accuracy") if k in metrics]
 
     def row(at: int, loss: float | None, violation: float | None) -> tuple:
         """A history row: the metrics at the current point, from the blocks they need."""
         problem.restore(run.here())
-        seen = dict(zip(watched, model.glance(watched), strict=True))
-        return (at, loss, seen.get(metrics.get("valid_loss")), seen.get(metrics.get("accuracy")),
-                violation)  # fmt: skip
+        seen = dict(zip(named, model.glance([metrics[k] for k in named]), strict=True))
+        return at, loss, seen.get("valid_loss"), seen.get("accuracy"), violation
 
     while epoch < epochs and not run.done:
         if record and epoch % every == 0:

@@ -44,6 +44,7 @@ from excelnet.formula.parse import (
     Ref,
     Union,
     parse,
+    walk,
 )  # fmt: skip
 from excelnet.formula.values import (
     BLANK,
@@ -421,9 +422,7 @@ class Evaluator:
             if not any(isinstance(a, Live) for a in args):
                 return _carry(operator(node.op, args, ctx), args)
             op = node.op
-            return Live(
-                lambda: operator(op, [a.run() if isinstance(a, Live) else a for a in args], ctx)
-            )
+            return Live(lambda: operator(op, [_now(a) for a in args], ctx))
         if isinstance(node, Chain):
             args = [self._node(a, b) for a in node.args]
             ops = node.ops
@@ -436,7 +435,7 @@ class Evaluator:
 
             if not any(isinstance(a, Live) for a in args):
                 return _carry(fold(args), args)
-            return Live(lambda: fold([a.run() if isinstance(a, Live) else a for a in args]))
+            return Live(lambda: fold([_now(a) for a in args]))
         if isinstance(node, Union):  # outside a function that takes several ranges
             return scalar(Error("#VALUE!"), ctx)
         if isinstance(node, Call):
@@ -444,8 +443,7 @@ class Evaluator:
             if fused is not None and b.kind == "column" and b.rows > 1:
                 product, j = fused
                 if product.prepare(lambda r: self._reference(r, b), _now, self._param_rows):
-                    gen = self._generation
-                    return Live(lambda: member(product, j, ctx, gen, _now))
+                    return Live(lambda: member(product, j, ctx, self.generation, _now))
             known = FUNCTIONS.get(node.name)
             if known is None:
                 if self.graph._name(node.name, b.sheet)[0] is not None:
@@ -468,7 +466,7 @@ class Evaluator:
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
                 return out if node.name in ARRAY_RESULTS else _carry(out, args)
-            return Live(lambda: fn(ctx, [a.run() if isinstance(a, Live) else a for a in args]))
+            return Live(lambda: fn(ctx, [_now(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
 
     def _param_rows(self, refs: list[Ref]):
@@ -501,9 +499,6 @@ class Evaluator:
             return w[rows, cols]
 
         return view
-
-    def _generation(self) -> int:
-        return self.generation
 
     def _reference(self, ref: Ref, b: Block):
         rel = b.kind == "column" and ref.rel_r0 and b.rows > 1
@@ -548,7 +543,7 @@ class Evaluator:
         self._busy.add(b)
         try:
             thunk = self._node(b.node, b)
-            value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+            value = self._fit(b, _now(thunk))
         finally:
             self._busy.discard(b)
         self._store(b, value)
@@ -831,7 +826,7 @@ class Model(Evaluator):
             )
         thunk = self._node(b.node, b)
         b.thunk = thunk
-        value = self._fit(b, thunk.run() if isinstance(thunk, Live) else thunk)
+        value = self._fit(b, _now(thunk))
         b.value = value
         b.static_kind = None if value.numeric() else value.kinds().copy()
         b.static_text = value.text
@@ -860,7 +855,7 @@ class Model(Evaluator):
 
     def watched(self) -> list[V]:
         """The watched formulas' values at the parameters of the last run of the blocks."""
-        return [t.run() if isinstance(t, Live) else t for t in self.watch_thunks]
+        return [_now(t) for t in self.watch_thunks]
 
     def parameters(self) -> list[torch.Tensor]:
         return [p.value.x for p in self.params]
@@ -869,7 +864,7 @@ class Model(Evaluator):
         self.generation += 1
         for b in blocks:
             t = b.thunk
-            b.value = self._fit(b, t.run() if isinstance(t, Live) else t)
+            b.value = self._fit(b, _now(t))
 
     def objective_value(self) -> torch.Tensor:
         """Run the blocks the objective needs (non-strict) and return it, a 0-d tensor."""
@@ -1031,16 +1026,9 @@ def _position(b: Block) -> tuple[str, int, int]:
 
 def calls(node: Node, known_to_excel: bool = False) -> list[str]:
     """The names of the functions a formula calls (only those Excel has, if asked)."""
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Call) and (not known_to_excel or excel_knows(n)):
-            out.append(n.name)
-        if isinstance(n, (Op, Chain, Call)):
-            stack.extend(n.args)
-        elif isinstance(n, Union):
-            stack.extend(n.areas)
-    return out
+    return [
+        n.name for n in walk(node) if isinstance(n, Call) and (not known_to_excel or excel_knows(n))
+    ]
 
 
 def excel_knows(call: Call) -> bool:

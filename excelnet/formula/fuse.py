@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 
 from excelnet.formula.functions.kit import done
-from excelnet.formula.parse import Call, Chain, Node, Op, Ref, Union
+from excelnet.formula.parse import Call, Ref, walk
 from excelnet.formula.values import ERR, NUM, V
 
 
@@ -33,6 +33,7 @@ class Product:
     def __init__(self, moving: Ref, fixed: list[Ref]):
         self.moving, self.fixed = moving, fixed
         self.parts: tuple | None = None  # (x, ws): values or Live thunks, set by `prepare`
+        self.w: Callable[[], torch.Tensor] | None = None  # the fixed rows as one view, if so
         self.usable = True
         self.z: tuple[torch.Tensor, ...] | None = None
         self.generation = -1
@@ -90,9 +91,9 @@ def _numbers(side):
     return V(torch.where(mask, side.x, zero))
 
 
-def member(product: Product, j: int, ctx, generation: Callable[[], int], run) -> V:
+def member(product: Product, j: int, ctx, generation: int, run) -> V:
     """Member j's value as its SUMPRODUCT call gives it: (n, 1, 1)."""
-    return done(ctx, product.row(j, generation(), run), [])
+    return done(ctx, product.row(j, generation, run), [])
 
 
 def find_products(blocks: list, moves: Callable[[Ref, object], bool]) -> dict[int, tuple]:
@@ -100,12 +101,11 @@ def find_products(blocks: list, moves: Callable[[Ref, object], bool]) -> dict[in
     (Product, member index). `moves(ref, block)` says whether a reference reads cells that
     depend on the parameters (only those calls are re-run every step)."""
     groups: dict[tuple, list[tuple[Call, Ref]]] = defaultdict(list)
-    movings: dict[tuple, Ref] = {}
     for b in blocks:
         if b.kind != "column" or b.rows < 2 or b.node is None:
             continue
-        for call in _calls(b.node):
-            pair = _pair(call)
+        for call in walk(b.node):
+            pair = _pair(call) if isinstance(call, Call) else None
             if pair is None:
                 continue
             moving, fixed = pair
@@ -113,10 +113,9 @@ def find_products(blocks: list, moves: Callable[[Ref, object], bool]) -> dict[in
                 continue
             key = (moving, b.r0, b.rows)  # the same cells of X for every member
             groups[key].append((call, fixed))
-            movings[key] = moving
     out: dict[int, tuple] = {}
-    for key, members in groups.items():
-        product = Product(movings[key], [f for _, f in members])
+    for (moving, _, _), members in groups.items():
+        product = Product(moving, [f for _, f in members])
         for j, (call, _) in enumerate(members):
             out[id(call)] = (product, j)
     return out
@@ -142,16 +141,3 @@ def _pair(call: Call) -> tuple[Ref, Ref] | None:
         ):
             return moving, fixed
     return None
-
-
-def _calls(node: Node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Call):
-            yield n
-            stack.extend(n.args)
-        elif isinstance(n, (Op, Chain)):
-            stack.extend(n.args)
-        elif isinstance(n, Union):
-            stack.extend(n.areas)

@@ -8,6 +8,7 @@ copied down, which is what lets a column of copies run as one tensor operation).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress, count
 from operator import ne
@@ -397,6 +398,18 @@ class _Missing:
 
 _MISSING = _Missing()
 MISSING = _MISSING
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of a formula's AST, the node itself first."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, (Op, Chain, Call)):
+            stack.extend(n.args)
+        elif isinstance(n, Union):
+            stack.extend(n.areas)
 
 
 def parse(formula: str, sheet: str) -> Node:

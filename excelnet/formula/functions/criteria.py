@@ -216,13 +216,10 @@ def conditional(
     if resize and target is not None:
         target = _cropped(target, *pairs[0][0].shape[1:])
     shapes = {rng.shape[1:] for rng, _ in pairs} | ({target.shape[1:]} if target else set())
+    target_rows = target.shape[0] if target is not None else 1
     if len(shapes) != 1:
-        parsed = [_criteria(crit) for _, crit in pairs]
-        n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs])
-        n = max(n, target.shape[0] if target is not None else 1)
-        hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
-        return error_value("#VALUE!", (n, hc, wc), ctx)
-    n, hc, wc, stacked, index, flat = _plan(pairs, target.shape[0] if target is not None else 1)
+        return error_value("#VALUE!", _extent(pairs, target_rows)[1:], ctx)
+    n, hc, wc, stacked, index, flat = _plan(pairs, target_rows)
     per_row = target is not None and target.shape[0] > 1
     if per_row:  # a sum range that moves down the block: every row its own masks
         out, errs = _aggregate(ctx, how, target, stacked[flat])
@@ -235,6 +232,13 @@ def conditional(
     return with_errors(out, None if errs is None else errs.reshape(n, hc, wc))
 
 
+def _extent(pairs: list[tuple[V, V]], target_rows: int):
+    """The criteria parsed, and the results' shape: rows n, and one per criterion (hc, wc)."""
+    parsed = [_criteria(crit) for _, crit in pairs]
+    n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs] + [target_rows])
+    return parsed, n, max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
+
+
 def _plan(pairs: list[tuple[V, V]], target_rows: int):
     """Which cells each result aggregates: the distinct masks (U, H, W) and each result's mask
     (index (n, K) as numpy and as a tensor). Ranges and criteria that do not depend on the
@@ -244,9 +248,7 @@ def _plan(pairs: list[tuple[V, V]], target_rows: int):
     first = pairs[0][0]
     if constant and first.cache and key in first.cache:
         return first.cache[key][0]
-    parsed = [_criteria(crit) for _, crit in pairs]
-    n = max([c.shape[0] for c in parsed] + [rng.shape[0] for rng, _ in pairs] + [target_rows])
-    hc, wc = max(c.shape[1] for c in parsed), max(c.shape[2] for c in parsed)
+    parsed, n, hc, wc = _extent(pairs, target_rows)
     unique: dict[tuple, int] = {}
     masks: list[torch.Tensor] = []
     index = np.zeros((n, hc * wc), dtype=np.int64)

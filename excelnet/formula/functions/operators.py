@@ -89,12 +89,12 @@ def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
     if a.numeric() and b.numeric():
         x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
         return V(torch.broadcast_to(x, shape).clone(), BOOL)
-    ka, kb = _uniform(a), _uniform(b)
-    if ka in (NUM, BOOL) and kb in (NUM, BOOL):  # (F6>0.5)=(B6=1): numbers or booleans all
-        if ka == kb:
+    ua, ub = _uniform(a), _uniform(b)
+    if ua in (NUM, BOOL) and ub in (NUM, BOOL):  # (F6>0.5)=(B6=1): numbers or booleans all
+        if ua == ub:
             x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
         else:  # a number is less than any boolean
-            x = torch.full((), float(_CMP[op](_RANK[ka] - _RANK[kb], 0)), dtype=ctx.dtype)
+            x = torch.full((), float(_CMP[op](_RANK[ua] - _RANK[ub], 0)), dtype=ctx.dtype)
             x = x.to(a.x.device)
         return V(torch.broadcast_to(x, shape).clone(), BOOL)
     ka, kb = np.broadcast_to(a.kinds(), shape), np.broadcast_to(b.kinds(), shape)
