@@ -179,7 +179,7 @@ def epoch_rate(
 ) -> tuple[float, float]:
     """Steady epochs per second of one engine on a compiled model (gd with a fixed step by
     default), and its one-time set-up (tracing and compiling, or capturing the CUDA graph)
-    in seconds."""  # fmt: skip
+    in seconds."""
     import torch
 
     from excelnet.problem import Problem
@@ -212,8 +212,10 @@ def bench_epochs(repeat: int, huge: Path | None) -> None:
     from excelnet.train import threads, threads_for
 
     big, _ = big_workbook()
-    cases = [("Titanic nn (891 rows)", ROOT / "workbooks" / "titanic.xlsx", 1000, 891),
-             (f"nn, {BIG:,} rows", big, 50, BIG)]  # fmt: skip
+    cases = [
+        ("Titanic nn (891 rows)", ROOT / "workbooks" / "titanic.xlsx", 1000, 891),
+        (f"nn, {BIG:,} rows", big, 50, BIG),
+    ]
     for label, path, steps, n in cases:
         (model,) = compile_models(read_book(path, "nn"), "nn")
         with threads(threads_for(model)):
@@ -477,11 +479,19 @@ def portfolio_workbook(path: Path):
     ws["E1"] = f"=SUMPRODUCT(B2:B{n + 1},C2:C{n + 1})"
     ws["E2"] = f"=SUMPRODUCT(B2:B{n + 1},market!{col(n + 3)}2:{col(n + 3)}{n + 1})"
     ws["E3"] = f"=SUM(B2:B{n + 1})"
-    names = {"solver_opt": "Portfolio!$E$1", "solver_adj": f"Portfolio!$B$2:$B${n + 1}",
-             "solver_typ": "2", "solver_neg": "1", "solver_num": "2",
-             "solver_lhs1": "Portfolio!$E$3", "solver_rel1": "2", "solver_rhs1": "1",
-             "solver_lhs2": "Portfolio!$E$2", "solver_rel2": "3",
-             "solver_rhs2": f"market!${col(n + 5)}$1"}  # fmt: skip
+    names = {
+        "solver_opt": "Portfolio!$E$1",
+        "solver_adj": f"Portfolio!$B$2:$B${n + 1}",
+        "solver_typ": "2",
+        "solver_neg": "1",
+        "solver_num": "2",
+        "solver_lhs1": "Portfolio!$E$3",
+        "solver_rel1": "2",
+        "solver_rhs1": "1",
+        "solver_lhs2": "Portfolio!$E$2",
+        "solver_rel2": "3",
+        "solver_rhs2": f"market!${col(n + 5)}$1",
+    }
     for k, v in names.items():
         ws.defined_names[k] = DefinedName(k, attr_text=v, localSheetId=1)
     wb.save(path)
@@ -500,11 +510,17 @@ def bench_constrained(repeat: int) -> None:
     cov, mean, target = portfolio_workbook(src)
     t = time.perf_counter()
     ref = minimize(
-        lambda w: w @ cov @ w, np.full(ASSETS, 1 / ASSETS), jac=lambda w: 2 * cov @ w,
-        method="SLSQP", bounds=[(0, None)] * ASSETS, options={"ftol": 1e-12, "maxiter": 1000},
-        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1, "jac": lambda w: np.ones_like(w)},
-                     {"type": "ineq", "fun": lambda w: w @ mean - target, "jac": lambda w: mean}],
-    )  # fmt: skip
+        lambda w: w @ cov @ w,
+        np.full(ASSETS, 1 / ASSETS),
+        jac=lambda w: 2 * cov @ w,
+        method="SLSQP",
+        bounds=[(0, None)] * ASSETS,
+        options={"ftol": 1e-12, "maxiter": 1000},
+        constraints=[
+            {"type": "eq", "fun": lambda w: w.sum() - 1, "jac": lambda w: np.ones_like(w)},
+            {"type": "ineq", "fun": lambda w: w @ mean - target, "jac": lambda w: mean},
+        ],
+    )
     slsqp = time.perf_counter() - t
     violation = max(abs(ref.x.sum() - 1), max(0.0, target - ref.x @ mean), max(0.0, -ref.x.min()))
     baseline = f"SLSQP: {slsqp:.3f} s, variance {ref.fun:.8f}, max violation {violation:.0e}"
@@ -558,8 +574,12 @@ def _recalc(tool: str, path: Path, timeout: float) -> dict | None:
     try:
         run = subprocess.run(
             [_engine_python(tool), "-m", "bench.calc", tool, str(copy)],
-            cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
     except subprocess.TimeoutExpired:
         return None
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -637,9 +657,11 @@ def bench_wall_clock(repeat: int) -> None:
     target = CACHE / "wall.xlsx"
     cases = {
         "the quadratic (3 parameters)": (lambda: build_quadratic(target), []),
-        "Titanic nn": (lambda: shutil.copy(ROOT / "workbooks" / "titanic.xlsx", target),
-                       ["--sheet", "nn", "--method", "gd", "--lr", "0.01"]),
-    }  # fmt: skip
+        "Titanic nn": (
+            lambda: shutil.copy(ROOT / "workbooks" / "titanic.xlsx", target),
+            ["--sheet", "nn", "--method", "gd", "--lr", "0.01"],
+        ),
+    }
     for label, (fresh, extra) in cases.items():
         command = ["-m", "excelnet", "fit", str(target), *extra, "--no-history", "-q", "--json"]
         times = []
@@ -666,7 +688,7 @@ def bench_wall_clock(repeat: int) -> None:
                 f"torch steps): {plain:.2f} s"
                 if titanic
                 else ""
-            ),  # fmt: skip
+            ),
             "≤ 1.15× the plain script" if titanic else "—",
             cold <= 1.15 * plain if titanic else None,
             seconds=cold,
@@ -726,8 +748,14 @@ def main() -> None:
     for name in only:
         CASES[name](args, huge)
         if name == "build" and huge is not None:
-            record(f"build the {HUGE:,}-row workbook", f"{seconds:.0f} s", "—", "—", None,
-                   seconds=seconds)  # fmt: skip
+            record(
+                f"build the {HUGE:,}-row workbook",
+                f"{seconds:.0f} s",
+                "—",
+                "—",
+                None,
+                seconds=seconds,
+            )
     if not args.only:
         args.out.write_text(json.dumps({"machine": info, "results": rows}, indent=2))
     print(

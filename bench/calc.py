@@ -57,8 +57,12 @@ def formulas(path: str) -> dict:
     seconds = time.perf_counter() - t
     loss = next(v for k, v in solution.items() if k.upper().endswith("NN'!M2"))
     cells = _formula_cells(path)
-    return {"seconds": seconds, "cells": len(cells), "computed": None,
-            "nn_loss": float(loss.value[0][0])}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "cells": len(cells),
+        "computed": None,
+        "nn_loss": float(loss.value[0][0]),
+    }
 
 
 def pycel(path: str) -> dict:
@@ -75,8 +79,12 @@ def pycel(path: str) -> dict:
         except Exception:
             pass
     seconds = time.perf_counter() - t
-    return {"seconds": seconds, "cells": len(cells), "computed": computed,
-            "nn_loss": float(xl.evaluate("nn!M2"))}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "cells": len(cells),
+        "computed": computed,
+        "nn_loss": float(xl.evaluate("nn!M2")),
+    }
 
 
 if __name__ == "__main__":

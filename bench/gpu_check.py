@@ -98,11 +98,15 @@ def rates(label: str, model, rows: int, graph_steps: int, eager_steps: int) -> N
     except Exception as e:  # reported, not hidden
         graph, setup = None, None
         say(f"{label}: cuda graph failed: {e!r}")
-    row = {"case": label, "graph_epochs_per_second": graph, "capture_seconds": setup,
-           "eager_epochs_per_second": eager,
-           "minimal_torch_graph": torch_rate(rows, graph_steps, "cuda", graph=True),
-           "minimal_torch_eager": torch_rate(rows, eager_steps, "cuda"),
-           "max_memory_mib": torch.cuda.max_memory_allocated() / 2**20}  # fmt: skip
+    row = {
+        "case": label,
+        "graph_epochs_per_second": graph,
+        "capture_seconds": setup,
+        "eager_epochs_per_second": eager,
+        "minimal_torch_graph": torch_rate(rows, graph_steps, "cuda", graph=True),
+        "minimal_torch_eager": torch_rate(rows, eager_steps, "cuda"),
+        "max_memory_mib": torch.cuda.max_memory_allocated() / 2**20,
+    }
     results["rates"].append(row)
     g = f"{graph:,.0f}/s (capture {setup:.2f} s)" if graph else "—"
     say(
@@ -143,8 +147,12 @@ def whole_fit(label: str, path: Path, epochs: int) -> None:
             copy = shutil.copy(path, Path(tmp) / f"{device}.xlsx")
             t = time.perf_counter()
             (r,) = fit(copy, sheet="nn", epochs=epochs, device=device, compiled=False, lr=LR)
-            row[device] = {"seconds": time.perf_counter() - t, "loss": r.final_loss,
-                           "engine": r.engine, "train_seconds": r.seconds}  # fmt: skip
+            row[device] = {
+                "seconds": time.perf_counter() - t,
+                "loss": r.final_loss,
+                "engine": r.engine,
+                "train_seconds": r.seconds,
+            }
     rel = abs(row["cpu"]["loss"] - row["cuda"]["loss"]) / row["cpu"]["loss"]
     row["ok"] = rel <= RTOL
     results["fits"].append(row)
@@ -164,18 +172,28 @@ def methods(label: str, path: Path, epochs: int) -> None:
             got = {}
             for device in ("cpu", "cuda"):
                 copy = shutil.copy(path, Path(tmp) / f"{device}.xlsx")
-                (got[device],) = fit(copy, sheet="nn", epochs=epochs, device=device,
-                                     method=method, history=False)  # fmt: skip
+                (got[device],) = fit(
+                    copy, sheet="nn", epochs=epochs, device=device, method=method, history=False
+                )
             a, b = got["cpu"], got["cuda"]
             rel = abs(a.final_loss - b.final_loss) / a.final_loss
             ok = rel <= 1e-6 and b.engine == "cuda graph"
-            results["fits"].append({"case": f"{label}, {method}", "cpu_loss": a.final_loss,
-                                    "cuda_loss": b.final_loss, "cuda_engine": b.engine,
-                                    "cuda_engine_note": b.engine_note,
-                                    "cuda_train_seconds": b.seconds, "ok": ok})  # fmt: skip
-            say(f"{label}, --method {method}: loss cpu {a.final_loss:.12g} cuda "
+            results["fits"].append(
+                {
+                    "case": f"{label}, {method}",
+                    "cpu_loss": a.final_loss,
+                    "cuda_loss": b.final_loss,
+                    "cuda_engine": b.engine,
+                    "cuda_engine_note": b.engine_note,
+                    "cuda_train_seconds": b.seconds,
+                    "ok": ok,
+                }
+            )
+            say(
+                f"{label}, --method {method}: loss cpu {a.final_loss:.12g} cuda "
                 f"{b.final_loss:.12g} (rel {rel:.1e}), {b.engine!r} {b.seconds:.2f} s "
-                f"-> {'ok' if ok else 'FAILED'}")  # fmt: skip
+                f"-> {'ok' if ok else 'FAILED'}"
+            )
 
 
 def main() -> int:

@@ -312,8 +312,18 @@ def _fit(args: argparse.Namespace) -> None:
         pad_edge=False,
         title=f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else ""),
     )
-    for col in ("sheet", "params", "method", "epochs", "device", "start", "final", "valid",
-                "acc", "s"):  # fmt: skip
+    for col in (
+        "sheet",
+        "params",
+        "method",
+        "epochs",
+        "device",
+        "start",
+        "final",
+        "valid",
+        "acc",
+        "s",
+    ):
         table.add_column(
             col, justify="left" if col in ("sheet", "device") else "right", no_wrap=True
         )
@@ -355,8 +365,9 @@ def _outcome(r) -> str:
     """One line: the goal, the constraints and how the method ended."""
     words = [r.goal, r.status]  # r: a SheetFit
     if r.method == "lbfgs":
-        words.append(f"lbfgs {'converged' if r.converged else 'stopped'} after {r.epochs} "
-                     f"iterations")  # fmt: skip
+        words.append(
+            f"lbfgs {'converged' if r.converged else 'stopped'} after {r.epochs} iterations"
+        )
     elif r.lr is not None:
         words.append(f"{r.method} ended with step {r.lr:.3g}")
     last = r.final_loss if r.last_loss is None else r.last_loss
@@ -579,8 +590,13 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
     if args.json:
         import json
 
-        print(json.dumps({"book": str(args.book), "sheets": [r.summary() for r in reports]},
-                         indent=2, default=str))  # fmt: skip
+        print(
+            json.dumps(
+                {"book": str(args.book), "sheets": [r.summary() for r in reports]},
+                indent=2,
+                default=str,
+            )
+        )
         return
     shown = 0
     limit = None if getattr(args, "all", False) else 20
@@ -630,9 +646,17 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = _warning  # one line each, no source location
     args = _parser().parse_args(argv)
-    commands = {"build": _build, "fit": _fit, "eval": _eval, "predict": _predict, "calc": _calc,
-                "check": _check, "live": _live, "lr-sweep": _sweep,
-                "compare": _compare}  # fmt: skip
+    commands = {
+        "build": _build,
+        "fit": _fit,
+        "eval": _eval,
+        "predict": _predict,
+        "calc": _calc,
+        "check": _check,
+        "live": _live,
+        "lr-sweep": _sweep,
+        "compare": _compare,
+    }
     try:
         code = commands[args.command](args)
         sys.stdout.flush()

@@ -63,18 +63,33 @@ def excel_mode(values: pd.Series) -> float:
 
 
 STATS = [
-    Stat("age_mode", "Mode of Age", lambda n: f"=MODE({data_range('Age', n)})",
-         lambda df: excel_mode(df["Age"])),
-    Stat("age_max", "Maximum Age", lambda n: f"=MAX({data_range('Age', n)})",
-         lambda df: float(df["Age"].max())),
-    Stat("fare_mode", "Mode of Fare", lambda n: f"=MODE({data_range('Fare', n)})",
-         lambda df: excel_mode(df["Fare"])),
+    Stat(
+        "age_mode",
+        "Mode of Age",
+        lambda n: f"=MODE({data_range('Age', n)})",
+        lambda df: excel_mode(df["Age"]),
+    ),
+    Stat(
+        "age_max",
+        "Maximum Age",
+        lambda n: f"=MAX({data_range('Age', n)})",
+        lambda df: float(df["Age"].max()),
+    ),
+    Stat(
+        "fare_mode",
+        "Mode of Fare",
+        lambda n: f"=MODE({data_range('Fare', n)})",
+        lambda df: excel_mode(df["Fare"]),
+    ),
     # log10 grows with its argument, so the largest LOG10(Fare+1) is LOG10 of the largest Fare + 1.
-    Stat("logfare_max", "Maximum LOG10(Fare+1)",
-         lambda n: f"=LOG10(MAX({data_range('Fare', n)})+1)",
-         lambda df: float(np.log10(df["Fare"].max() + 1))),
+    Stat(
+        "logfare_max",
+        "Maximum LOG10(Fare+1)",
+        lambda n: f"=LOG10(MAX({data_range('Fare', n)})+1)",
+        lambda df: float(np.log10(df["Fare"].max() + 1)),
+    ),
     Stat("embarked_mode", "Most common Embarked", _embarked_mode_formula, _most_common_port),
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)
@@ -100,25 +115,46 @@ def _embarked(df: pd.DataFrame, s: dict) -> pd.Series:
 
 FEATURES = [
     Feature("Ones", lambda r: "=1", lambda df, s: np.ones(len(df))),
-    Feature("Age", lambda r: f"=IF(ISBLANK({_age(r)}),age_mode,{_age(r)})/age_max",
-            lambda df, s: (df["Age"].fillna(s["age_mode"]) / s["age_max"]).to_numpy()),
+    Feature(
+        "Age",
+        lambda r: f"=IF(ISBLANK({_age(r)}),age_mode,{_age(r)})/age_max",
+        lambda df, s: (df["Age"].fillna(s["age_mode"]) / s["age_max"]).to_numpy(),
+    ),
     Feature("SibSp", lambda r: f"={_sibsp(r)}", lambda df, s: df["SibSp"].to_numpy()),
     Feature("Parch", lambda r: f"={_parch(r)}", lambda df, s: df["Parch"].to_numpy()),
-    Feature("LogFare",
-            lambda r: f"=LOG10(IF(ISBLANK({_fare(r)}),fare_mode,{_fare(r)})+1)/logfare_max",
-            lambda df, s: (np.log10(df["Fare"].fillna(s["fare_mode"]) + 1)
-                           / s["logfare_max"]).to_numpy()),
-    Feature("Male", lambda r: f'=IF({_sex(r)}="male",1,0)',
-            lambda df, s: (df["Sex"].str.lower() == "male").to_numpy(float)),
-    Feature("Pclass_1", lambda r: f"=IF({_pclass(r)}=1,1,0)",
-            lambda df, s: (df["Pclass"] == 1).to_numpy(float)),
-    Feature("Pclass_2", lambda r: f"=IF({_pclass(r)}=2,1,0)",
-            lambda df, s: (df["Pclass"] == 2).to_numpy(float)),
-    Feature("Embark_S", lambda r: f'=IF(IF(ISBLANK({_emb(r)}),embarked_mode,{_emb(r)})="S",1,0)',
-            lambda df, s: (_embarked(df, s) == "S").to_numpy(float)),
-    Feature("Embark_C", lambda r: f'=IF(IF(ISBLANK({_emb(r)}),embarked_mode,{_emb(r)})="C",1,0)',
-            lambda df, s: (_embarked(df, s) == "C").to_numpy(float)),
-]  # fmt: skip
+    Feature(
+        "LogFare",
+        lambda r: f"=LOG10(IF(ISBLANK({_fare(r)}),fare_mode,{_fare(r)})+1)/logfare_max",
+        lambda df, s: (
+            np.log10(df["Fare"].fillna(s["fare_mode"]) + 1) / s["logfare_max"]
+        ).to_numpy(),
+    ),
+    Feature(
+        "Male",
+        lambda r: f'=IF({_sex(r)}="male",1,0)',
+        lambda df, s: (df["Sex"].str.lower() == "male").to_numpy(float),
+    ),
+    Feature(
+        "Pclass_1",
+        lambda r: f"=IF({_pclass(r)}=1,1,0)",
+        lambda df, s: (df["Pclass"] == 1).to_numpy(float),
+    ),
+    Feature(
+        "Pclass_2",
+        lambda r: f"=IF({_pclass(r)}=2,1,0)",
+        lambda df, s: (df["Pclass"] == 2).to_numpy(float),
+    ),
+    Feature(
+        "Embark_S",
+        lambda r: f'=IF(IF(ISBLANK({_emb(r)}),embarked_mode,{_emb(r)})="S",1,0)',
+        lambda df, s: (_embarked(df, s) == "S").to_numpy(float),
+    ),
+    Feature(
+        "Embark_C",
+        lambda r: f'=IF(IF(ISBLANK({_emb(r)}),embarked_mode,{_emb(r)})="C",1,0)',
+        lambda df, s: (_embarked(df, s) == "C").to_numpy(float),
+    ),
+]
 FEATURE_NAMES = [f.name for f in FEATURES]
 VALID_HEADER = "Valid"  # the column right after the features: 1 = validation row
 

@@ -80,11 +80,17 @@ def uno_office():
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="excelnet-uno-") as profile:
         office = subprocess.Popen(
-            [soffice(), f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
-             "--nologo", f"--accept=socket,host=127.0.0.1,port={port};urp;"],
+            [
+                soffice(),
+                f"-env:UserInstallation=file://{profile}",
+                "--headless",
+                "--norestore",
+                "--nologo",
+                f"--accept=socket,host=127.0.0.1,port={port};urp;",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         try:
             local = uno.getComponentContext()
             resolver = local.ServiceManager.createInstanceWithContext(

@@ -142,15 +142,37 @@ def models(frame: Frame) -> list[Model]:
     """The linear model, the two-unit net, and the same net as MMULT, over `frame`'s features."""
     k = frame.k
     return [
-        Model("linear", "Linear model: prediction = SUMPRODUCT(features, weights).", frame,
-              (1, k), (1, 1), [], _linear_formulas, _linear),
-        Model("nn", "Neural net: two ReLU units MAX(0, SUMPRODUCT(features, weights)), added.",
-              frame, (2, k), (1, 1), ["Unit 1", "Unit 2"], _nn_formulas, _nn),
-        Model("mmult",
-              "The same net as matrix multiplication: MMULT(features, weights), ReLU, sum.",
-              frame, (k, 2), (TABLE_ROW, frame.metrics_col),
-              ["MMULT 1", "MMULT 2", "ReLU 1", "ReLU 2"], _mmult_formulas, _mmult),
-    ]  # fmt: skip
+        Model(
+            "linear",
+            "Linear model: prediction = SUMPRODUCT(features, weights).",
+            frame,
+            (1, k),
+            (1, 1),
+            [],
+            _linear_formulas,
+            _linear,
+        ),
+        Model(
+            "nn",
+            "Neural net: two ReLU units MAX(0, SUMPRODUCT(features, weights)), added.",
+            frame,
+            (2, k),
+            (1, 1),
+            ["Unit 1", "Unit 2"],
+            _nn_formulas,
+            _nn,
+        ),
+        Model(
+            "mmult",
+            "The same net as matrix multiplication: MMULT(features, weights), ReLU, sum.",
+            frame,
+            (k, 2),
+            (TABLE_ROW, frame.metrics_col),
+            ["MMULT 1", "MMULT 2", "ReLU 1", "ReLU 2"],
+            _mmult_formulas,
+            _mmult,
+        ),
+    ]
 
 
 def metric_formulas(m: Model, n: int) -> list[str]:

@@ -495,10 +495,19 @@ def compare(
 
     def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
         rows = [
-            [r.sheet, r.parameters, r.final_loss, r.valid_loss, r.accuracy, r.seconds,
-             r.method, r.constraints, r.max_violation]
+            [
+                r.sheet,
+                r.parameters,
+                r.final_loss,
+                r.valid_loss,
+                r.accuracy,
+                r.seconds,
+                r.method,
+                r.constraints,
+                r.max_violation,
+            ]
             for r in results
-        ]  # fmt: skip
+        ]
         columns = [list(c) for c in zip(*rows, strict=True)]
         n = len(rows)
 

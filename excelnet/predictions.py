@@ -379,8 +379,9 @@ def evaluate(book: Book, solver: SolverModel, p: Plan, lay: Layout, sheet: Sheet
     try:
         col = lay.where[(p.sheet, p.prediction.c0)]
         objective = Ref(sheet.name, 1, col, 1, col)
-        model = Model(book, SolverModel(sheet.name, objective, solver.adjustable, 2), Ctx(
-            torch.device("cpu")))  # fmt: skip
+        model = Model(
+            book, SolverModel(sheet.name, objective, solver.adjustable, 2), Ctx(torch.device("cpu"))
+        )
         model.compile()
         model.evaluate()
         live = model.values()

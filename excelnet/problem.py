@@ -59,8 +59,26 @@ NOT_USED = {
     "solver_bbd": _INTEGER,
     "solver_alg": _ENGINE,
 }
-for _key in ("lcy", "gvr", "vrt", "acr", "rsp", "prng", "slim", "stol", "enst", "asr", "smin",
-             "smax", "crpb", "cog", "soc", "ccoeff", "mtpb", "lbsz"):  # fmt: skip
+for _key in (
+    "lcy",
+    "gvr",
+    "vrt",
+    "acr",
+    "rsp",
+    "prng",
+    "slim",
+    "stol",
+    "enst",
+    "asr",
+    "smin",
+    "smax",
+    "crpb",
+    "cog",
+    "soc",
+    "ccoeff",
+    "mtpb",
+    "lbsz",
+):
     NOT_USED[f"solver_{_key}"] = "a setting of LibreOffice's DEPS and SCO solvers"
 
 
@@ -367,8 +385,11 @@ class Problem:
         elif "solver_neg" in solver.options:
             out.append("solver_neg = 2: variable cells may be negative")
         for r in self.rows:
-            how = {"bound": "bound, by projection", "general": "general constraint",
-                   "ignored": "ignored (solver_rlx = 1)"}[r.kind]  # fmt: skip
+            how = {
+                "bound": "bound, by projection",
+                "general": "general constraint",
+                "ignored": "ignored (solver_rlx = 1)",
+            }[r.kind]
             out.append(f"{_label(r.constraint)}: {r.text} ({how})")
         if self.general or self.bounded:
             out.append(f"solver_pre = {self.precision:g}: the feasibility tolerance")

@@ -49,8 +49,12 @@ class Difference:
     computed: object
 
     def summary(self) -> dict:
-        return {"cell": self.cell, "formula": self.formula,
-                "stored": _plain(self.stored), "computed": _plain(self.computed)}  # fmt: skip
+        return {
+            "cell": self.cell,
+            "formula": self.formula,
+            "stored": _plain(self.stored),
+            "computed": _plain(self.computed),
+        }
 
 
 @dataclass

@@ -180,17 +180,24 @@ def _rule(name: str, col: pd.Series) -> Rule:
             levels = sorted(counts.index.tolist())
             return Rule(name, "category", _category_note(levels, number_text, fill), levels)
         if whole and len(counts) == len(col) and len(col) > MAX_TEXT_LEVELS:
-            return Rule(name, "left out", "left out: a different whole number in every row, "
-                        "an identifier")  # fmt: skip
+            return Rule(
+                name, "left out", "left out: a different whole number in every row, an identifier"
+            )
         top = counts.max()
         by = "mode" if top > 1 and (counts == top).sum() == 1 else "mean"
         fill = "missing → the " + ("mode" if by == "mode" else "mean (no single most common value)")
         if whole and present.min() >= 0 and present.max() <= MAX_COUNT:
-            return Rule(name, "count", f"a count from 0 to {MAX_COUNT}: used as it is; {fill}",
-                        fill=by)  # fmt: skip
+            return Rule(
+                name, "count", f"a count from 0 to {MAX_COUNT}: used as it is; {fill}", fill=by
+            )
         if present.min() >= 0 and present.skew() > SKEWED:
-            return Rule(name, "log", f"a skewed number (skewness {present.skew():.2f}): "
-                        f"LOG10(x+1) ÷ its maximum; {fill}", fill=by)  # fmt: skip
+            return Rule(
+                name,
+                "log",
+                f"a skewed number (skewness {present.skew():.2f}): "
+                f"LOG10(x+1) ÷ its maximum; {fill}",
+                fill=by,
+            )
         if present.min() >= 0:
             return Rule(name, "number", f"a number: ÷ its maximum; {fill}", fill=by)
         return Rule(name, "signed", f"a number: ÷ its largest absolute value; {fill}", fill=by)
@@ -200,16 +207,21 @@ def _rule(name: str, col: pd.Series) -> Rule:
     if len(keys) == 1:
         return Rule(name, "left out", f"left out: {present.iloc[0]!r} in every row")
     if len(keys) > MAX_TEXT_LEVELS or any(len(v) > 255 for v, _ in keys.values()):
-        return Rule(name, "left out", f"left out: text with {len(keys)} different values "
-                    "(free text or an identifier)")  # fmt: skip
+        return Rule(
+            name,
+            "left out",
+            f"left out: text with {len(keys)} different values (free text or an identifier)",
+        )
     levels = [v for v, _ in sorted(keys.values(), key=lambda vc: -vc[1])]  # stable: first met
     return Rule(name, "category", _category_note(levels, repr, fill), levels)
 
 
 def _category_note(levels: list, show, fill: str) -> str:
     dummies = ", ".join(show(v) for v in levels[:-1])
-    return (f"a category with {len(levels)} values: a dummy column for each of {dummies} "
-            f"({show(levels[-1])}, and any value not seen here, is all zeros); {fill}")  # fmt: skip
+    return (
+        f"a category with {len(levels)} values: a dummy column for each of {dummies} "
+        f"({show(levels[-1])}, and any value not seen here, is all zeros); {fill}"
+    )
 
 
 # -- the rules as statistics and features ----------------------------------------------------
@@ -258,10 +270,18 @@ def stats_and_features(rules: list[Rule], columns: list[str]) -> tuple[list[Stat
 
 def _fill_stat(name: str, c: str, letter: str) -> Stat:
     if name.endswith("_mode"):
-        return Stat(name, f"Mode of {c}", lambda n: f"=MODE({_range(letter, n)})",
-                    lambda df: float(df[c].mode().iloc[0]))  # fmt: skip
-    return Stat(name, f"Mean of {c}", lambda n: f"=AVERAGE({_range(letter, n)})",
-                lambda df: float(df[c].mean()))  # fmt: skip
+        return Stat(
+            name,
+            f"Mode of {c}",
+            lambda n: f"=MODE({_range(letter, n)})",
+            lambda df: float(df[c].mode().iloc[0]),
+        )
+    return Stat(
+        name,
+        f"Mean of {c}",
+        lambda n: f"=AVERAGE({_range(letter, n)})",
+        lambda df: float(df[c].mean()),
+    )
 
 
 def _number_feature(rule: Rule, letter: str, fill: str, names: _Names, stats: list) -> Feature:
@@ -277,25 +297,39 @@ def _number_feature(rule: Rule, letter: str, fill: str, names: _Names, stats: li
         return Feature(c, lambda r: f"={x(r)}", lambda df, s: filled(df, s).to_numpy())
     if rule.kind == "log":
         top = names(c, "logmax")
-        stats.append(Stat(top, f"Maximum LOG10({c}+1)",
-                          lambda n: f"=LOG10(MAX({_range(letter, n)})+1)",
-                          lambda df: float(np.log10(df[c].max() + 1))))  # fmt: skip
-        return Feature(f"Log{c}", lambda r: f"=LOG10({x(r)}+1)/{top}",
-                       lambda df, s: (np.log10(filled(df, s) + 1) / s[top]).to_numpy())  # fmt: skip
+        stats.append(
+            Stat(
+                top,
+                f"Maximum LOG10({c}+1)",
+                lambda n: f"=LOG10(MAX({_range(letter, n)})+1)",
+                lambda df: float(np.log10(df[c].max() + 1)),
+            )
+        )
+        return Feature(
+            f"Log{c}",
+            lambda r: f"=LOG10({x(r)}+1)/{top}",
+            lambda df, s: (np.log10(filled(df, s) + 1) / s[top]).to_numpy(),
+        )
     top = names(c, "max")
     if rule.kind == "number":
-        stats.append(Stat(top, f"Maximum {c}", lambda n: f"=MAX({_range(letter, n)})",
-                          lambda df: float(df[c].max())))  # fmt: skip
+        stats.append(
+            Stat(
+                top,
+                f"Maximum {c}",
+                lambda n: f"=MAX({_range(letter, n)})",
+                lambda df: float(df[c].max()),
+            )
+        )
     else:  # signed: the largest absolute value, without an array formula
 
         def formula(n: int) -> str:
             r = _range(letter, n)
             return f"=MAX(MAX({r}),-MIN({r}))"
 
-        stats.append(Stat(top, f"Largest absolute {c}", formula,
-                          lambda df: float(df[c].abs().max())))  # fmt: skip
-    return Feature(c, lambda r: f"={x(r)}/{top}",
-                   lambda df, s: (filled(df, s) / s[top]).to_numpy())  # fmt: skip
+        stats.append(
+            Stat(top, f"Largest absolute {c}", formula, lambda df: float(df[c].abs().max()))
+        )
+    return Feature(c, lambda r: f"={x(r)}/{top}", lambda df, s: (filled(df, s) / s[top]).to_numpy())
 
 
 def _literal(level) -> str:

@@ -16,8 +16,9 @@ _ID_OF = {b"fontId": "fonts", b"fillId": "fills", b"borderId": "borders"}
 
 
 def _section(xml: bytes, name: str) -> re.Match | None:
-    return re.search(rb"<%s\b([^>]*?)(?:/>|>(.*?)</%s>)" % (name.encode(), name.encode()), xml,
-                     re.S)  # fmt: skip
+    return re.search(
+        rb"<%s\b([^>]*?)(?:/>|>(.*?)</%s>)" % (name.encode(), name.encode()), xml, re.S
+    )
 
 
 def _children(inner: bytes | None, tag: bytes) -> list[bytes]:
@@ -54,8 +55,9 @@ def merge(user: bytes, ours: bytes) -> tuple[bytes, dict[int, int]] | None:
     (then the sheet is written without styles)."""
     if _section(user, "cellXfs") is None or re.search(rb"<styleSheet\b", user) is None:
         return None
-    ours_lists = {n: _children((_section(ours, n) or [None, None, None])[2], t)
-                  for n, t in _SECTIONS.items()}  # fmt: skip
+    ours_lists = {
+        n: _children((_section(ours, n) or [None, None, None])[2], t) for n, t in _SECTIONS.items()
+    }
     formats = {
         m.group(1): m.group(2)
         for m in re.finditer(

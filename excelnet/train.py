@@ -96,11 +96,33 @@ class SheetFit:
     converged: bool = False  # lbfgs: stopped because steps no longer improved the objective
 
     def summary(self) -> dict:
-        return {k: getattr(self, k) for k in (
-            "sheet", "parameters", "epochs", "device", "method", "lr", "goal", "initial_loss",
-            "final_loss", "valid_loss", "accuracy", "constraints", "max_violation", "violations",
-            "seconds", "diverged", "converged", "best_epoch", "engine", "engine_note", "honoured",
-            "ignored")}  # fmt: skip
+        return {
+            k: getattr(self, k)
+            for k in (
+                "sheet",
+                "parameters",
+                "epochs",
+                "device",
+                "method",
+                "lr",
+                "goal",
+                "initial_loss",
+                "final_loss",
+                "valid_loss",
+                "accuracy",
+                "constraints",
+                "max_violation",
+                "violations",
+                "seconds",
+                "diverged",
+                "converged",
+                "best_epoch",
+                "engine",
+                "engine_note",
+                "honoured",
+                "ignored",
+            )
+        }
 
     @property
     def status(self) -> str:
@@ -332,8 +354,10 @@ class Layout:
         return torch.cat([values[k].reshape(-1) for k in self.parts])
 
     def unpack(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {k: flat[at] if scalar else flat[at : at + n]
-                for k, (at, n, scalar) in self.parts.items()}  # fmt: skip
+        return {
+            k: flat[at] if scalar else flat[at : at + n]
+            for k, (at, n, scalar) in self.parts.items()
+        }
 
 
 class Steps:
@@ -354,14 +378,27 @@ class Steps:
         zero = x.new_zeros(())
         if not problem.m and v0 > self.tol:  # a start outside the bounds: any step beats it
             big_f0 = big_f0 + math.inf
-        s = {"x": x, "t": zero, "lr": zero + lr, "lam": self.multipliers.lam,
-             "mu": self.multipliers.mu, "best_x": x0, "best_F": big_f0, "best_v": v0,
-             "best_t": zero}  # fmt: skip
+        s = {
+            "x": x,
+            "t": zero,
+            "lr": zero + lr,
+            "lam": self.multipliers.lam,
+            "mu": self.multipliers.mu,
+            "best_x": x0,
+            "best_F": big_f0,
+            "best_v": v0,
+            "best_t": zero,
+        }
         if method == "adam":
             s.update(m=torch.zeros_like(x), v2=torch.zeros_like(x))
         elif self.adaptive:
-            s.update(base_x=x, base_g=torch.zeros_like(x), base_L=zero + math.inf,
-                     base_f=zero, base_v=zero)  # fmt: skip
+            s.update(
+                base_x=x,
+                base_g=torch.zeros_like(x),
+                base_L=zero + math.inf,
+                base_f=zero,
+                base_v=zero,
+            )
         scalars = {k for k, v in s.items() if v.dim() == 0}
         self.layout = Layout({k: v.numel() for k, v in s.items()}, scalars)
         self.state = self.layout.pack(s)
@@ -404,10 +441,16 @@ class Steps:
         else:  # accept the point if the loss did not rise (beyond rounding) above the lowest
             # accepted, else step back with half the step; grow it after a step that lowered it
             ok = torch.isfinite(loss) & (loss <= s["base_L"] + SLACK * s["base_L"].abs())
-            base = {k: torch.where(ok, now, s[k]) for k, now in
-                    (("base_x", s["x"]), ("base_g", g),
-                     ("base_L", torch.minimum(loss, s["base_L"])),
-                     ("base_f", f), ("base_v", v))}  # fmt: skip
+            base = {
+                k: torch.where(ok, now, s[k])
+                for k, now in (
+                    ("base_x", s["x"]),
+                    ("base_g", g),
+                    ("base_L", torch.minimum(loss, s["base_L"])),
+                    ("base_f", f),
+                    ("base_v", v),
+                )
+            }
             lower = (s["lr"] * GROW).clamp(max=LR_MAX)
             lr = torch.where(ok, torch.where(loss < s["base_L"], lower, s["lr"]), s["lr"] * SHRINK)
             new.update(base, lr=lr, x=problem.project(base["base_x"] - lr * base["base_g"]))
@@ -434,8 +477,13 @@ class Steps:
                     if big_f < best[1]:  # as _keep_best: false for NaN
                         best = [before["x"], big_f, self.problem.no_violation, before["t"]]
             if self.python_best:
-                s = dict(s, best_x=best[0], best_F=s["t"].new_tensor(best[1]), best_v=best[2],
-                         best_t=best[3])  # fmt: skip
+                s = dict(
+                    s,
+                    best_x=best[0],
+                    best_F=s["t"].new_tensor(best[1]),
+                    best_v=best[2],
+                    best_t=best[3],
+                )
             self.state = self.layout.pack(s)
             rows = torch.stack(out)
         else:
@@ -808,9 +856,14 @@ def train(
     obj = model.solver.objective
     final = model.value_at(obj.sheet, obj.r0, obj.c0)
     history.append(
-        (losses.count, final, _metric(model, metrics, "valid_loss"),
-         _metric(model, metrics, "accuracy"), max(violations.values(), default=None))
-    )  # fmt: skip
+        (
+            losses.count,
+            final,
+            _metric(model, metrics, "valid_loss"),
+            _metric(model, metrics, "accuracy"),
+            max(violations.values(), default=None),
+        )
+    )
     values = {}
     for b in model.params:
         for i, v in enumerate(b.value.x.detach().cpu().reshape(-1).tolist()):

@@ -66,8 +66,15 @@ def _formula(inner: bytes | None) -> bytes:
 def _rewrite_cell(attrs: bytes, inner: bytes | None, value: Value) -> bytes:
     attrs = _T.sub(b"", attrs) if b't="' in attrs else attrs
     if type(value) is float:  # the common case: a number, with or without a formula
-        return b"<c" + attrs + b">" + _formula(inner) + b"<v>" + _number(value).encode() + (
-            b"</v></c>")  # fmt: skip
+        return (
+            b"<c"
+            + attrs
+            + b">"
+            + _formula(inner)
+            + b"<v>"
+            + _number(value).encode()
+            + (b"</v></c>")
+        )
     t, v = _typed(value)
     formula = _formula(inner)
     if t is not None and formula:

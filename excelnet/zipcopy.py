@@ -101,7 +101,7 @@ def copy_with(
                 _LOCAL.pack(
                     b"PK\x03\x04", 20, flags, method, t, d, crc, len(stored), size, len(name), 0
                 )
-                + name  # fmt: skip
+                + name
             )
             fout.write(stored)
             entries.append((info, name, flags, method, crc, len(stored), size, offset))
@@ -140,7 +140,7 @@ def copy_with(
                     info.external_attr,
                     offset,
                 )
-                + name  # fmt: skip
+                + name
             )
         size = fout.tell() - start
         if start >= _LIMIT:

@@ -13,6 +13,6 @@ TORCH=${TORCH:-cpu}
 # PyTorch's own index serves each build as 2.13.0+cpu, 2.13.0+cu128, …; a local wheel of the
 # same version (pip's find-links) is used as well.
 if ! "$PY" -c 'import torch' 2>/dev/null; then
-  "$PY" -m pip install -q torch==2.13.0 --extra-index-url "https://download.pytorch.org/whl/$TORCH"
+  "$PY" -m pip install -q --retries 1 torch==2.13.0 --extra-index-url "https://download.pytorch.org/whl/$TORCH"
 fi
 "$PY" -m pip install -q -e '.[test]'

@@ -14,4 +14,5 @@ if ! command -v soffice >/dev/null || ! /usr/bin/python3 -c "import uno" 2>/dev/
 fi
 bash scripts/setup.sh
 python3 -m ruff check excelnet tests bench scripts
+python3 -m ruff format --check excelnet tests bench scripts
 python3 -m pytest -q

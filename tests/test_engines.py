@@ -93,8 +93,20 @@ def test_cli_engine_flag(titanic_book, tmp_path):
     book = shutil.copy(titanic_book, tmp_path / "t.xlsx")
     runs = {}
     for engine in ("eager", "compiled"):
-        run = run_cli("fit", book, "--sheet", "nn", "--epochs", 40, "--engine", engine,
-                      "--json", "--no-history", "--out", tmp_path / f"{engine}.xlsx")  # fmt: skip
+        run = run_cli(
+            "fit",
+            book,
+            "--sheet",
+            "nn",
+            "--epochs",
+            40,
+            "--engine",
+            engine,
+            "--json",
+            "--no-history",
+            "--out",
+            tmp_path / f"{engine}.xlsx",
+        )
         assert run.returncode == 0, run.stderr
         (runs[engine],) = json.loads(run.stdout)["fits"]
     assert [runs[e]["engine"] for e in ("eager", "compiled")] == ["eager", "compiled"]

@@ -257,8 +257,19 @@ def write_zip(path: Path, members: list[tuple[str, bytes, int, int]]) -> Path:
             central.append(struct.pack("<4s6H3L5H2L", *entry, 0, 0, 0, 0, 0, offset) + n)
         start, directory = f.tell(), b"".join(central)
         f.write(directory)
-        f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central),
-                            len(directory), start, 0))  # fmt: skip
+        f.write(
+            struct.pack(
+                "<4s4H2LH",
+                b"PK\x05\x06",
+                0,
+                0,
+                len(central),
+                len(central),
+                len(directory),
+                start,
+                0,
+            )
+        )
     return path
 
 
@@ -305,8 +316,10 @@ def test_a_sheet_that_inflates_to_2_gb_is_refused_before_reading(tmp_path):
     book = line_fit(tmp_path / "book.xlsx")
     parts = members(book)
     raw, crc, size = inflating_to(2 << 30, b'<row r="1"><c r="A1"><v>1</v></c></row>' * 26214)
-    parts = [(n, raw, crc, size) if n == "xl/worksheets/sheet1.xml" else (n, r, c, s)
-             for n, r, c, s in parts]  # fmt: skip
+    parts = [
+        (n, raw, crc, size) if n == "xl/worksheets/sheet1.xml" else (n, r, c, s)
+        for n, r, c, s in parts
+    ]
     bomb = write_zip(tmp_path / "bomb.xlsx", parts)
     assert bomb.stat().st_size < 10 << 20
     before = bomb.read_bytes()
@@ -322,8 +335,10 @@ def test_a_read_that_cannot_fit_in_memory_is_refused_before_work(tmp_path):
     """0.9 GB of sheet XML (under the per-member budget), in a process allowed 3 GB."""
     book = line_fit(tmp_path / "book.xlsx")
     raw, crc, size = inflating_to(900 << 20, b'<row r="1"><c r="A1"><v>1</v></c></row>' * 26214)
-    parts = [(n, raw, crc, size) if n == "xl/worksheets/sheet1.xml" else (n, r, c, s)
-             for n, r, c, s in members(book)]  # fmt: skip
+    parts = [
+        (n, raw, crc, size) if n == "xl/worksheets/sheet1.xml" else (n, r, c, s)
+        for n, r, c, s in members(book)
+    ]
     big = write_zip(tmp_path / "big.xlsx", parts)
     before = big.read_bytes()
     code, err, peak = peak_rss_mb(["fit", "big.xlsx"], tmp_path, limit=3 << 30)
@@ -336,8 +351,10 @@ def test_a_read_that_cannot_fit_in_memory_is_refused_before_work(tmp_path):
 def test_a_member_that_inflates_past_its_declared_size(tmp_path, capsys):
     book = line_fit(tmp_path / "book.xlsx")
     raw, crc, size = inflating_to(64 << 20, b"<row/>" * 1000)
-    parts = [(n, raw, crc, 100_000) if n == "xl/worksheets/sheet1.xml" else (n, r, c, s)
-             for n, r, c, s in members(book)]  # fmt: skip
+    parts = [
+        (n, raw, crc, 100_000) if n == "xl/worksheets/sheet1.xml" else (n, r, c, s)
+        for n, r, c, s in members(book)
+    ]
     liar = write_zip(tmp_path / "liar.xlsx", parts)
     code, _, err = cli(capsys, "fit", liar)
     assert code == 2

@@ -161,10 +161,15 @@ def test_fit_refuses_open_workbook(titanic_book, tmp_path):
 @pytest.mark.parametrize("epochs", [20, 500])  # 20: a history row, and a graph, per epoch
 def test_cuda_reaches_the_cpu_loss(titanic_book, tmp_path, epochs):
     a, b = (
-        fit(shutil.copy(titanic_book, tmp_path / f"{d}.xlsx"), sheet="nn", epochs=epochs,
-            device=d, lr=0.1)
+        fit(
+            shutil.copy(titanic_book, tmp_path / f"{d}.xlsx"),
+            sheet="nn",
+            epochs=epochs,
+            device=d,
+            lr=0.1,
+        )
         for d in ("cpu", "cuda")
-    )  # fmt: skip
+    )
     assert b[0].engine == "cuda graph", b[0].engine_note
     assert b[0].final_loss == pytest.approx(a[0].final_loss, rel=1e-9)
 

@@ -33,8 +33,12 @@ def _one(value) -> V:
 
 
 def _py(v: V) -> list:
-    return [v.item(n, i, j) for n in range(v.shape[0]) for i in range(v.shape[1])
-            for j in range(v.shape[2])]  # fmt: skip
+    return [
+        v.item(n, i, j)
+        for n in range(v.shape[0])
+        for i in range(v.shape[1])
+        for j in range(v.shape[2])
+    ]
 
 
 # -- against LibreOffice ----------------------------------------------------------------------
@@ -82,20 +86,32 @@ def test_erf_omitted_upper_limit_and_errors_first():
 def test_number_systems_over_a_block_with_places():
     numbers = _values([[[5.0]], [[-1.0]], [["12"]], [[None]], [[600.0]], [[True]]])
     assert _py(_eval("DEC2BIN", numbers, _one(4.0))) == [
-        "0101", "1111111111", "1100", "0000", Error("#NUM!"), Error("#VALUE!")]  # fmt: skip
+        "0101",
+        "1111111111",
+        "1100",
+        "0000",
+        Error("#NUM!"),
+        Error("#VALUE!"),
+    ]
     # places: numeric text is read, other text is #VALUE!, an empty cell is 0 (#NUM!)
     assert _py(_eval("DEC2OCT", _one(9.0), _values([[["3"]], [["x"]], [[None]]]))) == [
-        "011", Error("#VALUE!"), Error("#NUM!")]  # fmt: skip
+        "011",
+        Error("#VALUE!"),
+        Error("#NUM!"),
+    ]
     assert _py(_eval("HEX2BIN", _one("fffffffe00"))) == ["1000000000"]
     assert _py(_eval("OCT2DEC", _values([[["7777777777", "0x1", " 7", "12345678901"]]]))) == [
-        -1.0, Error("#NUM!"), Error("#NUM!"), Error("#NUM!")]  # fmt: skip
+        -1.0,
+        Error("#NUM!"),
+        Error("#NUM!"),
+        Error("#NUM!"),
+    ]
 
 
 def test_bitwise_functions_read_booleans_and_text():
     assert _py(_eval("BITOR", _one("6"), _one(True))) == [7.0]
     assert _py(_eval("BITAND", _one("six"), _one(1.0))) == [Error("#VALUE!")]
-    assert _py(_eval("BITRSHIFT", _values([[[2.0**47, 1.0]]]), _one(-1.0))) == [
-        Error("#NUM!"), 2.0]  # fmt: skip
+    assert _py(_eval("BITRSHIFT", _values([[[2.0**47, 1.0]]]), _one(-1.0))) == [Error("#NUM!"), 2.0]
 
 
 def test_convert_prefixes_quantities_and_temperatures():
@@ -112,12 +128,23 @@ def test_convert_prefixes_quantities_and_temperatures():
     assert convert("2", "lbm", "kg") == pytest.approx(0.90718474)
     # binary prefixes are for bits and bytes only; units and prefixes are case-sensitive;
     # only some units take prefixes (not yr, mi, ly2); quantities must agree
-    for source, target in [("kim", "m"), ("Kibyte", "bit"), ("kyr", "yr"), ("kmi", "m"),
-                           ("kly2", "m2"), ("M", "m"), ("m", "g"), ("", "m")]:  # fmt: skip
+    for source, target in [
+        ("kim", "m"),
+        ("Kibyte", "bit"),
+        ("kyr", "yr"),
+        ("kmi", "m"),
+        ("kly2", "m2"),
+        ("M", "m"),
+        ("m", "g"),
+        ("", "m"),
+    ]:
         assert convert(1.0, source, target) == Error("#N/A"), source
     assert convert(True, "m", "ft") == Error("#VALUE!")
     assert _py(_eval("CONVERT", _one(1.0), _values([[["m", "in", "g"]]]), _one("cm"))) == [
-        pytest.approx(100.0), pytest.approx(2.54), Error("#N/A")]  # fmt: skip
+        pytest.approx(100.0),
+        pytest.approx(2.54),
+        Error("#N/A"),
+    ]
 
 
 def test_bessel_is_excels_approximation():
@@ -125,14 +152,23 @@ def test_bessel_is_excels_approximation():
     assert _py(_eval("BESSELJ", _one(0.0), _one(0.0))) == [pytest.approx(1.00000000283141, 1e-15)]
     x = _values([[[2.5]], [[-1.0]], [[0.0]], [["x"]]])
     assert _py(_eval("BESSELK", x, _one(1.0)))[1:] == [
-        Error("#NUM!"), Error("#NUM!"), Error("#VALUE!")]  # fmt: skip
+        Error("#NUM!"),
+        Error("#NUM!"),
+        Error("#VALUE!"),
+    ]
     assert _py(_eval("BESSELI", _one(800.0), _one(1.0))) == [Error("#NUM!")]  # beyond a double
 
 
 # -- DATABASE -------------------------------------------------------------------------------
 
-SALES = [["Name", "Sales", "Note"], ["a", 1.0, "x"], ["b", 2.0, None], ["ab", 4.0, True],
-         ["a", 8.0, Error("#N/A")], ["c", 16.0, "y"]]  # fmt: skip
+SALES = [
+    ["Name", "Sales", "Note"],
+    ["a", 1.0, "x"],
+    ["b", 2.0, None],
+    ["ab", 4.0, True],
+    ["a", 8.0, Error("#N/A")],
+    ["c", 16.0, "y"],
+]
 
 
 def _database(fn: str, field, criteria: list[list]) -> list:
@@ -195,8 +231,7 @@ def test_database_functions_copied_down(tmp_path):
     wb.save(path)
     calc = Calculation(read_book(path))
     assert not calc.failures, [(f.where, f.reason) for f in calc.failures]
-    got = {col: [calc.values[(ws.title, r - 1, ord(col) - 65)] for r in (2, 3, 4)]
-           for col in "FGH"}  # fmt: skip
+    got = {col: [calc.values[(ws.title, r - 1, ord(col) - 65)] for r in (2, 3, 4)] for col in "FGH"}
     assert got["F"] == [13.0, 0.0, 9.0]
     assert got["G"] == [3.0, 0.0, 2.0]
     assert got["H"] == ["000011000", "000102000", "001004000"]

@@ -185,9 +185,22 @@ def test_blanks_text_and_errors(tmp_path):
     }
     got = _calc(tmp_path, {**cells, **formulas})
     assert [got[f"D{r}"] for r in range(1, 16)] == [
-        Error("#N/A"), 30.0, 60.0, 50.0, 2.0, Error("#DIV/0!"), "e", 50.0, 2.0, 9.0, True,
-        False, Error("#DIV/0!"), Error("#VALUE!"), Error("#DIV/0!"),
-    ]  # fmt: skip
+        Error("#N/A"),
+        30.0,
+        60.0,
+        50.0,
+        2.0,
+        Error("#DIV/0!"),
+        "e",
+        50.0,
+        2.0,
+        9.0,
+        True,
+        False,
+        Error("#DIV/0!"),
+        Error("#VALUE!"),
+        Error("#DIV/0!"),
+    ]
 
 
 def test_array_arguments_spread_as_excel(tmp_path):
@@ -208,8 +221,16 @@ def test_array_arguments_spread_as_excel(tmp_path):
         },
     )
     assert [got[f"A{r}"] for r in range(1, 10)] == [
-        109.0, 1.0, 33.0, 1.0, 50.0, 4.0, 40.0, 7.0, 9.0,
-    ]  # fmt: skip
+        109.0,
+        1.0,
+        33.0,
+        1.0,
+        50.0,
+        4.0,
+        40.0,
+        7.0,
+        9.0,
+    ]
 
 
 def test_lookups_take_no_device_sync_while_training(tmp_path, monkeypatch):
@@ -296,8 +317,17 @@ def test_weights_looked_up_by_category_train(tmp_path, recalc):
     solver_names(wb, "model", "model!$E$5", "model!$B$2:$B$4,model!$E$2")
     wb.save(tmp_path / "categories.xlsx")
     out = tmp_path / "fitted.xlsx"
-    run = run_cli("fit", tmp_path / "categories.xlsx", "--lr", "0.9", "--epochs", "800",
-                  "--out", out, "--json")  # fmt: skip
+    run = run_cli(
+        "fit",
+        tmp_path / "categories.xlsx",
+        "--lr",
+        "0.9",
+        "--epochs",
+        "800",
+        "--out",
+        out,
+        "--json",
+    )
     assert run.returncode == 0, run.stderr
     (fit,) = json.loads(run.stdout)["fits"]
     onehot = np.array([[c == k for k in ("low", "mid", "high")] for c in labels], float)

@@ -190,14 +190,31 @@ def _values(rows) -> V:
 
 
 def _py(v: V) -> list:
-    return [v.item(n, i, j) for n in range(v.shape[0]) for i in range(v.shape[1])
-            for j in range(v.shape[2])]  # fmt: skip
+    return [
+        v.item(n, i, j)
+        for n in range(v.shape[0])
+        for i in range(v.shape[1])
+        for j in range(v.shape[2])
+    ]
 
 
 def test_criteria_copied_down_and_as_arrays():
     rng = _values([[[1.0], ["1"], [True], [None], ["apple"], [""], [Error("#N/A")]]])
-    crits = _values([[[1.0]], [["<>1"]], [["=1"]], [[""]], [["="]], [["<>"]], [["a*"]],
-                     [[True]], [["#N/A"]], [[None]], [[">0"]]])  # fmt: skip
+    crits = _values(
+        [
+            [[1.0]],
+            [["<>1"]],
+            [["=1"]],
+            [[""]],
+            [["="]],
+            [["<>"]],
+            [["a*"]],
+            [[True]],
+            [["#N/A"]],
+            [[None]],
+            [[">0"]],
+        ]
+    )
     # 1 and "=1" also match the text "1"; "<>1" excludes only the number; "" matches the empty
     # cell and the empty text, "=" only the empty cell; an empty criterion cell is the number 0
     assert _py(_eval("COUNTIF", rng, crits)) == [2, 6, 2, 2, 1, 6, 1, 1, 1, 0, 1]
@@ -257,9 +274,37 @@ def test_analysis_toolpak_functions_refuse_booleans():
 
 # Points inside and outside each function's domain (where Excel says #NUM! or #DIV/0!).
 POINTS = [-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 800.0]
-ONE_ARGUMENT = ["SIN", "COS", "TAN", "COT", "CSC", "SEC", "ASIN", "ACOS", "ATAN", "ACOT", "SINH",
-                "COSH", "TANH", "COTH", "CSCH", "SECH", "ASINH", "ACOSH", "ATANH", "ACOTH", "EXP",
-                "LN", "LOG10", "SQRT", "SQRTPI", "ABS", "DEGREES", "RADIANS", "LOG"]  # fmt: skip
+ONE_ARGUMENT = [
+    "SIN",
+    "COS",
+    "TAN",
+    "COT",
+    "CSC",
+    "SEC",
+    "ASIN",
+    "ACOS",
+    "ATAN",
+    "ACOT",
+    "SINH",
+    "COSH",
+    "TANH",
+    "COTH",
+    "CSCH",
+    "SECH",
+    "ASINH",
+    "ACOSH",
+    "ATANH",
+    "ACOTH",
+    "EXP",
+    "LN",
+    "LOG10",
+    "SQRT",
+    "SQRTPI",
+    "ABS",
+    "DEGREES",
+    "RADIANS",
+    "LOG",
+]
 TWO_ARGUMENTS = ["ATAN2", "POWER", "MOD", "LOG"]
 
 
@@ -293,8 +338,9 @@ def test_training_through_criteria_and_products():
     mean = FUNCTIONS["AVERAGEIFS"].fn(ctx, [V(w), labels, _values([[["<>b"]]])]).x
     top = FUNCTIONS["MAXIFS"].fn(ctx, [V(w), V(w), _values([[["<2"]]])]).x
     prod = FUNCTIONS["PRODUCT"].fn(ctx, [V(w)]).x
-    series = FUNCTIONS["SERIESSUM"].fn(ctx, [V(w[:, :, :1]), V(w[:, :, 3:]), _values([[[1.0]]]),
-                                             V(w)]).x  # fmt: skip
+    series = (
+        FUNCTIONS["SERIESSUM"].fn(ctx, [V(w[:, :, :1]), V(w[:, :, 3:]), _values([[[1.0]]]), V(w)]).x
+    )
     assert (total.item(), mean.item(), top.item(), prod.item()) == (4.0, 1.5, 1.0, -3.0)
     (total + mean + top + prod + series).sum().backward()
     assert torch.isfinite(w.grad).all()

@@ -85,25 +85,59 @@ SMOOTH = [
 ]
 # functions without a gradient (computed with scipy): their values, at P = 1.3, Q = 3
 VALUES = [
-    "T.DIST({P},{Q},TRUE)", "T.DIST({P},{Q},FALSE)", "T.DIST.2T({P},{Q})", "T.DIST.RT({P},{Q})",
-    "TDIST({P},{Q},2)", "T.INV({P}/4,{Q})", "T.INV.2T({P}/20,{Q})", "TINV({P}/4,{Q})",
-    "F.DIST({P},{Q},7,TRUE)", "F.DIST({P},3,{Q},FALSE)", "F.DIST.RT({P},{Q},7)",
-    "F.INV({P}/4,{Q},7)", "F.INV.RT({P}/100,{Q},7)", "FINV({P}/3,4,{Q})",
-    "CHISQ.DIST({P},{Q},TRUE)", "CHISQ.DIST({P},{Q},FALSE)", "CHISQ.DIST.RT({P},{Q})",
-    "CHISQ.INV({P}/4,{Q})", "CHISQ.INV.RT({P}/100,{Q})", "BETA.DIST({P}/10,2,{Q},TRUE)",
-    "BETA.DIST({P},2,3,FALSE,0,{Q})", "BETA.INV(0.3,{P},{Q})", "BETAINV(0.7,2,3,{P},{Q})",
-    "GAMMA.INV(0.3,{P},{Q})", "GAMMA({P})", "GAMMA(-{P})", "BINOM.DIST(3,{Q}*4,{P}/10,FALSE)",
-    "BINOM.DIST(3,{Q}*4,{P}/10,TRUE)", "BINOM.INV({Q}*4,{P}/10,0.6)",
-    "NEGBINOM.DIST(10,{Q},{P}/10,TRUE)", "NEGBINOM.DIST(10,{Q},{P}/10,FALSE)",
-    "POISSON.DIST(3,{P},TRUE)", "POISSON.DIST(3,{P},FALSE)", "HYPGEOM.DIST(1,4,{Q}*3,20,TRUE)",
-    "HYPGEOM.DIST(1,4,{Q}*3,20,FALSE)", "CONFIDENCE.T(0.05,{P},{Q}*10)",
-    "CONFIDENCE.NORM(0.05,{P},{Q}*10)", "FISHERINV({P})", "PERMUT({Q}*3,3)",
-    "PERMUTATIONA({Q},3)", "MODE.SNGL({PQ},{P})", "RANK.EQ({P},{PQ})", "RANK.AVG({Q},{PQ},1)",
-    "PERCENTRANK.INC(d!$A$1:$C$6,{P})", "PERCENTRANK.EXC(d!$A$1:$C$6,{P},4)",
-    "Z.TEST(d!$A$1:$C$6,{P})", "Z.TEST(d!$A$1:$C$6,{P},{Q})",
-    "T.TEST({PQ},d!$A$4:$A$6,2,3)", "T.TEST({PQ},d!$A$1:$A$6,1,2)", "F.TEST({PQ},d!$C$1:$C$6)",
-    "CHISQ.TEST({PQ},{2,3})", "FREQUENCY({PQ},2)",
-]  # fmt: skip
+    "T.DIST({P},{Q},TRUE)",
+    "T.DIST({P},{Q},FALSE)",
+    "T.DIST.2T({P},{Q})",
+    "T.DIST.RT({P},{Q})",
+    "TDIST({P},{Q},2)",
+    "T.INV({P}/4,{Q})",
+    "T.INV.2T({P}/20,{Q})",
+    "TINV({P}/4,{Q})",
+    "F.DIST({P},{Q},7,TRUE)",
+    "F.DIST({P},3,{Q},FALSE)",
+    "F.DIST.RT({P},{Q},7)",
+    "F.INV({P}/4,{Q},7)",
+    "F.INV.RT({P}/100,{Q},7)",
+    "FINV({P}/3,4,{Q})",
+    "CHISQ.DIST({P},{Q},TRUE)",
+    "CHISQ.DIST({P},{Q},FALSE)",
+    "CHISQ.DIST.RT({P},{Q})",
+    "CHISQ.INV({P}/4,{Q})",
+    "CHISQ.INV.RT({P}/100,{Q})",
+    "BETA.DIST({P}/10,2,{Q},TRUE)",
+    "BETA.DIST({P},2,3,FALSE,0,{Q})",
+    "BETA.INV(0.3,{P},{Q})",
+    "BETAINV(0.7,2,3,{P},{Q})",
+    "GAMMA.INV(0.3,{P},{Q})",
+    "GAMMA({P})",
+    "GAMMA(-{P})",
+    "BINOM.DIST(3,{Q}*4,{P}/10,FALSE)",
+    "BINOM.DIST(3,{Q}*4,{P}/10,TRUE)",
+    "BINOM.INV({Q}*4,{P}/10,0.6)",
+    "NEGBINOM.DIST(10,{Q},{P}/10,TRUE)",
+    "NEGBINOM.DIST(10,{Q},{P}/10,FALSE)",
+    "POISSON.DIST(3,{P},TRUE)",
+    "POISSON.DIST(3,{P},FALSE)",
+    "HYPGEOM.DIST(1,4,{Q}*3,20,TRUE)",
+    "HYPGEOM.DIST(1,4,{Q}*3,20,FALSE)",
+    "CONFIDENCE.T(0.05,{P},{Q}*10)",
+    "CONFIDENCE.NORM(0.05,{P},{Q}*10)",
+    "FISHERINV({P})",
+    "PERMUT({Q}*3,3)",
+    "PERMUTATIONA({Q},3)",
+    "MODE.SNGL({PQ},{P})",
+    "RANK.EQ({P},{PQ})",
+    "RANK.AVG({Q},{PQ},1)",
+    "PERCENTRANK.INC(d!$A$1:$C$6,{P})",
+    "PERCENTRANK.EXC(d!$A$1:$C$6,{P},4)",
+    "Z.TEST(d!$A$1:$C$6,{P})",
+    "Z.TEST(d!$A$1:$C$6,{P},{Q})",
+    "T.TEST({PQ},d!$A$4:$A$6,2,3)",
+    "T.TEST({PQ},d!$A$1:$A$6,1,2)",
+    "F.TEST({PQ},d!$C$1:$C$6)",
+    "CHISQ.TEST({PQ},{2,3})",
+    "FREQUENCY({PQ},2)",
+]
 
 
 def test_values_and_gradients_match_libreoffice(tmp_path, recalc):
@@ -163,7 +197,12 @@ def test_errors_blanks_and_text(tmp_path):
     got = _calc(
         tmp_path,
         {
-            "A1": 1.0, "A2": "=1/0", "A3": 3.0, "B1": 2.0, "B2": "two", "B3": 5.0,
+            "A1": 1.0,
+            "A2": "=1/0",
+            "A3": 3.0,
+            "B1": 2.0,
+            "B2": "two",
+            "B3": 5.0,
             "C1": "=VAR.S(A1:A3)",  # an error in a range is the result
             "C2": "=VAR.S(B1:B3)",  # text in a range is skipped
             "C3": '=VAR.S(2,"4")',  # numeric text typed into the call counts
@@ -177,7 +216,7 @@ def test_errors_blanks_and_text(tmp_path):
             "C11": "=AVERAGEA(B1:B3)",  # text in a range counts as 0
             "C12": "=MINA(B2,7)",
         },
-    )  # fmt: skip
+    )
     assert got["C1"] == Error("#DIV/0!")
     assert got["C2"] == pytest.approx(4.5)
     assert got["C3"] == pytest.approx(2.0)

@@ -220,9 +220,17 @@ def test_a_copied_down_block_of_mixed_values(tmp_path):
         "F": ["", "abc", "", "", div0, "2/3/2023", "  x  y ", ""],
         "G": [12.0, value, 1.0, 0.0, div0, 3.0, value, 15.0],
         "H": ["12.5", "abc", "TRUE", "0.0", div0, "44960.0", "  x  y ", "45000.0"],
-        "I": ["12.5-12.5", "abc-abc", "TRUE-TRUE", "", div0, "2/3/2023-2/3/2023",
-              "  x  y -  x  y ", "45000-45000"],
-    }  # fmt: skip
+        "I": [
+            "12.5-12.5",
+            "abc-abc",
+            "TRUE-TRUE",
+            "",
+            div0,
+            "2/3/2023-2/3/2023",
+            "  x  y -  x  y ",
+            "45000-45000",
+        ],
+    }
     for col, values in want.items():
         assert [got[f"{col}{i}"] for i in range(1, 9)] == values, col
 
@@ -275,7 +283,11 @@ def test_numbers_as_text():
     }
     assert {x: number_text(x) for x in cases} == cases
     assert [general(x) for x in (1 / 3, 123456789012, 25000000000, -2.5e-9, 1e-8)] == [
-        "0.333333333", "1.23457E+11", "25000000000", "-2.5E-09", "0.00000001",
-    ]  # fmt: skip
+        "0.333333333",
+        "1.23457E+11",
+        "25000000000",
+        "-2.5E-09",
+        "0.00000001",
+    ]
     assert format_value(-1 / 3, "0") == "0"  # no minus sign on a zero
     assert format_value(-1 / 3, "0.00") == "-0.33"

@@ -108,8 +108,10 @@ def test_the_about_sheet_says_where_the_action_and_seed_cells_are(built):
         about = " ".join(book.sheets["about"].values.values())
         for sheet in (m.sheet for m in book.solver_models()):
             names = book.sheets[sheet].names
-            action, seed = (names[n].split("!")[1].replace("$", "") for n in ("excelnet_action",
-                            "excelnet_seed"))  # fmt: skip
+            action, seed = (
+                names[n].split("!")[1].replace("$", "")
+                for n in ("excelnet_action", "excelnet_seed")
+            )
             assert f"Action cell ({action})" in about and f"Seed, {seed})" in about, name
             where[name] = action
     assert (where["titanic"], where["quadratic"]) == ("S1", "E7")  # as the README says
@@ -151,8 +153,16 @@ def test_build_macros_from_the_command_line(tmp_path):
     assert r.returncode == 0 and same  # the same seed, the same bytes
 
     _penguins(tmp_path).rename(tmp_path / "penguins-2024.csv")
-    r = run_cli("build", "table", "--csv", "penguins-2024.csv", "--target", "body_mass_g",
-                "--macros", cwd=tmp_path)  # fmt: skip
+    r = run_cli(
+        "build",
+        "table",
+        "--csv",
+        "penguins-2024.csv",
+        "--target",
+        "body_mass_g",
+        "--macros",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "penguins_2024.xlsm").exists() and (tmp_path / "penguins_2024.py").exists()
     assert {m.sheet for m in read_book(tmp_path / "penguins_2024.xlsm").solver_models()} == {

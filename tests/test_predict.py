@@ -63,8 +63,9 @@ def runs(tmp_path_factory, titanic_book, recalc):
     pd.DataFrame({"x": [0.25, -1.0, 10.0], "note": ["a", "b", "c"]}).to_csv(
         d / "x.csv", index=False
     )
-    out["hand"] = excelnet.predict(hand, "Model", d / "x.csv", workbook=d / "hand.xlsx",
-                                   column="prediction")  # fmt: skip
+    out["hand"] = excelnet.predict(
+        hand, "Model", d / "x.csv", workbook=d / "hand.xlsx", column="prediction"
+    )
     # data and model on one sheet, with other formulas beside them
     wb = openpyxl.Workbook()
     ws = wb.active
@@ -110,8 +111,9 @@ def test_libreoffice_recalculates_the_same_predictions(runs, model):
         openpyxl.load_workbook(p, data_only=True, read_only=True)["predictions"] for p in (ours, lo)
     )
     n = 0
-    for a_row, b_row in zip(cached.iter_rows(values_only=True), theirs.iter_rows(values_only=True),
-                            strict=True):  # fmt: skip
+    for a_row, b_row in zip(
+        cached.iter_rows(values_only=True), theirs.iter_rows(values_only=True), strict=True
+    ):
         for a, b in zip(a_row, b_row, strict=True):
             if isinstance(b, (int, float)):
                 assert a == pytest.approx(b, abs=TOL, rel=0)
@@ -206,8 +208,20 @@ def bad(capsys, tmp_path: Path, book: Path, csv_text: str | None, *extra: str):
     if csv_text is not None:
         csv.write_text(csv_text)
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, out, err = cli(capsys, "predict", book, "--sheet", "nn", "--csv", csv, "-o",
-                         tmp_path / "p.csv", "--workbook", tmp_path / "w.xlsx", *extra)  # fmt: skip
+    code, out, err = cli(
+        capsys,
+        "predict",
+        book,
+        "--sheet",
+        "nn",
+        "--csv",
+        csv,
+        "-o",
+        tmp_path / "p.csv",
+        "--workbook",
+        tmp_path / "w.xlsx",
+        *extra,
+    )
     assert code == 2, err
     assert out == "" and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
@@ -231,8 +245,9 @@ def test_bad_input_one_line_exit_2_nothing_written(runs, tmp_path, capsys):
     err = bad(capsys, tmp_path, book, text, "--column", "Guess")
     assert "sheet nn: no column headed 'Guess'" in err
     # --workbook must be a copy; a workbook that already has a predictions sheet is refused
-    code, _, err = cli(capsys, "predict", book, "--sheet", "nn", "--csv", TEST_CSV,
-                       "--workbook", book)  # fmt: skip
+    code, _, err = cli(
+        capsys, "predict", book, "--sheet", "nn", "--csv", TEST_CSV, "--workbook", book
+    )
     assert code == 2 and "writes a copy" in err
     code, _, err = cli(
         capsys,
@@ -253,8 +268,9 @@ def test_bad_input_one_line_exit_2_nothing_written(runs, tmp_path, capsys):
 
 
 def test_cli_default_outputs(runs, tmp_path):
-    run = run_cli("predict", runs["book"], "--sheet", "linear", "--csv", TEST_CSV, "--kaggle",
-                  cwd=tmp_path)  # fmt: skip
+    run = run_cli(
+        "predict", runs["book"], "--sheet", "linear", "--csv", TEST_CSV, "--kaggle", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout == "wrote submission.csv (418 rows)\n"
     sub = pd.read_csv(tmp_path / "submission.csv")

@@ -183,8 +183,12 @@ def _share(xml: bytes) -> bytes:
     for col, rows in by_column.items():
         start = 0
         for i in range(1, len(rows) + 1):
-            same = i < len(rows) and rows[i][0] == rows[i - 1][0] + 1 and relative_key(
-                rows[i][1], rows[i][0]) == relative_key(rows[start][1], rows[start][0])  # fmt: skip
+            same = (
+                i < len(rows)
+                and rows[i][0] == rows[i - 1][0] + 1
+                and relative_key(rows[i][1], rows[i][0])
+                == relative_key(rows[start][1], rows[start][0])
+            )
             if not same:
                 if i - start > 1:
                     for row, _ in rows[start:i]:
@@ -199,8 +203,11 @@ def _share(xml: bytes) -> bytes:
         k, first, last = runs[(col, row)]
         head = m.group(0)[: m.start(4) - m.start(0) - 3]  # the <c …> tag
         if row == first:
-            return head + f'<f t="shared" ref="{col}{first}:{col}{last}" si="{k}">'.encode() + (
-                m.group(4) + b"</f>")  # fmt: skip
+            return (
+                head
+                + f'<f t="shared" ref="{col}{first}:{col}{last}" si="{k}">'.encode()
+                + (m.group(4) + b"</f>")
+            )
         return head + f'<f t="shared" si="{k}"/>'.encode()
 
     return _FORMULA_CELL.sub(rewrite, xml)

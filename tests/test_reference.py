@@ -20,7 +20,8 @@ FORMULAS = [
 
 
 def test_reference_functions_pass_gradients_like_libreoffice(tmp_path, recalc):
-    params = np.array([[1.3, -0.7], [0.4, 2.1], [-1.1, 0.6], [0.9, 0.8], [1.7, -0.2],
-                       [-0.5, 1.5], [0.3, 0.35]])  # fmt: skip
+    params = np.array(
+        [[1.3, -0.7], [0.4, 2.1], [-1.1, 0.6], [0.9, 0.8], [1.7, -0.2], [-0.5, 1.5], [0.3, 0.35]]
+    )
     checked = check_formulas(FORMULAS, params, {"A": [1.0]}, tmp_path, recalc)
     assert checked == 2 * len(FORMULAS)  # every formula, in P and in Q

@@ -25,27 +25,51 @@ HERE = Path(__file__).parent
 N = 20
 # What Excel 2010+ stores besides the model itself, for a GRG Nonlinear model with defaults
 EXCEL_DEFAULTS = {
-    "solver_eng": "1", "solver_cvg": "0.0001", "solver_drv": "1", "solver_est": "1",
-    "solver_itr": "2147483647", "solver_lin": "2", "solver_mip": "2147483647",
-    "solver_mni": "30", "solver_mrt": "0.075", "solver_msl": "2", "solver_nod": "2147483647",
-    "solver_nwt": "1", "solver_pre": "0.000001", "solver_rbv": "1", "solver_rlx": "2",
-    "solver_rsd": "0", "solver_scl": "1", "solver_sho": "2", "solver_ssz": "100",
-    "solver_tim": "2147483647", "solver_tol": "0.01", "solver_val": "0", "solver_ver": "3",
-}  # fmt: skip
+    "solver_eng": "1",
+    "solver_cvg": "0.0001",
+    "solver_drv": "1",
+    "solver_est": "1",
+    "solver_itr": "2147483647",
+    "solver_lin": "2",
+    "solver_mip": "2147483647",
+    "solver_mni": "30",
+    "solver_mrt": "0.075",
+    "solver_msl": "2",
+    "solver_nod": "2147483647",
+    "solver_nwt": "1",
+    "solver_pre": "0.000001",
+    "solver_rbv": "1",
+    "solver_rlx": "2",
+    "solver_rsd": "0",
+    "solver_scl": "1",
+    "solver_sho": "2",
+    "solver_ssz": "100",
+    "solver_tim": "2147483647",
+    "solver_tol": "0.01",
+    "solver_val": "0",
+    "solver_ver": "3",
+}
 COV = np.array(
-    [[0.040, 0.006, 0.010, 0.004],
-     [0.006, 0.090, 0.012, 0.018],
-     [0.010, 0.012, 0.160, 0.030],
-     [0.004, 0.018, 0.030, 0.250]]
-)  # fmt: skip
+    [
+        [0.040, 0.006, 0.010, 0.004],
+        [0.006, 0.090, 0.012, 0.018],
+        [0.010, 0.012, 0.160, 0.030],
+        [0.004, 0.018, 0.030, 0.250],
+    ]
+)
 RETURNS = np.array([0.05, 0.08, 0.12, 0.15])
 
 
 def _solver(objective: str, adjustable: str, typ: int, neg: int, rows=(), **more) -> dict:
     """A sheet's Solver names as Excel writes them: the model, its constraints, the defaults."""
     names = dict(EXCEL_DEFAULTS)
-    names.update(solver_opt=objective, solver_adj=adjustable, solver_typ=str(typ),
-                 solver_neg=str(neg), solver_num=str(len(rows)))  # fmt: skip
+    names.update(
+        solver_opt=objective,
+        solver_adj=adjustable,
+        solver_typ=str(typ),
+        solver_neg=str(neg),
+        solver_num=str(len(rows)),
+    )
     for i, (lhs, rel, rhs) in enumerate(rows, start=1):
         names.update({f"solver_lhs{i}": lhs, f"solver_rel{i}": str(rel), f"solver_rhs{i}": rhs})
     names.update(more)
@@ -82,28 +106,45 @@ def specs(d: Path, quadratic: Path) -> dict[str, dict]:
     bounds = {
         "path": str(d / "bounds.xlsx"),
         "sheets": {"Model": _regression(["slope", "intercept"], [0.5, 0.0]), "data": data},
-        "names": {"Model": _solver("Model!$B$6", "Model!$B$1:$B$2", 2, 2, [
-            ("Model!$B$1:$B$2", 1, "1"), ("Model!$B$1:$B$2", 3, "-1")])},
-    }  # fmt: skip
+        "names": {
+            "Model": _solver(
+                "Model!$B$6",
+                "Model!$B$1:$B$2",
+                2,
+                2,
+                [("Model!$B$1:$B$2", 1, "1"), ("Model!$B$1:$B$2", 3, "-1")],
+            )
+        },
+    }
     _, _, data2 = _line_data(4, lambda x: 1 - 2 * x - 0.5 * x**2)
     nonneg = {
         "path": str(d / "nonneg.xlsx"),
-        "sheets": {"Model": _regression(["slope", "intercept", "curve"], [1, 1, 1]),
-                   "data": data2},
-        "names": {"Model": _solver("Model!$B$6", "Model!$B$1:$B$3", 2, 1, [
-            ("Model!$B$1", 3, "-5")])},
-    }  # fmt: skip
+        "sheets": {"Model": _regression(["slope", "intercept", "curve"], [1, 1, 1]), "data": data2},
+        "names": {
+            "Model": _solver("Model!$B$6", "Model!$B$1:$B$3", 2, 1, [("Model!$B$1", 3, "-5")])
+        },
+    }
     maximum = {
         "path": str(d / "max.xlsx"),
-        "sheets": {"Plan": {"A1": "x", "B1": 0.5, "A2": "y", "B2": 0.5, "A4": "profit",
-                            "B4": "=10-(B1-3)^2-(B2-1)^2", "A5": "x + y", "B5": "=B1+B2"}},
+        "sheets": {
+            "Plan": {
+                "A1": "x",
+                "B1": 0.5,
+                "A2": "y",
+                "B2": 0.5,
+                "A4": "profit",
+                "B4": "=10-(B1-3)^2-(B2-1)^2",
+                "A5": "x + y",
+                "B5": "=B1+B2",
+            }
+        },
         "names": {"Plan": _solver("Plan!$B$4", "Plan!$B$1:$B$2", 1, 1, [("Plan!$B$5", 1, "2")])},
-    }  # fmt: skip
+    }
     value = {
         "path": str(d / "value.xlsx"),
         "sheets": {"Goal": {"B1": 1, "B2": 1, "A4": "B1² + B2", "B4": "=B1^2+B2"}},
         "names": {"Goal": _solver("Goal!$B$4", "Goal!$B$1:$B$2", 3, 2, solver_val="7")},
-    }  # fmt: skip
+    }
     market = {
         "A1": "covariance",
         "G1": "expected return",
@@ -131,15 +172,29 @@ def specs(d: Path, quadratic: Path) -> dict[str, dict]:
     portfolio = {
         "path": str(d / "portfolio.xlsx"),
         "sheets": {"Portfolio": model, "market": market},
-        "names": {"Portfolio": _solver("Portfolio!$B$7", "Portfolio!$B$2:$B$5", 2, 1, [
-            ("Portfolio!$B$9", 2, "1"), ("Portfolio!$B$8", 3, "market!$I$1")])},
-    }  # fmt: skip
+        "names": {
+            "Portfolio": _solver(
+                "Portfolio!$B$7",
+                "Portfolio!$B$2:$B$5",
+                2,
+                1,
+                [("Portfolio!$B$9", 2, "1"), ("Portfolio!$B$8", 3, "market!$I$1")],
+            )
+        },
+    }
     integer = {
         "path": str(d / "integer.xlsx"),
         "sheets": bounds["sheets"],
-        "names": {"Model": _solver("Model!$B$6", "Model!$B$1:$B$2", 2, 2, [
-            ("Model!$B$1:$B$2", 1, "1"), ("Model!$B$1", 4, '"integer"')])},
-    }  # fmt: skip
+        "names": {
+            "Model": _solver(
+                "Model!$B$6",
+                "Model!$B$1:$B$2",
+                2,
+                2,
+                [("Model!$B$1:$B$2", 1, "1"), ("Model!$B$1", 4, '"integer"')],
+            )
+        },
+    }
     # the lesson's quadratic, a cubic term added by hand: d in B5, + d·x³ in every prediction
     cubic_cells = {"A5": "d", "B5": 1.0}
     for r in range(11, 31):
@@ -148,11 +203,22 @@ def specs(d: Path, quadratic: Path) -> dict[str, dict]:
         "path": str(d / "cubic.xlsx"),
         "open": str(quadratic),
         "sheets": {"quadratic": cubic_cells},
-        "names": {"quadratic": {"solver_adj": "quadratic!$B$2:$B$5",
-                                "excelnet_gradients": "quadratic!$C$2:$C$5"}},
-    }  # fmt: skip
-    return {"bounds": bounds, "nonneg": nonneg, "max": maximum, "value": value,
-            "portfolio": portfolio, "integer": integer, "cubic": cubic}  # fmt: skip
+        "names": {
+            "quadratic": {
+                "solver_adj": "quadratic!$B$2:$B$5",
+                "excelnet_gradients": "quadratic!$C$2:$C$5",
+            }
+        },
+    }
+    return {
+        "bounds": bounds,
+        "nonneg": nonneg,
+        "max": maximum,
+        "value": value,
+        "portfolio": portfolio,
+        "integer": integer,
+        "cubic": cubic,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +228,12 @@ def books(tmp_path_factory, recalc) -> dict[str, Path]:
     quadratic = excelnet.build_quadratic(d / "quadratic.xlsx")
     todo = specs(d, quadratic)
     (d / "spec.json").write_text(json.dumps(list(todo.values())))
-    run = subprocess.run(["/usr/bin/python3", str(HERE / "lo_make.py"), str(d / "spec.json")],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        ["/usr/bin/python3", str(HERE / "lo_make.py"), str(d / "spec.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     return {k: Path(v["path"]) for k, v in todo.items()}
 
@@ -217,9 +287,15 @@ def _constraints_hold(book: Path, lo_book: Path, sheet: str) -> None:
 
 @pytest.mark.parametrize(
     "key,sheet,cell",
-    [("bounds", "Model", "B6"), ("nonneg", "Model", "B6"), ("max", "Plan", "B4"),
-     ("value", "Goal", "B4"), ("portfolio", "Portfolio", "B7"), ("cubic", "quadratic", "B7")],
-)  # fmt: skip
+    [
+        ("bounds", "Model", "B6"),
+        ("nonneg", "Model", "B6"),
+        ("max", "Plan", "B4"),
+        ("value", "Goal", "B4"),
+        ("portfolio", "Portfolio", "B7"),
+        ("cubic", "quadratic", "B7"),
+    ],
+)
 def test_libreoffice_agrees_and_constraints_hold(fitted, books, key, sheet, cell):
     results, out, lo = fitted
     r = results[key]
@@ -247,8 +323,7 @@ def test_nonnegative_leaves_explicit_lower_bounds_alone(fitted):
     ws = openpyxl.load_workbook(out["nonneg"], data_only=True)
     x = np.array([ws["data"][f"A{r}"].value for r in range(2, N + 2)])
     y = np.array([ws["data"][f"B{r}"].value for r in range(2, N + 2)])
-    best = lsq_linear(np.stack([x, np.ones(N), x**2], 1), y, bounds=([-5, 0, 0], np.inf),
-                      tol=1e-12)  # fmt: skip
+    best = lsq_linear(np.stack([x, np.ones(N), x**2], 1), y, bounds=([-5, 0, 0], np.inf), tol=1e-12)
     assert best.x[0] < 0 and abs(best.x[2]) < 1e-12  # the slope may go negative; the curve not
     got = [ws["Model"][f"B{i}"].value for i in (1, 2, 3)]
     np.testing.assert_allclose(got, best.x, atol=1e-6)
@@ -272,11 +347,17 @@ def test_portfolio_matches_slsqp(fitted):
     results, out, _ = fitted
     target = RETURNS.mean() * 1.1
     ref = minimize(
-        lambda w: w @ COV @ w, np.full(4, 0.25), jac=lambda w: 2 * COV @ w, method="SLSQP",
-        bounds=[(0, None)] * 4, options={"ftol": 1e-15, "maxiter": 500},
-        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1},
-                     {"type": "ineq", "fun": lambda w: w @ RETURNS - target}],
-    )  # fmt: skip
+        lambda w: w @ COV @ w,
+        np.full(4, 0.25),
+        jac=lambda w: 2 * COV @ w,
+        method="SLSQP",
+        bounds=[(0, None)] * 4,
+        options={"ftol": 1e-15, "maxiter": 500},
+        constraints=[
+            {"type": "eq", "fun": lambda w: w.sum() - 1},
+            {"type": "ineq", "fun": lambda w: w @ RETURNS - target},
+        ],
+    )
     assert ref.success
     r = results["portfolio"]
     assert r.final_loss == pytest.approx(ref.fun, rel=1e-6)
@@ -356,8 +437,17 @@ def test_history_and_compare_record_method_and_constraints(books, tmp_path):
     excelnet.compare(book, epochs=100)
     wb = openpyxl.load_workbook(book)
     history = [[c.value for c in row] for row in wb["history"].iter_rows()]
-    assert history[0] == [f"Portfolio {s}" for s in ("epoch", "training loss",
-                          "validation loss", "accuracy", "method", "max violation")]  # fmt: skip
+    assert history[0] == [
+        f"Portfolio {s}"
+        for s in (
+            "epoch",
+            "training loss",
+            "validation loss",
+            "accuracy",
+            "method",
+            "max violation",
+        )
+    ]
     methods = [row[4] for row in history[1:]]
     assert "gd" in methods and "lbfgs" in methods
     assert all(isinstance(row[5], float) for row in history[1:] if row[1] is not None)
@@ -385,18 +475,22 @@ def _names(book: Path, tmp_path: Path, **edits) -> Path:
 
 BAD = {
     "missing sheet": ({"solver_lhs1": "Gone!$B$1"}, "solver_lhs1 refers to a missing sheet 'Gone'"),
-    "rhs on a missing sheet": ({"solver_rhs1": "Gone!$A$1"},
-                               "solver_rhs1 refers to a missing sheet 'Gone'"),
+    "rhs on a missing sheet": (
+        {"solver_rhs1": "Gone!$A$1"},
+        "solver_rhs1 refers to a missing sheet 'Gone'",
+    ),
     "rhs text": ({"solver_rhs1": '"abc"'}, "solver_rhs1 is the text 'abc'"),
     "rhs error": ({"solver_rhs1": "#N/A"}, "solver_rhs1 is the error value #N/A"),
     "rhs cell holds text": ({"solver_rhs1": "Model!$C$1"}, "solver_rhs1 holds text 'abc'"),
     "solver_num too big": ({"solver_num": "3"}, "solver_num is 3 but solver_lhs3 is missing"),
-    "solver_num too small": ({"solver_num": "1"},
-                             "solver_num is 1 but the sheet names solver_lhs2"),
+    "solver_num too small": (
+        {"solver_num": "1"},
+        "solver_num is 1 but the sheet names solver_lhs2",
+    ),
     "relation code": ({"solver_rel2": "7"}, "solver_rel2 is '7', not a relation code 1-6"),
     "goal": ({"solver_typ": "4"}, "solver_typ is '4'"),
     "empty bounds": ({"solver_rhs2": "2"}, "no value of Model!B1 satisfies its bounds"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -426,10 +520,15 @@ def test_cuda_runs_every_method_as_the_cpu_does(books, tmp_path, method):
     """One captured CUDA graph per step (gd, adam) or per evaluation (lbfgs), constraints
     included: the same fit as on the CPU."""
     a, b = (
-        excelnet.fit(shutil.copy(books["portfolio"], tmp_path / f"{d}.xlsx"), method=method,
-                     epochs=300, device=d, history=False)[0]
+        excelnet.fit(
+            shutil.copy(books["portfolio"], tmp_path / f"{d}.xlsx"),
+            method=method,
+            epochs=300,
+            device=d,
+            history=False,
+        )[0]
         for d in ("cpu", "cuda")
-    )  # fmt: skip
+    )
     assert b.engine == "cuda graph", b.engine_note
     assert b.final_loss == pytest.approx(a.final_loss, rel=1e-6)
     assert b.max_violation == pytest.approx(a.max_violation, abs=1e-7)
@@ -440,10 +539,15 @@ def test_the_compiled_engine_runs_the_methods_as_eager_steps_do(books, tmp_path,
     """Bounds, general constraints and each method's bookkeeping (gd's own step, the best
     seen), traced and fused by torch.compile: the same fit, number for number."""
     eager, compiled = (
-        excelnet.fit(shutil.copy(books["portfolio"], tmp_path / f"{c}.xlsx"), method=method,
-                     epochs=200, compiled=c, history=False)[0]
+        excelnet.fit(
+            shutil.copy(books["portfolio"], tmp_path / f"{c}.xlsx"),
+            method=method,
+            epochs=200,
+            compiled=c,
+            history=False,
+        )[0]
         for c in (False, True)
-    )  # fmt: skip
+    )
     assert (eager.engine, compiled.engine) == ("eager", "compiled"), compiled.engine_note
     np.testing.assert_allclose(compiled.losses, eager.losses, rtol=1e-9)
     assert compiled.final_loss == pytest.approx(eager.final_loss, rel=1e-9)

@@ -42,11 +42,13 @@ def tables(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
         "penguins": (d / "penguins.csv", {"target": "body_mass_g"}),
         # a two-valued text target
         "penguins_sex": (d / "penguins_sex.csv", {"target": "sex", "drop": ["year"]}),
-        "diabetes": (_sklearn(datasets.load_diabetes, d / "diabetes.csv", scaled=False),
-                     {"target": "target"}),
+        "diabetes": (
+            _sklearn(datasets.load_diabetes, d / "diabetes.csv", scaled=False),
+            {"target": "target"},
+        ),
         "cancer": (_sklearn(datasets.load_breast_cancer, d / "cancer.csv"), {"target": "target"}),
         "titanic": (bundled(), {"target": "Survived", "id": "PassengerId"}),
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +68,11 @@ def test_libreoffice_recalculation_equals_cached_values(built, name):
     ours, lo = (openpyxl.load_workbook(p, data_only=True, read_only=True) for p in built[name])
     n = 0
     for sheet in ("features", "linear", "nn", "mmult"):
-        rows = zip(ours[sheet].iter_rows(values_only=True), lo[sheet].iter_rows(values_only=True),
-                   strict=True)  # fmt: skip
+        rows = zip(
+            ours[sheet].iter_rows(values_only=True),
+            lo[sheet].iter_rows(values_only=True),
+            strict=True,
+        )
         for a_row, b_row in rows:
             for a, b in zip(a_row, b_row, strict=True):
                 if isinstance(b, (int, float)) and not isinstance(b, bool):
@@ -91,8 +96,11 @@ def test_features_follow_the_documented_rules(tables, built, name):
 
 
 def test_rules_are_stated_in_the_about_sheet(built):
-    about = [r[0] for r in openpyxl.load_workbook(built["titanic"][0])["about"].iter_rows(
-        values_only=True) if r[0]]  # fmt: skip
+    about = [
+        r[0]
+        for r in openpyxl.load_workbook(built["titanic"][0])["about"].iter_rows(values_only=True)
+        if r[0]
+    ]
     text = "\n".join(about)
     for line in (
         "Name — left out: text with 891 different values (free text or an identifier)",
@@ -127,11 +135,15 @@ def _params(path: Path, sheet: str, names: list[str]) -> dict[tuple, float]:
     """Each parameter cell, keyed by (unit, feature name)."""
     ws = openpyxl.load_workbook(path, data_only=True)[sheet]
     if sheet == "mmult":
-        return {(u, ws.cell(6 + i, 12).value): (6 + i, 13 + u)
-                for i in range(len(names)) for u in (0, 1)}  # fmt: skip
+        return {
+            (u, ws.cell(6 + i, 12).value): (6 + i, 13 + u)
+            for i in range(len(names))
+            for u in (0, 1)
+        }
     rows = 1 if sheet == "linear" else 2
-    return {(u, ws.cell(1, 2 + j).value): (2 + u, 2 + j)
-            for u in range(rows) for j in range(len(names))}  # fmt: skip
+    return {
+        (u, ws.cell(1, 2 + j).value): (2 + u, 2 + j) for u in range(rows) for j in range(len(names))
+    }
 
 
 def test_titanic_through_build_table_gives_the_lessons_features_and_loss(built, tmp_path):
@@ -177,11 +189,14 @@ BAD = {
     "constant": ("a,b\n1,2\n3,2\n", ["--target", "b"], "line 2, column b: the target is 2"),
     "empty": ("", ["--target", "b"], "the file is empty"),
     "missing": ("a,b\n1,2\n3,\n", ["--target", "b"], "line 3, column b: the target is missing"),
-    "nothing": ("name,b\nx,1\ny,0\nz,1\n", ["--target", "b", "--drop", "name"],
-                "no usable feature column"),
+    "nothing": (
+        "name,b\nx,1\ny,0\nz,1\n",
+        ["--target", "b", "--drop", "name"],
+        "no usable feature column",
+    ),
     "three": ("a,b\n1,x\n2,y\n3,z\n", ["--target", "b"], "line 2, column b: the target holds"),
     "ragged": ("a,b\n1,2\n3\n", ["--target", "b"], "line 3: 1 fields where the header has 2"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD))
@@ -202,16 +217,36 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case, capsys):
 
 def test_cli_build_table(tmp_path):
     shutil.copy(PENGUINS, tmp_path / "penguins.csv")
-    run = run_cli("build", "table", "--csv", "penguins.csv", "--target", "flipper_length_mm",
-                  "--drop", "year", "island", cwd=tmp_path)  # fmt: skip
+    run = run_cli(
+        "build",
+        "table",
+        "--csv",
+        "penguins.csv",
+        "--target",
+        "flipper_length_mm",
+        "--drop",
+        "year",
+        "island",
+        cwd=tmp_path,
+    )
     assert run.returncode == 2 and "line 5, column flipper_length_mm: the target is missing" in (
         run.stderr
     )
     pd.read_csv(PENGUINS).dropna(subset=["flipper_length_mm"]).to_csv(
         tmp_path / "penguins.csv", index=False
     )
-    run = run_cli("build", "table", "--csv", "penguins.csv", "--target", "flipper_length_mm",
-                  "--drop", "year", "island", cwd=tmp_path)  # fmt: skip
+    run = run_cli(
+        "build",
+        "table",
+        "--csv",
+        "penguins.csv",
+        "--target",
+        "flipper_length_mm",
+        "--drop",
+        "year",
+        "island",
+        cwd=tmp_path,
+    )
     assert run.returncode == 0 and run.stdout == "wrote penguins.xlsx\n", run.stderr
     header = [c.value for c in openpyxl.load_workbook(tmp_path / "penguins.xlsx")["features"][1]]
     assert not any(h and (h.startswith("year") or h.startswith("island")) for h in header)

@@ -288,12 +288,15 @@ def test_calc_check_and_predict_report_their_phases(tmp_path):
         (lambda p: check(book, progress=p), ["reading", "computing"]),
         (
             lambda p: predict(
-                ROOT / "workbooks" / "titanic.xlsx", "nn", bundled("test.csv"),
-                tmp_path / "p.csv", progress=p,
+                ROOT / "workbooks" / "titanic.xlsx",
+                "nn",
+                bundled("test.csv"),
+                tmp_path / "p.csv",
+                progress=p,
             ),
             ["reading", "computing", "writing"],
         ),
-    ):  # fmt: skip
+    ):
         recorded = Recorded()
         run(recorded)
         assert recorded.seen == phases

@@ -15,16 +15,41 @@ from excelnet.errors import ExcelnetError
 
 # Kaggle's train.csv columns, in the order the `data` sheet lays them out (A..L).
 COLUMNS = [
-    "PassengerId", "Survived", "Pclass", "Name", "Sex", "Age",
-    "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked",
-]  # fmt: skip
+    "PassengerId",
+    "Survived",
+    "Pclass",
+    "Name",
+    "Sex",
+    "Age",
+    "SibSp",
+    "Parch",
+    "Ticket",
+    "Fare",
+    "Cabin",
+    "Embarked",
+]
 NUMERIC = ["PassengerId", "Survived", "Pclass", "Age", "SibSp", "Parch", "Fare"]
 MAY_BE_MISSING = {"Age", "Fare", "Cabin", "Embarked"}
 # What a table's CSV may write for a missing value (pandas' read_csv reads the same as NaN).
 MISSING_MARKS = frozenset(
-    ["", "NA", "N/A", "n/a", "#N/A", "#N/A N/A", "#NA", "<NA>", "NaN", "nan", "-NaN", "-nan",
-     "NULL", "null", "None"]
-)  # fmt: skip
+    [
+        "",
+        "NA",
+        "N/A",
+        "n/a",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "<NA>",
+        "NaN",
+        "nan",
+        "-NaN",
+        "-nan",
+        "NULL",
+        "null",
+        "None",
+    ]
+)
 
 
 def bundled(name: str = "train.csv") -> Path:

@@ -156,9 +156,10 @@ class Book:
         extra = sorted(n for n in present if not 1 <= n <= count)
         if extra:
             name = next(
-                f"solver_{p}{extra[0]}" for p in ("lhs", "rel", "rhs")
+                f"solver_{p}{extra[0]}"
+                for p in ("lhs", "rel", "rhs")
                 if f"solver_{p}{extra[0]}" in names
-            )  # fmt: skip
+            )
             raise ExcelnetError(
                 f"{at}: solver_num is {count} but the sheet names {name}; the constraint "
                 f"names must be numbered 1 to solver_num"
@@ -397,8 +398,10 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
             everywhere[key] = everywhere.get(key, b"") + b" " + (d.attr_text or "").lower().encode()
     reach = {n: named(text) for n, text in everywhere.items()}
     for _ in everywhere:  # a name uses at most every other name
-        grown = {n: reach[n].union(*(reach[m] for m in everywhere if m in text))
-                 for n, text in everywhere.items()}  # fmt: skip
+        grown = {
+            n: reach[n].union(*(reach[m] for m in everywhere if m in text))
+            for n, text in everywhere.items()
+        }
         if grown == reach:
             break
         reach = grown
@@ -440,9 +443,22 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
 
 # Excel 365 stores #SPILL!, #CALC! and its other newer errors as #VALUE! with a rich value:
 # the cell's vm attribute → valueMetadata → futureMetadata → rdrichvalue's errorType.
-RICH_ERRORS = {0: "#NULL!", 1: "#DIV/0!", 2: "#VALUE!", 3: "#REF!", 4: "#NAME?", 5: "#NUM!",
-               6: "#N/A", 7: "#GETTING_DATA", 8: "#SPILL!", 9: "#CONNECT!", 10: "#BLOCKED!",
-               11: "#UNKNOWN!", 12: "#FIELD!", 13: "#CALC!"}  # fmt: skip
+RICH_ERRORS = {
+    0: "#NULL!",
+    1: "#DIV/0!",
+    2: "#VALUE!",
+    3: "#REF!",
+    4: "#NAME?",
+    5: "#NUM!",
+    6: "#N/A",
+    7: "#GETTING_DATA",
+    8: "#SPILL!",
+    9: "#CONNECT!",
+    10: "#BLOCKED!",
+    11: "#UNKNOWN!",
+    12: "#FIELD!",
+    13: "#CALC!",
+}
 
 
 def rich_errors(archive: zipfile.ZipFile) -> dict[int, str]:

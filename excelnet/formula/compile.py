@@ -45,7 +45,7 @@ from excelnet.formula.parse import (
     Union,
     parse,
     walk,
-)  # fmt: skip
+)
 from excelnet.formula.values import (
     BLANK,
     ERR,
@@ -58,7 +58,7 @@ from excelnet.formula.values import (
     make,
     omitted,
     scalar,
-)  # fmt: skip
+)
 
 
 def a1(r: int, c: int) -> str:
@@ -520,8 +520,9 @@ class Evaluator:
             raise FormulaError("references of different sheets or sizes down one column")
         r0 = np.array([r.r0 for r in refs])
         c0 = np.array([r.c0 for r in refs])
-        self._ensure(first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()),
-                     int(c0.max()) + w - 1)  # fmt: skip
+        self._ensure(
+            first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()), int(c0.max()) + w - 1
+        )
         return self._window(first.sheet, r0[:, None] + np.arange(h), c0[:, None] + np.arange(w))
 
     def _ensure(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> None:

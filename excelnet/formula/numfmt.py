@@ -218,8 +218,16 @@ def parse_format(code: str) -> tuple[Section, ...]:
             cur.tokens.append(Token("exp", code[i + 1]))
             i += 2
             continue
-        kind = {"0": "digit", "#": "digit", "?": "digit", ".": "point", ",": "comma",
-                "%": "percent", "/": "slash", "@": "at"}.get(c, "lit")  # fmt: skip
+        kind = {
+            "0": "digit",
+            "#": "digit",
+            "?": "digit",
+            ".": "point",
+            ",": "comma",
+            "%": "percent",
+            "/": "slash",
+            "@": "at",
+        }.get(c, "lit")
         cur.tokens.append(Token(kind, c))
         i += 1
     sections.append(cur)
@@ -245,8 +253,14 @@ def _bracket(inner: str, section: Section) -> None:
     raise FormatError(f"[{inner}]")
 
 
-_TESTS = {"<": float.__lt__, ">": float.__gt__, "=": float.__eq__, "<=": float.__le__,
-          ">=": float.__ge__, "<>": float.__ne__}  # fmt: skip
+_TESTS = {
+    "<": float.__lt__,
+    ">": float.__gt__,
+    "=": float.__eq__,
+    "<=": float.__le__,
+    ">=": float.__ge__,
+    "<>": float.__ne__,
+}
 
 
 def format_value(value: float | str, code: str) -> str:

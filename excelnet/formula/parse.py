@@ -17,8 +17,15 @@ from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils.cell import column_index_from_string
 
 ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A")
-NEWER_ERRORS = ("#GETTING_DATA", "#SPILL!", "#CONNECT!", "#BLOCKED!", "#UNKNOWN!", "#FIELD!",
-                "#CALC!")  # Excel 365's, stored as rich values  # fmt: skip
+NEWER_ERRORS = (
+    "#GETTING_DATA",
+    "#SPILL!",
+    "#CONNECT!",
+    "#BLOCKED!",
+    "#UNKNOWN!",
+    "#FIELD!",
+    "#CALC!",
+)  # Excel 365's, stored as rich values
 
 
 class FormulaError(Exception):
@@ -101,8 +108,20 @@ MAX_DEPTH = 100  # parentheses, calls and arrays inside one another (Excel: 64 l
 ROWS, COLUMNS = 1_048_576, 16_384  # a sheet's size in Excel
 
 # Excel's precedence: comparison < & < + - < * / < ^ < % < unary minus.
-_INFIX = {"=": 1, "<>": 1, "<": 1, ">": 1, "<=": 1, ">=": 1, "&": 2, "+": 3, "-": 3,
-          "*": 4, "/": 4, "^": 5}  # fmt: skip
+_INFIX = {
+    "=": 1,
+    "<>": 1,
+    "<": 1,
+    ">": 1,
+    "<=": 1,
+    ">=": 1,
+    "&": 2,
+    "+": 3,
+    "-": 3,
+    "*": 4,
+    "/": 4,
+    "^": 5,
+}
 _PREFIX_POWER = 7
 _POSTFIX_POWER = 6
 

@@ -242,8 +242,10 @@ def _model_sheet(
     top = TABLE_ROW - 1  # 0-based header row
     write_header(ws, top, 0, m.headers, fmt["header"])
     valid_col = xl_col_to_name(len(recipe.features))
-    lead = [(recipe.target_formula, target.tolist()),
-            (lambda d: f"={FEATURES_SHEET}!{valid_col}{d}", valid.tolist())]  # fmt: skip
+    lead = [
+        (recipe.target_formula, target.tolist()),
+        (lambda d: f"={FEATURES_SHEET}!{valid_col}{d}", valid.tolist()),
+    ]
     if frame.id is not None:
         ids = _cells(df[frame.id].tolist())
         lead.insert(0, (lambda d: f"={DATA_SHEET}!{recipe.data_letter(frame.id)}{d}", ids))
@@ -336,49 +338,69 @@ def build_table(
         values = lambda df: (df[target].str.lower() == positive.lower()).to_numpy(float)  # noqa: E731
     frame = Frame([f.name for f in features], id, target, goal.binary)
     recipe = Recipe(
-        table.header, stats, features, frame, target_formula, values,
+        table.header,
+        stats,
+        features,
+        frame,
+        target_formula,
+        values,
         _table_about(table, rules, goal, frame, seed),
-    )  # fmt: skip
+    )
     write = lambda tmp: write_book(tmp, df, recipe, seed, macros)  # noqa: E731
     return macros_.save_book(path, write, macros, force)
 
 
 def _table_about(table, rules, goal, frame: Frame, seed: int) -> list[tuple[str, str]]:
     if goal.positive is not None:
-        kind = (f"a 0/1 target ({goal.column} = {goal.positive} counts as 1, "
-                f"{goal.negative} as 0): squared error and accuracy")  # fmt: skip
+        kind = (
+            f"a 0/1 target ({goal.column} = {goal.positive} counts as 1, "
+            f"{goal.negative} as 0): squared error and accuracy"
+        )
     elif goal.binary:
         kind = f"a 0/1 target ({goal.column}): squared error and accuracy"
     else:
         kind = f"a number to predict ({goal.column}): squared error"
     lines = [
         (f"excelnet: the fast.ai lesson's models for {table.path.name}, as live formulas", "title"),
-        (f"{len(table.rows)} rows; {kind}. Validation split and starting parameters drawn "
-         f"with seed {seed}.", "wrap"),
+        (
+            f"{len(table.rows)} rows; {kind}. Validation split and starting parameters drawn "
+            f"with seed {seed}.",
+            "wrap",
+        ),
         ("", "text"),
-        ("data — the CSV as values. Empty cells are missing values; text is always text.",
-         "wrap"),
-        ("features — the model inputs, computed by formulas from data, one rule per column "
-         "(chosen from the data when the workbook was built): Ones (a constant, the bias), "
-         "then the numbers, then the dummy columns. The statistics the rules use (modes, "
-         "maxima) are named cells beside them. Column Valid marks the 20% of rows held out "
-         "for validation (1 = validation).", "wrap"),
+        ("data — the CSV as values. Empty cells are missing values; text is always text.", "wrap"),
+        (
+            "features — the model inputs, computed by formulas from data, one rule per column "
+            "(chosen from the data when the workbook was built): Ones (a constant, the bias), "
+            "then the numbers, then the dummy columns. The statistics the rules use (modes, "
+            "maxima) are named cells beside them. Column Valid marks the 20% of rows held out "
+            "for validation (1 = validation).",
+            "wrap",
+        ),
         ("", "text"),
         ("The rule of each column", "title"),
         *((f"{r.column} — {r.note}", "wrap") for r in rules),
         ("", "text"),
-        ("linear — prediction = SUMPRODUCT(features, weights); nn — two ReLU units "
-         "MAX(0, SUMPRODUCT(features, weights)), added; mmult — the same net as one array "
-         f"formula MMULT(features, {frame.k}×2 weights), ReLU, sum. The loss is the mean "
-         "squared error over the training rows.", "wrap"),
+        (
+            "linear — prediction = SUMPRODUCT(features, weights); nn — two ReLU units "
+            "MAX(0, SUMPRODUCT(features, weights)), added; mmult — the same net as one array "
+            f"formula MMULT(features, {frame.k}×2 weights), ReLU, sum. The loss is the mean "
+            "squared error over the training rows.",
+            "wrap",
+        ),
         ("", "text"),
         ("How to train a model sheet", "title"),
-        ("Excel: Data → Solver. The Solver model is stored on each model sheet (minimise the "
-         "training loss by changing the yellow cells), so Solver opens filled in: press Solve.",
-         "wrap"),
-        ("Python: excelnet fit BOOK.xlsx — fits every model sheet as Solver would (L-BFGS; "
-         "--lr 0.1 for the lesson's gradient descent) and writes the fitted parameters back; "
-         "excelnet predict BOOK.xlsx --sheet nn --csv "
-         "new.csv — the fitted model applied to new rows.", "wrap"),
-    ]  # fmt: skip
+        (
+            "Excel: Data → Solver. The Solver model is stored on each model sheet (minimise the "
+            "training loss by changing the yellow cells), so Solver opens filled in: press Solve.",
+            "wrap",
+        ),
+        (
+            "Python: excelnet fit BOOK.xlsx — fits every model sheet as Solver would (L-BFGS; "
+            "--lr 0.1 for the lesson's gradient descent) and writes the fitted parameters back; "
+            "excelnet predict BOOK.xlsx --sheet nn --csv "
+            "new.csv — the fitted model applied to new rows.",
+            "wrap",
+        ),
+    ]
     return lines

@@ -34,13 +34,34 @@ from excelnet.formula.values import (
     first_error,
     text_number,
     with_errors,
-)  # fmt: skip
+)
 
-ERROR_CODES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A",
-               "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!",
-               "#BUSY!", "#UNKNOWN!", "#PYTHON!")  # fmt: skip
-_NP_COMPARE = {"=": np.equal, "<>": np.not_equal, "<": np.less, ">": np.greater,
-               "<=": np.less_equal, ">=": np.greater_equal}  # fmt: skip
+ERROR_CODES = (
+    "#NULL!",
+    "#DIV/0!",
+    "#VALUE!",
+    "#REF!",
+    "#NAME?",
+    "#NUM!",
+    "#N/A",
+    "#GETTING_DATA",
+    "#SPILL!",
+    "#CALC!",
+    "#FIELD!",
+    "#BLOCKED!",
+    "#CONNECT!",
+    "#BUSY!",
+    "#UNKNOWN!",
+    "#PYTHON!",
+)
+_NP_COMPARE = {
+    "=": np.equal,
+    "<>": np.not_equal,
+    "<": np.less,
+    ">": np.greater,
+    "<=": np.less_equal,
+    ">=": np.greater_equal,
+}
 _OPERATOR = re.compile(r"(<=|>=|<>|<|>|=)?(.*)", re.S)
 
 
@@ -255,10 +276,12 @@ def _plan(pairs: list[tuple[V, V]], target_rows: int):
     for m in range(n):
         for k, (i, j) in enumerate(np.ndindex(hc, wc)):
             key_m = tuple(
-                (min(m, rng.shape[0] - 1), c[min(m, c.shape[0] - 1), min(i, c.shape[1] - 1),
-                                              min(j, c.shape[2] - 1)])
+                (
+                    min(m, rng.shape[0] - 1),
+                    c[min(m, c.shape[0] - 1), min(i, c.shape[1] - 1), min(j, c.shape[2] - 1)],
+                )
                 for (rng, _), c in zip(pairs, parsed, strict=True)
-            )  # fmt: skip
+            )
             if key_m not in unique:
                 hit = None
                 for (rng, _), (row, crit) in zip(pairs, key_m, strict=True):

@@ -35,7 +35,7 @@ from excelnet.formula.values import (
     format_number,
     make,
     scalar,
-)  # fmt: skip
+)
 
 excel = registrar("DATABASE")
 
@@ -112,8 +112,11 @@ def _records(db: V, crit: V) -> np.ndarray | Error:
                 row[:] = False
                 break
             k = names.index(header.lower())
-            field = V(records.x[:, :, k : k + 1], records.kinds()[:, :, k : k + 1],
-                      records.texts()[:, :, k : k + 1])  # fmt: skip
+            field = V(
+                records.x[:, :, k : k + 1],
+                records.kinds()[:, :, k : k + 1],
+                records.texts()[:, :, k : k + 1],
+            )
             row &= test(field).cpu().numpy()[0, :, 0]
         met |= row
     return met
@@ -169,10 +172,16 @@ def _like(name: str, worksheet: str):
 
 # Each passes gradients where its worksheet function does.
 for _name_, _worksheet in (
-    ("DSUM", "SUM"), ("DAVERAGE", "AVERAGE"), ("DMIN", "MIN"), ("DMAX", "MAX"),
-    ("DPRODUCT", "PRODUCT"), ("DSTDEV", "STDEV.S"), ("DSTDEVP", "STDEV.P"), ("DVAR", "VAR.S"),
+    ("DSUM", "SUM"),
+    ("DAVERAGE", "AVERAGE"),
+    ("DMIN", "MIN"),
+    ("DMAX", "MAX"),
+    ("DPRODUCT", "PRODUCT"),
+    ("DSTDEV", "STDEV.S"),
+    ("DSTDEVP", "STDEV.P"),
+    ("DVAR", "VAR.S"),
     ("DVARP", "VAR.P"),
-):  # fmt: skip
+):
     excel(_name_, gradient=FUNCTIONS[_worksheet].gradient)(_like(_name_, _worksheet))
 
 

@@ -149,39 +149,56 @@ def _normal(z: torch.Tensor, s, cum):
 
 
 distribution(
-    "NORM.DIST", spec="nnnb", grad=True, safe=(0.0, 0.0, 1.0, 0.0),
+    "NORM.DIST",
+    spec="nnnb",
+    grad=True,
+    safe=(0.0, 0.0, 1.0, 0.0),
     domain=lambda x, m, s, c: _num(s <= 0),
     compute=lambda x, m, s, c: _normal((x - m) / s, s, c),
-)  # fmt: skip
+)
 distribution(
-    "NORMDIST", spec="nnnb", grad=True, safe=(0.0, 0.0, 1.0, 0.0),
+    "NORMDIST",
+    spec="nnnb",
+    grad=True,
+    safe=(0.0, 0.0, 1.0, 0.0),
     domain=lambda x, m, s, c: _num(s <= 0),
     compute=lambda x, m, s, c: _normal((x - m) / s, s, c),
-)  # fmt: skip
+)
 distribution(
-    "NORM.S.DIST", spec="nb", grad=True,
+    "NORM.S.DIST",
+    spec="nb",
+    grad=True,
     compute=lambda z, c: _normal(z, 1.0, c),
-)  # fmt: skip
+)
 distribution("NORMSDIST", spec="n", grad=True, compute=ndtr)
 distribution("GAUSS", spec="n", grad=True, compute=lambda z: torch.special.erf(z / SQRT_2) / 2)
 distribution("PHI", spec="n", grad=True, compute=lambda z: torch.exp(-0.5 * z * z) / SQRT_2PI)
 for _name in ("NORM.INV", "NORMINV"):
     distribution(
-        _name, spec="nnn", grad=True, safe=(0.5, 0.0, 1.0),
+        _name,
+        spec="nnn",
+        grad=True,
+        safe=(0.5, 0.0, 1.0),
         domain=lambda p, m, s: _num((p <= 0) | (p >= 1), s <= 0),
         compute=lambda p, m, s: m + s * torch.special.ndtri(p),
-    )  # fmt: skip
+    )
 for _name in ("NORM.S.INV", "NORMSINV"):
     distribution(
-        _name, spec="n", grad=True, safe=(0.5,),
+        _name,
+        spec="n",
+        grad=True,
+        safe=(0.5,),
         domain=lambda p: _num((p <= 0) | (p >= 1)),
         compute=torch.special.ndtri,
-    )  # fmt: skip
+    )
 distribution(
-    "STANDARDIZE", spec="nnn", grad=True, safe=(0.0, 0.0, 1.0),
+    "STANDARDIZE",
+    spec="nnn",
+    grad=True,
+    safe=(0.0, 0.0, 1.0),
     domain=lambda x, m, s: _num(s <= 0),
     compute=lambda x, m, s: (x - m) / s,
-)  # fmt: skip
+)
 
 
 def _lognormal(x, m, s, c):
@@ -190,20 +207,30 @@ def _lognormal(x, m, s, c):
 
 
 distribution(
-    "LOGNORM.DIST", spec="nnnb", grad=True, safe=(1.0, 0.0, 1.0, 0.0),
-    domain=lambda x, m, s, c: _num(x <= 0, s <= 0), compute=_lognormal,
-)  # fmt: skip
+    "LOGNORM.DIST",
+    spec="nnnb",
+    grad=True,
+    safe=(1.0, 0.0, 1.0, 0.0),
+    domain=lambda x, m, s, c: _num(x <= 0, s <= 0),
+    compute=_lognormal,
+)
 distribution(
-    "LOGNORMDIST", spec="nnn", grad=True, safe=(1.0, 0.0, 1.0),
+    "LOGNORMDIST",
+    spec="nnn",
+    grad=True,
+    safe=(1.0, 0.0, 1.0),
     domain=lambda x, m, s: _num(x <= 0, s <= 0),
     compute=lambda x, m, s: _lognormal(x, m, s, 1.0),
-)  # fmt: skip
+)
 for _name in ("LOGNORM.INV", "LOGINV"):
     distribution(
-        _name, spec="nnn", grad=True, safe=(0.5, 0.0, 1.0),
+        _name,
+        spec="nnn",
+        grad=True,
+        safe=(0.5, 0.0, 1.0),
         domain=lambda p, m, s: _num((p <= 0) | (p >= 1), s <= 0),
         compute=lambda p, m, s: torch.exp(m + s * torch.special.ndtri(p)),
-    )  # fmt: skip
+    )
 
 
 def _confidence_norm(alpha, sd, size):
@@ -212,17 +239,20 @@ def _confidence_norm(alpha, sd, size):
 
 for _name in ("CONFIDENCE.NORM", "CONFIDENCE"):
     distribution(
-        _name, spec="nnn",
+        _name,
+        spec="nnn",
         domain=lambda a, s, n: _num((a <= 0) | (a >= 1), s <= 0, trunc(n) < 1),
         compute=_confidence_norm,
-    )  # fmt: skip
+    )
 distribution(
-    "CONFIDENCE.T", spec="nnn",
+    "CONFIDENCE.T",
+    spec="nnn",
     domain=lambda a, s, n: [
-        *_num((a <= 0) | (a >= 1), s <= 0, trunc(n) < 1), (trunc(n) == 1, "#DIV/0!"),
+        *_num((a <= 0) | (a >= 1), s <= 0, trunc(n) < 1),
+        (trunc(n) == 1, "#DIV/0!"),
     ],
     compute=lambda a, s, n: sc.stdtrit(trunc(n) - 1, 1 - a / 2) * s / np.sqrt(trunc(n)),
-)  # fmt: skip
+)
 
 # -- exponential, Weibull, gamma ---------------------------------------------------------------
 
@@ -233,9 +263,13 @@ def _exponential(x, lam, c):
 
 for _name in ("EXPON.DIST", "EXPONDIST"):
     distribution(
-        _name, spec="nnb", grad=True, safe=(0.0, 1.0, 0.0),
-        domain=lambda x, lam, c: _num((x < 0) | (lam <= 0)), compute=_exponential,
-    )  # fmt: skip
+        _name,
+        spec="nnb",
+        grad=True,
+        safe=(0.0, 1.0, 0.0),
+        domain=lambda x, lam, c: _num((x < 0) | (lam <= 0)),
+        compute=_exponential,
+    )
 
 
 def _power_density(x, t, a, scale, log_rest):
@@ -260,9 +294,13 @@ def _weibull(x, a, b, c):
 
 for _name in ("WEIBULL.DIST", "WEIBULL"):
     distribution(
-        _name, spec="nnnb", grad=True, safe=(1.0, 1.0, 1.0, 0.0),
-        domain=lambda x, a, b, c: _num((x < 0) | (a <= 0) | (b <= 0)), compute=_weibull,
-    )  # fmt: skip
+        _name,
+        spec="nnnb",
+        grad=True,
+        safe=(1.0, 1.0, 1.0, 0.0),
+        domain=lambda x, a, b, c: _num((x < 0) | (a <= 0) | (b <= 0)),
+        compute=_weibull,
+    )
 
 
 def _gamma_dist(x, a, b, c):
@@ -275,24 +313,35 @@ def _gamma_dist(x, a, b, c):
 
 for _name in ("GAMMA.DIST", "GAMMADIST"):
     distribution(
-        _name, spec="nnnb", grad=True, safe=(1.0, 1.0, 1.0, 0.0),
-        domain=lambda x, a, b, c: _num((x < 0) | (a <= 0) | (b <= 0)), compute=_gamma_dist,
-    )  # fmt: skip
+        _name,
+        spec="nnnb",
+        grad=True,
+        safe=(1.0, 1.0, 1.0, 0.0),
+        domain=lambda x, a, b, c: _num((x < 0) | (a <= 0) | (b <= 0)),
+        compute=_gamma_dist,
+    )
 for _name in ("GAMMA.INV", "GAMMAINV"):
     distribution(
-        _name, spec="nnn",
+        _name,
+        spec="nnn",
         domain=lambda p, a, b: _num((p < 0) | (p >= 1) | (a <= 0) | (b <= 0)),
         compute=lambda p, a, b: sc.gammaincinv(a, p) * b,
-    )  # fmt: skip
+    )
 for _name in ("GAMMALN", "GAMMALN.PRECISE"):
     distribution(
-        _name, spec="n", grad=True, safe=(1.0,),
-        domain=lambda x: _num(x <= 0), compute=torch.lgamma,
-    )  # fmt: skip
+        _name,
+        spec="n",
+        grad=True,
+        safe=(1.0,),
+        domain=lambda x: _num(x <= 0),
+        compute=torch.lgamma,
+    )
 distribution(
-    "GAMMA", spec="n",
-    domain=lambda x: _num((x <= 0) & (x == np.trunc(x))), compute=lambda x: sc.gamma(x),
-)  # fmt: skip
+    "GAMMA",
+    spec="n",
+    domain=lambda x: _num((x <= 0) & (x == np.trunc(x))),
+    compute=lambda x: sc.gamma(x),
+)
 
 # -- chi-squared, t, F, beta -------------------------------------------------------------------
 
@@ -307,74 +356,87 @@ def _dof(*ks):  # degrees of freedom: truncated, 1 to 10^10
 
 
 distribution(
-    "CHISQ.DIST", spec="nnb",
-    domain=lambda x, k, c: _num(x < 0, *_dof(k)), compute=_chisq,
-)  # fmt: skip
+    "CHISQ.DIST",
+    spec="nnb",
+    domain=lambda x, k, c: _num(x < 0, *_dof(k)),
+    compute=_chisq,
+)
 for _name in ("CHISQ.DIST.RT", "CHIDIST"):
     distribution(
-        _name, spec="nn",
+        _name,
+        spec="nn",
         domain=lambda x, k: _num(x < 0, *_dof(k)),
         compute=lambda x, k: sc.gammaincc(trunc(k) / 2, x / 2),
-    )  # fmt: skip
+    )
 distribution(
-    "CHISQ.INV", spec="nn",
+    "CHISQ.INV",
+    spec="nn",
     domain=lambda p, k: _num((p < 0) | (p > 1), *_dof(k)),
     compute=lambda p, k: 2 * sc.gammaincinv(trunc(k) / 2, p),
-)  # fmt: skip
+)
 for _name in ("CHISQ.INV.RT", "CHIINV"):
     distribution(
-        _name, spec="nn",
+        _name,
+        spec="nn",
         domain=lambda p, k: _num((p < 0) | (p > 1), *_dof(k)),
         compute=lambda p, k: 2 * sc.gammainccinv(trunc(k) / 2, p),
-    )  # fmt: skip
+    )
 
 
 distribution(
-    "T.DIST", spec="nnb",
+    "T.DIST",
+    spec="nnb",
     domain=lambda x, k, c: _num(*_dof(k)),
     compute=lambda x, k, c: pick(c, sc.stdtr(trunc(k), x), _stats().t.pdf(x, trunc(k))),
-)  # fmt: skip
+)
 distribution(
-    "T.DIST.2T", spec="nn",
+    "T.DIST.2T",
+    spec="nn",
     domain=lambda x, k: _num(x < 0, *_dof(k)),
     compute=lambda x, k: 2 * sc.stdtr(trunc(k), -x),
-)  # fmt: skip
+)
 distribution(
-    "T.DIST.RT", spec="nn",
+    "T.DIST.RT",
+    spec="nn",
     domain=lambda x, k: _num(*_dof(k)),
     compute=lambda x, k: sc.stdtr(trunc(k), -x),
-)  # fmt: skip
+)
 distribution(
-    "TDIST", spec="nnn",
+    "TDIST",
+    spec="nnn",
     domain=lambda x, k, tails: _num(x < 0, *_dof(k), (trunc(tails) != 1) & (trunc(tails) != 2)),
     compute=lambda x, k, tails: trunc(tails) * sc.stdtr(trunc(k), -x),
-)  # fmt: skip
+)
 distribution(
-    "T.INV", spec="nn",
+    "T.INV",
+    spec="nn",
     domain=lambda p, k: _num((p <= 0) | (p >= 1), *_dof(k)),
     compute=lambda p, k: sc.stdtrit(trunc(k), p),
-)  # fmt: skip
+)
 for _name in ("T.INV.2T", "TINV"):
     distribution(
-        _name, spec="nn",
+        _name,
+        spec="nn",
         domain=lambda p, k: _num((p <= 0) | (p > 1), *_dof(k)),
         compute=lambda p, k: -sc.stdtrit(trunc(k), p / 2),
-    )  # fmt: skip
+    )
 
 
 distribution(
-    "F.DIST", spec="nnnb",
+    "F.DIST",
+    spec="nnnb",
     domain=lambda x, d1, d2, c: _num(x < 0, *_dof(d1, d2)),
     compute=lambda x, d1, d2, c: pick(
         c, sc.fdtr(trunc(d1), trunc(d2), x), _stats().f.pdf(x, trunc(d1), trunc(d2))
     ),
-)  # fmt: skip
+)
 for _name in ("F.DIST.RT", "FDIST"):
     distribution(
-        _name, spec="nnn",
+        _name,
+        spec="nnn",
         domain=lambda x, d1, d2: _num(x < 0, *_dof(d1, d2)),
         compute=lambda x, d1, d2: sc.fdtrc(trunc(d1), trunc(d2), x),
-    )  # fmt: skip
+    )
 
 
 def _f_inv(q, d1, d2, upper: bool):
@@ -385,16 +447,18 @@ def _f_inv(q, d1, d2, upper: bool):
 
 
 distribution(
-    "F.INV", spec="nnn",
+    "F.INV",
+    spec="nnn",
     domain=lambda p, d1, d2: _num((p < 0) | (p > 1), *_dof(d1, d2)),
     compute=lambda p, d1, d2: _f_inv(p, d1, d2, upper=False),
-)  # fmt: skip
+)
 for _name in ("F.INV.RT", "FINV"):
     distribution(
-        _name, spec="nnn",
+        _name,
+        spec="nnn",
         domain=lambda p, d1, d2: _num((p < 0) | (p > 1), *_dof(d1, d2)),
         compute=lambda p, d1, d2: _f_inv(1 - p, d1, d2, upper=False),
-    )  # fmt: skip
+    )
 
 
 def _beta_domain(x, a, b, lo, hi):
@@ -407,20 +471,27 @@ def _beta_dist(x, a, b, c, lo, hi):
 
 
 distribution(
-    "BETA.DIST", spec="nnnbnn", defaults=(0.0, 1.0),
-    domain=lambda x, a, b, c, lo, hi: _beta_domain(x, a, b, lo, hi), compute=_beta_dist,
-)  # fmt: skip
+    "BETA.DIST",
+    spec="nnnbnn",
+    defaults=(0.0, 1.0),
+    domain=lambda x, a, b, c, lo, hi: _beta_domain(x, a, b, lo, hi),
+    compute=_beta_dist,
+)
 distribution(
-    "BETADIST", spec="nnnnn", defaults=(0.0, 1.0),
+    "BETADIST",
+    spec="nnnnn",
+    defaults=(0.0, 1.0),
     domain=lambda x, a, b, lo, hi: _beta_domain(x, a, b, lo, hi),
     compute=lambda x, a, b, lo, hi: _beta_dist(x, a, b, 1.0, lo, hi),
-)  # fmt: skip
+)
 for _name in ("BETA.INV", "BETAINV"):
     distribution(
-        _name, spec="nnnnn", defaults=(0.0, 1.0),
+        _name,
+        spec="nnnnn",
+        defaults=(0.0, 1.0),
         domain=lambda p, a, b, lo, hi: _num((p <= 0) | (p > 1), (a <= 0) | (b <= 0), lo >= hi),
         compute=lambda p, a, b, lo, hi: lo + (hi - lo) * sc.betaincinv(a, b, p),
-    )  # fmt: skip
+    )
 
 # -- discrete ----------------------------------------------------------------------------------
 
@@ -443,12 +514,13 @@ def _binom_dist(s, n, p, c):
 
 for _name in ("BINOM.DIST", "BINOMDIST"):
     distribution(
-        _name, spec="nnnb",
+        _name,
+        spec="nnnb",
         domain=lambda s, n, p, c: _num(
             (s < 0) | (n < 0) | (trunc(s) > trunc(n)) | (p < 0) | (p > 1) | (n > BIG_COUNT)
         ),
         compute=_binom_dist,
-    )  # fmt: skip
+    )
 
 
 def _binom_range(n, p, s1, s2):
@@ -469,16 +541,25 @@ def _binom_range(n, p, s1, s2):
 def _binom_range_domain(n, p, s1, s2):
     n, s1, s2 = trunc(n), s1, np.where(np.isnan(s2), s1, s2)
     return _num(
-        (n < 0) | (n > BIG_COUNT) | (p < 0) | (p > 1) | (s1 < 0) | (trunc(s1) > n)
-        | (trunc(s2) < trunc(s1)) | (trunc(s2) > n)
-    )  # fmt: skip
+        (n < 0)
+        | (n > BIG_COUNT)
+        | (p < 0)
+        | (p > 1)
+        | (s1 < 0)
+        | (trunc(s1) > n)
+        | (trunc(s2) < trunc(s1))
+        | (trunc(s2) > n)
+    )
 
 
 # s2 left out: NaN, then s1 (a blank s2 is 0)
 distribution(
-    "BINOM.DIST.RANGE", spec="nnnn", defaults=(math.nan,), domain=_binom_range_domain,
+    "BINOM.DIST.RANGE",
+    spec="nnnn",
+    defaults=(math.nan,),
+    domain=_binom_range_domain,
     compute=_binom_range,
-)  # fmt: skip
+)
 
 
 def _binom_inv(n, p, alpha):
@@ -493,12 +574,13 @@ def _binom_inv(n, p, alpha):
 
 for _name in ("BINOM.INV", "CRITBINOM"):
     distribution(
-        _name, spec="nnn",
+        _name,
+        spec="nnn",
         domain=lambda n, p, a: _num(
             (n < 0) | (n > BIG_COUNT) | (p < 0) | (p >= 1) | (a <= 0) | (a >= 1)
         ),
         compute=_binom_inv,
-    )  # fmt: skip
+    )
 
 
 def _negbinom(f, s, p, c):
@@ -512,9 +594,11 @@ def _negbinom_domain(f, s, p, c=None):
 
 distribution("NEGBINOM.DIST", spec="nnnb", domain=_negbinom_domain, compute=_negbinom)
 distribution(
-    "NEGBINOMDIST", spec="nnn", domain=_negbinom_domain,
+    "NEGBINOMDIST",
+    spec="nnn",
+    domain=_negbinom_domain,
     compute=lambda f, s, p: _negbinom(f, s, p, 0.0),
-)  # fmt: skip
+)
 
 
 def _poisson(x, mean, c):
@@ -524,9 +608,11 @@ def _poisson(x, mean, c):
 
 for _name in ("POISSON.DIST", "POISSON"):
     distribution(
-        _name, spec="nnb",
-        domain=lambda x, mean, c: _num((x < 0) | (mean < 0)), compute=_poisson,
-    )  # fmt: skip
+        _name,
+        spec="nnb",
+        domain=lambda x, mean, c: _num((x < 0) | (mean < 0)),
+        compute=_poisson,
+    )
 
 
 def _hypgeom(s, n, big_k, big_n, c):
@@ -537,26 +623,36 @@ def _hypgeom(s, n, big_k, big_n, c):
 def _hypgeom_domain(s, n, big_k, big_n, c=None):
     s, n, big_k, big_n = trunc(s), trunc(n), trunc(big_k), trunc(big_n)
     return _num(
-        (s < 0) | (s > np.minimum(n, big_k)) | (s < n - (big_n - big_k))
-        | (n <= 0) | (n > big_n) | (big_k <= 0) | (big_k > big_n)
-    )  # fmt: skip
+        (s < 0)
+        | (s > np.minimum(n, big_k))
+        | (s < n - (big_n - big_k))
+        | (n <= 0)
+        | (n > big_n)
+        | (big_k <= 0)
+        | (big_k > big_n)
+    )
 
 
 distribution("HYPGEOM.DIST", spec="nnnnb", domain=_hypgeom_domain, compute=_hypgeom)
 distribution(
-    "HYPGEOMDIST", spec="nnnn", domain=_hypgeom_domain,
+    "HYPGEOMDIST",
+    spec="nnnn",
+    domain=_hypgeom_domain,
     compute=lambda s, n, k, big_n: _hypgeom(s, n, k, big_n, 0.0),
-)  # fmt: skip
+)
 
 # -- Fisher, permutations ----------------------------------------------------------------------
 
 # Excel computes FISHER as ½·ln((1+x)/(1-x)), not atanh: its stored values carry that formula's
 # rounding (FISHER(1E-10) = 1.000000082640371E-10), and so do FISHERINV's.
 distribution(
-    "FISHER", spec="n", grad=True, safe=(0.0,),
+    "FISHER",
+    spec="n",
+    grad=True,
+    safe=(0.0,),
     domain=lambda x: _num((x <= -1) | (x >= 1)),
     compute=lambda x: 0.5 * torch.log((1 + x) / (1 - x)),
-)  # fmt: skip
+)
 
 
 def _fisher_inv(y):
@@ -577,11 +673,14 @@ def _permut(n, k):
 
 
 distribution(
-    "PERMUT", spec="nn",
-    domain=lambda n, k: _num((n <= 0) | (k < 0) | (trunc(k) > trunc(n))), compute=_permut,
-)  # fmt: skip
+    "PERMUT",
+    spec="nn",
+    domain=lambda n, k: _num((n <= 0) | (k < 0) | (trunc(k) > trunc(n))),
+    compute=_permut,
+)
 distribution(
-    "PERMUTATIONA", spec="nn",
+    "PERMUTATIONA",
+    spec="nn",
     domain=lambda n, k: _num((n < 0) | (k < 0)),
     compute=lambda n, k: np.power(trunc(n), trunc(k)),
-)  # fmt: skip
+)

@@ -27,7 +27,7 @@ from excelnet.formula.functions.kit import (
     scalar_numbers,
     strict_num,
     where_error,
-)  # fmt: skip
+)
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import Error
 from excelnet.formula.values import Omitted, V, format_number, scalar, text_number, with_errors
@@ -255,22 +255,67 @@ _J1_P = _Y1_P[:3] + _Y1_P[2:]  # Excel's BESSELJ has the third coefficient twice
 _J1_Q = (0.04687499995, -0.2002690873e-3, 0.8449199096e-5, -0.88228987e-6, 0.105787412e-6)
 _Y0_NUM = (-2957821389.0, 7062834065.0, -512359803.6, 10879881.29, -86327.92757, 228.4622733)
 _Y0_DEN = (40076544269.0, 745249964.8, 7189466.438, 47447.26470, 226.1030244, 1.0)
-_Y1_NUM = (-0.4900604943e13, 0.1275274390e13, -0.5153438139e11, 0.7349264551e9,
-           -0.4237922726e7, 0.8511937935e4)  # fmt: skip
-_Y1_DEN = (0.2499580570e14, 0.4244419664e12, 0.3733650367e10, 0.2245904002e8, 0.1020426050e6,
-           0.3549632885e3, 1.0)  # fmt: skip
+_Y1_NUM = (
+    -0.4900604943e13,
+    0.1275274390e13,
+    -0.5153438139e11,
+    0.7349264551e9,
+    -0.4237922726e7,
+    0.8511937935e4,
+)
+_Y1_DEN = (
+    0.2499580570e14,
+    0.4244419664e12,
+    0.3733650367e10,
+    0.2245904002e8,
+    0.1020426050e6,
+    0.3549632885e3,
+    1.0,
+)
 _I0_SMALL = (1.0, 3.5156229, 3.0899424, 1.2067492, 0.2659732, 0.360768e-1, 0.45813e-2)
-_I0_LARGE = (0.39894228, 0.1328592e-1, 0.225319e-2, -0.157565e-2, 0.916281e-2, -0.2057706e-1,
-             0.2635537e-1, -0.1647633e-1, 0.392377e-2)  # fmt: skip
+_I0_LARGE = (
+    0.39894228,
+    0.1328592e-1,
+    0.225319e-2,
+    -0.157565e-2,
+    0.916281e-2,
+    -0.2057706e-1,
+    0.2635537e-1,
+    -0.1647633e-1,
+    0.392377e-2,
+)
 _I1_SMALL = (0.5, 0.87890594, 0.51498869, 0.15084934, 0.2658733e-1, 0.301532e-2, 0.32411e-3)
-_I1_LARGE = (0.39894228, -0.3988024e-1, -0.362018e-2, 0.163801e-2, -0.1031555e-1,
-             0.2282967e-1, -0.2895312e-1, 0.1787654e-1, -0.420059e-2)  # fmt: skip
+_I1_LARGE = (
+    0.39894228,
+    -0.3988024e-1,
+    -0.362018e-2,
+    0.163801e-2,
+    -0.1031555e-1,
+    0.2282967e-1,
+    -0.2895312e-1,
+    0.1787654e-1,
+    -0.420059e-2,
+)
 _K0_SMALL = (-0.57721566, 0.42278420, 0.23069756, 0.3488590e-1, 0.262698e-2, 0.10750e-3, 0.74e-5)
-_K0_LARGE = (1.25331414, -0.7832358e-1, 0.2189568e-1, -0.1062446e-1, 0.587872e-2, -0.251540e-2,
-             0.53208e-3)  # fmt: skip
+_K0_LARGE = (
+    1.25331414,
+    -0.7832358e-1,
+    0.2189568e-1,
+    -0.1062446e-1,
+    0.587872e-2,
+    -0.251540e-2,
+    0.53208e-3,
+)
 _K1_SMALL = (1.0, 0.15443144, -0.67278579, -0.18156897, -0.1919402e-1, -0.110404e-2, -0.4686e-4)
-_K1_LARGE = (1.25331414, 0.23498619, -0.3655620e-1, 0.1504268e-1, -0.780353e-2, 0.325614e-2,
-             -0.68245e-3)  # fmt: skip
+_K1_LARGE = (
+    1.25331414,
+    0.23498619,
+    -0.3655620e-1,
+    0.1504268e-1,
+    -0.780353e-2,
+    0.325614e-2,
+    -0.68245e-3,
+)
 
 
 def _poly(y: float, coefficients: tuple[float, ...]) -> float:
@@ -472,55 +517,105 @@ _LY = 9460730472580800.0  # m
 # (g, m, s, Pa, N, J, W, T, K, m3, m2, bit, m/s). "*" marks those that take prefixes.
 _TABLE = {
     "mass": {
-        "g*": 1.0, "sg": _LBF / _FT * 1000, "lbm": _LB, "u*": 1.660538782e-24,
-        "ozm": _LB / 16, "grain": _LB / 7000, "cwt shweight": 100 * _LB,
-        "uk_cwt lcwt hweight": 112 * _LB, "stone": 14 * _LB, "ton": 2000 * _LB,
+        "g*": 1.0,
+        "sg": _LBF / _FT * 1000,
+        "lbm": _LB,
+        "u*": 1.660538782e-24,
+        "ozm": _LB / 16,
+        "grain": _LB / 7000,
+        "cwt shweight": 100 * _LB,
+        "uk_cwt lcwt hweight": 112 * _LB,
+        "stone": 14 * _LB,
+        "ton": 2000 * _LB,
         "uk_ton LTON brton": 2240 * _LB,
     },
     "distance": {
-        "m*": 1.0, "mi": _MI, "Nmi": 1852.0, "in": _IN, "ft": _FT, "yd": 3 * _FT,
-        "ang*": 1e-10, "ell": 45 * _IN, "ly*": _LY, "parsec* pc*": 3.0856775812815532e16,
-        "Picapt Pica": _PICA_PT, "pica": _IN / 6, "survey_mi": 5280 * 1200 / 3937,
+        "m*": 1.0,
+        "mi": _MI,
+        "Nmi": 1852.0,
+        "in": _IN,
+        "ft": _FT,
+        "yd": 3 * _FT,
+        "ang*": 1e-10,
+        "ell": 45 * _IN,
+        "ly*": _LY,
+        "parsec* pc*": 3.0856775812815532e16,
+        "Picapt Pica": _PICA_PT,
+        "pica": _IN / 6,
+        "survey_mi": 5280 * 1200 / 3937,
     },
     "time": {
-        "yr": 365.25 * 86400, "day d": 86400.0, "hr": 3600.0, "mn min": 60.0,
+        "yr": 365.25 * 86400,
+        "day d": 86400.0,
+        "hr": 3600.0,
+        "mn min": 60.0,
         "sec* s*": 1.0,
     },
     "pressure": {
-        "Pa* p*": 1.0, "atm* at*": 101325.0, "mmHg*": 133.322, "psi": _LBF / _IN**2,
+        "Pa* p*": 1.0,
+        "atm* at*": 101325.0,
+        "mmHg*": 133.322,
+        "psi": _LBF / _IN**2,
         "Torr": 101325 / 760,
     },
     "force": {"N*": 1.0, "dyn* dy*": 1e-5, "lbf": _LBF, "pond*": 9.80665e-3},
     "energy": {
-        "J*": 1.0, "e*": 1e-7, "c*": 4.184, "cal*": 4.1868, "eV* ev*": 1.602176487e-19,
-        "HPh hh": _HP * 3600, "Wh* wh*": 3600.0, "flb": _LBF * _FT, "BTU btu": 1055.05585262,
+        "J*": 1.0,
+        "e*": 1e-7,
+        "c*": 4.184,
+        "cal*": 4.1868,
+        "eV* ev*": 1.602176487e-19,
+        "HPh hh": _HP * 3600,
+        "Wh* wh*": 3600.0,
+        "flb": _LBF * _FT,
+        "BTU btu": 1055.05585262,
     },
     "power": {"HP h": _HP, "PS": 75 * 9.80665, "W* w*": 1.0},
     "magnetism": {"T*": 1.0, "ga*": 1e-4},
     "volume": {
-        "tsp": _US_GAL / 768, "tspm": 5e-6, "tbs": _US_GAL / 256, "oz": _US_GAL / 128,
-        "cup": _US_GAL / 16, "pt us_pt": _US_GAL / 8, "uk_pt*": _UK_GAL / 8,
-        "qt": _US_GAL / 4, "uk_qt": _UK_GAL / 4, "gal": _US_GAL, "uk_gal": _UK_GAL,
-        "l* L* lt*": 1e-3, "barrel": 42 * _US_GAL, "bushel": 2150.42 * _IN**3,
-        "GRT regton": 100 * _FT**3, "MTON": 40 * _FT**3,
+        "tsp": _US_GAL / 768,
+        "tspm": 5e-6,
+        "tbs": _US_GAL / 256,
+        "oz": _US_GAL / 128,
+        "cup": _US_GAL / 16,
+        "pt us_pt": _US_GAL / 8,
+        "uk_pt*": _UK_GAL / 8,
+        "qt": _US_GAL / 4,
+        "uk_qt": _UK_GAL / 4,
+        "gal": _US_GAL,
+        "uk_gal": _UK_GAL,
+        "l* L* lt*": 1e-3,
+        "barrel": 42 * _US_GAL,
+        "bushel": 2150.42 * _IN**3,
+        "GRT regton": 100 * _FT**3,
+        "MTON": 40 * _FT**3,
     },
     "area": {
-        "uk_acre": 4840 * (3 * _FT) ** 2, "us_acre": 43560 * (1200 / 3937) ** 2,
-        "ar*": 100.0, "ha": 1e4, "Morgen": 2500.0,
+        "uk_acre": 4840 * (3 * _FT) ** 2,
+        "us_acre": 43560 * (1200 / 3937) ** 2,
+        "ar*": 100.0,
+        "ha": 1e4,
+        "Morgen": 2500.0,
     },
     "information": {"bit*": 1.0, "byte*": 8.0},
     "speed": {
-        "admkn": 6080 * _FT / 3600, "kn": 1852 / 3600, "m/h* m/hr*": 1 / 3600,
-        "m/s* m/sec*": 1.0, "mph*": _MI / 3600,
+        "admkn": 6080 * _FT / 3600,
+        "kn": 1852 / 3600,
+        "m/h* m/hr*": 1 / 3600,
+        "m/s* m/sec*": 1.0,
+        "mph*": _MI / 3600,
     },
-}  # fmt: skip
+}
 # Squares and cubes of these distances are areas and volumes: m2, m^2, ft3, Pica^3, …
 _SQUARED = ("m", "ang", "ly", "ft", "in", "mi", "Nmi", "Picapt", "Pica", "yd")
 # Kelvin and the scales measured from it: kelvin = scale · x + offset.
 _TEMPERATURE = {
-    "K* kel*": (1.0, 0.0), "C cel": (1.0, 273.15), "F fah": (5 / 9, 273.15 - 32 * 5 / 9),
-    "Rank": (5 / 9, 0.0), "Reau": (1.25, 273.15),
-}  # fmt: skip
+    "K* kel*": (1.0, 0.0),
+    "C cel": (1.0, 273.15),
+    "F fah": (5 / 9, 273.15 - 32 * 5 / 9),
+    "Rank": (5 / 9, 0.0),
+    "Reau": (1.25, 273.15),
+}
 
 
 def _units() -> dict[str, Unit]:
@@ -542,10 +637,28 @@ def _units() -> dict[str, Unit]:
 
 UNITS = _units()
 PREFIXES = {
-    "Y": 1e24, "Z": 1e21, "E": 1e18, "P": 1e15, "T": 1e12, "G": 1e9, "M": 1e6, "k": 1e3,
-    "h": 1e2, "da": 1e1, "e": 1e1, "d": 1e-1, "c": 1e-2, "m": 1e-3, "u": 1e-6, "n": 1e-9,
-    "p": 1e-12, "f": 1e-15, "a": 1e-18, "z": 1e-21, "y": 1e-24,
-}  # fmt: skip
+    "Y": 1e24,
+    "Z": 1e21,
+    "E": 1e18,
+    "P": 1e15,
+    "T": 1e12,
+    "G": 1e9,
+    "M": 1e6,
+    "k": 1e3,
+    "h": 1e2,
+    "da": 1e1,
+    "e": 1e1,
+    "d": 1e-1,
+    "c": 1e-2,
+    "m": 1e-3,
+    "u": 1e-6,
+    "n": 1e-9,
+    "p": 1e-12,
+    "f": 1e-15,
+    "a": 1e-18,
+    "z": 1e-21,
+    "y": 1e-24,
+}
 BINARY_PREFIXES = {p: 2.0 ** (10 * i) for i, p in enumerate("ki Mi Gi Ti Pi Ei Zi Yi".split(), 1)}
 
 

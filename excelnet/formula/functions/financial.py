@@ -37,7 +37,7 @@ from excelnet.formula.functions.kit import (
     numbers,
     power,
     row_errors,
-)  # fmt: skip
+)
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.numfmt import parse_number
 from excelnet.formula.parse import Error, FormulaError
@@ -52,7 +52,7 @@ from excelnet.formula.values import (
     first_error,
     to_number,
     with_errors,
-)  # fmt: skip
+)
 
 excel = registrar("FINANCIAL")
 
@@ -164,21 +164,37 @@ def _nper_domain(r, pmt, pv, fv, t):
 TVM_SAFE = (0.1, 1.0, -1.0, 1.0, 0.0)
 
 number_function(
-    "PMT", spec="nnnnn", compute=_pmt, defaults=(0.0, 0.0), safe=TVM_SAFE,
+    "PMT",
+    spec="nnnnn",
+    compute=_pmt,
+    defaults=(0.0, 0.0),
+    safe=TVM_SAFE,
     domain=lambda r, n, pv, fv, t: [*_growth_domain(r, n), (n == 0, "#NUM!")],
-)  # fmt: skip
+)
 number_function(
-    "PV", spec="nnnnn", compute=_pv, defaults=(0.0, 0.0), safe=TVM_SAFE,
+    "PV",
+    spec="nnnnn",
+    compute=_pv,
+    defaults=(0.0, 0.0),
+    safe=TVM_SAFE,
     domain=lambda r, n, pmt, fv, t: [*_growth_domain(r, n), ((r == -1) & (n > 0), "#DIV/0!")],
-)  # fmt: skip
+)
 number_function(
-    "FV", spec="nnnnn", compute=_fv, defaults=(0.0, 0.0), safe=TVM_SAFE,
+    "FV",
+    spec="nnnnn",
+    compute=_fv,
+    defaults=(0.0, 0.0),
+    safe=TVM_SAFE,
     domain=lambda r, n, pmt, pv, t: _growth_domain(r, n),
-)  # fmt: skip
+)
 number_function(
-    "NPER", spec="nnnnn", compute=_nper, defaults=(0.0, 0.0), safe=(0.1, -1.0, 1.0, 0.0, 0.0),
+    "NPER",
+    spec="nnnnn",
+    compute=_nper,
+    defaults=(0.0, 0.0),
+    safe=(0.1, -1.0, 1.0, 0.0, 0.0),
     domain=_nper_domain,
-)  # fmt: skip
+)
 
 
 def _principal(r, per, n, pv, fv, t):
@@ -207,17 +223,28 @@ def _ipmt(*args):
 
 
 number_function(
-    "PPMT", spec="nnnnnn", compute=lambda *a: _principal(*a)[0], defaults=(0.0, 0.0),
-    safe=(0.1, 1.0, 1.0, 1.0, 0.0, 0.0), domain=_period_domain,
-)  # fmt: skip
+    "PPMT",
+    spec="nnnnnn",
+    compute=lambda *a: _principal(*a)[0],
+    defaults=(0.0, 0.0),
+    safe=(0.1, 1.0, 1.0, 1.0, 0.0, 0.0),
+    domain=_period_domain,
+)
 number_function(
-    "IPMT", spec="nnnnnn", compute=_ipmt, defaults=(0.0, 0.0),
-    safe=(0.1, 1.0, 1.0, 1.0, 0.0, 0.0), domain=_period_domain,
-)  # fmt: skip
+    "IPMT",
+    spec="nnnnnn",
+    compute=_ipmt,
+    defaults=(0.0, 0.0),
+    safe=(0.1, 1.0, 1.0, 1.0, 0.0, 0.0),
+    domain=_period_domain,
+)
 number_function(
-    "ISPMT", spec="nnnn", compute=lambda r, per, n, pv: pv * r * (per / n - 1),
-    safe=(0.1, 1.0, 1.0, 1.0), domain=lambda r, per, n, pv: [(n == 0, "#DIV/0!")],
-)  # fmt: skip
+    "ISPMT",
+    spec="nnnn",
+    compute=lambda r, per, n, pv: pv * r * (per / n - 1),
+    safe=(0.1, 1.0, 1.0, 1.0),
+    domain=lambda r, per, n, pv: [(n == 0, "#DIV/0!")],
+)
 
 
 def _cumprinc(r, n, pv, start, end, t):
@@ -245,13 +272,21 @@ def _cumipmt(*args):
 
 CUM_SAFE = (0.1, 1.0, 1.0, 1.0, 1.0, 0.0)
 number_function(
-    "CUMPRINC", spec="nnnnnn", compute=lambda *a: _cumprinc(*a)[0], safe=CUM_SAFE,
-    domain=_cum_domain, logicals=False,
-)  # fmt: skip
-number_function(
-    "CUMIPMT", spec="nnnnnn", compute=_cumipmt, safe=CUM_SAFE, domain=_cum_domain,
+    "CUMPRINC",
+    spec="nnnnnn",
+    compute=lambda *a: _cumprinc(*a)[0],
+    safe=CUM_SAFE,
+    domain=_cum_domain,
     logicals=False,
-)  # fmt: skip
+)
+number_function(
+    "CUMIPMT",
+    spec="nnnnnn",
+    compute=_cumipmt,
+    safe=CUM_SAFE,
+    domain=_cum_domain,
+    logicals=False,
+)
 
 
 # -- rates -------------------------------------------------------------------------------------
@@ -272,23 +307,35 @@ def _nominal(effect, npery):
 
 
 number_function(
-    "EFFECT", spec="nn", compute=_effect, safe=(0.1, 1.0), domain=_periods_domain,
+    "EFFECT",
+    spec="nn",
+    compute=_effect,
+    safe=(0.1, 1.0),
+    domain=_periods_domain,
     logicals=False,
-)  # fmt: skip
+)
 number_function(
-    "NOMINAL", spec="nn", compute=_nominal, safe=(0.1, 1.0), domain=_periods_domain,
+    "NOMINAL",
+    spec="nn",
+    compute=_nominal,
+    safe=(0.1, 1.0),
+    domain=_periods_domain,
     logicals=False,
-)  # fmt: skip
+)
 number_function(
-    "RRI", spec="nnn", safe=(1.0, 1.0, 1.0),
+    "RRI",
+    spec="nnn",
+    safe=(1.0, 1.0, 1.0),
     compute=lambda n, pv, fv: power(fv / pv, 1 / n) - 1,
     domain=lambda n, pv, fv: [((n <= 0) | (pv == 0), "#NUM!")],
-)  # fmt: skip
+)
 number_function(
-    "PDURATION", spec="nnn", safe=(0.1, 1.0, 1.0),
+    "PDURATION",
+    spec="nnn",
+    safe=(0.1, 1.0, 1.0),
     compute=lambda r, pv, fv: (torch.log(fv) - torch.log(pv)) / torch.log(1 + r),
     domain=lambda r, pv, fv: [((r <= 0) | (pv <= 0) | (fv <= 0), "#NUM!")],
-)  # fmt: skip
+)
 
 
 def cash_flows(v: V, code: str, blank: float | str) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -580,16 +627,21 @@ def f_rate(ctx, args):
 # -- depreciation ------------------------------------------------------------------------------
 
 number_function(
-    "SLN", spec="nnn", safe=(1.0, 0.0, 1.0),
+    "SLN",
+    spec="nnn",
+    safe=(1.0, 0.0, 1.0),
     compute=lambda cost, salvage, life: (cost - salvage) / life,
     domain=lambda cost, salvage, life: [(life == 0, "#DIV/0!")],
-)  # fmt: skip
+)
 number_function(
-    "SYD", spec="nnnn", safe=(1.0, 0.0, 1.0, 1.0),
-    compute=lambda cost, salvage, life, per: (cost - salvage) * (life - per + 1) * 2
-    / (life * (life + 1)),
+    "SYD",
+    spec="nnnn",
+    safe=(1.0, 0.0, 1.0, 1.0),
+    compute=lambda cost, salvage, life, per: (
+        (cost - salvage) * (life - per + 1) * 2 / (life * (life + 1))
+    ),
     domain=lambda cost, salvage, life, per: [((life <= 0) | (per <= 0) | (per > life), "#NUM!")],
-)  # fmt: skip
+)
 
 
 def _db(cost: float, salvage: float, life: float, period: float, month: float) -> float:
@@ -623,24 +675,46 @@ def _ddb(cost, salvage, life, period, factor):
 
 
 number_function(
-    "DB", spec="nnnnn", defaults=(12.0,), grad=False, safe=(),
+    "DB",
+    spec="nnnnn",
+    defaults=(12.0,),
+    grad=False,
+    safe=(),
     compute=lambda cost, salvage, life, period, month: np.vectorize(_db, otypes=[float])(
         cost, salvage, life, np.trunc(period), np.trunc(month)
     ),
-    domain=lambda cost, salvage, life, period, month: [(
-        (cost < 0) | (salvage < 0) | (life <= 0) | (np.trunc(period) < 1)
-        | (np.trunc(month) < 1) | (np.trunc(month) > 12) | (np.trunc(period) > life + 1),
-        "#NUM!",
-    )],
-)  # fmt: skip
+    domain=lambda cost, salvage, life, period, month: [
+        (
+            (cost < 0)
+            | (salvage < 0)
+            | (life <= 0)
+            | (np.trunc(period) < 1)
+            | (np.trunc(month) < 1)
+            | (np.trunc(month) > 12)
+            | (np.trunc(period) > life + 1),
+            "#NUM!",
+        )
+    ],
+)
 number_function(
-    "DDB", spec="nnnnn", defaults=(2.0,), grad=False, safe=(), compute=_ddb,
-    domain=lambda cost, salvage, life, period, factor: [(
-        (cost < 0) | (salvage < 0) | (life <= 0) | (period < 1) | (period > life)
-        | (factor <= 0),
-        "#NUM!",
-    )],
-)  # fmt: skip
+    "DDB",
+    spec="nnnnn",
+    defaults=(2.0,),
+    grad=False,
+    safe=(),
+    compute=_ddb,
+    domain=lambda cost, salvage, life, period, factor: [
+        (
+            (cost < 0)
+            | (salvage < 0)
+            | (life <= 0)
+            | (period < 1)
+            | (period > life)
+            | (factor <= 0),
+            "#NUM!",
+        )
+    ],
+)
 
 
 # -- securities --------------------------------------------------------------------------------

@@ -25,16 +25,27 @@ from excelnet.formula.values import (
     first_error,
     to_number,
     with_errors,
-)  # fmt: skip
+)
 
 excel = registrar("INFORMATION")
 
 # ERROR.TYPE's numbers for Excel's error values
 ERROR_NUMBERS = {
-    "#NULL!": 1, "#DIV/0!": 2, "#VALUE!": 3, "#REF!": 4, "#NAME?": 5, "#NUM!": 6, "#N/A": 7,
-    "#GETTING_DATA": 8, "#SPILL!": 9, "#CONNECT!": 10, "#BLOCKED!": 11, "#UNKNOWN!": 12,
-    "#FIELD!": 13, "#CALC!": 14,
-}  # fmt: skip
+    "#NULL!": 1,
+    "#DIV/0!": 2,
+    "#VALUE!": 3,
+    "#REF!": 4,
+    "#NAME?": 5,
+    "#NUM!": 6,
+    "#N/A": 7,
+    "#GETTING_DATA": 8,
+    "#SPILL!": 9,
+    "#CONNECT!": 10,
+    "#BLOCKED!": 11,
+    "#UNKNOWN!": 12,
+    "#FIELD!": 13,
+    "#CALC!": 14,
+}
 
 
 def _is(

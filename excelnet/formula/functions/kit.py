@@ -22,7 +22,7 @@ from excelnet.formula.values import (
     to_number,
     to_text,
     with_errors,
-)  # fmt: skip
+)
 
 
 class Lazy:

@@ -28,7 +28,7 @@ from excelnet.formula.values import (
     spread,
     to_bool,
     with_errors,
-)  # fmt: skip
+)
 
 excel = registrar("LOGICAL")
 

@@ -52,7 +52,7 @@ from excelnet.formula.values import (
     to_number,
     to_text,
     with_errors,
-)  # fmt: skip
+)
 
 excel = registrar("LOOKUP_AND_REFERENCE")
 

@@ -30,7 +30,7 @@ from excelnet.formula.functions.kit import (
     second,
     strict_num,
     where_error,
-)  # fmt: skip
+)
 from excelnet.formula.functions.operators import arithmetic
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import FormulaError
@@ -51,7 +51,7 @@ from excelnet.formula.values import (
     to_number,
     to_text,
     with_errors,
-)  # fmt: skip
+)
 
 excel = registrar("MATH_AND_TRIGONOMETRY")
 

@@ -21,7 +21,7 @@ from excelnet.formula.values import (
     to_number,
     to_text,
     with_errors,
-)  # fmt: skip
+)
 
 
 def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
@@ -76,10 +76,22 @@ def _lower(texts: np.ndarray) -> np.ndarray:
     return np.array([(t or "").lower() for t in texts.tolist()], dtype=object)
 
 
-_CMP = {"=": np.equal, "<>": np.not_equal, "<": np.less, ">": np.greater,
-        "<=": np.less_equal, ">=": np.greater_equal}  # fmt: skip
-TORCH_COMPARE = {"=": torch.eq, "<>": torch.ne, "<": torch.lt, ">": torch.gt,
-         "<=": torch.le, ">=": torch.ge}  # fmt: skip
+_CMP = {
+    "=": np.equal,
+    "<>": np.not_equal,
+    "<": np.less,
+    ">": np.greater,
+    "<=": np.less_equal,
+    ">=": np.greater_equal,
+}
+TORCH_COMPARE = {
+    "=": torch.eq,
+    "<>": torch.ne,
+    "<": torch.lt,
+    ">": torch.gt,
+    "<=": torch.le,
+    ">=": torch.ge,
+}
 
 
 def compare(op: str, a: V, b: V, ctx: Ctx) -> V:

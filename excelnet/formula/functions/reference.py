@@ -42,7 +42,7 @@ from excelnet.formula.values import (
     format_number,
     from_python,
     to_number,
-)  # fmt: skip
+)
 
 lookup = registrar("LOOKUP_AND_REFERENCE")
 information = registrar("INFORMATION")
@@ -167,8 +167,7 @@ def _span(a: list[Ref], b: list[Ref]) -> list[Ref] | None:
         p, q = a[min(k, len(a) - 1)], b[min(k, len(b) - 1)]
         if p.sheet != q.sheet or None in (p.r1, p.c1, q.r1, q.c1):
             return None
-        out.append(Ref(p.sheet, min(p.r0, q.r0), min(p.c0, q.c0), max(p.r1, q.r1),
-                       max(p.c1, q.c1)))  # fmt: skip
+        out.append(Ref(p.sheet, min(p.r0, q.r0), min(p.c0, q.c0), max(p.r1, q.r1), max(p.c1, q.c1)))
     return out
 
 
@@ -201,11 +200,17 @@ def _position(site: Site, args: list[Node], axis: int) -> V:
     if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
         if axis == 0:
             first = np.arange(b.r0, b.r0 + (b.rows if b.kind == "column" else 1)) + 1.0
-            x = first.reshape(-1, 1, 1) if b.kind == "column" else np.arange(b.r0, b.r1 + 1)[
-                None, :, None] + 1.0  # fmt: skip
+            x = (
+                first.reshape(-1, 1, 1)
+                if b.kind == "column"
+                else np.arange(b.r0, b.r1 + 1)[None, :, None] + 1.0
+            )
         else:
-            x = np.array([[[b.c0 + 1.0]]]) if b.kind == "column" else np.arange(b.c0, b.c1 + 1)[
-                None, None, :] + 1.0  # fmt: skip
+            x = (
+                np.array([[[b.c0 + 1.0]]])
+                if b.kind == "column"
+                else np.arange(b.c0, b.c1 + 1)[None, None, :] + 1.0
+            )
         return V(torch.as_tensor(x, dtype=site.ctx.dtype, device=site.ctx.device))
     refs = site.refs(args[0])
     if refs is None:
@@ -280,8 +285,11 @@ def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
     base = [_whole(site, r) for r in base]
     parts = []
     for i, default in ((1, None), (2, None), (3, -1.0), (4, -1.0)):
-        x, err = site.numbers(args[i], default) if i < len(args) else site.numbers(
-            Const(MISSING), default)  # fmt: skip
+        x, err = (
+            site.numbers(args[i], default)
+            if i < len(args)
+            else site.numbers(Const(MISSING), default)
+        )
         if err is not None:
             return site.column([Error(err)])
         parts.append(np.trunc(x) if i < 3 else x)

@@ -60,15 +60,34 @@ XMATCH XOR Z.TEST
 # argument): in a one-cell formula Excel shows its first value, where a function of one value
 # per cell would have read the range's cell in the formula's row or column instead (implicit
 # intersection).
-ARRAY_RESULTS = frozenset({
-    "MMULT", "MINVERSE", "MUNIT", "TRANSPOSE", "FREQUENCY", "LINEST", "LOGEST", "TREND",
-    "GROWTH", "MODE.MULT", "REGEXEXTRACT",
-})  # fmt: skip
+ARRAY_RESULTS = frozenset(
+    {
+        "MMULT",
+        "MINVERSE",
+        "MUNIT",
+        "TRANSPOSE",
+        "FREQUENCY",
+        "LINEST",
+        "LOGEST",
+        "TREND",
+        "GROWTH",
+        "MODE.MULT",
+        "REGEXEXTRACT",
+    }
+)
 
 CATEGORIES = (
-    "MATH_AND_TRIGONOMETRY", "STATISTICAL", "LOGICAL", "INFORMATION", "LOOKUP_AND_REFERENCE",
-    "TEXT", "DATE_AND_TIME", "FINANCIAL", "ENGINEERING", "DATABASE",
-)  # fmt: skip
+    "MATH_AND_TRIGONOMETRY",
+    "STATISTICAL",
+    "LOGICAL",
+    "INFORMATION",
+    "LOOKUP_AND_REFERENCE",
+    "TEXT",
+    "DATE_AND_TIME",
+    "FINANCIAL",
+    "ENGINEERING",
+    "DATABASE",
+)
 
 
 def registrar(category: str):

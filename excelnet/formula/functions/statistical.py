@@ -20,7 +20,7 @@ from excelnet.formula.functions.kit import (
     reduce_rows,
     row_errors,
     strict_num,
-)  # fmt: skip
+)
 from excelnet.formula.functions.kit import special as sc
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import Error, FormulaError
@@ -38,7 +38,7 @@ from excelnet.formula.values import (
     to_bool,
     to_number,
     with_errors,
-)  # fmt: skip
+)
 
 excel = registrar("STATISTICAL")
 
@@ -155,10 +155,12 @@ def pooled(args: list[V], logicals: bool = False):
     mask = None
     if any(m is not None for m in masks):
         mask = torch.cat(
-            [m if m is not None else torch.ones(t.shape, dtype=torch.bool, device=t.device)
-             for m, t in zip(masks, xs, strict=True)],
+            [
+                m if m is not None else torch.ones(t.shape, dtype=torch.bool, device=t.device)
+                for m, t in zip(masks, xs, strict=True)
+            ],
             dim=1,
-        )  # fmt: skip
+        )
     return x, mask, first_error((n, 1, 1), *errs) if errs else None
 
 
@@ -731,8 +733,9 @@ def f_z_test(ctx, args):
     xv = np.broadcast_to(x.detach().cpu().numpy(), shape)
     sv = np.broadcast_to(sigma.detach().cpu().numpy(), shape)
     # per row of the range: how many, their mean and sample standard deviation
-    moments = [(len(r), r.mean() if len(r) else 0.0, r.std(ddof=1) if len(r) > 1 else 0.0)
-               for r in rows]  # fmt: skip
+    moments = [
+        (len(r), r.mean() if len(r) else 0.0, r.std(ddof=1) if len(r) > 1 else 0.0) for r in rows
+    ]
     out = np.empty(shape, dtype=object)
     for idx in np.ndindex(shape):
         count, mean, sd = moments[min(idx[0], len(rows) - 1)]
@@ -930,9 +933,12 @@ class Fit:
         r2 = self.ssreg / total if total > 0 else Error("#NUM!")
         pad = [na] * (width - 2)
         return [
-            coef, se_row, [r2, se_y, *pad], [f, float(self.df), *pad],
+            coef,
+            se_row,
+            [r2, se_y, *pad],
+            [f, float(self.df), *pad],
             [self.ssreg, self.ssresid, *pad],
-        ]  # fmt: skip
+        ]
 
 
 def _regression_data(args: list[V], row: int, log: bool):
