@@ -343,7 +343,7 @@ def f_datedif(ctx, args):
 
 # -- working days -----------------------------------------------------------------------------
 
-_WEEKENDS = {
+_WEEKENDS = {  # weekday numbers, 0 = Monday
     1: (5, 6),
     2: (6, 0),
     3: (0, 1),
@@ -352,7 +352,7 @@ _WEEKENDS = {
     6: (3, 4),
     7: (4, 5),
     **{t: ((t - 12) % 7,) for t in range(11, 18)},
-}  # fmt: skip  (0 = Monday)
+}
 
 
 def weekend_mask(code) -> tuple[bool, ...] | Error:
