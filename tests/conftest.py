@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from excelnet.libreoffice import convert, soffice
+from excelnet.xlsx.soffice import convert, soffice
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +45,14 @@ def run_cli(*args: str, cwd: Path | None = None):
 @pytest.fixture(scope="module")
 def office(tmp_path_factory):
     """A headless LibreOffice listening on a UNO socket, one per test module: its connection
-    string, for excelnet.sources.libreoffice.open_book(…, connect=…)."""
+    string, for excelnet.live.uno_engine.open_book(…, connect=…)."""
     import signal
     import socket
     import subprocess
     import time
 
     from excelnet.errors import ExcelnetError
-    from excelnet.sources.libreoffice import uno_python
+    from excelnet.live.uno_engine import uno_python
 
     try:
         if soffice() is None:

@@ -94,7 +94,7 @@ _REF = re.compile(rb'\br="([A-Z]+)(\d+)"')
 def strip(src: Path, dst: Path, areas: dict[str, set[tuple[int, int]]]) -> None:
     """Copy a workbook without the stored values of its formula cells (and of the cells an
     array formula fills), as a script or openpyxl would write it."""
-    from excelnet.writeback import sheet_parts
+    from excelnet.xlsx.writeback import sheet_parts
 
     with zipfile.ZipFile(src) as z:
         parts = {part: name for name, part in sheet_parts(z).items()}
@@ -187,10 +187,10 @@ def run(path: Path, tmp: Path) -> FileResult:
     """Strip, recalculate with excelnet calc (in the workbook's date order), compare with
     Excel's stored values."""
     from excelnet.formula import dates
-    from excelnet.formula.book import read_book
-    from excelnet.formula.calc import cell_name, formula_cells
+    from excelnet.formula.calculation import cell_name, formula_cells
     from excelnet.formula.parse import Error
-    from excelnet.recalc import calc, same
+    from excelnet.xlsx.read import read_book
+    from excelnet.xlsx.recalc import calc, same
 
     result = FileResult(path, category(path))
     excel = read_book(path, cached=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import xlsxwriter
 
-from excelnet import styles
 from excelnet.errors import ExcelnetError, where
-from excelnet.files import sheet_parts
+from excelnet.xlsx import styles
+from excelnet.xlsx.files import sheet_parts
 
 Parts = dict[str, bytes]
 
@@ -55,7 +55,7 @@ def render(
 def render_sheet(name: str, fill: Callable[[xlsxwriter.Workbook, object], None]) -> Parts:
     """A sheet that `fill(workbook, worksheet)` writes with XlsxWriter, as the zip parts to
     place: its XML, its styles (merged into the workbook's when it is placed, see
-    excelnet.styles), and its drawing and chart if it inserted one. It prints one page wide."""
+    excelnet.xlsx.styles), and its drawing and chart if it inserted one. It prints one page wide."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
     ws = wb.add_worksheet(name)

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from excelnet.formula.book import Book
-from excelnet.formula.compile import Block, Evaluator, Graph, _flat, _python, _topo, a1, calls
+from excelnet.formula.evaluator import Evaluator, flat, python_value
 from excelnet.formula.functions import FUNCTIONS
+from excelnet.formula.graph import Block, Graph, a1, calls, topo
 from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import Ctx, V, from_python
 
@@ -54,7 +55,7 @@ class Calculation(Evaluator):
         self.computed: list[tuple[Block, V]] = []  # each block computed, and its value
         self.failures: list[Failure] = []
         cyclic = set(cyclic)
-        for b in _topo(set(self.graph.blocks)):
+        for b in topo(set(self.graph.blocks)):
             if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
                 continue
             if b in cyclic:
@@ -87,7 +88,7 @@ class Calculation(Evaluator):
             if v.numeric():  # most blocks: numbers only, in one transfer
                 out.update(zip(cells, v.x.detach().cpu().reshape(-1).tolist(), strict=True))
             else:
-                out.update((cell, _python(v, i)) for i, cell in enumerate(cells))
+                out.update((cell, python_value(v, i)) for i, cell in enumerate(cells))
         return out
 
     def _cell_by_cell(self, b: Block) -> None:
@@ -106,7 +107,7 @@ class Calculation(Evaluator):
         stored = self.book.stored(b.sheet)
         cells = [stored.get((b.r0 + i // b.cols, b.c0 + i % b.cols)) for i in range(b.size)]
         grid = np.array(cells, dtype=object).reshape(1, b.rows, b.cols)
-        self._store(b, _flat(from_python(grid, self.ctx)))  # what the file says, for its users
+        self._store(b, flat(from_python(grid, self.ctx)))  # what the file says, for its users
         self._done.add(b)
 
     def unknown_functions(self) -> Counter:

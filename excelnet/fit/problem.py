@@ -1,6 +1,6 @@
 """What a Solver model asks for, as tensors: the quantity to minimise (Min, Max or Value Of),
 bounds on the adjustable cells (kept by projection) and general constraints (kept by the
-augmented Lagrangian in excelnet.train), read from the names Excel's Solver stores.
+augmented Lagrangian in excelnet.fit.train), read from the names Excel's Solver stores.
 
 Bounds are constraints whose left-hand side is adjustable cells and whose right-hand side does
 not depend on them; every other ≤, = or ≥ row is a general constraint, lhs − rhs, evaluated
@@ -18,8 +18,10 @@ import torch
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Constraint, SolverModel
-from excelnet.formula.compile import Live, Model, a1, collect_refs
+from excelnet.formula.graph import a1, collect_refs
+from excelnet.formula.model import Model
 from excelnet.formula.parse import Const, Error, FormulaError, Node, Ref, parse
+from excelnet.formula.site import Live
 from excelnet.formula.values import BLANK, BOOL, ERR, NUM, TEXT, V
 
 PRECISION = 1e-6  # Solver's default constraint precision (solver_pre)
@@ -170,7 +172,7 @@ class Problem:
         if not needed <= set(labels):
             raise ExcelnetError(
                 f"{at}: the model was compiled without the formulas its constraints read "
-                f"(compile it with watch=excelnet.problem.watch_list(book, solver))"
+                f"(compile it with watch=excelnet.fit.problem.watch_list(book, solver))"
             )
         values = model.watched()  # strict: compile() ran the blocks strictly
         self.lo = torch.full((self.n,), -math.inf, dtype=dtype, device=dev)

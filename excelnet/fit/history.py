@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from excelnet.errors import ExcelnetError, where
 
 if TYPE_CHECKING:
+    from excelnet.fit.train import SheetFit
     from excelnet.formula.book import Book
-    from excelnet.sheets import Changes
-    from excelnet.train import SheetFit
+    from excelnet.xlsx.sheets import Changes
 
 SHEET = "history"
 SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy", "method", "max violation"]
@@ -88,7 +88,7 @@ def history_table(
 
 def add_history(changes: Changes, path: Path, book: Book, results: list[SheetFit]) -> None:
     """Write the updated history sheet (into `changes`)."""
-    from excelnet.sheets import render
+    from excelnet.xlsx.sheets import render
 
     groups, header, columns = history_table(book, results)
     names = list(groups)

@@ -19,11 +19,17 @@ from xml.sax.saxutils import escape
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
-from excelnet.atomic import atomic_path
 from excelnet.errors import ExcelnetError
-from excelnet.files import check_well_formed, check_zip, read_member, refuse_if_open, sheet_parts
 from excelnet.formula.parse import Error
-from excelnet.zipcopy import can_copy, copy_with
+from excelnet.xlsx.atomic import atomic_path
+from excelnet.xlsx.files import (
+    check_well_formed,
+    check_zip,
+    read_member,
+    refuse_if_open,
+    sheet_parts,
+)
+from excelnet.xlsx.zipcopy import can_copy, copy_with
 
 Value = float | bool | str | Error
 
@@ -244,7 +250,7 @@ def write_values(
     to `out` (default: `path` itself), atomically. `extra` adds new zip members and `replace`
     swaps the content of existing ones (the history sheet uses both). Every part patched must
     be well-formed XML (the parts named in `checked` were checked already); `force` replaces
-    a read-only `out` (see excelnet.files.check_target)."""
+    a read-only `out` (see excelnet.xlsx.files.check_target)."""
     out = out or path
     refuse_if_open(path, out)
     replace = dict(replace or {})

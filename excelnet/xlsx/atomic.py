@@ -1,6 +1,6 @@
 """Atomic file replacement: a file is either the old one or the complete new one, never half.
 
-The new file is written beside the target under excelnet's lock (see excelnet.files), with the
+The new file is written beside the target under excelnet's lock (see excelnet.xlsx.files), with the
 target's mode and owner, flushed to disk, and renamed over it. A symlink is written through:
 its target is replaced and the link stays. Temporary files that a killed excelnet left beside
 the target are removed first (under the lock, no live process is writing them).
@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from excelnet.errors import ExcelnetError
-from excelnet.files import check_target, euid, locked, real_target, stale_temps, temp_prefix
+from excelnet.xlsx.files import check_target, euid, locked, real_target, stale_temps, temp_prefix
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target` in one rename.
-    `force` replaces a read-only file or another user's (see excelnet.files.check_target)."""
+    `force` replaces a read-only file or another user's (see excelnet.xlsx.files.check_target)."""
     target = Path(target)
     check_target(target, force)
     real = real_target(target)

@@ -2,15 +2,15 @@
 
 A workbook built with `excelnet build … --macros` has, on each model sheet, a Train button that
 runs xlwings' SampleCall macro, which imports the companion module <book>.py and calls its
-main(), which calls `excelnet.xl.main()`. That acts on the active sheet — the one whose button
+main(), which calls `excelnet.live.xl.main()`. That acts on the active sheet — the one whose button
 was pressed — as its Action cell says: Train, Reset or Evaluate.
 
 Everything goes through xlwings' Book / Sheet / Range / Name API: the model is read from the
-live workbook (its defined names, formulas and values; excelnet/sources/live.py), compiled and
+live workbook (its defined names, formulas and values; excelnet/live/source.py), compiled and
 trained as `excelnet fit` does, and the parameters, gradients and history are written back with
 Range.value, so that the spreadsheet application recalculates everything else itself. Excel
 holds the file open, so nothing is written to the file. `excelnet live` runs the same code on
-a LibreOffice document (excelnet/sources/libreoffice.py offers xlwings' API over UNO).
+a LibreOffice document (excelnet/live/uno_engine.py offers xlwings' API over UNO).
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from excelnet.defaults import EPOCHS, LR
 from excelnet.errors import ExcelnetError, ExcelnetWarning, WorkbookGone, where
-from excelnet.formula.book import Book
-from excelnet.formula.compile import Model, a1
-from excelnet.history import SHEET as HISTORY
-from excelnet.history import history_table
-from excelnet.pipeline import (
+from excelnet.fit.history import SHEET as HISTORY
+from excelnet.fit.history import history_table
+from excelnet.fit.options import EPOCHS, LR
+from excelnet.fit.pipeline import (
     Evaluation,
     check_training,
     compile_book,
@@ -41,9 +39,12 @@ from excelnet.pipeline import (
     resolve_device,
     train_model,
 )
+from excelnet.fit.train import SheetFit
+from excelnet.formula.book import Book
+from excelnet.formula.graph import a1
+from excelnet.formula.model import Model
+from excelnet.live.source import holds_formula, read_live
 from excelnet.progress import Silent
-from excelnet.sources.live import holds_formula, read_live
-from excelnet.train import SheetFit
 from excelnet.writer.macros import ACTION_NAME, ACTIONS, SEED_NAME
 
 EVERY = 0.25  # seconds between writes of the parameters while a fit runs

@@ -10,28 +10,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from excelnet.defaults import EPOCHS, METHODS
 from excelnet.errors import ExcelnetError, ExcelnetWarning, where
-from excelnet.files import (
+from excelnet.fit.history import SHEET as HISTORY
+from excelnet.fit.options import EPOCHS, METHODS
+from excelnet.progress import Silent
+from excelnet.xlsx.files import (
     check_source,
     check_target,
     check_well_formed,
-    locked,
+    lock,
     refuse_if_open,
     sheet_parts,
 )
-from excelnet.history import SHEET as HISTORY
-from excelnet.progress import Silent
 
 if TYPE_CHECKING:  # torch, openpyxl and XlsxWriter load when the work starts, after the checks
     import torch
 
+    from excelnet.fit.problem import Problem
+    from excelnet.fit.train import SheetFit
     from excelnet.formula.book import Book
-    from excelnet.formula.compile import Model
+    from excelnet.formula.model import Model
     from excelnet.formula.parse import Ref
-    from excelnet.problem import Problem
-    from excelnet.sheets import Changes
-    from excelnet.train import SheetFit
+    from excelnet.xlsx.sheets import Changes
 
 METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
 
@@ -116,9 +116,10 @@ def compile_book(
     """Compile the Solver model of every sheet (or of `sheet`), with the formulas its
     constraints read (watched); check that each objective is a number at the starting
     parameters. `fuse`: see Model.compile."""
-    from excelnet.formula.compile import Graph, Model, a1
+    from excelnet.fit.problem import watch_list
+    from excelnet.formula.graph import Graph, a1
+    from excelnet.formula.model import Model
     from excelnet.formula.values import Ctx
-    from excelnet.problem import watch_list
 
     ctx = Ctx(device) if dtype is None else Ctx(device, dtype)
     graph = Graph(book)
@@ -166,20 +167,12 @@ def check_training(
         )
 
 
-def lock(progress: Silent, *paths: Path):
-    """excelnet's lock on the workbooks (see excelnet.files.locked), saying so if it waits."""
-    return locked(
-        *paths,
-        on_wait=lambda p: progress.note(f"waiting: another excelnet process is working on {p}"),
-    )
-
-
 def _read_and_compile(
     path: Path, sheet: str | None, device: str, progress: Silent, also: tuple[str, ...] = ()
 ) -> tuple[Book, list[Model], frozenset[str]]:
     """The workbook read and its Solver models compiled; and the zip parts of the sheets a
     write-back will patch, checked to be well-formed XML before any training."""
-    from excelnet.formula.book import read_book
+    from excelnet.xlsx.read import read_book
 
     dev = resolve_device(device)
     with progress.phase(f"reading {path}"):
@@ -206,9 +199,9 @@ def train_model(
     problem: Problem | None = None,
 ) -> SheetFit:
     """Train one compiled model, as `fit` does for each, showing its epochs on `progress`.
-    `method`, `lr`: see excelnet.train.train; `problem`: the model's Solver goal and
+    `method`, `lr`: see excelnet.fit.train.train; `problem`: the model's Solver goal and
     constraints (default: read from its Solver names)."""
-    from excelnet.train import train
+    from excelnet.fit.train import train
 
     progress = progress or Silent()
     sheet = model.solver.sheet
@@ -240,7 +233,7 @@ def fit(
     seen, and fresh values of every cell that depends on them, into `out` (default: the
     workbook). `method`: gd, adam or lbfgs (default: gd when `lr` is given, else lbfgs);
     `lr` fixes gd's step. `history` also records the losses in the workbook's `history`
-    sheet, with a chart. `compiled` picks the CPU engine (see `excelnet.train.train`; None:
+    sheet, with a chart. `compiled` picks the CPU engine (see `excelnet.fit.train.train`; None:
     the faster one). `progress` shows each phase (excelnet.progress.Progress(); default:
     nothing shown).
     `force` replaces a read-only workbook (or another user's) all the same.
@@ -259,7 +252,7 @@ def fit(
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
     with lock(progress, path, out):
-        from excelnet.problem import Problem
+        from excelnet.fit.problem import Problem
 
         book, models, checked = _read_and_compile(
             path, sheet, device, progress, also=(HISTORY,) if history else ()
@@ -277,9 +270,9 @@ def fit(
             for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
                 updates.setdefault(s, {})[(r, c)] = g
         with progress.phase(f"writing {out}"):
-            from excelnet.history import add_history
-            from excelnet.sheets import Changes
-            from excelnet.writeback import write_values
+            from excelnet.fit.history import add_history
+            from excelnet.xlsx.sheets import Changes
+            from excelnet.xlsx.writeback import write_values
 
             changes = Changes()
             if history:
@@ -317,7 +310,7 @@ class Evaluation:
 
 def evaluate_model(model: Model) -> Evaluation:
     """The objective, its gradients and every dependent cell's value at the current parameters."""
-    from excelnet.formula.compile import a1
+    from excelnet.formula.graph import a1
 
     grads = gradients(model)
     names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
@@ -354,7 +347,7 @@ def evaluate(
             for (s, r, c), g in zip(gradient_cells(model.book, model), grads, strict=False):
                 updates.setdefault(s, {})[(r, c)] = g
         if write and updates:
-            from excelnet.writeback import write_values
+            from excelnet.xlsx.writeback import write_values
 
             check_target(path, force)
             with progress.phase(f"writing {path}"):
@@ -408,9 +401,9 @@ def lr_sweep(
     refuse_if_open(path)
     import torch
 
-    from excelnet.sheets import Changes, render
-    from excelnet.train import train
-    from excelnet.writeback import write_values
+    from excelnet.fit.train import train
+    from excelnet.xlsx.sheets import Changes, render
+    from excelnet.xlsx.writeback import write_values
 
     with lock(progress, path):
         _, (model,), _ = _read_and_compile(path, sheet, device, progress)
@@ -491,7 +484,7 @@ def compare(
     """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
     validation loss and accuracy, number of parameters, fit time, method and constraint
     status, with a chart."""
-    from excelnet.sheets import render
+    from excelnet.xlsx.sheets import render
 
     def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
         rows = [
@@ -540,3 +533,14 @@ def compare(
         force=force,
         method=method,
     )
+
+
+def compile_models(
+    book: Book, sheet: str | None = None, device: str = "cpu", dtype: torch.dtype | None = None
+) -> list[Model]:
+    """Compile the Solver model of every sheet that has one (or of `sheet`): what `fit` does
+    before it trains (compile_book), for code that drives the models itself (float64 unless
+    `dtype` says otherwise)."""
+    import torch
+
+    return compile_book(book, sheet, torch.device(device), dtype or torch.float64)

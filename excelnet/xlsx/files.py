@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import unescape
 
 from excelnet.errors import ExcelnetError
+from excelnet.progress import Silent
 
 try:  # POSIX; elsewhere (Windows) the lock is not taken and replacing an open file fails anyway
     import fcntl
@@ -371,3 +372,11 @@ def check_well_formed(path: Path, part: str, xml: bytes, sheet: str | None = Non
             f"{path}: {what} is not well-formed XML (line {e.lineno}, column {e.offset + 1}: "
             f"{expat.ErrorString(e.code)}); the file is damaged"
         ) from None
+
+
+def lock(progress: Silent, *paths: Path):
+    """excelnet's lock on the workbooks (see locked), saying so if it waits."""
+    return locked(
+        *paths,
+        on_wait=lambda p: progress.note(f"waiting: another excelnet process is working on {p}"),
+    )

@@ -1,7 +1,7 @@
 """A workbook open in LibreOffice, as an xlwings Book: an xlwings engine over UNO.
 
 xlwings drives Excel; this engine gives its Book / Sheet / Range / Name classes a LibreOffice
-document instead, so that `excelnet.xl` runs the same code on both. The classes here are the
+document instead, so that `excelnet.live.xl` runs the same code on both. The classes here are the
 engine's implementation objects (what xlwings calls `impl`); users get xlwings' own `xw.Book`
 wrapped around them, with xlwings' value conversion. Only what excelnet uses is offered.
 

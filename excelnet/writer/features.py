@@ -1,6 +1,6 @@
 """The lesson's Titanic features, each defined once in its two faithful forms, side by side:
 the spreadsheet formula written into the `features` sheet, and the pandas computation
-the builder uses for the cells' cached values. (excelnet.recipe makes the same kinds of
+the builder uses for the cells' cached values. (excelnet.writer.recipe makes the same kinds of
 Stat and Feature for any table.)
 
 Row r of `features` describes the passenger in row r of `data` (both have headers in row 1).

@@ -2,5 +2,5 @@
 
 EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
-METHODS = ("gd", "adam", "lbfgs")  # see excelnet.train
+METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fit.train
 METHOD = "lbfgs"  # the default; README, "Methods", says why

@@ -9,9 +9,9 @@ import datetime as dt
 from pathlib import Path
 
 from excelnet.errors import ExcelnetError
+from excelnet.fit.history import SHEET as HISTORY
 from excelnet.formula.book import Book, Sheet
 from excelnet.formula.parse import ERRORS, Error
-from excelnet.history import SHEET as HISTORY
 
 
 def read_live(book, path: str | Path | None = None) -> Book:
@@ -149,7 +149,7 @@ def _column_runs(cells) -> list[list[tuple[int, int]]]:
 
 def _with_live_values(book, path, names, scoped) -> Book:
     """The workbook's formulas from its file; the live values of its other cells."""
-    from excelnet.formula.book import read_book
+    from excelnet.xlsx.read import read_book
 
     saved = read_book(path)
     for ws in book.sheets:

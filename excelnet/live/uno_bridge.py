@@ -1,4 +1,4 @@
-"""The UNO side of excelnet's LibreOffice adapter (excelnet/sources/libreoffice.py).
+"""The UNO side of excelnet's LibreOffice adapter (excelnet/live/uno_engine.py).
 
 LibreOffice's Python bridge, `uno`, is importable only by the Python it was built for (Debian's
 python3-uno: /usr/bin/python3), so this file runs there, as a helper process, with nothing but

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from excelnet.files import check_source, check_target
-from excelnet.formula.book import read_book
-from excelnet.formula.calc import Calculation, Failure, block_cells, cell_name, formula_count
+from excelnet.formula.calculation import Calculation, Failure, block_cells, cell_name, formula_count
 from excelnet.formula.parse import Error
-from excelnet.pipeline import lock
 from excelnet.progress import Silent
-from excelnet.writeback import refuse_if_open, write_values
+from excelnet.xlsx.files import check_source, check_target, lock, refuse_if_open
+from excelnet.xlsx.read import read_book
+from excelnet.xlsx.writeback import write_values
 
 RTOL = 1e-9  # numbers agree to this relative difference (or both within ATOL of zero)
 ATOL = 1e-15

@@ -1,5 +1,5 @@
 """The lesson's recipe for any table: per column a rule chosen from its data, each feature a
-formula and its pandas twin side by side (as excelnet.features does for Titanic).
+formula and its pandas twin side by side (as excelnet.writer.features does for Titanic).
 
 Rules, in order (the about sheet states the one each column got):
 - the target, the id and the columns the user drops are not features;
@@ -29,7 +29,7 @@ from xlsxwriter.utility import xl_col_to_name
 
 from excelnet.data import MISSING_MARKS, Csv
 from excelnet.errors import ExcelnetError
-from excelnet.features import DATA_SHEET, Feature, Stat
+from excelnet.writer.features import DATA_SHEET, Feature, Stat
 
 MAX_TEXT_LEVELS = 10
 MAX_NUMBER_LEVELS = 3

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
-from excelnet.features import FEATURES_SHEET, VALID_HEADER
+from excelnet.writer.features import FEATURES_SHEET, VALID_HEADER
 
 TABLE_ROW = 5  # 1-based header row of the per-row table; data rows start below it
 METRICS = ["Training loss", "Validation loss", "Training accuracy", "Validation accuracy"]
