@@ -275,6 +275,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _options(args: argparse.Namespace):
+    """The FitOptions the command's options say (checked: a bad one is refused here, before
+    any work)."""
+    from excelnet.fit.options import FitOptions
+
+    return FitOptions(
+        epochs=args.epochs,
+        lr=getattr(args, "lr", None),
+        method=getattr(args, "method", None),
+        device=args.device,
+        compiled=ENGINES[getattr(args, "engine", "auto")],
+        history=not getattr(args, "no_history", False),
+    )
+
+
 def _progress(args: argparse.Namespace):
     from excelnet.progress import Progress, Silent
 
@@ -287,15 +302,10 @@ def _fit(args: argparse.Namespace) -> None:
     results = fit(
         args.book,
         sheet=args.sheet,
-        epochs=args.epochs,
-        lr=args.lr,
-        device=args.device,
         out=args.out,
         progress=_progress(args),
-        history=not args.no_history,
-        compiled=ENGINES[args.engine],
         force=args.force,
-        method=args.method,
+        options=_options(args),
     )
     rows = [r.summary() for r in results]
     if args.json:
@@ -487,14 +497,14 @@ def _rates(text: str) -> list[float]:
 def _sweep(args: argparse.Namespace) -> None:
     from excelnet.fit.pipeline import lr_sweep
 
+    rates = _rates(args.lrs)
     runs = lr_sweep(
         args.book,
         args.sheet,
-        _rates(args.lrs),
-        epochs=args.epochs,
-        device=args.device,
+        rates,
         progress=_progress(args),
         force=args.force,
+        options=_options(args),
     )
     if args.json:
         import json
@@ -515,15 +525,7 @@ def _sweep(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from excelnet.fit.pipeline import compare
 
-    results = compare(
-        args.book,
-        epochs=args.epochs,
-        lr=args.lr,
-        device=args.device,
-        progress=_progress(args),
-        force=args.force,
-        method=args.method,
-    )
+    results = compare(args.book, progress=_progress(args), force=args.force, options=_options(args))
     rows = [r.summary() for r in results]
     if args.json:
         import json
@@ -541,6 +543,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _live(args: argparse.Namespace) -> None:
+    options = _options(args)
     from excelnet.live.uno_engine import disconnect, open_book
 
     book = open_book(args.book, connect=args.connect, headless=args.headless or None)
@@ -551,17 +554,7 @@ def _live(args: argparse.Namespace) -> None:
     try:
         sheets = [args.sheet] if args.sheet else [m.sheet for m in read_live(book).solver_models()]
         for sheet in sheets:
-            outcome = xl.act(
-                book,
-                action=args.action,
-                sheet=sheet,
-                epochs=args.epochs,
-                lr=args.lr,
-                method=args.method,
-                device=args.device,
-                history=not args.no_history,
-                compiled=ENGINES[args.engine],
-            )
+            outcome = xl.act(book, action=args.action, sheet=sheet, options=options)
             outcomes.append(outcome)
             if not args.json:
                 print("\n".join([outcome.message, *outcome.notes]))
