@@ -24,6 +24,7 @@ _API = {
     "evaluate": "excelnet.fit.pipeline",
     "lr_sweep": "excelnet.fit.pipeline",
     "compare": "excelnet.fit.pipeline",
+    "FitOptions": "excelnet.fit.options",
     "load_titanic": "excelnet.data",
     "ExcelnetError": "excelnet.errors",
 }

@@ -198,10 +198,10 @@ def train(
     metrics: dict[str, tuple[str, int, int]] | None = None,
     problem: Problem | None = None,
 ) -> SheetFit:
-    """Fit a compiled model as `options` say (default: FitOptions()); keep the best
-    parameters seen. Their method runs (gd when a fixed `lr` is given, else METHOD, unless
-    one is named); `lr` fixes gd's step (or sets adam's). `history` logs the metrics every
-    few epochs (rows of the history sheet). `compiled` picks the CPU engine: torch.compile
+    """Fit a compiled model as `options` say (default: FitOptions()) and keep the best
+    parameters seen. The method: the one named, else gd when a fixed `lr` is given, else
+    METHOD; `lr` fixes gd's step (or sets adam's). `history` logs the metrics every few
+    epochs (rows of the history sheet). `compiled` picks the CPU engine: torch.compile
     (True), eager (False), or whichever is faster for this many epochs (None). `problem`
     carries the Solver model's goal and constraints (default: read from the model's Solver
     names)."""
