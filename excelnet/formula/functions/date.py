@@ -21,7 +21,7 @@ NUM = Error("#NUM!")
 VALUE = Error("#VALUE!")
 
 
-def _day(x: float) -> int | None:
+def whole_day(x: float) -> int | None:
     """A serial as a whole day, None outside Excel's dates."""
     return math.floor(x) if 0 <= x < dates.LAST + 1 else None
 
@@ -97,7 +97,7 @@ def _part(ctx, args, name: str, pick):
     arity(name, args, 1)
 
     def part(x: float):
-        day = _day(x)
+        day = whole_day(x)
         return NUM if day is None else float(pick(day, x))
 
     return cellwise(ctx, args, "n", part)
@@ -136,8 +136,10 @@ def f_second(ctx, args):
 # -- moving by months -------------------------------------------------------------------------
 
 
-def _months(start: float, months: float, end_of_month: bool):
-    day = _day(start)
+def add_months(start: float, months: float, end_of_month: bool):
+    """The serial `months` whole months after `start` (the month's last day where it is
+    shorter, or always with `end_of_month`), #NUM! outside Excel's dates."""
+    day = whole_day(start)
     if day is None:
         return NUM
     y, m, d = dates.ymd(day)
@@ -154,14 +156,14 @@ def _months(start: float, months: float, end_of_month: bool):
 def f_edate(ctx, args):
     """The same day `months` months on (the month's last day where it is shorter)."""
     arity("EDATE", args, 2)
-    return cellwise(ctx, args, "nn", lambda s, m: _months(s, m, False))
+    return cellwise(ctx, args, "nn", lambda s, m: add_months(s, m, False))
 
 
 @excel("EOMONTH", gradient=False)
 def f_eomonth(ctx, args):
     """The last day of the month `months` months on."""
     arity("EOMONTH", args, 2)
-    return cellwise(ctx, args, "nn", lambda s, m: _months(s, m, True))
+    return cellwise(ctx, args, "nn", lambda s, m: add_months(s, m, True))
 
 
 # -- weeks ------------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def f_weekday(ctx, args):
     arity("WEEKDAY", args, 1, 2)
 
     def weekday(x: float, kind: float = 1.0):
-        day, kind = _day(x), int(kind)
+        day, kind = whole_day(x), int(kind)
         if day is None or kind not in _WEEKDAY_START:
             return NUM
         n = (dates.weekday(day) - _WEEKDAY_START[kind]) % 7
@@ -202,7 +204,7 @@ def f_weeknum(ctx, args):
     starts = {1: 0, 2: 1, **{t: (t - 10) % 7 for t in range(11, 18)}}
 
     def weeknum(x: float, kind: float = 1.0):
-        day, kind = _day(x), int(kind)
+        day, kind = whole_day(x), int(kind)
         if day is None or (kind not in starts and kind != 21):
             return NUM
         if kind == 21:
@@ -217,7 +219,9 @@ def f_weeknum(ctx, args):
 @excel("ISOWEEKNUM", gradient=False)
 def f_isoweeknum(ctx, args):
     arity("ISOWEEKNUM", args, 1)
-    return cellwise(ctx, args, "n", lambda x: NUM if _day(x) is None else float(iso_week(_day(x))))
+    return cellwise(
+        ctx, args, "n", lambda x: NUM if whole_day(x) is None else float(iso_week(whole_day(x)))
+    )
 
 
 # -- differences ------------------------------------------------------------------------------
@@ -229,7 +233,7 @@ def f_days(ctx, args):
     arity("DAYS", args, 2)
 
     def days(end: float, start: float):
-        e, s = _day(end), _day(start)
+        e, s = whole_day(end), whole_day(start)
         return NUM if e is None or s is None else float(e - s)
 
     return cellwise(ctx, args, "nn", days)
@@ -260,7 +264,7 @@ def f_days360(ctx, args):
     arity("DAYS360", args, 2, 3)
 
     def fn(start: float, end: float, method: float = 0.0):
-        s, e = _day(start), _day(end)
+        s, e = whole_day(start), whole_day(end)
         return NUM if s is None or e is None else float(days360(s, e, bool(method)))
 
     return cellwise(ctx, args, "nnn"[: len(args)], fn)
@@ -299,7 +303,7 @@ def f_yearfrac(ctx, args):
     arity("YEARFRAC", args, 2, 3)
 
     def fn(start: float, end: float, basis: float = 0.0):
-        s, e, basis = _day(start), _day(end), int(basis)
+        s, e, basis = whole_day(start), whole_day(end), int(basis)
         if s is None or e is None or not 0 <= basis <= 4:
             return NUM
         return year_fraction(min(s, e), max(s, e), basis)
@@ -314,7 +318,7 @@ def f_datedif(ctx, args):
     arity("DATEDIF", args, 3)
 
     def datedif(start: float, end: float, unit: str):
-        s, e, unit = _day(start), _day(end), unit.upper()
+        s, e, unit = whole_day(start), whole_day(end), unit.upper()
         if s is None or e is None or s > e:
             return NUM
         y1, m1, d1 = dates.ymd(s)
@@ -382,7 +386,7 @@ def _holidays(values: list, mask) -> set[int] | Error:
             h = parse_number(h)
         if h is None or isinstance(h, bool):
             return VALUE
-        day = _day(h)
+        day = whole_day(h)
         if day is None:
             return NUM
         if _working(day, mask):
@@ -440,11 +444,11 @@ def _working_days(ctx, args, name: str, intl: bool, count: bool):
         holidays = _holidays(hol[0][r], mask) if hol is not None else set()
         if isinstance(holidays, Error):
             return holidays
-        s = _day(a)
+        s = whole_day(a)
         if s is None:
             return NUM
         if count:
-            e = _day(b)
+            e = whole_day(b)
             return NUM if e is None else float(networkdays(s, e, mask, holidays))
         return _serial(workday(s, int(b), mask, holidays))
 

@@ -27,7 +27,13 @@ import numpy as np
 import torch
 
 from excelnet.formula import dates
-from excelnet.formula.functions.date import _day, _months, days360, days360_us, year_fraction
+from excelnet.formula.functions.date import (
+    add_months,
+    days360,
+    days360_us,
+    whole_day,
+    year_fraction,
+)
 from excelnet.formula.functions.distributions import Distribution
 from excelnet.formula.functions.kit import (
     arity,
@@ -750,7 +756,7 @@ def securities(name: str, lo: int, hi: int, letters: str):
                     if isinstance(n, Error):
                         return n
                     if letter == "d":
-                        n = _day(n)
+                        n = whole_day(n)
                         if n is None:
                             return NUM_ERROR
                     values.append(math.trunc(n) if letter == "i" else n)
@@ -828,7 +834,7 @@ def accrint(issue, first, settlement, rate, par, frequency, basis, whole_periods
     months, month_end = 12 // frequency, _is_month_end(first)
 
     def shift(day, n):
-        moved = _months(day, n, month_end)
+        moved = add_months(day, n, month_end)
         if isinstance(moved, Error):
             raise ValueError(moved)
         return int(moved)
