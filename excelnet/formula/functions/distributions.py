@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import arity, strict_num
 from excelnet.formula.functions.kit import special as sc
-from excelnet.formula.functions.registry import registrar
+from excelnet.formula.functions.kit import strict_num
+from excelnet.formula.functions.registry import Params, registrar
 from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import Omitted, first_error, to_bool, to_number, with_errors
 
@@ -40,11 +41,12 @@ def trunc(x):
 
 @dataclass(frozen=True)
 class Distribution:
-    """One function of scalar arguments: `spec` has a letter per argument ('n' a number, 'b' a
-    logical), the last len(defaults) optional; `domain` gives (mask, error code) pairs, first
-    match wins; `compute` the value where no mask holds. With `grad`, both run on torch tensors
-    (the arguments replaced by `safe` where the domain fails, so gradients stay finite);
-    otherwise on numpy arrays."""
+    """One function of scalar arguments: `spec` its parameters, as every function's are written
+    (registry.py): 'n' a number, 'b' a logical, 'n?' an optional number, left out or left
+    empty: its value in `defaults` (one per optional parameter); `domain` gives (mask, error
+    code) pairs, first match wins; `compute` the value where no mask holds. With `grad`, both
+    run on torch tensors (the arguments replaced by `safe` where the domain fails, so gradients
+    stay finite); otherwise on numpy arrays."""
 
     name: str
     spec: str
@@ -54,11 +56,15 @@ class Distribution:
     grad: bool = False
     safe: tuple = ()
 
-    def __call__(self, ctx, args):
-        required = len(self.spec) - len(self.defaults)
-        arity(self.name, args, required, len(self.spec))
+    @cached_property
+    def params(self) -> Params:
+        return Params.of(self.spec)
+
+    def __call__(self, ctx, args):  # the registry has checked the arity
+        params = self.params
+        required = params.lo
         xs, errs = [], []
-        for i, letter in enumerate(self.spec):
+        for i, letter in enumerate(params.kinds):
             v = args[i] if i < len(args) else None
             if v is None or (i >= required and isinstance(v, Omitted)):
                 default = self.defaults[i - required]
@@ -109,9 +115,10 @@ class Distribution:
 
 
 def distribution(*names, **kw) -> Distribution:
-    """Register one Distribution under Excel's names."""
+    """Register one Distribution under Excel's names (as registry.registrar writes them)."""
     d = Distribution(names[0], **kw)
-    excel(*names, gradient=d.grad)(d)
+    assert len(d.defaults) == d.params.hi - d.params.lo, d.name
+    excel(*names, args=d.spec, gradient=d.grad)(d)
     return d
 
 
@@ -472,14 +479,14 @@ def _beta_dist(x, a, b, c, lo, hi):
 
 distribution(
     "BETA.DIST",
-    spec="nnnbnn",
+    spec="nnnbn?n?",
     defaults=(0.0, 1.0),
     domain=lambda x, a, b, c, lo, hi: _beta_domain(x, a, b, lo, hi),
     compute=_beta_dist,
 )
 distribution(
     "BETADIST",
-    spec="nnnnn",
+    spec="nnnn?n?",
     defaults=(0.0, 1.0),
     domain=lambda x, a, b, lo, hi: _beta_domain(x, a, b, lo, hi),
     compute=lambda x, a, b, lo, hi: _beta_dist(x, a, b, 1.0, lo, hi),
@@ -487,7 +494,7 @@ distribution(
 for _name in ("BETA.INV", "BETAINV"):
     distribution(
         _name,
-        spec="nnnnn",
+        spec="nnnn?n?",
         defaults=(0.0, 1.0),
         domain=lambda p, a, b, lo, hi: _num((p <= 0) | (p > 1), (a <= 0) | (b <= 0), lo >= hi),
         compute=lambda p, a, b, lo, hi: lo + (hi - lo) * sc.betaincinv(a, b, p),
@@ -555,7 +562,7 @@ def _binom_range_domain(n, p, s1, s2):
 # s2 left out: NaN, then s1 (a blank s2 is 0)
 distribution(
     "BINOM.DIST.RANGE",
-    spec="nnnn",
+    spec="nnnn?",
     defaults=(math.nan,),
     domain=_binom_range_domain,
     compute=_binom_range,
