@@ -24,7 +24,7 @@ from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Sheet, SolverModel
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.reference import Site
-from excelnet.formula.functions.registry import ARRAY_RESULTS, NEWER_EXCEL
+from excelnet.formula.functions.registry import newer_excel
 from excelnet.formula.fuse import find_products, member
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
@@ -206,25 +206,8 @@ class Graph:
                 a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts)
                 for i, a in enumerate(node.args)
             )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
-            if (
-                node.name in ("SUMIF", "AVERAGEIF")
-                and len(args) == 3
-                and all(isinstance(a, Ref) for a in (args[0], args[2]))
-            ):  # Excel sums a range of the criteria range's shape, from the sum range's corner
-                rng, target = args[0], args[2]
-                args = (
-                    args[0],
-                    args[1],
-                    Ref(
-                        target.sheet,
-                        target.r0,
-                        target.c0,
-                        target.r0 + rng.r1 - rng.r0,
-                        target.c0 + rng.c1 - rng.c0,
-                        target.rel_r0,
-                        target.rel_r0,
-                    ),
-                )
+            if known is not None and known.resolve is not None:  # SUMIF's sum range, …
+                args = known.resolve(args)
             return Call(node.name, args, node.new)
         return node
 
@@ -465,7 +448,7 @@ class Evaluator:
                     raise FormulaError(f"{node.name} does not take a union of ranges")
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
-                return out if node.name in ARRAY_RESULTS else _carry(out, args)
+                return out if known.array_result else _carry(out, args)
             return Live(lambda: fn(ctx, [_now(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
 
@@ -1034,7 +1017,7 @@ def calls(node: Node, known_to_excel: bool = False) -> list[str]:
 
 def excel_knows(call: Call) -> bool:
     """Whether Excel has the function (else a call to it is #NAME?, as Excel shows it)."""
-    return call.new or call.name in FORMULAE or call.name in NEWER_EXCEL or call.name in FUNCTIONS
+    return call.new or call.name in FORMULAE or newer_excel(call.name) or call.name in FUNCTIONS
 
 
 def _unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:

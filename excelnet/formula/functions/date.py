@@ -175,7 +175,7 @@ def f_weeknum(x: float, kind: float = 1.0):
     return float((day - jan1 + offset) // 7 + 1)
 
 
-@excel("ISOWEEKNUM", args="n", gradient=False, cellwise=True)
+@excel("_xlfn.ISOWEEKNUM", args="n", gradient=False, cellwise=True)
 def f_isoweeknum(x: float):
     return NUM if whole_day(x) is None else float(iso_week(whole_day(x)))
 
@@ -183,7 +183,7 @@ def f_isoweeknum(x: float):
 # -- differences ------------------------------------------------------------------------------
 
 
-@excel("DAYS", args="nn", gradient=False, cellwise=True)
+@excel("_xlfn.DAYS", args="nn", gradient=False, cellwise=True)
 def f_days(end: float, start: float):
     """DAYS(end, start): whole days from start to end."""
     e, s = whole_day(end), whole_day(start)
@@ -395,7 +395,7 @@ def f_networkdays(ctx, args):
     return _working_days(ctx, args, False, True)
 
 
-@excel("NETWORKDAYS.INTL", args="nnv?r?", gradient=False)
+@excel("_xlfn.NETWORKDAYS.INTL", args="nnv?r?", gradient=False)
 def f_networkdays_intl(ctx, args):
     return _working_days(ctx, args, True, True)
 
@@ -406,7 +406,7 @@ def f_workday(ctx, args):
     return _working_days(ctx, args, False, False)
 
 
-@excel("WORKDAY.INTL", args="nnv?r?", gradient=False)
+@excel("_xlfn.WORKDAY.INTL", args="nnv?r?", gradient=False)
 def f_workday_intl(ctx, args):
     return _working_days(ctx, args, True, False)
 

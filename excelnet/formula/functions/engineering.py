@@ -76,12 +76,12 @@ def f_erf(ctx, args):
     return _erf_of(ctx, "ERF", args, lambda a, b: torch.special.erf(b) - torch.special.erf(a))
 
 
-@excel("ERF.PRECISE", args="n")
+@excel("_xlfn.ERF.PRECISE", args="n")
 def f_erf_precise(ctx, args):
     return _erf_of(ctx, "ERF.PRECISE", args, torch.special.erf)
 
 
-@excel("ERFC", "ERFC.PRECISE", args="n")
+@excel("ERFC", "_xlfn.ERFC.PRECISE", args="n")
 def f_erfc(ctx, args):
     return _erf_of(ctx, "ERFC", args, torch.special.erfc)
 
@@ -132,9 +132,9 @@ def _bitwise(op):
     return f
 
 
-excel("BITAND", args="nn", gradient=False)(_bitwise(np.bitwise_and))
-excel("BITOR", args="nn", gradient=False)(_bitwise(np.bitwise_or))
-excel("BITXOR", args="nn", gradient=False)(_bitwise(np.bitwise_xor))
+excel("_xlfn.BITAND", args="nn", gradient=False)(_bitwise(np.bitwise_and))
+excel("_xlfn.BITOR", args="nn", gradient=False)(_bitwise(np.bitwise_or))
+excel("_xlfn.BITXOR", args="nn", gradient=False)(_bitwise(np.bitwise_xor))
 
 
 def _shift(number: np.ndarray, places: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -147,12 +147,12 @@ def _shift(number: np.ndarray, places: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.where(ok, out, 0.0), where_error(~ok, "#NUM!")
 
 
-@excel("BITLSHIFT", args="nn", gradient=False)
+@excel("_xlfn.BITLSHIFT", args="nn", gradient=False)
 def f_bitlshift(ctx, args):
     return on_numbers(ctx, args, _shift)
 
 
-@excel("BITRSHIFT", args="nn", gradient=False)
+@excel("_xlfn.BITRSHIFT", args="nn", gradient=False)
 def f_bitrshift(ctx, args):
     return on_numbers(ctx, args, lambda n, s: _shift(n, -s))
 

@@ -43,7 +43,7 @@ from excelnet.formula.functions.kit import (
     power,
     row_errors,
 )
-from excelnet.formula.functions.registry import registrar
+from excelnet.formula.functions.registry import NEWER, registrar
 from excelnet.formula.numfmt import parse_number
 from excelnet.formula.parse import Error, FormulaError
 from excelnet.formula.values import (
@@ -83,7 +83,7 @@ def number_function(
 ):
     """Register a function of single numbers: a Distribution (Excel's coercions, the first error
     in argument order, `domain` errors, arrays and copied-down blocks element by element)."""
-    fn = Distribution(names[0], spec, compute, domain, defaults, grad, safe)
+    fn = Distribution(names[0].removeprefix(NEWER), spec, compute, domain, defaults, grad, safe)
     if not logicals:
         inner = fn
 
@@ -328,14 +328,14 @@ number_function(
     logicals=False,
 )
 number_function(
-    "RRI",
+    "_xlfn.RRI",
     spec="nnn",
     safe=(1.0, 1.0, 1.0),
     compute=lambda n, pv, fv: power(fv / pv, 1 / n) - 1,
     domain=lambda n, pv, fv: [((n <= 0) | (pv == 0), "#NUM!")],
 )
 number_function(
-    "PDURATION",
+    "_xlfn.PDURATION",
     spec="nnn",
     safe=(0.1, 1.0, 1.0),
     compute=lambda r, pv, fv: (torch.log(fv) - torch.log(pv)) / torch.log(1 + r),

@@ -105,7 +105,7 @@ def _first_true(tests: list[tuple[torch.Tensor, np.ndarray | None]], shape):
     return which, errs
 
 
-@excel("IFS")
+@excel("_xlfn.IFS")
 def f_ifs(ctx, args):
     if len(args) < 2 or len(args) % 2:
         raise FormulaError("IFS takes pairs of a condition and a value")
@@ -115,7 +115,7 @@ def f_ifs(ctx, args):
     return select(which, list(args[1::2]) + [_not_available(ctx, shape)], errs)
 
 
-@excel("SWITCH")
+@excel("_xlfn.SWITCH")
 def f_switch(ctx, args):
     if len(args) < 3:
         raise FormulaError("SWITCH takes an expression and pairs of a value and a result")
@@ -154,7 +154,7 @@ def f_iferror(ctx, args):
     return _if_error(ctx, args, "IFERROR", lambda e: e != None)  # noqa: E711
 
 
-@excel("IFNA", args="ev")
+@excel("_xlfn.IFNA", args="ev")
 def f_ifna(ctx, args):
     return _if_error(ctx, args, "IFNA", lambda e: e == "#N/A")
 
@@ -211,7 +211,7 @@ def f_or(ctx, args):
     return _logical(ctx, args, "OR", lambda t, s: t > 0)
 
 
-@excel("XOR", args="r+", gradient=False)
+@excel("_xlfn.XOR", args="r+", gradient=False)
 def f_xor(ctx, args):
     return _logical(ctx, args, "XOR", lambda t, s: t % 2 == 1)
 

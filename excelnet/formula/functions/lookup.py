@@ -424,7 +424,7 @@ def f_match(ctx, args):
     return _positions(ctx, key, _by_mode(how, find), [errors_of(key), e_kind])
 
 
-@excel("XMATCH", args="vrn?n?", gradient=False)
+@excel("_xlfn.XMATCH", args="vrn?n?", gradient=False)
 def f_xmatch(ctx, args):
     key, vec = args[0], args[1]
     key = _blank(ctx) if isinstance(key, Omitted) else key
@@ -511,7 +511,7 @@ def f_lookup(ctx, args):
     return _finish(ctx, v, [errors_of(key)], checks)
 
 
-@excel("XLOOKUP", args="vrrv?n?n?")
+@excel("_xlfn.XLOOKUP", args="vrrv?n?n?")
 def f_xlookup(ctx, args):
     """XLOOKUP(key, lookup_vector, return_array, [if_not_found], [match_mode], [search_mode]):
     from a return array with as many rows as a lookup column (columns as a lookup row), the
@@ -601,7 +601,7 @@ def f_choose(ctx, args):
     return _finish(ctx, v, [errs], [(bad, "#VALUE!")], ref=all(o.ref for o in options))
 
 
-@excel("TRANSPOSE", args="r")
+@excel("TRANSPOSE", args="r", array_result=True)
 def f_transpose(ctx, args):
     return transposed(args[0])
 

@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 import numpy as np
 import torch
 
-from excelnet.formula.functions.criteria import conditional
+from excelnet.formula.functions.criteria import conditional, sum_range_shape
 from excelnet.formula.functions.kit import (
     divide,
     done,
@@ -186,7 +186,7 @@ def f_seriessum(ctx, args):
     return with_errors(y, strict_num(ctx, y, errs))
 
 
-@excel("MMULT", args="rr")
+@excel("MMULT", args="rr", array_result=True)
 def f_mmult(ctx, args):
     a, b = args
     if a.shape[2] != b.shape[1] or not a.numeric() or not b.numeric():
@@ -289,29 +289,29 @@ for _name, _fn, _num_ok, _smooth, _div0 in [
     ("SIN", torch.sin, _angle, None, None),
     ("COS", torch.cos, _angle, None, None),
     ("TAN", torch.tan, _angle, None, None),
-    ("COT", lambda x: 1 / torch.tan(x), _angle, _nonzero, _zero),
-    ("CSC", lambda x: 1 / torch.sin(x), _angle, _nonzero, _zero),
-    ("SEC", lambda x: 1 / torch.cos(x), _angle, None, None),
+    ("_xlfn.COT", lambda x: 1 / torch.tan(x), _angle, _nonzero, _zero),
+    ("_xlfn.CSC", lambda x: 1 / torch.sin(x), _angle, _nonzero, _zero),
+    ("_xlfn.SEC", lambda x: 1 / torch.cos(x), _angle, None, None),
     ("ASIN", torch.asin, lambda x: torch.abs(x) <= 1, _inside, None),
     ("ACOS", torch.acos, lambda x: torch.abs(x) <= 1, _inside, None),
     ("ATAN", torch.atan, None, None, None),
-    ("ACOT", lambda x: math.pi / 2 - torch.atan(x), None, None, None),
+    ("_xlfn.ACOT", lambda x: math.pi / 2 - torch.atan(x), None, None, None),
     ("SINH", torch.sinh, None, lambda x: torch.abs(x) < 710, None),
     ("COSH", torch.cosh, None, lambda x: torch.abs(x) < 710, None),
     ("TANH", torch.tanh, None, None, None),
-    ("COTH", lambda x: 1 / torch.tanh(x), _angle, _nonzero, _zero),
+    ("_xlfn.COTH", lambda x: 1 / torch.tanh(x), _angle, _nonzero, _zero),
     (
-        "CSCH",
+        "_xlfn.CSCH",
         lambda x: 1 / torch.sinh(x),
         _angle,
         lambda x: (x != 0) & (torch.abs(x) < 710),
         _zero,
     ),
-    ("SECH", lambda x: 1 / torch.cosh(x), _angle, lambda x: torch.abs(x) < 710, None),
+    ("_xlfn.SECH", lambda x: 1 / torch.cosh(x), _angle, lambda x: torch.abs(x) < 710, None),
     ("ASINH", torch.asinh, None, None, None),
     ("ACOSH", torch.acosh, lambda x: x >= 1, lambda x: x > 1, None),
     ("ATANH", torch.atanh, _inside, _inside, None),
-    ("ACOTH", lambda x: torch.atanh(1 / x), _outside, _outside, None),
+    ("_xlfn.ACOTH", lambda x: torch.atanh(1 / x), _outside, _outside, None),
 ]:
     excel(_name, args="n")(_unary(_fn, _num_ok, _smooth, _div0))
 
@@ -450,11 +450,11 @@ def _precise(how):
     return f
 
 
-excel("FLOOR.PRECISE", args="nn?", gradient=False)(_precise(np.floor))
-excel("CEILING.PRECISE", args="nn?", gradient=False)(_precise(np.ceil))
-excel("ISO.CEILING", args="nn?", gradient=False)(_precise(np.ceil))
-excel("FLOOR.MATH", args="nn?n?", gradient=False)(_precise(np.floor))
-excel("CEILING.MATH", args="nn?n?", gradient=False)(_precise(np.ceil))
+excel("_xlfn.FLOOR.PRECISE", args="nn?", gradient=False)(_precise(np.floor))
+excel("_xlfn.CEILING.PRECISE", args="nn?", gradient=False)(_precise(np.ceil))
+excel("_xlfn.ISO.CEILING", args="nn?", gradient=False)(_precise(np.ceil))
+excel("_xlfn.FLOOR.MATH", args="nn?n?", gradient=False)(_precise(np.floor))
+excel("_xlfn.CEILING.MATH", args="nn?n?", gradient=False)(_precise(np.ceil))
 
 
 def _numeric(compute, booleans: bool = True):
@@ -561,7 +561,7 @@ def _vectorized(fn):
 excel("FACT", args="n", gradient=False)(_numeric(_vectorized(_fact)))
 excel("FACTDOUBLE", args="n", gradient=False)(_numeric(_vectorized(_fact_double), booleans=False))
 excel("COMBIN", args="nn", gradient=False)(_numeric(_vectorized(_combin)))
-excel("COMBINA", args="nn", gradient=False)(_numeric(_vectorized(_combina)))
+excel("_xlfn.COMBINA", args="nn", gradient=False)(_numeric(_vectorized(_combina)))
 
 
 def _all_numbers(args: list[V], n: int):
@@ -680,12 +680,12 @@ def _base(number: float, radix: float, length: float = 0.0) -> str:
     return (digits or "0").rjust(length, "0")
 
 
-@excel("BASE", args="nnn?", gradient=False)
+@excel("_xlfn.BASE", args="nnn?", gradient=False)
 def f_base(ctx, args):
     return _text_of(ctx, [a for a in args if not isinstance(a, Omitted)], _base)
 
 
-@excel("DECIMAL", args="tn", gradient=False)
+@excel("_xlfn.DECIMAL", args="tn", gradient=False)
 def f_decimal(ctx, args):
     texts, et = to_text(args[0])
     (radix,), er = scalar_numbers(args[1:])
@@ -771,7 +771,7 @@ def _arabic(s: str) -> float | None:
     return float(sign * total)
 
 
-@excel("ARABIC", args="t", gradient=False)
+@excel("_xlfn.ARABIC", args="t", gradient=False)
 def f_arabic(ctx, args):
     v = args[0]
     k, t, errs = v.kinds(), v.texts(), errors_of(v)
@@ -810,7 +810,7 @@ def f_randbetween(ctx, args):
 # -- criteria -----------------------------------------------------------------------------------
 
 
-@excel("SUMIF", args="rvr?")
+@excel("SUMIF", args="rvr?", resolve=sum_range_shape)
 def f_sumif(ctx, args):
     target = args[2] if len(args) == 3 and not isinstance(args[2], Omitted) else args[0]
     return conditional(ctx, "sum", target, [(args[0], args[1])], resize=True)

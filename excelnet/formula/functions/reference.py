@@ -424,7 +424,7 @@ def _formula_at(site: Site, sheet: str, r: int, c: int) -> str | None:
     return None
 
 
-@information("ISFORMULA", args="r", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.ISFORMULA", args="r", gradient=False, refs=True, positional=(0,))
 def f_isformula(site: Site, args: list[Node]) -> V:
     refs = site.refs(args[0])
     if refs is None:
@@ -436,7 +436,7 @@ def f_isformula(site: Site, args: list[Node]) -> V:
 _PREFIX = re.compile(r"_xl(?:fn|ws|pm)\.", re.I)
 
 
-@information("FORMULATEXT", args="r", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.FORMULATEXT", args="r", gradient=False, refs=True, positional=(0,))
 def f_formulatext(site: Site, args: list[Node]) -> V:
     refs = site.refs(args[0])
     if refs is None:
@@ -449,7 +449,7 @@ def f_formulatext(site: Site, args: list[Node]) -> V:
     return site.column(out)
 
 
-@information("SHEET", args="r?", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.SHEET", args="r?", gradient=False, refs=True, positional=(0,))
 def f_sheet(site: Site, args: list[Node]) -> V:
     names = site.sheet_names()
     if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
@@ -468,7 +468,7 @@ def f_sheet(site: Site, args: list[Node]) -> V:
     return _error(site, "#N/A")
 
 
-@information("SHEETS", args="r?", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.SHEETS", args="r?", gradient=False, refs=True, positional=(0,))
 def f_sheets(site: Site, args: list[Node]) -> V:
     if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
         return site.column([float(len(site.sheet_names()))])

@@ -1,4 +1,5 @@
-"""The function library's index: every Excel function excelnet computes, once, by name.
+"""The function library's index: every Excel function excelnet computes, once, by name, each with
+one record (`Function`) that says all the rest of excelnet needs to know about it.
 
 Each category module (math.py, statistical.py, …, as Excel groups its functions) registers its
 functions here with `excel(...)`. A function takes the evaluation context and its evaluated
@@ -133,60 +134,45 @@ class Function:
     fn: Fn  # computes it: fn(ctx, args), its arity checked first
     gradient: bool  # passes gradients to its numeric arguments (where it is continuous)
     args: Params | None = None  # its parameters; None: the function checks them itself
+    array_result: bool = False  # its result is an array made from whole ranges (see below)
+    newer: bool = False  # added to Excel since 2010: files write it _xlfn.NAME
     volatile: bool = False  # RAND, NOW, …: a new value at every recalculation
     unions: bool = False  # each area of a union, SUM((A1:A3,C1:C3)), is an argument of its own
     refs: bool = False  # acts on references: fn(site, nodes) (see reference.py)
     positional: tuple[int, ...] = ()  # arguments read for where they are, not what they hold
     blanks: bool = False  # counts empty cells: whole columns and rows are read to the sheet's end
+    # its arguments' nodes, as the compiler resolves them (references bound) -> the nodes it
+    # evaluates: what a function reads beyond what its arguments say (SUMIF's sum range)
+    resolve: Callable[[tuple], tuple] | None = None
 
+
+# array_result: MMULT, TRANSPOSE, FREQUENCY, LINEST, …: in a one-cell formula Excel shows the
+# array's first value, where a function of one value per cell would have read the range's cell
+# in the formula's row or column instead (implicit intersection).
 
 FUNCTIONS: dict[str, Function] = {}
 
-# Excel's functions since 2010, which files write with the _xlfn. prefix (openpyxl's FORMULAE
-# lists the older ones): a call without the prefix (a file written by a script) is still one of
-# Excel's functions, not a name Excel would show as #NAME?.
-NEWER_EXCEL = frozenset(
+# Excel's functions since 2010 that excelnet does not compute: a call to one is still one of
+# Excel's functions, not a name Excel would show as #NAME? (those excelnet computes say so in
+# their records; openpyxl's FORMULAE lists the older ones).
+NEWER_NOT_COMPUTED = frozenset(
     """
-AGGREGATE ARABIC ARRAYTOTEXT BASE BETA.DIST BETA.INV BINOM.DIST BINOM.DIST.RANGE BINOM.INV
-BITAND BITLSHIFT BITOR BITRSHIFT BITXOR BYCOL BYROW CEILING.MATH CEILING.PRECISE CHISQ.DIST
-CHISQ.DIST.RT CHISQ.INV CHISQ.INV.RT CHISQ.TEST CHOOSECOLS CHOOSEROWS COMBINA CONCAT
-CONFIDENCE.NORM CONFIDENCE.T COT COTH COVARIANCE.P COVARIANCE.S CSC CSCH DAYS DECIMAL DROP
-ECMA.CEILING ENCODEURL ERF.PRECISE ERFC.PRECISE EXPAND EXPON.DIST F.DIST F.DIST.RT F.INV
-F.INV.RT F.TEST FIELDVALUE FILTER FILTERXML FLOOR.MATH FLOOR.PRECISE FORECAST.ETS
-FORECAST.ETS.CONFINT FORECAST.ETS.SEASONALITY FORECAST.ETS.STAT FORECAST.LINEAR FORMULATEXT
-GAMMA GAMMA.DIST GAMMA.INV GAMMALN.PRECISE GAUSS GROUPBY HSTACK HYPGEOM.DIST IFNA IFS IMAGE
-IMCOSH IMCOT IMCSC IMCSCH IMSEC IMSECH IMSINH IMTAN ISFORMULA ISO.CEILING ISOMITTED ISOWEEKNUM
-LAMBDA LET LOGNORM.DIST LOGNORM.INV MAKEARRAY MAP MAXIFS MINIFS MODE.MULT MODE.SNGL MUNIT
-NEGBINOM.DIST NETWORKDAYS.INTL NORM.DIST NORM.INV NORM.S.DIST NORM.S.INV NUMBERVALUE
-PDURATION PERCENTILE.EXC PERCENTILE.INC PERCENTOF PERCENTRANK.EXC PERCENTRANK.INC PERMUTATIONA
-PHI PIVOTBY POISSON.DIST QUARTILE.EXC QUARTILE.INC RANDARRAY RANK.AVG RANK.EQ REDUCE
-REGEXEXTRACT REGEXREPLACE REGEXTEST RRI SCAN SEC SECH SEQUENCE SHEET SHEETS SINGLE SKEW.P SORT
-SORTBY STDEV.P STDEV.S STOCKHISTORY SWITCH T.DIST T.DIST.2T T.DIST.RT T.INV T.INV.2T T.TEST
-TAKE TEXTAFTER TEXTBEFORE TEXTJOIN TEXTSPLIT TOCOL TOROW TRIMRANGE UNICHAR UNICODE UNIQUE
-VALUETOTEXT VAR.P VAR.S VSTACK WEBSERVICE WEIBULL.DIST WORKDAY.INTL WRAPCOLS WRAPROWS XLOOKUP
-XMATCH XOR Z.TEST
+AGGREGATE ARRAYTOTEXT BYCOL BYROW CHOOSECOLS CHOOSEROWS DROP ECMA.CEILING ENCODEURL EXPAND
+FIELDVALUE FILTER FILTERXML FORECAST.ETS FORECAST.ETS.CONFINT FORECAST.ETS.SEASONALITY
+FORECAST.ETS.STAT GROUPBY HSTACK IMAGE IMCOSH IMCOT IMCSC IMCSCH IMSEC IMSECH IMSINH IMTAN
+ISOMITTED LAMBDA LET MAKEARRAY MAP MUNIT NUMBERVALUE PERCENTOF PIVOTBY RANDARRAY REDUCE SCAN
+SEQUENCE SINGLE SORT SORTBY STOCKHISTORY TAKE TEXTSPLIT TOCOL TOROW TRIMRANGE UNIQUE VSTACK
+WEBSERVICE WRAPCOLS WRAPROWS
 """.split()
 )
 
-# Functions whose result is an array made from whole ranges (not one value per cell of a range
-# argument): in a one-cell formula Excel shows its first value, where a function of one value
-# per cell would have read the range's cell in the formula's row or column instead (implicit
-# intersection).
-ARRAY_RESULTS = frozenset(
-    {
-        "MMULT",
-        "MINVERSE",
-        "MUNIT",
-        "TRANSPOSE",
-        "FREQUENCY",
-        "LINEST",
-        "LOGEST",
-        "TREND",
-        "GROWTH",
-        "MODE.MULT",
-        "REGEXEXTRACT",
-    }
-)
+
+def newer_excel(name: str) -> bool:
+    """Whether `name` is one of Excel's functions since 2010 (files write it _xlfn.NAME),
+    computed by excelnet or not."""
+    known = FUNCTIONS.get(name)
+    return known.newer if known is not None else name in NEWER_NOT_COMPUTED
+
 
 CATEGORIES = (
     "MATH_AND_TRIGONOMETRY",
@@ -201,6 +187,8 @@ CATEGORIES = (
     "DATABASE",
 )
 
+NEWER = "_xlfn."  # a registered name written as files write it: a function since 2010
+
 
 def registrar(category: str):
     """The decorator a category module registers its functions with:
@@ -210,8 +198,9 @@ def registrar(category: str):
     @excel("ABS", args="n")
     def f_abs(ctx, args): ...
 
-    `args`: its parameters (the module's doc), or (min, max) alone; None where the function
-    checks its arguments itself. With cellwise=True
+    Each name is written as files write it: _xlfn.IFNA for a function Excel added since 2010
+    (registered as IFNA, its record newer). `args`: its parameters (the module's doc), or
+    (min, max) alone; None where the function checks its arguments itself. With cellwise=True
     the function is one of single values, fn(*elements) (see kit.cellwise), applied to each
     element of its arguments, each converted as its letter in `args` says.
     """
@@ -221,11 +210,13 @@ def registrar(category: str):
         *names: str,
         args: str | tuple[int, int | None] | None = None,
         gradient: bool = True,
+        array_result: bool = False,
         volatile: bool = False,
         unions: bool = False,
         refs: bool = False,
         positional: tuple[int, ...] = (),
         blanks: bool = False,
+        resolve: Callable[[tuple], tuple] | None = None,
         cellwise: bool = False,
     ):
         params = None if args is None else Params.of(args)
@@ -234,7 +225,9 @@ def registrar(category: str):
 
         def register(fn):
             body = _cellwise(params, fn) if cellwise else fn
-            for name in names:
+            for written in names:
+                newer = written.startswith(NEWER)
+                name = written.removeprefix(NEWER)
                 if name in FUNCTIONS:
                     raise RuntimeError(f"{name} is defined twice")
                 FUNCTIONS[name] = Function(
@@ -243,11 +236,14 @@ def registrar(category: str):
                     _checked(name, params, body),
                     gradient,
                     params,
+                    array_result,
+                    newer,
                     volatile,
                     unions,
                     refs,
                     positional,
                     blanks,
+                    resolve,
                 )
             return fn
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from excelnet.formula.functions.criteria import conditional
+from excelnet.formula.functions.criteria import conditional, sum_range_shape
 from excelnet.formula.functions.kit import (
     count_of,
     divide,
@@ -222,12 +222,12 @@ def _variance(ddof: int, logicals: bool = False, root: bool = False):
     return f
 
 
-excel("VAR.S", "VAR", args="r+", unions=True)(_variance(1))
-excel("VAR.P", "VARP", args="r+", unions=True)(_variance(0))
+excel("_xlfn.VAR.S", "VAR", args="r+", unions=True)(_variance(1))
+excel("_xlfn.VAR.P", "VARP", args="r+", unions=True)(_variance(0))
 excel("VARA", args="r+", unions=True)(_variance(1, logicals=True))
 excel("VARPA", args="r+", unions=True)(_variance(0, logicals=True))
-excel("STDEV.S", "STDEV", args="r+", unions=True)(_variance(1, root=True))
-excel("STDEV.P", "STDEVP", args="r+", unions=True)(_variance(0, root=True))
+excel("_xlfn.STDEV.S", "STDEV", args="r+", unions=True)(_variance(1, root=True))
+excel("_xlfn.STDEV.P", "STDEVP", args="r+", unions=True)(_variance(0, root=True))
 excel("STDEVA", args="r+", unions=True)(_variance(1, logicals=True, root=True))
 excel("STDEVPA", args="r+", unions=True)(_variance(0, logicals=True, root=True))
 
@@ -295,7 +295,7 @@ def f_skew(ctx, args):
     return checked(ctx, y, errs, ((n < 3) | (m2 == 0), "#DIV/0!"))
 
 
-@excel("SKEW.P", args="r+", unions=True)
+@excel("_xlfn.SKEW.P", args="r+", unions=True)
 def f_skew_p(ctx, args):
     _, errs, n, dev, m2 = _shape_moments(args)
     s = guarded(torch.sqrt, m2 > 0, divide(m2, n))
@@ -409,10 +409,10 @@ def _percentile(exclusive: bool, quartile: bool = False):
     return f
 
 
-excel("PERCENTILE.INC", "PERCENTILE", args="rn")(_percentile(False))
-excel("PERCENTILE.EXC", args="rn")(_percentile(True))
-excel("QUARTILE.INC", "QUARTILE", args="rn")(_percentile(False, quartile=True))
-excel("QUARTILE.EXC", args="rn")(_percentile(True, quartile=True))
+excel("_xlfn.PERCENTILE.INC", "PERCENTILE", args="rn")(_percentile(False))
+excel("_xlfn.PERCENTILE.EXC", args="rn")(_percentile(True))
+excel("_xlfn.QUARTILE.INC", "QUARTILE", args="rn")(_percentile(False, quartile=True))
+excel("_xlfn.QUARTILE.EXC", args="rn")(_percentile(True, quartile=True))
 
 
 @excel("MEDIAN", args="r+", unions=True)
@@ -490,7 +490,7 @@ def _from_rows(ctx, rows: list) -> V:
     return from_python(out, ctx)
 
 
-@excel("MODE.SNGL", "MODE", args="r+", unions=True, gradient=False)
+@excel("_xlfn.MODE.SNGL", "MODE", args="r+", unions=True, gradient=False)
 def f_mode(ctx, args):
     rows, errs = _numbers_by_row(args)
     found = [modes(r) for r in rows]
@@ -499,7 +499,7 @@ def f_mode(ctx, args):
     )
 
 
-@excel("MODE.MULT", args="r+", unions=True, gradient=False)
+@excel("_xlfn.MODE.MULT", args="r+", unions=True, gradient=False, array_result=True)
 def f_mode_mult(ctx, args):
     rows, errs = _numbers_by_row(args)
     found = [modes(r) for r in rows]
@@ -531,8 +531,8 @@ def _rank(average: bool):
     return f
 
 
-excel("RANK.EQ", "RANK", args="nrn?", gradient=False)(_rank(False))
-excel("RANK.AVG", args="nrn?", gradient=False)(_rank(True))
+excel("_xlfn.RANK.EQ", "RANK", args="nrn?", gradient=False)(_rank(False))
+excel("_xlfn.RANK.AVG", args="nrn?", gradient=False)(_rank(True))
 
 
 def _percentrank(exclusive: bool):
@@ -576,11 +576,11 @@ def _percentrank_of(s: np.ndarray, x: float, digits: float, exclusive: bool):
     return math.floor(float(f"{r * scale:.15g}")) / scale  # truncated, not rounded
 
 
-excel("PERCENTRANK.INC", "PERCENTRANK", args="rnn?", gradient=False)(_percentrank(False))
-excel("PERCENTRANK.EXC", args="rnn?", gradient=False)(_percentrank(True))
+excel("_xlfn.PERCENTRANK.INC", "PERCENTRANK", args="rnn?", gradient=False)(_percentrank(False))
+excel("_xlfn.PERCENTRANK.EXC", args="rnn?", gradient=False)(_percentrank(True))
 
 
-@excel("FREQUENCY", args="rr", gradient=False)
+@excel("FREQUENCY", args="rr", gradient=False, array_result=True)
 def f_frequency(ctx, args):
     data, data_errs = _numbers_by_row(args[0])
     bins, bin_errs = _numbers_by_row(args[1])
@@ -677,8 +677,8 @@ def _steyx(dy, dx, n, my, mx):
     return guarded(torch.sqrt, rest > 0, rest), [((n < 3) | (sxx == 0), "#DIV/0!")]
 
 
-excel("COVARIANCE.P", "COVAR", args="rr")(_two(_covariance(0)))
-excel("COVARIANCE.S", args="rr")(_two(_covariance(1)))
+excel("_xlfn.COVARIANCE.P", "COVAR", args="rr")(_two(_covariance(0)))
+excel("_xlfn.COVARIANCE.S", args="rr")(_two(_covariance(1)))
 excel("CORREL", args="rr")(_two(_correlation))
 excel("PEARSON", args="rr")(_two(_correlation))
 excel("RSQ", args="rr")(_two(_rsq))
@@ -687,7 +687,7 @@ excel("INTERCEPT", args="rr")(_two(_intercept))
 excel("STEYX", args="rr")(_two(_steyx))
 
 
-@excel("FORECAST.LINEAR", "FORECAST", args="nrr")
+@excel("_xlfn.FORECAST.LINEAR", "FORECAST", args="nrr")
 def f_forecast(ctx, args):
     x, ex = to_number(args[0])
     p = paired(ctx, args[1], args[2])
@@ -715,7 +715,7 @@ def _row_result(ctx, rows: list, shape) -> V:
     return from_python(out, ctx)
 
 
-@excel("Z.TEST", "ZTEST", args="rnn?", gradient=False)
+@excel("_xlfn.Z.TEST", "ZTEST", args="rnn?", gradient=False)
 def f_z_test(ctx, args):
     rows, errs = _numbers_by_row(args[0])
     x, ex = to_number(args[1])
@@ -783,7 +783,7 @@ def _two_ranges(args: list[V]):
     return out
 
 
-@excel("T.TEST", "TTEST", args="rrnn", gradient=False)
+@excel("_xlfn.T.TEST", "TTEST", args="rrnn", gradient=False)
 def f_t_test(ctx, args):
     (a, ea), (b, eb) = _two_ranges(args)
     tails, et = to_number(args[2])
@@ -801,7 +801,7 @@ def f_t_test(ctx, args):
     return with_errors(v.x, first_error(shape, ea, eb, et, ek, errors_of(v)))
 
 
-@excel("F.TEST", "FTEST", args="rr", gradient=False)
+@excel("_xlfn.F.TEST", "FTEST", args="rr", gradient=False)
 def f_f_test(ctx, args):
     (a, ea), (b, eb) = _two_ranges(args)
     n = max(a.shape[0], b.shape[0])
@@ -819,7 +819,7 @@ def f_f_test(ctx, args):
     return with_errors(v.x, first_error((n, 1, 1), ea, eb, errors_of(v)))
 
 
-@excel("CHISQ.TEST", "CHITEST", args="rr", gradient=False)
+@excel("_xlfn.CHISQ.TEST", "CHITEST", args="rr", gradient=False)
 def f_chisq_test(ctx, args):
     actual, expected = args
     if actual.shape[1:] != expected.shape[1:]:
@@ -996,8 +996,8 @@ def _tables(ctx, tables: list[list[list]]) -> V:
     return from_python(out, ctx)
 
 
-excel("LINEST", args="rr?b?b?", gradient=False)(_linest(log=False))
-excel("LOGEST", args="rr?b?b?", gradient=False)(_linest(log=True))
+excel("LINEST", args="rr?b?b?", gradient=False, array_result=True)(_linest(log=False))
+excel("LOGEST", args="rr?b?b?", gradient=False, array_result=True)(_linest(log=True))
 
 
 def _trend(log: bool):
@@ -1033,8 +1033,8 @@ def _trend(log: bool):
     return f
 
 
-excel("TREND", args="rr?r?b?", gradient=False)(_trend(log=False))
-excel("GROWTH", args="rr?r?b?", gradient=False)(_trend(log=True))
+excel("TREND", args="rr?r?b?", gradient=False, array_result=True)(_trend(log=False))
+excel("GROWTH", args="rr?r?b?", gradient=False, array_result=True)(_trend(log=True))
 
 
 # -- criteria family (fn-math) ------------------------------------------------------------------
@@ -1056,7 +1056,7 @@ def f_countifs(ctx, args):
     return conditional(ctx, "count", None, _pairs("COUNTIFS", args))
 
 
-@excel("AVERAGEIF", args="rvr?")
+@excel("AVERAGEIF", args="rvr?", resolve=sum_range_shape)
 def f_averageif(ctx, args):
     target = args[2] if len(args) == 3 and not isinstance(args[2], Omitted) else args[0]
     return conditional(ctx, "average", target, [(args[0], args[1])], resize=True)
@@ -1067,12 +1067,12 @@ def f_averageifs(ctx, args):
     return conditional(ctx, "average", args[0], _pairs("AVERAGEIFS", args[1:]))
 
 
-@excel("MINIFS")
+@excel("_xlfn.MINIFS")
 def f_minifs(ctx, args):
     return conditional(ctx, "min", args[0], _pairs("MINIFS", args[1:]))
 
 
-@excel("MAXIFS")
+@excel("_xlfn.MAXIFS")
 def f_maxifs(ctx, args):
     return conditional(ctx, "max", args[0], _pairs("MAXIFS", args[1:]))
 

@@ -273,12 +273,12 @@ def _delimiters(ctx, args: list[V], before: bool) -> V:
     return cellwise(ctx, rest, how, apply)
 
 
-@excel("TEXTBEFORE", args="trn?n?n?e?", gradient=False)
+@excel("_xlfn.TEXTBEFORE", args="trn?n?n?e?", gradient=False)
 def f_textbefore(ctx, args):
     return _delimiters(ctx, args, True)
 
 
-@excel("TEXTAFTER", args="trn?n?n?e?", gradient=False)
+@excel("_xlfn.TEXTAFTER", args="trn?n?n?e?", gradient=False)
 def f_textafter(ctx, args):
     return _delimiters(ctx, args, False)
 
@@ -299,7 +299,7 @@ def _per_row(ctx, rows: int, fn) -> V:
     return from_python(out, ctx)
 
 
-@excel("CONCAT", args="r{1,253}", gradient=False)
+@excel("_xlfn.CONCAT", args="r{1,253}", gradient=False)
 def f_concat(ctx, args):
     """Every element of every argument (ranges and arrays row by row), joined."""
     rows = max(v.shape[0] for v in args)
@@ -312,7 +312,7 @@ def f_concat(ctx, args):
     return _per_row(ctx, rows, row)
 
 
-@excel("TEXTJOIN", args="rbr{1,252}", gradient=False)
+@excel("_xlfn.TEXTJOIN", args="rbr{1,252}", gradient=False)
 def f_textjoin(ctx, args):
     """TEXTJOIN(delimiter, ignore_empty, text1, …): the delimiters (several cycle) between
     the elements, empty texts and blank cells left out when ignore_empty is TRUE."""
@@ -373,7 +373,7 @@ def f_value(x):
     return x
 
 
-@excel("VALUETOTEXT", args="en?", gradient=False, cellwise=True)
+@excel("_xlfn.VALUETOTEXT", args="en?", gradient=False, cellwise=True)
 def f_valuetotext(x, form: float = 0.0):
     """VALUETOTEXT(value, [format]): 0 concise, 1 strict (text in quotes); errors as text."""
     if form not in (0, 1):
@@ -412,12 +412,12 @@ def f_fixed(x: float, decimals: float = 2.0, no_commas: float = 0.0):
 # -- characters -------------------------------------------------------------------------------
 
 
-@excel("UNICODE", args="t", gradient=False, cellwise=True)
+@excel("_xlfn.UNICODE", args="t", gradient=False, cellwise=True)
 def f_unicode(s: str):
     return float(ord(s[0])) if s else VALUE
 
 
-@excel("UNICHAR", args="n", gradient=False, cellwise=True)
+@excel("_xlfn.UNICHAR", args="n", gradient=False, cellwise=True)
 def f_unichar(n: float):
     n = int(n)
     if not 1 <= n <= 0x10FFFF:
@@ -466,7 +466,7 @@ def _pattern(pattern: str, case: float):
     return VALUE if compiled is None else compiled
 
 
-@excel("REGEXTEST", args="ttn?", gradient=False, cellwise=True)
+@excel("_xlfn.REGEXTEST", args="ttn?", gradient=False, cellwise=True)
 def f_regextest(text: str, pattern: str, case: float = 0.0):
     p = _pattern(pattern, case)
     return p if isinstance(p, Error) else p.search(text) is not None
@@ -481,7 +481,7 @@ def _replacement(template: str) -> str:
     return out
 
 
-@excel("REGEXREPLACE", args="tttn?n?", gradient=False, cellwise=True)
+@excel("_xlfn.REGEXREPLACE", args="tttn?n?", gradient=False, cellwise=True)
 def f_regexreplace(text: str, pattern: str, repl: str, occurrence: float = 0.0, case: float = 0.0):
     """REGEXREPLACE(text, pattern, replacement, [occurrence=0 all, n: the nth, -n: from the
     end], [case_sensitivity])."""
@@ -501,7 +501,7 @@ def f_regexreplace(text: str, pattern: str, repl: str, occurrence: float = 0.0, 
         return VALUE
 
 
-@excel("REGEXEXTRACT", args="ttn?n?", gradient=False)
+@excel("_xlfn.REGEXEXTRACT", args="ttn?n?", gradient=False, array_result=True)
 def f_regexextract(ctx, args):
     """REGEXEXTRACT(text, pattern, [return_mode: 0 first match, 1 all matches, 2 the first
     match's groups], [case_sensitivity]). Modes 1 and 2 give a row of texts for a single text;
