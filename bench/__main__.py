@@ -113,7 +113,7 @@ def bench_build(repeat: int) -> None:
 
 
 def bench_read_compile(repeat: int) -> None:
-    from excelnet.fit.pipeline import compile_models
+    from excelnet.fitting.pipeline import compile_models
     from excelnet.xlsx.read import read_book
 
     path, _ = big_workbook()
@@ -129,8 +129,8 @@ def bench_read_compile(repeat: int) -> None:
 
 
 def bench_writeback(repeat: int) -> None:
-    from excelnet.fit.pipeline import compile_models
-    from excelnet.fit.train import train
+    from excelnet.fitting.pipeline import compile_models
+    from excelnet.fitting.train import train
     from excelnet.xlsx.read import read_book
 
     path, _ = big_workbook()
@@ -182,8 +182,8 @@ def epoch_rate(
     in seconds."""
     import torch
 
-    from excelnet.fit.optimisers import runner
-    from excelnet.fit.problem import Problem
+    from excelnet.fitting.optimisers import runner
+    from excelnet.fitting.problem import Problem
 
     problem = Problem(model)
     t = time.perf_counter()
@@ -207,8 +207,8 @@ def bench_epochs(repeat: int, huge: Path | None) -> None:
     import torch
 
     from bench.minimal import numpy_rate, torch_rate
-    from excelnet.fit.engines import threads, threads_for
-    from excelnet.fit.pipeline import compile_models
+    from excelnet.fitting.engines import threads, threads_for
+    from excelnet.fitting.pipeline import compile_models
     from excelnet.xlsx.read import read_book
 
     big, _ = big_workbook()
@@ -291,7 +291,7 @@ class Phases(Silent):
 
 def bench_big_fit(repeat: int) -> None:
     """`excelnet fit big.xlsx --sheet nn --epochs 200` at 100,000 rows, phase by phase."""
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     big, _ = big_workbook()
     target = CACHE / "big-fit.xlsx"
@@ -337,9 +337,9 @@ def scipy_lbfgsb(path: Path, sheet: str, tight: bool) -> tuple[float, float, int
     import torch
     from scipy.optimize import minimize
 
-    from excelnet.fit.optimisers import evaluate
-    from excelnet.fit.pipeline import compile_book
-    from excelnet.fit.problem import Problem
+    from excelnet.fitting.optimisers import evaluate
+    from excelnet.fitting.pipeline import compile_book
+    from excelnet.fitting.problem import Problem
     from excelnet.xlsx.read import read_book
 
     (model,) = compile_book(read_book(path, sheet), sheet, torch.device("cpu"))
@@ -358,7 +358,7 @@ def scipy_lbfgsb(path: Path, sheet: str, tight: bool) -> tuple[float, float, int
 
 
 def bench_solvers(repeat: int) -> None:
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     src = ROOT / "workbooks" / "titanic.xlsx"
     target = CACHE / "solver.xlsx"
@@ -503,7 +503,7 @@ def bench_constrained(repeat: int) -> None:
     import numpy as np
     from scipy.optimize import minimize
 
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     CACHE.mkdir(parents=True, exist_ok=True)
     src, target_path = CACHE / "portfolio.xlsx", CACHE / "portfolio-fit.xlsx"
@@ -643,7 +643,7 @@ PLAIN_FIT = (  # the issue's baseline for a cold fit: what a short script of one
 def bench_wall_clock(repeat: int) -> None:
     """What a user waits for: `excelnet fit` in a new process (Python and torch start-up, read,
     compile, 1000 epochs, write back), beside fit() in a warm process, and `import torch`."""
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
     from excelnet.writer.lessons import build_quadratic
 
     def wall(argv: list[str]) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from excelnet import __version__
 from excelnet.errors import ExcelnetError
-from excelnet.fit.options import EPOCHS, LR, METHODS
+from excelnet.fitting.options import EPOCHS, LR, METHODS
 
 WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
 ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
@@ -282,7 +282,7 @@ def _progress(args: argparse.Namespace):
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     results = fit(
         args.book,
@@ -377,7 +377,7 @@ def _outcome(r) -> str:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from excelnet.fit.pipeline import evaluate
+    from excelnet.fitting.pipeline import evaluate
 
     found = evaluate(
         args.book, sheet=args.sheet, device=args.device, progress=_progress(args), force=args.force
@@ -458,7 +458,7 @@ def _build(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from excelnet.predict import predict
+    from excelnet.predictions import predict
 
     out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
     rows = predict(
@@ -485,7 +485,7 @@ def _rates(text: str) -> list[float]:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from excelnet.fit.pipeline import lr_sweep
+    from excelnet.fitting.pipeline import lr_sweep
 
     runs = lr_sweep(
         args.book,
@@ -513,7 +513,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from excelnet.fit.pipeline import compare
+    from excelnet.fitting.pipeline import compare
 
     results = compare(
         args.book,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import openpyxl
 
-from excelnet.fit.pipeline import fit
+from excelnet.fitting.pipeline import fit
 from excelnet.writer.lessons import TABLE_ROW, build_double_relu, build_quadratic, build_relu
 from excelnet.xlsx.soffice import convert
 

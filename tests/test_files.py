@@ -405,7 +405,7 @@ def test_a_missing_sheet_part_is_named(tmp_path, capsys):
 _PAIRS = """
 import os, sys
 # torch, openpyxl and XlsxWriter loaded once, before the children are forked
-import excelnet.xlsx.read, excelnet.fit.history, excelnet.xlsx.sheets, excelnet.fit.train
+import excelnet.xlsx.read, excelnet.fitting.history, excelnet.xlsx.sheets, excelnet.fitting.train
 import excelnet.xlsx.writeback
 from excelnet.cli import main
 book, pairs = sys.argv[1], int(sys.argv[2])

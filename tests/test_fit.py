@@ -12,7 +12,7 @@ import pytest
 
 import excelnet
 from excelnet.data import bundled
-from excelnet.fit.pipeline import compile_models, evaluate, fit
+from excelnet.fitting.pipeline import compile_models, evaluate, fit
 from excelnet.xlsx.read import read_book
 from tests import reference
 from tests.conftest import run_cli

@@ -20,7 +20,7 @@ import excelnet
 from excelnet import progress as progress_module
 from excelnet.cli import _parser, main
 from excelnet.errors import ExcelnetError
-from excelnet.fit.pipeline import fit, lr_sweep
+from excelnet.fitting.pipeline import fit, lr_sweep
 from excelnet.progress import Progress, Silent
 from tests.handmade import line_fit, solver_names
 
@@ -279,7 +279,7 @@ def test_calc_and_predict_refuse_read_only_outputs_unless_forced(tmp_path, capsy
 
 def test_calc_check_and_predict_report_their_phases(tmp_path):
     from excelnet.data import bundled
-    from excelnet.predict import predict
+    from excelnet.predictions import predict
     from excelnet.xlsx.recalc import calc, check
 
     book = line_fit(tmp_path / "book.xlsx")
