@@ -3,4 +3,4 @@
 EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
 METHODS = ("gd", "adam", "lbfgs")  # see excelnet.train
-METHOD = "lbfgs"  # the default; README, "Methods", says why
+METHOD = "lbfgs"  # the default; docs/solver.md, "Methods", says why
