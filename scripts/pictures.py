@@ -13,9 +13,9 @@ from pathlib import Path
 
 import openpyxl
 
-from excelnet.libreoffice import convert
-from excelnet.pipeline import fit
+from excelnet.fitting.pipeline import fit
 from excelnet.writer.lessons import TABLE_ROW, build_double_relu, build_quadratic, build_relu
+from excelnet.xlsx.soffice import convert
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from excelnet.libreoffice import convert, soffice
+from excelnet.xlsx.soffice import convert, soffice
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +45,14 @@ def run_cli(*args: str, cwd: Path | None = None):
 @pytest.fixture(scope="module")
 def office(tmp_path_factory):
     """A headless LibreOffice listening on a UNO socket, one per test module: its connection
-    string, for excelnet.sources.libreoffice.open_book(…, connect=…)."""
+    string, for excelnet.live.uno_engine.open_book(…, connect=…)."""
     import signal
     import socket
     import subprocess
     import time
 
     from excelnet.errors import ExcelnetError
-    from excelnet.sources.libreoffice import uno_python
+    from excelnet.live.uno_engine import uno_python
 
     try:
         if soffice() is None:
@@ -144,9 +144,9 @@ def formula_model(folder: Path, formula: str, p: float, q: float, data: dict):
     layout of check_formulas)."""
     import openpyxl
     import torch
+    from excelnet.formula.compile import Model
 
     from excelnet.formula.book import SolverModel, read_book
-    from excelnet.formula.compile import Model
     from excelnet.formula.parse import Ref
     from excelnet.formula.values import Ctx
 
@@ -182,9 +182,9 @@ def calc_formulas(tmp_path: Path, cells: dict[str, object]) -> dict[str, object]
     """A one-sheet workbook of the given cells, recalculated by excelnet: each formula cell's
     value, by its reference."""
     import openpyxl
+    from excelnet.formula.calc import Calculation
 
     from excelnet.formula.book import read_book
-    from excelnet.formula.calc import Calculation
 
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -391,8 +391,8 @@ def test_a_missing_sheet_part_is_named(tmp_path, capsys):
 _PAIRS = """
 import os, sys
 # torch, openpyxl and XlsxWriter loaded once, before the children are forked
-import excelnet.formula.book, excelnet.history, excelnet.sheets, excelnet.train
-import excelnet.writeback
+import excelnet.xlsx.read, excelnet.fitting.history, excelnet.xlsx.sheets, excelnet.fitting.train
+import excelnet.xlsx.writeback
 from excelnet.cli import main
 book, pairs = sys.argv[1], int(sys.argv[2])
 argv = ["fit", book, "--epochs", "10", "--lr", "0.5", "-q", "--engine", "eager"]
@@ -426,14 +426,14 @@ def test_simultaneous_fits_keep_every_history_row(tmp_path):
 
 _KILLS = """
 import os, random, signal, sys, time, zipfile
-import excelnet.writeback
+import excelnet.xlsx.writeback
 from excelnet.cli import main
-from excelnet.formula.book import read_book
+from excelnet.xlsx.read import read_book
 book, kills, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
 argv = ["fit", book, "--epochs", "1", "-q", "--engine", "eager"]
 assert main(argv) == 0  # everything imported before the children are forked
-copy = excelnet.writeback.copy_with
+copy = excelnet.xlsx.writeback.copy_with
 
 def child(w):
     def signal_then_copy(*a):  # tell the parent the write begins ...
@@ -442,7 +442,7 @@ def child(w):
     def rename_then_signal(*a, replace=os.replace):  # ... and when the new file is in place
         replace(*a)
         os.write(w, b"r")
-    excelnet.writeback.copy_with = signal_then_copy
+    excelnet.xlsx.writeback.copy_with = signal_then_copy
     os.replace = rename_then_signal
     os._exit(main(argv))
 

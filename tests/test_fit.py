@@ -12,9 +12,8 @@ import pytest
 
 import excelnet
 from excelnet.data import bundled
-from excelnet.formula.book import read_book
-from excelnet.formula.compile import compile_models
-from excelnet.pipeline import evaluate, fit
+from excelnet.fitting.pipeline import compile_models, evaluate, fit
+from excelnet.xlsx.read import read_book
 from tests import reference
 from tests.conftest import run_cli
 

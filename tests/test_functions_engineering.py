@@ -9,11 +9,11 @@ import openpyxl
 import pytest
 import torch
 
-from excelnet.formula.book import read_book
-from excelnet.formula.calc import Calculation
+from excelnet.formula.calculation import Calculation
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.parse import Error
 from excelnet.formula.values import Ctx, V, from_python, omitted
+from excelnet.xlsx.read import read_book
 from tests.conftest import items
 from tests.libreoffice_check import check_formulas
 

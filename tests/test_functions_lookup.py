@@ -13,11 +13,12 @@ import openpyxl
 import pytest
 import torch
 
-from excelnet.formula.book import SolverModel, read_book
-from excelnet.formula.calc import Calculation, cell_name
-from excelnet.formula.compile import Model
+from excelnet.formula.book import SolverModel
+from excelnet.formula.calculation import Calculation, cell_name
+from excelnet.formula.model import Model
 from excelnet.formula.parse import Error, Ref
 from excelnet.formula.values import Ctx
+from excelnet.xlsx.read import read_book
 from tests.conftest import forbid_device_syncs, formula_model
 from tests.libreoffice_check import check_formulas
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from excelnet.formula.book import read_book
-from excelnet.formula.calc import cell_name
+from excelnet.formula.calculation import cell_name
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.parse import Error, Ref, parse_ref
 from excelnet.formula.values import Ctx, V, from_python
+from excelnet.xlsx.read import read_book
 from tests.conftest import items
 from tests.libreoffice_check import check_formulas
 from tests.oracle import CORPUS, run

@@ -281,7 +281,7 @@ def test_missing_output_folder(tmp_path):
 
 
 def test_resampled_passengers_keep_the_same_formulas(tmp_path):
-    from excelnet.pipeline import evaluate
+    from excelnet.fitting.pipeline import evaluate
 
     book = excelnet.build_titanic(tmp_path / "big.xlsx", passengers=2000, seed=3)
     wb = openpyxl.load_workbook(book)

@@ -20,7 +20,7 @@ import excelnet
 from excelnet import progress as progress_module
 from excelnet.cli import _parser, main
 from excelnet.errors import ExcelnetError
-from excelnet.pipeline import fit, lr_sweep
+from excelnet.fitting.pipeline import fit, lr_sweep
 from excelnet.progress import Progress, Silent
 from tests.conftest import cli, one_line
 from tests.handmade import line_fit, solver_names
@@ -223,7 +223,7 @@ def test_json_into_a_closed_pipe(tmp_path):
 
 def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     """Past the estimate made before the work: one line, and the workbook as it was."""
-    import excelnet.formula.book
+    import excelnet.xlsx.read
 
     book = line_fit(tmp_path / "book.xlsx")
     before = book.read_bytes()
@@ -231,7 +231,7 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     def scan(*args):
         raise MemoryError
 
-    monkeypatch.setattr(excelnet.formula.book, "scan", scan)
+    monkeypatch.setattr(excelnet.xlsx.read, "scan", scan)
     code, _, err = cli(capsys, "fit", book)
     assert code == 2
     one_line(err, "book.xlsx: out of memory; nothing was written")
@@ -267,7 +267,7 @@ def test_calc_and_predict_refuse_read_only_outputs_unless_forced(tmp_path, capsy
 def test_calc_check_and_predict_report_their_phases(tmp_path):
     from excelnet.data import bundled
     from excelnet.predictions import predict
-    from excelnet.recalc import calc, check
+    from excelnet.xlsx.recalc import calc, check
 
     book = line_fit(tmp_path / "book.xlsx")
     for run, phases in (
