@@ -33,12 +33,12 @@ def _formula_cells(path: str) -> list[str]:
 def excelnet(path: str) -> dict:
     from pathlib import Path
 
-    from excelnet.recalc import calc
+    from excelnet.xlsx.recalc import calc
 
     t = time.perf_counter()
     reports = calc(Path(path))
     seconds = time.perf_counter() - t
-    from excelnet.formula.book import read_book
+    from excelnet.xlsx.read import read_book
 
     value = read_book(path, cached=True).sheets["nn"].cached.get((1, 12))
     return {

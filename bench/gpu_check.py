@@ -44,8 +44,8 @@ def build_in_background(passengers: int) -> tuple[Path, subprocess.Popen | None]
 
 def same_fit(label: str, book, epochs: int) -> object:
     """Train the nn model on the CPU (eager) and on CUDA from the same start; compare."""
-    from excelnet.formula.compile import compile_models
-    from excelnet.train import train
+    from excelnet.fitting.pipeline import compile_models
+    from excelnet.fitting.train import train
 
     t = time.perf_counter()
     (cpu,) = compile_models(book, "nn", device="cpu")
@@ -121,8 +121,8 @@ def profile(label: str, model) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from excelnet.problem import Problem
-    from excelnet.train import runner
+    from excelnet.fitting.optimisers import runner
+    from excelnet.fitting.problem import Problem
 
     run, _ = runner(Problem(model), "gd", 0.0, "eager", 5)
     run.run(1)
@@ -139,7 +139,7 @@ def profile(label: str, model) -> None:
 
 def whole_fit(label: str, path: Path, epochs: int) -> None:
     """excelnet.fit end to end on each device (a copy of the workbook each time)."""
-    from excelnet.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     row: dict = {"case": label, "epochs": epochs}
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +165,7 @@ def whole_fit(label: str, path: Path, epochs: int) -> None:
 def methods(label: str, path: Path, epochs: int) -> None:
     """Every method on each device from the same start: the same fit (lbfgs and gd's own
     step take decisions on the numbers, so 1e-6 rather than 1e-9)."""
-    from excelnet.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     with tempfile.TemporaryDirectory() as tmp:
         for method in ("gd", "adam", "lbfgs"):
@@ -204,7 +204,7 @@ def main() -> int:
     if not torch.cuda.is_available():
         say("no CUDA GPU here")
         return 2
-    from excelnet.formula.book import read_book
+    from excelnet.xlsx.read import read_book
 
     CACHE.mkdir(parents=True, exist_ok=True)
     huge, builder = build_in_background(args.passengers) if args.passengers else (None, None)

@@ -15,7 +15,7 @@ import uno
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python3-uno's interpreter
 
-from excelnet.libreoffice import uno_load, uno_office  # noqa: E402
+from excelnet.xlsx.soffice import uno_load, uno_office  # noqa: E402
 
 
 def _cells(ref: str):

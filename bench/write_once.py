@@ -20,7 +20,7 @@ def main() -> None:
     how, book, pickled = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     updates = pickle.loads(pickled.read_bytes())
     if how == "excelnet":
-        from excelnet.writeback import write_values
+        from excelnet.xlsx.writeback import write_values
 
         start = time.perf_counter()
         write_values(book, updates)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from excelnet import __version__
-from excelnet.defaults import EPOCHS, LR, METHODS
 from excelnet.errors import ExcelnetError
+from excelnet.fitting.options import EPOCHS, LR, METHODS
 
 WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
 ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
@@ -282,7 +282,7 @@ def _progress(args: argparse.Namespace):
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from excelnet.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     results = fit(
         args.book,
@@ -377,7 +377,7 @@ def _outcome(r) -> str:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from excelnet.pipeline import evaluate
+    from excelnet.fitting.pipeline import evaluate
 
     found = evaluate(
         args.book, sheet=args.sheet, device=args.device, progress=_progress(args), force=args.force
@@ -485,7 +485,7 @@ def _rates(text: str) -> list[float]:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from excelnet.pipeline import lr_sweep
+    from excelnet.fitting.pipeline import lr_sweep
 
     runs = lr_sweep(
         args.book,
@@ -513,7 +513,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from excelnet.pipeline import compare
+    from excelnet.fitting.pipeline import compare
 
     results = compare(
         args.book,
@@ -541,11 +541,11 @@ def _compare(args: argparse.Namespace) -> None:
 
 
 def _live(args: argparse.Namespace) -> None:
-    from excelnet.sources.libreoffice import disconnect, open_book
+    from excelnet.live.uno_engine import disconnect, open_book
 
     book = open_book(args.book, connect=args.connect, headless=args.headless or None)
-    from excelnet import xl  # torch: after the quick checks
-    from excelnet.sources.live import read_live
+    from excelnet.live import xl  # torch: after the quick checks
+    from excelnet.live.source import read_live
 
     outcomes = []
     try:
@@ -622,7 +622,7 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
 
 
 def _calc(args: argparse.Namespace) -> None:
-    from excelnet.recalc import calc
+    from excelnet.xlsx.recalc import calc
 
     _report(calc(args.book, args.out, _progress(args), args.force), args, "calc")
     if not args.json:
@@ -630,7 +630,7 @@ def _calc(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from excelnet.recalc import check
+    from excelnet.xlsx.recalc import check
 
     reports = check(args.book, _progress(args))
     _report(reports, args, "check")
@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         print("excelnet: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        # past the estimate made before the work (excelnet.files.check_memory); a write is
+        # past the estimate made before the work (excelnet.xlsx.files.check_memory); a write is
         # atomic, so the workbook is the old one
         what = getattr(args, "book", None) or getattr(args, "output", None) or args.workbook
         print(f"excelnet: error: {what}: out of memory; nothing was written", file=sys.stderr)

@@ -30,18 +30,20 @@ import torch
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils import get_column_letter
 
-from excelnet.atomic import atomic_path
 from excelnet.data import MISSING_MARKS, Csv, number, read_csv
 from excelnet.errors import ExcelnetError, where
-from excelnet.files import check_source, check_target
-from excelnet.formula.book import Book, Sheet, SolverModel, read_book
-from excelnet.formula.compile import Block, Graph, Model, a1
+from excelnet.formula.book import Book, Sheet, SolverModel
+from excelnet.formula.graph import Block, Graph, a1
+from excelnet.formula.model import Model
 from excelnet.formula.parse import CopiedDown, Error, FormulaError, Ref, parse_ref
 from excelnet.formula.values import Ctx
 from excelnet.progress import Silent
-from excelnet.sheets import HEADER, Changes, render_sheet
-from excelnet.writeback import refuse_if_open, write_values
 from excelnet.writer.table import ID_NAME, TARGET_NAME
+from excelnet.xlsx.atomic import atomic_path
+from excelnet.xlsx.files import check_source, check_target, refuse_if_open
+from excelnet.xlsx.read import read_book
+from excelnet.xlsx.sheets import HEADER, Changes, render_sheet
+from excelnet.xlsx.writeback import write_values
 
 SHEET = "predictions"
 PREDICTION = "Prediction"
@@ -446,7 +448,7 @@ def _kaggle(book: Book, p: Plan, table: Csv, values: list[float]) -> pd.DataFram
     if train and all(isinstance(v, float) for v in train) and set(train) <= {0.0, 1.0}:
         answer = [int(v > 0.5) for v in values]
     elif train and all(isinstance(v, str) for v in train) and len({v.lower() for v in train}) == 2:
-        from excelnet.recipe import two_values
+        from excelnet.writer.recipe import two_values
 
         no, yes = two_values(train)
         answer = [yes if v > 0.5 else no for v in values]

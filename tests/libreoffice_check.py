@@ -13,10 +13,12 @@ import openpyxl
 import pytest
 import torch
 
-from excelnet.formula.book import SolverModel, read_book
-from excelnet.formula.compile import Graph, Model
+from excelnet.formula.book import SolverModel
+from excelnet.formula.graph import Graph
+from excelnet.formula.model import Model
 from excelnet.formula.parse import Error, Ref
 from excelnet.formula.values import Ctx
+from excelnet.xlsx.read import read_book
 
 H = 1e-5  # finite-difference step
 SHIFTS = [(0, 0), (H, 0), (-H, 0), (0, H), (0, -H)]  # rows of each formula's group

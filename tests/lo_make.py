@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # python3-uno's interpreter
 
-from excelnet.libreoffice import uno_load, uno_office  # noqa: E402
+from excelnet.xlsx.soffice import uno_load, uno_office  # noqa: E402
 
 _REF = re.compile(r"(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!(\$?[A-Z]+\$?\d+(?::\$?[A-Z]+\$?\d+)?)")
 

@@ -1,5 +1,6 @@
-"""Excel's own answers as the oracle: the workbooks in ../shared/oracle/ were saved by Microsoft
-Excel, so the value stored with each formula cell is what Excel computed.
+"""Excel's own answers as the oracle: the workbooks in tests/corpus/ (IronCalc's calculation
+tests, MIT licence beside them) were saved by Microsoft Excel, so the value stored with each
+formula cell is what Excel computed.
 
 For each workbook: strip the stored values of its formula cells, recalculate it with
 `excelnet calc`, and compare each cell with Excel's value. Cells whose formulas use what
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "oracle" / "excel-calc-tests"
+CORPUS = ROOT / "tests" / "corpus" / "excel-calc-tests"  # IronCalc's, MIT: its LICENSE-MIT
 
 # The categories issue 10 named first (the table lists them first; every category is asserted).
 TARGET = {
@@ -94,7 +95,7 @@ _REF = re.compile(rb'\br="([A-Z]+)(\d+)"')
 def strip(src: Path, dst: Path, areas: dict[str, set[tuple[int, int]]]) -> None:
     """Copy a workbook without the stored values of its formula cells (and of the cells an
     array formula fills), as a script or openpyxl would write it."""
-    from excelnet.writeback import sheet_parts
+    from excelnet.xlsx.writeback import sheet_parts
 
     with zipfile.ZipFile(src) as z:
         parts = {part: name for name, part in sheet_parts(z).items()}
@@ -187,10 +188,10 @@ def run(path: Path, tmp: Path) -> FileResult:
     """Strip, recalculate with excelnet calc (in the workbook's date order), compare with
     Excel's stored values."""
     from excelnet.formula import dates
-    from excelnet.formula.book import read_book
-    from excelnet.formula.calc import cell_name, formula_cells
+    from excelnet.formula.calculation import cell_name, formula_cells
     from excelnet.formula.parse import Error
-    from excelnet.recalc import calc, same
+    from excelnet.xlsx.read import read_book
+    from excelnet.xlsx.recalc import calc, same
 
     result = FileResult(path, category(path))
     excel = read_book(path, cached=True)

@@ -10,7 +10,7 @@ import zipfile
 import openpyxl
 import pytest
 
-from excelnet.writeback import write_values
+from excelnet.xlsx.writeback import write_values
 from tests.conftest import run_cli
 from tests.handmade import line_fit
 

@@ -10,10 +10,9 @@ import numpy as np
 import openpyxl
 import pytest
 
-from excelnet.formula.book import read_book
-from excelnet.formula.compile import compile_models
-from excelnet.pipeline import fit
-from excelnet.train import train
+from excelnet.fitting.pipeline import compile_models, fit
+from excelnet.fitting.train import train
+from excelnet.xlsx.read import read_book
 from tests.conftest import run_cli
 from tests.handmade import solver_names
 
@@ -120,17 +119,17 @@ def test_threads_by_size(titanic_book, monkeypatch):
     process's setting as it found it; a large model gets torch's own number."""
     import torch
 
-    from excelnet import train as train_module
+    from excelnet.fitting import engines, optimisers
 
     (model,) = compile_models(read_book(titanic_book, "nn"), "nn")
-    assert train_module.threads_for(model) == 1
+    assert engines.threads_for(model) == 1
     seen = []
     before = torch.get_num_threads()
-    monkeypatch.setattr(train_module, "evaluate", _counting(train_module.evaluate, seen))
+    monkeypatch.setattr(optimisers, "evaluate", _counting(optimisers.evaluate, seen))
     train(model, epochs=3, lr=0.1, compiled=False)
     assert set(seen) == {1} and torch.get_num_threads() == before
-    monkeypatch.setattr(train_module, "PARALLEL", 100)  # as if its columns were 100,000 rows
-    assert train_module.threads_for(model) == train_module.THREADS
+    monkeypatch.setattr(engines, "PARALLEL", 100)  # as if its columns were 100,000 rows
+    assert engines.threads_for(model) == engines.THREADS
 
 
 def _counting(evaluate, seen: list):
@@ -146,8 +145,8 @@ def _counting(evaluate, seen: list):
 def test_history_rows_are_the_strict_evaluation(titanic_book):
     """A history row's validation loss and accuracy come from only the blocks they need, run
     without error bookkeeping: the same numbers a full strict evaluation gives there."""
-    from excelnet.pipeline import metric_cells
-    from excelnet.problem import Problem
+    from excelnet.fitting.pipeline import metric_cells
+    from excelnet.fitting.problem import Problem
 
     book = read_book(titanic_book, "nn")
     (model,) = compile_models(book, "nn")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-import excelnet.writeback as writeback
-from excelnet.formula.cells import scan
+import excelnet.xlsx.writeback as writeback
 from excelnet.formula.parse import Error
-from excelnet.writeback import patch_sheet, write_values
-from excelnet.zipcopy import _raw
+from excelnet.xlsx.scan import scan
+from excelnet.xlsx.writeback import patch_sheet, write_values
+from excelnet.xlsx.zipcopy import _raw
 
 # One of each form a cell takes in the writers excelnet meets, numbers and formulas first.
 CELLS = (
@@ -140,7 +140,7 @@ def blocks_cell_by_cell(sheet) -> list[tuple[str, int, int, int]]:
 
 
 def graph_columns(book) -> list[tuple[str, int, int, int]]:
-    from excelnet.formula.compile import Graph
+    from excelnet.formula.graph import Graph
 
     graph = Graph.__new__(Graph)  # the grouping alone: no parsing, no splitting
     graph.book, graph.blocks = book, []
@@ -154,7 +154,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "workbooks").glob("*.xls*")))
 def test_formula_runs_are_the_ones_found_cell_by_cell(name):
-    from excelnet.formula.book import read_book
+    from excelnet.xlsx.read import read_book
 
     book = read_book(ROOT / "workbooks" / name)
     want = [b for s in book.sheets.values() for b in blocks_cell_by_cell(s)]
@@ -198,7 +198,7 @@ NAMED = [
 
 @pytest.mark.parametrize("xml", NAMED, ids=range(len(NAMED)))
 def test_sheet_names_found_by_counting_are_those_every_match_finds(xml):
-    from excelnet.formula.book import _SHEET_BEFORE_BANG, _names_by_count, _sheets_named
+    from excelnet.xlsx.read import _SHEET_BEFORE_BANG, _names_by_count, _sheets_named
 
     every = set(_SHEET_BEFORE_BANG.findall(xml.replace(b"&apos;", b"'")[::-1]))
     counted = _names_by_count(xml)
@@ -216,7 +216,7 @@ def test_the_common_cells_read_as_every_cell_is_read(monkeypatch):
     """Stretches of plain formulas, numbers and shared strings go through the fast reader,
     any other form through the general one, chunk by chunk: the same cells, in the same
     order, as the general reader alone gives."""
-    import excelnet.formula.cells as cells
+    import excelnet.xlsx.scan as cells
 
     rows = []
     for r in range(1, 400):
@@ -249,7 +249,7 @@ def test_a_large_member_deflated_in_two_halves_is_one_stream():
     import random
     import zlib
 
-    from excelnet.zipcopy import SPLIT, _deflated
+    from excelnet.xlsx.zipcopy import SPLIT, _deflated
 
     rng = random.Random(0)
     data = b"".join(b"<c r='A%d'><v>%r</v></c>" % (i, rng.random()) for i in range(400_000))
@@ -266,11 +266,11 @@ def test_libreoffice_reads_members_deflated_in_halves(tmp_path, monkeypatch, rec
     lowered to a few bytes): LibreOffice opens the file and computes the fitted loss."""
     import openpyxl
 
-    import excelnet.zipcopy
-    from excelnet.pipeline import fit
+    import excelnet.xlsx.zipcopy
+    from excelnet.fitting.pipeline import fit
     from tests.handmade import line_fit
 
-    monkeypatch.setattr(excelnet.zipcopy, "SPLIT", 64)
+    monkeypatch.setattr(excelnet.xlsx.zipcopy, "SPLIT", 64)
     book = line_fit(tmp_path / "line.xlsx")
     (result,) = fit(book, epochs=50)
     (lo,) = recalc([book])
@@ -281,8 +281,8 @@ def test_libreoffice_reads_members_deflated_in_halves(tmp_path, monkeypatch, rec
 
 def read_loss_cell(book: Path) -> tuple[str, str]:
     """(sheet, cell) of the one Solver model's objective."""
-    from excelnet.formula.book import read_book
-    from excelnet.formula.compile import a1
+    from excelnet.formula.graph import a1
+    from excelnet.xlsx.read import read_book
 
     (model,) = read_book(book).solver_models()
     return model.sheet, a1(model.objective.r0, model.objective.c0)

@@ -19,25 +19,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from excelnet.cli import main
+from tests.conftest import cli, one_line
 from tests.handmade import line_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """excelnet in this process (the same code as the command, without a new interpreter)."""
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def only(folder: Path, *names: str) -> None:
@@ -405,8 +391,8 @@ def test_a_missing_sheet_part_is_named(tmp_path, capsys):
 _PAIRS = """
 import os, sys
 # torch, openpyxl and XlsxWriter loaded once, before the children are forked
-import excelnet.formula.book, excelnet.history, excelnet.sheets, excelnet.train
-import excelnet.writeback
+import excelnet.xlsx.read, excelnet.fitting.history, excelnet.xlsx.sheets, excelnet.fitting.train
+import excelnet.xlsx.writeback
 from excelnet.cli import main
 book, pairs = sys.argv[1], int(sys.argv[2])
 argv = ["fit", book, "--epochs", "10", "--lr", "0.5", "-q", "--engine", "eager"]
@@ -440,14 +426,14 @@ def test_simultaneous_fits_keep_every_history_row(tmp_path):
 
 _KILLS = """
 import os, random, signal, sys, time, zipfile
-import excelnet.writeback
+import excelnet.xlsx.writeback
 from excelnet.cli import main
-from excelnet.formula.book import read_book
+from excelnet.xlsx.read import read_book
 book, kills, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
 argv = ["fit", book, "--epochs", "1", "-q", "--engine", "eager"]
 assert main(argv) == 0  # everything imported before the children are forked
-copy = excelnet.writeback.copy_with
+copy = excelnet.xlsx.writeback.copy_with
 
 def child(w):
     def signal_then_copy(*a):  # tell the parent the write begins ...
@@ -456,7 +442,7 @@ def child(w):
     def rename_then_signal(*a, replace=os.replace):  # ... and when the new file is in place
         replace(*a)
         os.write(w, b"r")
-    excelnet.writeback.copy_with = signal_then_copy
+    excelnet.xlsx.writeback.copy_with = signal_then_copy
     os.replace = rename_then_signal
     os._exit(main(argv))
 

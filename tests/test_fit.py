@@ -12,9 +12,8 @@ import pytest
 
 import excelnet
 from excelnet.data import bundled
-from excelnet.formula.book import read_book
-from excelnet.formula.compile import compile_models
-from excelnet.pipeline import evaluate, fit
+from excelnet.fitting.pipeline import compile_models, evaluate, fit
+from excelnet.xlsx.read import read_book
 from tests import reference
 from tests.conftest import run_cli
 
@@ -83,7 +82,7 @@ def test_default_fit_reaches_least_squares_optimum(titanic_book, tmp_path):
     xt, yt = x[valid == 0], y[valid == 0]
     w = np.linalg.lstsq(xt, yt, rcond=None)[0]
     optimum = ((xt @ w - yt) ** 2).mean()
-    assert optimum <= result.final_loss <= optimum * 1.005
+    assert optimum * (1 - 1e-12) <= result.final_loss <= optimum * 1.005  # lstsq rounds too
 
 
 def test_eval_gradient_equals_analytic(titanic_book):

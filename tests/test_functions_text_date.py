@@ -8,11 +8,11 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.formula import ArrayFormula
 
 from excelnet.formula import dates
-from excelnet.formula.book import read_book
-from excelnet.formula.calc import Calculation
+from excelnet.formula.calculation import Calculation
 from excelnet.formula.numfmt import format_value, general, number_text, parse_number
 from excelnet.formula.parse import Error
-from excelnet.recalc import check
+from excelnet.xlsx.read import read_book
+from excelnet.xlsx.recalc import check
 
 # -- LibreOffice, where it computes as Excel does ---------------------------------------------
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from excelnet.errors import ExcelnetError
-from excelnet.formula.book import read_book
-from excelnet.pipeline import compile_book
-from excelnet.problem import Problem
-from excelnet.train import runner
+from excelnet.fitting.optimisers import runner
+from excelnet.fitting.pipeline import compile_book
+from excelnet.fitting.problem import Problem
+from excelnet.xlsx.read import read_book
 from tests.handmade import solver_names
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,13 +17,12 @@ import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
 from excelnet.cli import main
-from excelnet.formula.book import read_book
-from excelnet.formula.cells import scan
-from excelnet.formula.compile import compile_models
-from excelnet.pipeline import fit
-from excelnet.problem import Problem
-from excelnet.train import Losses, compile_pays, train
+from excelnet.fitting.pipeline import compile_models, fit
+from excelnet.fitting.problem import Problem
+from excelnet.fitting.train import Losses, compile_pays, train
 from excelnet.writer.lessons import build_quadratic
+from excelnet.xlsx.read import read_book
+from excelnet.xlsx.scan import scan
 from tests.handmade import line_fit, solver_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,12 +80,12 @@ def test_losses_are_kept_at_bounded_resolution():
 
 
 def test_a_long_fit_keeps_every_epochs_loss_up_to_the_bound(tmp_path, monkeypatch):
-    import excelnet.train
+    import excelnet.fitting.train
 
     (model,) = compile_models(read_book(build_quadratic(tmp_path / "q.xlsx")))
     start = [p.detach().clone() for p in model.parameters()]
     full = train(model, epochs=3000, lr=0.01, record=False, compiled=False)
-    monkeypatch.setattr(excelnet.train, "LOSS_POINTS", 100)
+    monkeypatch.setattr(excelnet.fitting.train, "LOSS_POINTS", 100)
     for p, s in zip(model.parameters(), start, strict=True):
         p.data.copy_(s)
     thin = train(model, epochs=3000, lr=0.01, record=False, compiled=False)

@@ -1,4 +1,4 @@
-"""excelnet.xl on a live spreadsheet: a workbook open in headless LibreOffice (one per module,
+"""excelnet.live.xl on a live spreadsheet: a workbook open in headless LibreOffice (one per module,
 with a UNO socket), driven through the xlwings engine over UNO, as the Train button and
 `excelnet live` drive it. LibreOffice's own values of the open document are the oracle."""
 
@@ -16,17 +16,17 @@ import numpy as np
 import openpyxl
 import pytest
 
-from excelnet import xl
 from excelnet.errors import ExcelnetError, WorkbookGone
-from excelnet.formula.book import read_book
-from excelnet.history import SUFFIXES
-from excelnet.pipeline import evaluate
+from excelnet.fitting.history import SUFFIXES
+from excelnet.fitting.pipeline import evaluate
+from excelnet.live import xl
 from excelnet.writer.lessons import build_quadratic
+from excelnet.xlsx.read import read_book
 from tests.conftest import run_cli
 
 pytest.importorskip("xlwings")
-from excelnet.sources.libreoffice import Helper, open_book  # noqa: E402
-from excelnet.sources.live import read_live  # noqa: E402
+from excelnet.live.source import read_live  # noqa: E402
+from excelnet.live.uno_engine import Helper, open_book  # noqa: E402
 
 
 @pytest.fixture

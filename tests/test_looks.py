@@ -11,7 +11,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from excelnet.pipeline import compare, fit, lr_sweep
+from excelnet.fitting.pipeline import compare, fit, lr_sweep
 from excelnet.writer.lessons import ABOUT_WIDTH, TABLE_ROW
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 import excelnet
-from excelnet.formula.book import read_book
 from excelnet.writer import macros
+from excelnet.xlsx.read import read_book
 from tests.conftest import run_cli
 
 xw = pytest.importorskip("xlwings")
-from excelnet.sources.libreoffice import open_book, uno_python  # noqa: E402
+from excelnet.live.uno_engine import open_book, uno_python  # noqa: E402
 
 INSPECT = Path(__file__).with_name("lo_macros.py")
 BUILDERS = {
@@ -114,7 +114,7 @@ def test_the_about_sheet_says_where_the_action_and_seed_cells_are(built):
             )
             assert f"Action cell ({action})" in about and f"Seed, {seed})" in about, name
             where[name] = action
-    assert (where["titanic"], where["quadratic"]) == ("S1", "E7")  # as the README says
+    assert (where["titanic"], where["quadratic"]) == ("S1", "E7")  # as docs/spreadsheet.md says
 
 
 def test_the_companion_module_trains_the_open_workbook(office, built, monkeypatch):
@@ -123,7 +123,7 @@ def test_the_companion_module_trains_the_open_workbook(office, built, monkeypatc
     assert companion.read_text() == macros.companion_text(path)
     spec = importlib.util.spec_from_file_location("quadratic", companion)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # it imports: xlwings, excelnet.xl
+    spec.loader.exec_module(module)  # it imports: xlwings, excelnet.live.xl
 
     book = open_book(path, connect=office, headless=True)
     try:

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-from excelnet.formula.book import read_book
-from excelnet.formula.compile import compile_models
-from excelnet.pipeline import fit
+from excelnet.fitting.pipeline import compile_models, fit
+from excelnet.xlsx.read import read_book
 
 _CELL = re.compile(rb"<c\b[^>]*?\br=\"([A-Z]+\d+)\"[^>]*?(?:/>|>.*?</c>)", re.S)
 
@@ -168,7 +167,7 @@ def test_history_adds_a_sheet_and_only_bookkeeping(tmp_path):
 def test_unchanged_parts_keep_their_stored_bytes(tmp_path):
     """The copy does not inflate and deflate again what it does not change: each untouched
     member's compressed bytes are the original's, and the archive tests sound."""
-    from excelnet.zipcopy import _raw
+    from excelnet.xlsx.zipcopy import _raw
 
     book = rich_workbook(tmp_path / "rich.xlsm", tmp_path, macros=True)
     original = tmp_path / "original.xlsm"
@@ -195,13 +194,13 @@ def test_unchanged_parts_keep_their_stored_bytes(tmp_path):
 def test_zipfiles_own_path_writes_the_same_contents(tmp_path, monkeypatch):
     """Archives the raw copy does not handle (encrypted members, ZIP64) go through zipfile:
     the same contents, member by member."""
-    import excelnet.writeback
+    import excelnet.xlsx.writeback
 
     book = rich_workbook(tmp_path / "rich.xlsx", tmp_path, macros=False)
     slow = tmp_path / "slow.xlsx"
     slow.write_bytes(book.read_bytes())
     fit(book, epochs=20, history=True)
-    monkeypatch.setattr(excelnet.writeback, "can_copy", lambda z: False)
+    monkeypatch.setattr(excelnet.xlsx.writeback, "can_copy", lambda z: False)
     fit(slow, epochs=20, history=True)
     with zipfile.ZipFile(book) as a, zipfile.ZipFile(slow) as b:
         assert a.namelist() == b.namelist()

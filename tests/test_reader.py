@@ -13,11 +13,11 @@ import pytest
 import xlsxwriter
 from openpyxl.workbook.defined_name import DefinedName
 
-import excelnet.formula.book as book_module
-from excelnet.formula.book import read_book
-from excelnet.formula.cells import scan
+import excelnet.xlsx.read as book_module
+from excelnet.fitting.pipeline import fit
 from excelnet.formula.parse import Error, relative_key
-from excelnet.pipeline import fit
+from excelnet.xlsx.read import read_book
+from excelnet.xlsx.scan import scan
 from tests.handmade import line_fit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,8 @@
-"""excelnet.xl on xlwings' remote engine (`xw.Book(json=…)`, the payload an xlwings client sends:
-values and names, no formulas). The remote engine is part of xlwings PRO and loads only with a
-licence key: the check runs in a process of its own with XLWINGS_LICENSE_KEY=noncommercial,
-set for that process only (the RunPython path of the Train button needs no key)."""
+"""excelnet.live.xl on xlwings' remote engine (`xw.Book(json=…)`, the payload an xlwings
+client sends: values and names, no formulas). The remote engine is part of xlwings PRO and
+loads only with a licence key: the check runs in a process of its own with
+XLWINGS_LICENSE_KEY=noncommercial, set for that process only (the RunPython path of the Train
+button needs no key)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ SCRIPT = r"""
 import json, sys
 import openpyxl
 import xlwings as xw
-from excelnet import xl
+from excelnet.live import xl
 from excelnet.formula.parse import parse_ref
 
 path = sys.argv[1]

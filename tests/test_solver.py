@@ -556,8 +556,8 @@ def test_the_compiled_engine_runs_the_methods_as_eager_steps_do(books, tmp_path,
 
 def test_a_history_sheet_of_four_columns_is_carried_on(books, tmp_path):
     """History sheets written before methods and constraints were recorded keep their rows."""
-    from excelnet.sheets import Changes, render
-    from excelnet.writeback import write_values
+    from excelnet.xlsx.sheets import Changes, render
+    from excelnet.xlsx.writeback import write_values
 
     book = shutil.copy(books["bounds"], tmp_path / "h.xlsx")
     old = [f"Model {s}" for s in ("epoch", "training loss", "validation loss", "accuracy")]

@@ -16,8 +16,8 @@ from sklearn import datasets
 
 import excelnet
 from excelnet.data import bundled
-from excelnet.pipeline import evaluate
-from excelnet.writeback import write_values
+from excelnet.fitting.pipeline import evaluate
+from excelnet.xlsx.writeback import write_values
 from tests import reference
 from tests.conftest import run_cli
 

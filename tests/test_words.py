@@ -20,25 +20,12 @@ import excelnet
 from excelnet import progress as progress_module
 from excelnet.cli import _parser, main
 from excelnet.errors import ExcelnetError
-from excelnet.pipeline import fit, lr_sweep
+from excelnet.fitting.pipeline import fit, lr_sweep
 from excelnet.progress import Progress, Silent
+from tests.conftest import cli, one_line
 from tests.handmade import line_fit, solver_names
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str, *words: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def test_learning_rates_that_are_not_finite_are_refused(tmp_path, capsys):
@@ -236,7 +223,7 @@ def test_json_into_a_closed_pipe(tmp_path):
 
 def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     """Past the estimate made before the work: one line, and the workbook as it was."""
-    import excelnet.formula.book
+    import excelnet.xlsx.read
 
     book = line_fit(tmp_path / "book.xlsx")
     before = book.read_bytes()
@@ -244,7 +231,7 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     def scan(*args):
         raise MemoryError
 
-    monkeypatch.setattr(excelnet.formula.book, "scan", scan)
+    monkeypatch.setattr(excelnet.xlsx.read, "scan", scan)
     code, _, err = cli(capsys, "fit", book)
     assert code == 2
     one_line(err, "book.xlsx: out of memory; nothing was written")
@@ -280,7 +267,7 @@ def test_calc_and_predict_refuse_read_only_outputs_unless_forced(tmp_path, capsy
 def test_calc_check_and_predict_report_their_phases(tmp_path):
     from excelnet.data import bundled
     from excelnet.predictions import predict
-    from excelnet.recalc import calc, check
+    from excelnet.xlsx.recalc import calc, check
 
     book = line_fit(tmp_path / "book.xlsx")
     for run, phases in (

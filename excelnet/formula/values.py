@@ -35,7 +35,7 @@ class V:
 
     def __init__(self, x: torch.Tensor, kind=None, text=None, ref: bool = False):
         self.cache: dict | None = None  # memo of work done once on a constant value
-        self.at: tuple | None = None  # where a range's rows and columns start (compile._carry)
+        self.at: tuple | None = None  # where a range's rows and columns start (evaluator._carry)
         self.x = x
         self.kind = kind  # None (all NUM), an int (all that kind), or an int8 array
         self.text = text  # object array (str for TEXT, code for ERR) or None

@@ -2,7 +2,7 @@
 
 Each has one model sheet — parameter cells (yellow) with a gradient cell beside each, the mean
 squared error, the data with the model's prediction per point, and a chart of both — and an
-`about` sheet. The formulas come from excelnet.models; cached values from their numpy twins.
+`about` sheet. The formulas come from excelnet.writer.nets; cached values from their numpy twins.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import numpy as np
 from xlsxwriter.utility import xl_rowcol_to_cell
 
 from excelnet.data.synthetic import TRUE_QUADRATIC, bend_samples, quadratic_samples
-from excelnet.models import DOUBLE_RELU, QUADRATIC, RELU, CurveModel
 from excelnet.writer import (
     check_seed,
     define_solver_model,
@@ -23,6 +22,7 @@ from excelnet.writer import (
     write_wrapped,
 )
 from excelnet.writer import macros as macros_
+from excelnet.writer.nets import DOUBLE_RELU, QUADRATIC, RELU, CurveModel
 
 TABLE_ROW = 9  # 0-based header row of the data table
 ABOUT_WIDTH = 80  # characters: the about sheet's one column, a portrait page wide at 100%

@@ -4,9 +4,9 @@ xlwings' own standalone quickstart VBA project is copied in from the installed x
 (BSD licence): its SampleCall macro runs `import <book>; <book>.main()` with the workbook's
 base name, in the Python that xlwings is configured to use. Each model sheet gets a Train
 button bound to SampleCall, an Action cell (a drop-down: Train, Reset, Evaluate) and a Seed
-cell (what Reset draws new parameters from), both named on the sheet for `excelnet.xl`; the
+cell (what Reset draws new parameters from), both named on the sheet for `excelnet.live.xl`; the
 workbook gets xlwings' `_xlwings.conf` settings sheet, and the companion module <book>.py,
-written beside the workbook, whose main() calls `excelnet.xl.main`.
+written beside the workbook, whose main() calls `excelnet.live.xl.main`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from xlsxwriter.utility import xl_rowcol_to_cell
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from excelnet.atomic import atomic_path
 from excelnet.errors import ExcelnetError
-from excelnet.files import check_target
+from excelnet.xlsx.atomic import atomic_path
+from excelnet.xlsx.files import check_target
 
 ACTIONS = ("Train", "Reset", "Evaluate")  # the Action cell's choices; Train is the default
 ACTION_NAME, SEED_NAME = "excelnet_action", "excelnet_seed"  # sheet-scoped names of the cells
@@ -76,11 +76,11 @@ which imports this module and calls main(). Written by excelnet build --macros."
 
 import xlwings as xw
 
-import excelnet.xl
+import excelnet.live.xl
 
 
 def main():
-    return excelnet.xl.main(xw.Book.caller())
+    return excelnet.live.xl.main(xw.Book.caller())
 
 
 if __name__ == "__main__":
@@ -243,7 +243,7 @@ def save_book(
 ) -> Path:
     """Write a built workbook with `write(tmp)`, atomically. With `macros`, check its name and
     its companion module first (nothing is written if a check fails) and write the companion
-    after it. `force` replaces a read-only file (see excelnet.files.check_target)."""
+    after it. `force` replaces a read-only file (see excelnet.xlsx.files.check_target)."""
     path = Path(path)
     if macros:
         check_output(path)

@@ -1,7 +1,8 @@
 """A table's workbook: data → features → linear, nn and mmult model sheets, all live formulas.
 
 The Titanic workbook and `excelnet build table` share this layout; what differs is the recipe
-(excelnet.features for Titanic, excelnet.recipe for any table): which statistics and features,
+(excelnet.writer.features for Titanic, excelnet.writer.recipe for any table): which statistics
+and features,
 each a formula with its pandas twin. This module lays them out, styles them, and stores each
 formula's value (computed by the twin) so programs that do not recalculate see the numbers.
 """
@@ -19,25 +20,7 @@ from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from excelnet.data import read_csv
 from excelnet.errors import ExcelnetError
-from excelnet.features import (
-    DATA_SHEET,
-    FEATURES_SHEET,
-    VALID_HEADER,
-    Feature,
-    Stat,
-    validation_split,
-)
 from excelnet.formula.parse import ROWS as SHEET_ROWS
-from excelnet.models import (
-    TABLE_ROW,
-    Frame,
-    Model,
-    metric_formulas,
-    metrics,
-    mmult_formula,
-    models,
-)
-from excelnet.recipe import choose_rules, choose_target, stats_and_features, typed
 from excelnet.writer import (
     check_seed,
     define_metrics,
@@ -48,6 +31,24 @@ from excelnet.writer import (
     write_wrapped,
 )
 from excelnet.writer import macros as macros_
+from excelnet.writer.features import (
+    DATA_SHEET,
+    FEATURES_SHEET,
+    VALID_HEADER,
+    Feature,
+    Stat,
+    validation_split,
+)
+from excelnet.writer.nets import (
+    TABLE_ROW,
+    Frame,
+    Model,
+    metric_formulas,
+    metrics,
+    mmult_formula,
+    models,
+)
+from excelnet.writer.recipe import choose_rules, choose_target, stats_and_features, typed
 
 # Workbook-level names that say which data column is the id and which the target (each names
 # the column's header cell on the data sheet): `excelnet predict --kaggle` reads them.
@@ -305,7 +306,7 @@ def build_table(
     force: bool = False,
 ) -> Path:
     """Write the lesson's workbook for any CSV to `path` (default: the CSV's name, .xlsx) and
-    return the path: a data sheet, features chosen per column by the rules of excelnet.recipe
+    return the path: a data sheet, features chosen per column by the rules of excelnet.writer.recipe
     (stated in the about sheet), a validation split and the linear, nn and mmult model sheets,
     each with its Solver model. `target` is the column to predict (numbers, or two values).
     `macros`: an .xlsm (default name: the CSV's, as a Python module name) with a Train button

@@ -1,4 +1,4 @@
-"""The Titanic workbook: the lesson's recipe (excelnet.features) laid out by writer.table."""
+"""The Titanic workbook: the lesson's recipe (excelnet.writer.features) laid out by writer.table."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 
 from excelnet.data import COLUMNS, load_titanic
 from excelnet.errors import ExcelnetError
-from excelnet.features import DATA_SHEET, FEATURE_NAMES, FEATURES, STATS
-from excelnet.models import TABLE_ROW, Frame
 from excelnet.writer import check_seed
+from excelnet.writer.features import DATA_SHEET, FEATURE_NAMES, FEATURES, STATS
 from excelnet.writer.macros import save_book
+from excelnet.writer.nets import TABLE_ROW, Frame
 from excelnet.writer.table import MAX_ROWS, SHEET_ROWS, Recipe, write_book
 
 MAX_PASSENGERS = MAX_ROWS

@@ -19,18 +19,17 @@ from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import COLUMNS as SHEET_COLUMNS
 from excelnet.formula.parse import (
     MISSING,
-    Call,
     Const,
     Error,
     FormulaError,
     Node,
-    Op,
     Ref,
     Union,
     parse,
     parse_ref,
 )
 from excelnet.formula.parse import ROWS as SHEET_ROWS
+from excelnet.formula.site import Site, whole  # noqa: E402
 from excelnet.formula.values import (
     BLANK,
     ERR,
@@ -39,136 +38,10 @@ from excelnet.formula.values import (
     V,
     error_value,
     errors_of,
-    format_number,
-    from_python,
-    to_number,
 )
 
 lookup = registrar("LOOKUP_AND_REFERENCE")
 information = registrar("INFORMATION")
-
-
-class Site:
-    """A reference function's view of the formula it is in: the block's cells, its arguments
-    unevaluated, and the evaluator to read them with."""
-
-    def __init__(self, evaluator, block):
-        self.ev, self.block = evaluator, block
-        self.ctx, self.book = evaluator.ctx, evaluator.book
-        self.sheet = block.sheet
-        self.n = block.rows if block.kind == "column" else 1  # rows the result varies over
-
-    def value(self, node: Node) -> V:
-        """An argument's value; it must not depend on the parameters."""
-        from excelnet.formula.compile import Live
-
-        v = self.ev._node(node, self.block)
-        if isinstance(v, Live):
-            raise FormulaError("OFFSET and INDIRECT arguments must not depend on the parameters")
-        return v
-
-    def refs(self, node: Node) -> list[Ref] | None:
-        """The references an argument stands for, per block row; None if it is no reference."""
-        if isinstance(node, Ref):
-            if node.r1 is None or node.c1 is None:
-                return [node]
-            if self.block.kind == "column" and node.rel_r0 and self.n > 1:
-                return [
-                    Ref(node.sheet, node.r0 + k, node.c0, node.r1 + k, node.c1)
-                    for k in range(self.n)
-                ]
-            return [node]
-        if isinstance(node, Op) and node.op == ":":
-            ends = [self.refs(a) for a in node.args]
-            if any(e is None for e in ends):
-                return None
-            return _span(*ends)
-        if isinstance(node, Call):
-            from excelnet.formula.functions import FUNCTIONS
-
-            known = FUNCTIONS.get(node.name)
-            if known is not None and known.refs:
-                out = known.fn(self, list(node.args))
-                return out if isinstance(out, list) else None
-            if node.name in ("CHOOSE", "INDEX") and node.args:
-                return self._choose(node) if node.name == "CHOOSE" else self._index(node)
-        return None
-
-    def _choose(self, node: Call) -> list[Ref] | None:
-        """CHOOSE(k, A1, A2, …) as a reference, when k is the same for every row."""
-        k, err = self.numbers(node.args[0])
-        if err is not None or len(set(k.tolist())) != 1 or not 1 <= int(k[0]) < len(node.args):
-            return None
-        return self.refs(node.args[int(k[0])])
-
-    def _index(self, node: Call) -> list[Ref] | None:
-        """INDEX(range, row, [column]) as a reference (row or column 0: all of them)."""
-        base = self.refs(node.args[0])
-        if base is None or len(base) != 1 or not 2 <= len(node.args) <= 3:
-            return None
-        ref = _whole(self, base[0])
-        r, err = self.numbers(node.args[1], 0.0)
-        c, err2 = self.numbers(node.args[2], 0.0) if len(node.args) == 3 else (np.zeros(1), None)
-        if err or err2 or len(set(r.tolist())) != 1 or len(set(c.tolist())) != 1:
-            return None
-        r, c = int(r[0]), int(c[0])
-        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
-        if len(node.args) == 2 and h == 1:  # INDEX(A1:D1, 3): a single row counts columns
-            r, c = 1, r
-        if not (0 <= r <= h and 0 <= c <= w):
-            return None
-        r0, r1 = (ref.r0, ref.r1) if r == 0 else (ref.r0 + r - 1, ref.r0 + r - 1)
-        c0, c1 = (ref.c0, ref.c1) if c == 0 else (ref.c0 + c - 1, ref.c0 + c - 1)
-        return [Ref(ref.sheet, r0, c0, r1, c1)]
-
-    def numbers(self, node: Node, default: float | None = None) -> tuple[np.ndarray, object]:
-        """An argument as numbers per block row (n,), and its error if it has one."""
-        if isinstance(node, Const) and node.value is MISSING:
-            if default is None:
-                raise FormulaError("an argument is missing")
-            return np.full(self.n, default), None
-        v = self.value(node)
-        x, errs = to_number(v)
-        errs = errors_of(v) if errs is None else errs
-        if errs is not None and (errs != None).any():  # noqa: E711
-            return np.zeros(self.n), next(e for e in errs.reshape(-1) if e is not None)
-        flat = x.detach().cpu().numpy()[:, 0, 0]
-        return np.broadcast_to(flat, (self.n,)) if flat.size == 1 else flat, None
-
-    def texts(self, node: Node) -> list[object]:
-        """An argument per block row as text (str), or an Error."""
-        v = self.value(node)
-        k, t = v.kinds()[:, 0, 0], v.texts()[:, 0, 0]
-        x = v.x.detach().cpu().numpy()[:, 0, 0]
-        out = []
-        for i in range(v.shape[0]):
-            if k[i] == ERR:
-                out.append(Error(t[i]))
-            elif k[i] == TEXT:
-                out.append(str(t[i]))
-            elif k[i] == BLANK:
-                out.append("")
-            else:
-                out.append(("TRUE" if x[i] else "FALSE") if k[i] == 1 else format_number(x[i]))
-        return out * self.n if len(out) == 1 and self.n > 1 else out
-
-    def column(self, values: list[object]) -> V:
-        """One value per block row (or one for all) as a V of shape (n, 1, 1)."""
-        return from_python(np.array(values, dtype=object).reshape(-1, 1, 1), self.ctx)
-
-    def sheet_names(self) -> list[str]:
-        return list(self.book.sheets)
-
-
-def _span(a: list[Ref], b: list[Ref]) -> list[Ref] | None:
-    """A1:B3 where each end is a reference: the smallest range holding both, per row."""
-    out = []
-    for k in range(max(len(a), len(b))):
-        p, q = a[min(k, len(a) - 1)], b[min(k, len(b) - 1)]
-        if p.sheet != q.sheet or None in (p.r1, p.c1, q.r1, q.c1):
-            return None
-        out.append(Ref(p.sheet, min(p.r0, q.r0), min(p.c0, q.c0), max(p.r1, q.r1), max(p.c1, q.c1)))
-    return out
 
 
 def _error(site: Site, code: str) -> V:
@@ -181,15 +54,6 @@ def _bounded(ref: Ref, sheet_exists: bool = True) -> bool:
         and 0 <= ref.r0 <= ref.r1 < SHEET_ROWS
         and 0 <= ref.c0 <= ref.c1 < SHEET_COLUMNS
     )
-
-
-def _whole(site: Site, ref: Ref) -> Ref:
-    """A whole column or row bounded to the sheet."""
-    if ref.r1 is None:
-        return Ref(ref.sheet, 0, ref.c0, SHEET_ROWS - 1, ref.c1)
-    if ref.c1 is None:
-        return Ref(ref.sheet, ref.r0, 0, ref.r1, SHEET_COLUMNS - 1)
-    return ref
 
 
 # -- position -------------------------------------------------------------------------------
@@ -216,7 +80,7 @@ def _position(site: Site, args: list[Node], axis: int) -> V:
     if refs is None:
         v = site.value(args[0])
         return _error(site, "#VALUE!") if errors_of(v) is None else v
-    refs = [_whole(site, r) for r in refs]
+    refs = [whole(site, r) for r in refs]
     if axis == 0:
         h = refs[0].r1 - refs[0].r0 + 1
         x = np.array([r.r0 for r in refs])[:, None, None] + np.arange(h)[None, :, None] + 1.0
@@ -239,7 +103,7 @@ def f_column(site: Site, args: list[Node]) -> V:
 def _extent(site: Site, args: list[Node], axis: int) -> V:
     refs = site.refs(args[0])
     if refs is not None:
-        r = _whole(site, refs[0])
+        r = whole(site, refs[0])
         size = r.r1 - r.r0 + 1 if axis == 0 else r.c1 - r.c0 + 1
         return site.column([float(size)])
     v = site.value(args[0])
@@ -276,7 +140,7 @@ def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
     if base is None:
         v = site.value(args[0])
         return v if errors_of(v) is not None else _error(site, "#VALUE!")
-    base = [_whole(site, r) for r in base]
+    base = [whole(site, r) for r in base]
     parts = []
     for i, default in ((1, None), (2, None), (3, -1.0), (4, -1.0)):
         x, err = (
@@ -394,7 +258,7 @@ def _indirect(site: Site, text: str, a1: bool, row: int, col: int) -> Ref | None
             return node if isinstance(node, Ref) else None
     if ref is None:
         return None
-    ref = _whole(site, ref)
+    ref = whole(site, ref)
     return ref if _bounded(ref, ref.sheet in site.book.sheets) else None
 
 

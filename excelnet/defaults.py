@@ -1,6 +1,0 @@
-"""The numbers a fit uses when it is not told otherwise (the API's and the command's)."""
-
-EPOCHS = 1000
-LR = 0.1  # the lesson's learning rate (gd's own step starts there)
-METHODS = ("gd", "adam", "lbfgs")  # see excelnet.train
-METHOD = "lbfgs"  # the default; README, "Methods", says why
