@@ -3,7 +3,8 @@
     python -m bench [--repeat 3] [--skip-solvers] [--out bench/results.json]
 
 Prints a markdown table (median of --repeat runs where a case is quick enough to repeat) and
-writes the same as JSON, with the machine, versions and device.
+writes the same as JSON, with the machine, versions and device, under bench/. It writes nothing
+else: docs/benchmarks.md shows the tables of its runs, with how to read them.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def bench_build(repeat: int) -> None:
 
 
 def bench_read_compile(repeat: int) -> None:
-    from excelnet.fit.pipeline import compile_models
+    from excelnet.fitting.pipeline import compile_models
     from excelnet.xlsx.read import read_book
 
     path, _ = big_workbook()
@@ -129,9 +130,9 @@ def bench_read_compile(repeat: int) -> None:
 
 
 def bench_writeback(repeat: int) -> None:
-    from excelnet.fit.options import FitOptions
-    from excelnet.fit.pipeline import compile_models
-    from excelnet.fit.train import train
+    from excelnet.fitting.options import FitOptions
+    from excelnet.fitting.pipeline import compile_models
+    from excelnet.fitting.train import train
     from excelnet.xlsx.read import read_book
 
     path, _ = big_workbook()
@@ -183,8 +184,8 @@ def epoch_rate(
     in seconds."""
     import torch
 
-    from excelnet.fit.optimisers import runner
-    from excelnet.fit.problem import Problem
+    from excelnet.fitting.optimisers import runner
+    from excelnet.fitting.problem import Problem
 
     problem = Problem(model)
     t = time.perf_counter()
@@ -208,8 +209,8 @@ def bench_epochs(repeat: int, huge: Path | None) -> None:
     import torch
 
     from bench.minimal import numpy_rate, torch_rate
-    from excelnet.fit.engines import threads, threads_for
-    from excelnet.fit.pipeline import compile_models
+    from excelnet.fitting.engines import threads, threads_for
+    from excelnet.fitting.pipeline import compile_models
     from excelnet.xlsx.read import read_book
 
     big, _ = big_workbook()
@@ -292,7 +293,7 @@ class Phases(Silent):
 
 def bench_big_fit(repeat: int) -> None:
     """`excelnet fit big.xlsx --sheet nn --epochs 200` at 100,000 rows, phase by phase."""
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     big, _ = big_workbook()
     target = CACHE / "big-fit.xlsx"
@@ -338,9 +339,9 @@ def scipy_lbfgsb(path: Path, sheet: str, tight: bool) -> tuple[float, float, int
     import torch
     from scipy.optimize import minimize
 
-    from excelnet.fit.optimisers import evaluate
-    from excelnet.fit.pipeline import compile_book
-    from excelnet.fit.problem import Problem
+    from excelnet.fitting.optimisers import evaluate
+    from excelnet.fitting.pipeline import compile_book
+    from excelnet.fitting.problem import Problem
     from excelnet.xlsx.read import read_book
 
     (model,) = compile_book(read_book(path, sheet), sheet, torch.device("cpu"))
@@ -359,7 +360,7 @@ def scipy_lbfgsb(path: Path, sheet: str, tight: bool) -> tuple[float, float, int
 
 
 def bench_solvers(repeat: int) -> None:
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     src = ROOT / "workbooks" / "titanic.xlsx"
     target = CACHE / "solver.xlsx"
@@ -504,7 +505,7 @@ def bench_constrained(repeat: int) -> None:
     import numpy as np
     from scipy.optimize import minimize
 
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     CACHE.mkdir(parents=True, exist_ok=True)
     src, target_path = CACHE / "portfolio.xlsx", CACHE / "portfolio-fit.xlsx"
@@ -644,7 +645,7 @@ PLAIN_FIT = (  # the issue's baseline for a cold fit: what a short script of one
 def bench_wall_clock(repeat: int) -> None:
     """What a user waits for: `excelnet fit` in a new process (Python and torch start-up, read,
     compile, 1000 epochs, write back), beside fit() in a warm process, and `import torch`."""
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
     from excelnet.writer.lessons import build_quadratic
 
     def wall(argv: list[str]) -> float:

@@ -44,9 +44,9 @@ def build_in_background(passengers: int) -> tuple[Path, subprocess.Popen | None]
 
 def same_fit(label: str, book, epochs: int) -> object:
     """Train the nn model on the CPU (eager) and on CUDA from the same start; compare."""
-    from excelnet.fit.options import FitOptions
-    from excelnet.fit.pipeline import compile_models
-    from excelnet.fit.train import train
+    from excelnet.fitting.options import FitOptions
+    from excelnet.fitting.pipeline import compile_models
+    from excelnet.fitting.train import train
 
     t = time.perf_counter()
     (cpu,) = compile_models(book, "nn", device="cpu")
@@ -122,8 +122,8 @@ def profile(label: str, model) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from excelnet.fit.optimisers import runner
-    from excelnet.fit.problem import Problem
+    from excelnet.fitting.optimisers import runner
+    from excelnet.fitting.problem import Problem
 
     run, _ = runner(Problem(model), "gd", 0.0, "eager", 5)
     run.run(1)
@@ -140,7 +140,7 @@ def profile(label: str, model) -> None:
 
 def whole_fit(label: str, path: Path, epochs: int) -> None:
     """excelnet.fit end to end on each device (a copy of the workbook each time)."""
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     row: dict = {"case": label, "epochs": epochs}
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +166,7 @@ def whole_fit(label: str, path: Path, epochs: int) -> None:
 def methods(label: str, path: Path, epochs: int) -> None:
     """Every method on each device from the same start: the same fit (lbfgs and gd's own
     step take decisions on the numbers, so 1e-6 rather than 1e-9)."""
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     with tempfile.TemporaryDirectory() as tmp:
         for method in ("gd", "adam", "lbfgs"):

@@ -1,5 +1,6 @@
-"""Excel's own answers as the oracle: the workbooks in ../shared/oracle/ were saved by Microsoft
-Excel, so the value stored with each formula cell is what Excel computed.
+"""Excel's own answers as the oracle: the workbooks in tests/corpus/ (IronCalc's calculation
+tests, MIT licence beside them) were saved by Microsoft Excel, so the value stored with each
+formula cell is what Excel computed.
 
 For each workbook: strip the stored values of its formula cells, recalculate it with
 `excelnet calc`, and compare each cell with Excel's value. Cells whose formulas use what
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "oracle" / "excel-calc-tests"
+CORPUS = ROOT / "tests" / "corpus" / "excel-calc-tests"  # IronCalc's, MIT: its LICENSE-MIT
 
 # The categories issue 10 named first (the table lists them first; every category is asserted).
 TARGET = {

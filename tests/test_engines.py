@@ -10,9 +10,9 @@ import numpy as np
 import openpyxl
 import pytest
 
-from excelnet.fit.options import FitOptions
-from excelnet.fit.pipeline import compile_models, fit
-from excelnet.fit.train import train
+from excelnet.fitting.options import FitOptions
+from excelnet.fitting.pipeline import compile_models, fit
+from excelnet.fitting.train import train
 from excelnet.xlsx.read import read_book
 from tests.conftest import run_cli
 from tests.handmade import solver_names
@@ -120,7 +120,7 @@ def test_threads_by_size(titanic_book, monkeypatch):
     process's setting as it found it; a large model gets torch's own number."""
     import torch
 
-    from excelnet.fit import engines, optimisers
+    from excelnet.fitting import engines, optimisers
 
     (model,) = compile_models(read_book(titanic_book, "nn"), "nn")
     assert engines.threads_for(model) == 1
@@ -146,8 +146,8 @@ def _counting(evaluate, seen: list):
 def test_history_rows_are_the_strict_evaluation(titanic_book):
     """A history row's validation loss and accuracy come from only the blocks they need, run
     without error bookkeeping: the same numbers a full strict evaluation gives there."""
-    from excelnet.fit.pipeline import metric_cells
-    from excelnet.fit.problem import Problem
+    from excelnet.fitting.pipeline import metric_cells
+    from excelnet.fitting.problem import Problem
 
     book = read_book(titanic_book, "nn")
     (model,) = compile_models(book, "nn")

@@ -267,7 +267,7 @@ def test_libreoffice_reads_members_deflated_in_halves(tmp_path, monkeypatch, rec
     import openpyxl
 
     import excelnet.xlsx.zipcopy
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
     from tests.handmade import line_fit
 
     monkeypatch.setattr(excelnet.xlsx.zipcopy, "SPLIT", 64)

@@ -12,7 +12,7 @@ import pytest
 
 import excelnet
 from excelnet.data import bundled
-from excelnet.fit.pipeline import compile_models, evaluate, fit
+from excelnet.fitting.pipeline import compile_models, evaluate, fit
 from excelnet.xlsx.read import read_book
 from tests import reference
 from tests.conftest import run_cli
@@ -82,7 +82,7 @@ def test_default_fit_reaches_least_squares_optimum(titanic_book, tmp_path):
     xt, yt = x[valid == 0], y[valid == 0]
     w = np.linalg.lstsq(xt, yt, rcond=None)[0]
     optimum = ((xt @ w - yt) ** 2).mean()
-    assert optimum <= result.final_loss <= optimum * 1.005
+    assert optimum * (1 - 1e-12) <= result.final_loss <= optimum * 1.005  # lstsq rounds too
 
 
 def test_eval_gradient_equals_analytic(titanic_book):

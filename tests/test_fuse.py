@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from excelnet.errors import ExcelnetError
-from excelnet.fit.optimisers import runner
-from excelnet.fit.pipeline import compile_book
-from excelnet.fit.problem import Problem
+from excelnet.fitting.optimisers import runner
+from excelnet.fitting.pipeline import compile_book
+from excelnet.fitting.problem import Problem
 from excelnet.xlsx.read import read_book
 from tests.handmade import solver_names
 

@@ -17,8 +17,8 @@ STAGES = [
     {"excelnet.progress", "excelnet.data"},
     {"excelnet.xlsx"},  # the file: read into the engine's Book, patched back
     {"excelnet.writer"},  # building new workbooks
-    {"excelnet.fit"},  # read → compile → train → write back
-    {"excelnet.predict", "excelnet.live"},
+    {"excelnet.fitting"},  # read → compile → train → write back
+    {"excelnet.predictions", "excelnet.live"},
     {"excelnet.cli", "excelnet.__main__", "excelnet"},  # the doors in
 ]
 
@@ -132,22 +132,39 @@ def test_the_checker_sees_a_violation(tmp_path):
     pass by seeing nothing)."""
     pkg = tmp_path / "excelnet"
     (pkg / "formula").mkdir(parents=True)
-    (pkg / "fit").mkdir()
-    for p in (pkg / "__init__.py", pkg / "formula" / "__init__.py", pkg / "fit" / "__init__.py"):
+    (pkg / "fitting").mkdir()
+    for p in (
+        pkg / "__init__.py",
+        pkg / "formula" / "__init__.py",
+        pkg / "fitting" / "__init__.py",
+    ):
         p.write_text("")
-    (pkg / "fit" / "train.py").write_text("")
+    (pkg / "fitting" / "train.py").write_text("")
     engine = pkg / "formula" / "x.py"
-    engine.write_text("def f():\n    from ..fit import train as t\n    import excelnet.fit.train\n")
+    engine.write_text(
+        "def f():\n    from ..fitting import train as t\n    import excelnet.fitting.train\n"
+    )
     known = {
         "excelnet",
         "excelnet.formula",
-        "excelnet.fit",
-        "excelnet.fit.train",
+        "excelnet.fitting",
+        "excelnet.fitting.train",
         "excelnet.formula.x",
     }
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
-        assert imports(engine, known) == {"excelnet.fit.train"}
+        assert imports(engine, known) == {"excelnet.fitting.train"}
     finally:
         ROOT = saved
+
+
+def test_no_module_shadows_the_api():
+    """`excelnet.fit(...)` stays the function once excelnet.fitting's modules are imported: no
+    subpackage or module of excelnet is named like a function of the API."""
+    import excelnet
+    import excelnet.fitting.pipeline  # noqa: F401
+
+    clash = {m.rpartition(".")[2] for m in modules() if m.count(".") == 1} & set(excelnet._API)
+    assert not clash, f"modules named like API functions: {sorted(clash)}"
+    assert callable(excelnet.fit)

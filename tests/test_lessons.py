@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from excelnet.data.synthetic import TRUE_QUADRATIC, quadratic_samples
-from excelnet.fit.pipeline import compare, evaluate, fit
+from excelnet.fitting.pipeline import compare, evaluate, fit
 from excelnet.formula.parse import Error
 from excelnet.writer.lessons import build_double_relu, build_quadratic, build_relu
 from tests.conftest import run_cli

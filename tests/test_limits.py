@@ -17,10 +17,10 @@ import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
 from excelnet.cli import main
-from excelnet.fit.options import FitOptions
-from excelnet.fit.pipeline import compile_models, fit
-from excelnet.fit.problem import Problem
-from excelnet.fit.train import Losses, compile_pays, train
+from excelnet.fitting.options import FitOptions
+from excelnet.fitting.pipeline import compile_models, fit
+from excelnet.fitting.problem import Problem
+from excelnet.fitting.train import Losses, compile_pays, train
 from excelnet.writer.lessons import build_quadratic
 from excelnet.xlsx.read import read_book
 from excelnet.xlsx.scan import scan
@@ -81,12 +81,12 @@ def test_losses_are_kept_at_bounded_resolution():
 
 
 def test_a_long_fit_keeps_every_epochs_loss_up_to_the_bound(tmp_path, monkeypatch):
-    import excelnet.fit.train
+    import excelnet.fitting.train
 
     (model,) = compile_models(read_book(build_quadratic(tmp_path / "q.xlsx")))
     start = [p.detach().clone() for p in model.parameters()]
     full = train(model, FitOptions(epochs=3000, lr=0.01, history=False, compiled=False))
-    monkeypatch.setattr(excelnet.fit.train, "LOSS_POINTS", 100)
+    monkeypatch.setattr(excelnet.fitting.train, "LOSS_POINTS", 100)
     for p, s in zip(model.parameters(), start, strict=True):
         p.data.copy_(s)
     thin = train(model, FitOptions(epochs=3000, lr=0.01, history=False, compiled=False))

@@ -17,8 +17,8 @@ import openpyxl
 import pytest
 
 from excelnet.errors import ExcelnetError, WorkbookGone
-from excelnet.fit.history import SUFFIXES
-from excelnet.fit.pipeline import evaluate
+from excelnet.fitting.history import SUFFIXES
+from excelnet.fitting.pipeline import evaluate
 from excelnet.live import xl
 from excelnet.writer.lessons import build_quadratic
 from excelnet.xlsx.read import read_book

@@ -11,7 +11,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from excelnet.fit.pipeline import compare, fit, lr_sweep
+from excelnet.fitting.pipeline import compare, fit, lr_sweep
 from excelnet.writer.lessons import ABOUT_WIDTH, TABLE_ROW
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_build_table_and_macros_workbooks_share_the_page_setup(tmp_path):
 
 def test_the_predictions_sheet_has_a_styled_header_repeated_on_every_page(tmp_path):
     from excelnet.data import bundled
-    from excelnet.predict import predict
+    from excelnet.predictions import predict
 
     copy = tmp_path / "predicted.xlsx"
     predict(ROOT / "workbooks" / "titanic.xlsx", "nn", bundled("test.csv"), workbook=copy)

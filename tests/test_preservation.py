@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-from excelnet.fit.pipeline import compile_models, fit
+from excelnet.fitting.pipeline import compile_models, fit
 from excelnet.xlsx.read import read_book
 
 _CELL = re.compile(rb"<c\b[^>]*?\br=\"([A-Z]+\d+)\"[^>]*?(?:/>|>.*?</c>)", re.S)

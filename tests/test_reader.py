@@ -14,7 +14,7 @@ import xlsxwriter
 from openpyxl.workbook.defined_name import DefinedName
 
 import excelnet.xlsx.read as book_module
-from excelnet.fit.pipeline import fit
+from excelnet.fitting.pipeline import fit
 from excelnet.formula.parse import Error, relative_key
 from excelnet.xlsx.read import read_book
 from excelnet.xlsx.scan import scan

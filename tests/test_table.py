@@ -16,7 +16,7 @@ from sklearn import datasets
 
 import excelnet
 from excelnet.data import bundled
-from excelnet.fit.pipeline import evaluate
+from excelnet.fitting.pipeline import evaluate
 from excelnet.xlsx.writeback import write_values
 from tests import reference
 from tests.conftest import run_cli

@@ -11,7 +11,7 @@ import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
 import excelnet
-from excelnet.fit.pipeline import fit
+from excelnet.fitting.pipeline import fit
 
 
 def _scoped(ws, name: str, text: str) -> None:

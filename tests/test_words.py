@@ -20,26 +20,13 @@ import excelnet
 from excelnet import progress as progress_module
 from excelnet.cli import _parser, main
 from excelnet.errors import ExcelnetError
-from excelnet.fit.options import FitOptions
-from excelnet.fit.pipeline import fit, lr_sweep
+from excelnet.fitting.options import FitOptions
+from excelnet.fitting.pipeline import fit, lr_sweep
 from excelnet.progress import Progress, Silent
+from tests.conftest import cli, one_line
 from tests.handmade import line_fit, solver_names
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str, *words: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def test_learning_rates_that_are_not_finite_are_refused(tmp_path, capsys):
@@ -309,7 +296,7 @@ def test_calc_and_predict_refuse_read_only_outputs_unless_forced(tmp_path, capsy
 
 def test_calc_check_and_predict_report_their_phases(tmp_path):
     from excelnet.data import bundled
-    from excelnet.predict import predict
+    from excelnet.predictions import predict
     from excelnet.xlsx.recalc import calc, check
 
     book = line_fit(tmp_path / "book.xlsx")

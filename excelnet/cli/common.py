@@ -7,10 +7,10 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from excelnet.fit.options import EPOCHS, LR, METHODS
+from excelnet.fitting.options import EPOCHS, LR, METHODS
 
 if TYPE_CHECKING:  # the options are made when a command runs
-    from excelnet.fit.options import FitOptions
+    from excelnet.fitting.options import FitOptions
 
 ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
 
@@ -104,7 +104,7 @@ def quiet_option(p: argparse.ArgumentParser) -> None:
 def fit_options(args: argparse.Namespace) -> FitOptions:
     """The FitOptions the command's options say, checked: a bad one is refused here, before
     any work (the options a command lacks keep their defaults)."""
-    from excelnet.fit.options import FitOptions
+    from excelnet.fitting.options import FitOptions
 
     return FitOptions(
         epochs=args.epochs,

@@ -17,7 +17,7 @@ from excelnet.cli.common import (
     workbook_options,
 )
 from excelnet.errors import ExcelnetError
-from excelnet.fit.options import EPOCHS
+from excelnet.fitting.options import EPOCHS
 
 
 def add_fit(sub) -> None:
@@ -72,7 +72,7 @@ def add_eval(sub) -> None:
 
 def _fit(args: argparse.Namespace) -> None:
     options = fit_options(args)
-    from excelnet.fit.pipeline import fit
+    from excelnet.fitting.pipeline import fit
 
     results = fit(
         args.book,
@@ -162,7 +162,7 @@ def _outcome(r) -> str:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from excelnet.fit.pipeline import evaluate
+    from excelnet.fitting.pipeline import evaluate
 
     found = evaluate(
         args.book, sheet=args.sheet, device=args.device, progress=progress(args), force=args.force
@@ -189,7 +189,7 @@ def _rates(text: str) -> list[float]:
 def _sweep(args: argparse.Namespace) -> None:
     rates = _rates(args.lrs)
     options = fit_options(args)
-    from excelnet.fit.pipeline import lr_sweep
+    from excelnet.fitting.pipeline import lr_sweep
 
     runs = lr_sweep(
         args.book, args.sheet, rates, progress=progress(args), force=args.force, options=options
@@ -212,7 +212,7 @@ def _sweep(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     options = fit_options(args)
-    from excelnet.fit.pipeline import compare
+    from excelnet.fitting.pipeline import compare
 
     results = compare(args.book, progress=progress(args), force=args.force, options=options)
     rows = [r.summary() for r in results]

@@ -14,7 +14,7 @@ from excelnet.cli.common import (
     method_options,
 )
 from excelnet.errors import ExcelnetError
-from excelnet.fit.options import LR
+from excelnet.fitting.options import LR
 
 
 def add(sub) -> None:

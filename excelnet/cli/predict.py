@@ -35,7 +35,7 @@ def add(sub) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from excelnet.predict import predict
+    from excelnet.predictions import predict
 
     out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
     rows = predict(

@@ -9,7 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 from excelnet.errors import ExcelnetError
-from excelnet.fit.history import SHEET as HISTORY
+from excelnet.fitting.history import SHEET as HISTORY
 from excelnet.formula.book import Book, Sheet
 from excelnet.formula.parse import ERRORS, Error
 

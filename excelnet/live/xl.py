@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from excelnet.errors import ExcelnetError, ExcelnetWarning, WorkbookGone, where
-from excelnet.fit.history import SHEET as HISTORY
-from excelnet.fit.history import history_table
-from excelnet.fit.options import LR, FitOptions
-from excelnet.fit.pipeline import (
+from excelnet.fitting.history import SHEET as HISTORY
+from excelnet.fitting.history import history_table
+from excelnet.fitting.options import LR, FitOptions
+from excelnet.fitting.pipeline import (
     Evaluation,
     compile_book,
     evaluate_model,
@@ -38,7 +38,7 @@ from excelnet.fit.pipeline import (
     resolve_device,
     train_model,
 )
-from excelnet.fit.train import SheetFit
+from excelnet.fitting.train import SheetFit
 from excelnet.formula.book import Book
 from excelnet.formula.graph import a1
 from excelnet.formula.model import Model

@@ -1,0 +1,530 @@
+"""The pipeline behind `excelnet fit` and `excelnet eval`: read the workbook, compile its
+formulas, train, write back."""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from excelnet.errors import ExcelnetError, ExcelnetWarning, where
+from excelnet.fitting.history import SHEET as HISTORY
+from excelnet.fitting.options import FitOptions
+from excelnet.progress import Silent
+from excelnet.xlsx.files import (
+    check_source,
+    check_target,
+    check_well_formed,
+    lock,
+    refuse_if_open,
+    sheet_parts,
+)
+
+if TYPE_CHECKING:  # torch, openpyxl and XlsxWriter load when the work starts, after the checks
+    import torch
+
+    from excelnet.fitting.problem import Problem
+    from excelnet.fitting.train import SheetFit
+    from excelnet.formula.book import Book
+    from excelnet.formula.model import Model
+    from excelnet.formula.parse import Ref
+    from excelnet.xlsx.sheets import Changes
+
+METRIC_NAMES = {"valid_loss": "excelnet_valid_loss", "accuracy": "excelnet_accuracy"}
+
+
+def resolve_device(device: str) -> torch.device:
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ExcelnetError(f"unknown device {device!r}: choose auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ExcelnetError(f"device {device}: no CUDA GPU is available here")
+    return torch.device(device)
+
+
+def _named_range(book: Book, sheet: str, name: str) -> tuple[str | None, Ref | None]:
+    """A sheet-scoped name's text and, when it names cells, their Ref."""
+    from excelnet.formula.parse import FormulaError, Ref, parse
+
+    text = book.sheets[sheet].names.get(name)
+    if text is None:
+        return None, None
+    try:
+        ref = parse(text, sheet)
+    except FormulaError:
+        return text, None
+    ok = isinstance(ref, Ref) and ref.r1 is not None and ref.c1 is not None
+    return text, ref if ok else None
+
+
+def metric_cells(book: Book, sheet: str) -> dict[str, tuple[str, int, int]]:
+    """Cells named excelnet_valid_loss / excelnet_accuracy on a model sheet, if any."""
+    out = {}
+    for key, name in METRIC_NAMES.items():
+        _, ref = _named_range(book, sheet, name)
+        if ref is not None:
+            out[key] = (ref.sheet, ref.r0, ref.c0)
+    return out
+
+
+def gradient_cells(book: Book, model: Model) -> list[tuple[str, int, int]]:
+    """The cells named excelnet_gradients on a model sheet (one per parameter), if any."""
+    sheet = model.solver.sheet
+    text, ref = _named_range(book, sheet, "excelnet_gradients")
+    if text is None:
+        return []
+    if ref is None:
+        raise ExcelnetError(
+            f"{where(book.path, sheet)}: excelnet_gradients is {text!r}, not a range"
+        )
+    cells = [
+        (ref.sheet, r, c) for r in range(ref.r0, ref.r1 + 1) for c in range(ref.c0, ref.c1 + 1)
+    ]
+    count = sum(b.size for b in model.params)
+    if len(cells) != count:
+        raise ExcelnetError(
+            f"{where(book.path, sheet)}: excelnet_gradients has {len(cells)} cells for "
+            f"{count} parameters"
+        )
+    return cells
+
+
+def gradients(model: Model) -> list[float]:
+    """d objective / d parameter at the current parameters, in the order of the cells."""
+    loss = model.objective_value()
+    loss.backward()
+    out = []
+    for b in model.params:
+        out.extend(b.value.x.grad.detach().cpu().reshape(-1).tolist())
+        b.value.x.grad = None
+    return out
+
+
+def compile_book(
+    book: Book,
+    sheet: str | None,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    fuse: bool = True,
+) -> list[Model]:
+    """Compile the Solver model of every sheet (or of `sheet`), with the formulas its
+    constraints read (watched); check that each objective is a number at the starting
+    parameters. `fuse`: see Model.compile."""
+    from excelnet.fitting.problem import watch_list
+    from excelnet.formula.graph import Graph, a1
+    from excelnet.formula.model import Model
+    from excelnet.formula.values import Ctx
+
+    ctx = Ctx(device) if dtype is None else Ctx(device, dtype)
+    graph = Graph(book)
+    models = []
+    kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why
+    for solver in book.solver_models(sheet):
+        model = Model(book, solver, ctx, graph, watch_list(book, solver))
+        model.compile(fuse=fuse)  # every block once, strictly: is the objective a number?
+        problem = model.objective_error()
+        if problem is not None:
+            raise ExcelnetError(
+                f"{problem} — the objective of sheet {solver.sheet} "
+                f"({a1(solver.objective.r0, solver.objective.c0)}) is not a "
+                f"number at the starting parameters"
+            )
+        models.append(model)
+        for b, names in model.warnings:
+            span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
+            kept[f"{b.sheet}!{span}"] = names
+    if kept:
+        cells = "; ".join(f"{cell} ({names})" for cell, names in kept.items())
+        warnings.warn(
+            f"{book.path}: used the values the file stores for cells excelnet does not "
+            f"recompute: {cells}",
+            ExcelnetWarning,
+            stacklevel=3,
+        )
+    return models
+
+
+def _read_and_compile(
+    path: Path, sheet: str | None, device: str, progress: Silent, also: tuple[str, ...] = ()
+) -> tuple[Book, list[Model], frozenset[str]]:
+    """The workbook read and its Solver models compiled; and the zip parts of the sheets a
+    write-back will patch, checked to be well-formed XML before any training."""
+    from excelnet.xlsx.read import read_book
+
+    dev = resolve_device(device)
+    with progress.phase(f"reading {path}"):
+        book = read_book(path, needed_by=sheet, also=also)
+    with progress.phase(f"compiling the formulas of {path.name}"):
+        models = compile_book(book, sheet, dev)
+        written = {b.sheet for m in models for b in m.report_blocks + m.params}
+        with zipfile.ZipFile(path) as z:
+            parts = sheet_parts(z)
+            for s in sorted(written):
+                check_well_formed(path, parts[s], z.read(parts[s]), s)
+    return book, models, frozenset(parts[s] for s in written)
+
+
+def train_model(
+    book: Book,
+    model: Model,
+    options: FitOptions,
+    progress: Silent | None = None,
+    problem: Problem | None = None,
+) -> SheetFit:
+    """Train one compiled model as `options` say, as `fit` does for each, showing its epochs on
+    `progress`. `problem`: the model's Solver goal and constraints (default: read from its
+    Solver names)."""
+    from excelnet.fitting.train import train
+
+    progress = progress or Silent()
+    sheet = model.solver.sheet
+    tick = progress.epochs(sheet, options.epochs)
+    try:
+        return train(model, options, tick, metric_cells(book, sheet), problem)
+    except ValueError as e:
+        raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
+    finally:
+        progress.done()
+
+
+def fit(
+    path: str | Path,
+    sheet: str | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    device: str | None = None,
+    out: str | Path | None = None,
+    progress: Silent | None = None,
+    history: bool | None = None,
+    report=None,
+    compiled: bool | None = None,
+    force: bool = False,
+    method: str | None = None,
+    options: FitOptions | None = None,
+) -> list[SheetFit]:
+    """Fit every Solver model of the workbook (or of `sheet`) and write the best parameters
+    seen, and fresh values of every cell that depends on them, into `out` (default: the
+    workbook). How: `options` (a FitOptions; default: FitOptions()), with any of `epochs`
+    (default 1000), `lr`, `method`, `device` (default auto), `compiled` and `history`
+    (default True) given here in its place. `method`: gd, adam or lbfgs (default: gd when
+    `lr` is given, else lbfgs); `lr` fixes gd's step. `history` also records the losses in
+    the workbook's `history` sheet, with a chart. `compiled` picks the CPU engine (see
+    `excelnet.fitting.train.train`; None: the faster one). `progress` shows each phase
+    (excelnet.progress.Progress(); default: nothing shown).
+    `force` replaces a read-only workbook (or another user's) all the same.
+    While it works, excelnet's lock keeps other excelnet processes off the workbook: one
+    that wants it waits, then reads what this one wrote (its history included)."""
+    path = Path(path)
+    out = Path(out) if out is not None else path
+    progress = progress or Silent()
+    if out.suffix.lower() != path.suffix.lower():
+        # the zip's content types say .xlsx or .xlsm; Excel refuses a file whose name disagrees
+        raise ExcelnetError(
+            f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
+        )
+    options = FitOptions.of(
+        options,
+        epochs=epochs,
+        lr=lr,
+        method=method,
+        device=device,
+        compiled=compiled,
+        history=history,
+    )
+    check_source(path)
+    check_target(out, force)
+    refuse_if_open(path, out)  # before the work, not only at the write
+    with lock(progress, path, out):
+        from excelnet.fitting.problem import Problem
+
+        book, models, checked = _read_and_compile(
+            path, sheet, options.device, progress, also=(HISTORY,) if options.history else ()
+        )
+        problems = [Problem(model) for model in models]  # every model checked before any fit
+        results, updates = [], {}
+        for model, problem in zip(models, problems, strict=True):
+            fitted = train_model(book, model, options, progress, problem)
+            results.append(fitted)
+            for (s, r, c), v in model.values().items():
+                updates.setdefault(s, {})[(r, c)] = v
+            cells = gradient_cells(book, model)
+            for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
+                updates.setdefault(s, {})[(r, c)] = g
+        with progress.phase(f"writing {out}"):
+            from excelnet.fitting.history import add_history
+            from excelnet.xlsx.sheets import Changes
+            from excelnet.xlsx.writeback import write_values
+
+            changes = Changes()
+            if options.history:
+                add_history(changes, path, book, results)
+            if report is not None:
+                report(changes, path, results)
+            write_values(
+                path,
+                updates,
+                out,
+                extra=changes.extra,
+                replace=changes.replace,
+                force=force,
+                checked=checked,
+            )
+    return results
+
+
+@dataclass
+class Evaluation:
+    sheet: str
+    objective_cell: str
+    objective: float
+    gradients: dict[str, float]  # parameter cell -> d objective / d parameter
+    values: dict[str, object]  # every formula cell that depends on the parameters
+
+    def summary(self) -> dict:
+        return {
+            "sheet": self.sheet,
+            "objective_cell": self.objective_cell,
+            "objective": self.objective,
+            "gradients": self.gradients,
+        }
+
+
+def evaluate_model(model: Model) -> Evaluation:
+    """The objective, its gradients and every dependent cell's value at the current parameters."""
+    from excelnet.formula.graph import a1
+
+    grads = gradients(model)
+    names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+    model.evaluate()
+    o = model.solver.objective
+    cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
+    objective = f"{o.sheet}!{a1(o.r0, o.c0)}"
+    return Evaluation(
+        model.solver.sheet, objective, cells[objective], dict(zip(names, grads, strict=True)), cells
+    )
+
+
+def evaluate(
+    path: str | Path,
+    sheet: str | None = None,
+    device: str = "auto",
+    write: bool = True,
+    progress: Silent | None = None,
+    force: bool = False,
+) -> list[Evaluation]:
+    """Each Solver model's objective, its gradient with respect to each parameter cell, and the
+    value of every formula cell that depends on the parameters. Where a sheet names gradient
+    cells (excelnet_gradients), `write` fills them in; nothing else in the file changes."""
+    path = Path(path)
+    progress = progress or Silent()
+    check_source(path)
+    with lock(progress, path):
+        _, models, _ = _read_and_compile(path, sheet, device, progress)
+        out, updates = [], {}
+        for model in models:
+            result = evaluate_model(model)
+            out.append(result)
+            grads = result.gradients.values()
+            for (s, r, c), g in zip(gradient_cells(model.book, model), grads, strict=False):
+                updates.setdefault(s, {})[(r, c)] = g
+        if write and updates:
+            from excelnet.xlsx.writeback import write_values
+
+            check_target(path, force)
+            with progress.phase(f"writing {path}"):
+                write_values(path, updates, force=force)
+    return out
+
+
+@dataclass
+class SweepRun:
+    lr: float
+    epochs: int
+    losses: list[float]  # thinned as SheetFit.losses is: the loss before epoch i * loss_every
+    loss_every: int
+    final_loss: float
+    diverged: str | None
+
+    def summary(self) -> dict:
+        return {
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "final_loss": self.final_loss,
+            "diverged": self.diverged,
+        }
+
+
+SWEEP_SHEET = "lr_sweep"
+
+
+def lr_sweep(
+    path: str | Path,
+    sheet: str,
+    lrs: list[float],
+    epochs: int | None = None,
+    device: str | None = None,
+    progress: Silent | None = None,
+    force: bool = False,
+    options: FitOptions | None = None,
+) -> list[SweepRun]:
+    """Fit one sheet's Solver model from the same starting parameters with each learning rate,
+    leave the model sheet as it is, and write an lr_sweep sheet: every rate's loss curve in one
+    chart (log scale), the rates that diverged marked. How each fit runs: `options` (default:
+    FitOptions(): gd, 1000 epochs), with `epochs` and `device` given here in its place."""
+    path = Path(path)
+    progress = progress or Silent()
+    if not lrs:
+        raise ExcelnetError("an lr sweep needs at least one learning rate")
+    bad = [lr for lr in lrs if not (lr > 0 and math.isfinite(lr))]
+    if bad:
+        raise ExcelnetError(f"learning rates must be positive finite numbers, not {bad[0]:g}")
+    options = FitOptions.of(options, epochs=epochs, device=device).at_least(1)
+    each = [replace(options, lr=lr) for lr in lrs]  # every rate checked before any work
+    check_source(path)
+    check_target(path, force)
+    refuse_if_open(path)
+    import torch
+
+    from excelnet.fitting.train import train
+    from excelnet.xlsx.sheets import Changes, render
+    from excelnet.xlsx.writeback import write_values
+
+    with lock(progress, path):
+        _, (model,), _ = _read_and_compile(path, sheet, options.device, progress)
+        params = model.parameters()
+        start = [p.detach().clone() for p in params]
+        runs = []
+        for how in each:
+            with torch.no_grad():
+                for p, s in zip(params, start, strict=True):
+                    p.copy_(s)
+            tick = progress.epochs(f"{sheet} at learning rate {how.lr:g}", how.epochs)
+            try:
+                r = train(model, how, tick)
+            finally:
+                progress.done()
+            runs.append(
+                SweepRun(how.lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged)
+            )
+
+        # one epoch column for all: the coarsest of the runs' (each a power of 2)
+        every = max(r.loss_every for r in runs)
+        rows = max(len(r.losses[:: every // r.loss_every]) for r in runs)
+        header = ["epoch"] + [f"lr {r.lr:g}" + (" (diverged)" if r.diverged else "") for r in runs]
+        columns = [[float(i * every) for i in range(rows)]] + [
+            list(r.losses[:: every // r.loss_every]) for r in runs
+        ]
+
+        def chart(wb):
+            ch = wb.add_chart({"type": "scatter", "subtype": "straight"})
+            for i, column in enumerate(columns[1:], start=1):
+                if column:
+                    ch.add_series(
+                        {
+                            "name": header[i],
+                            "categories": [SWEEP_SHEET, 1, 0, len(column), 0],
+                            "values": [SWEEP_SHEET, 1, i, len(column), i],
+                            "line": {"dash_type": "dash"} if runs[i - 1].diverged else {},
+                        }
+                    )
+            ch.set_title({"name": f"Learning rates on sheet {sheet}"})
+            ch.set_x_axis({"name": "epoch", "min": 0})
+            ch.set_y_axis({"name": "loss (log scale)", "log_base": 10})
+            ch.set_size({"width": 720, "height": 400})
+            return ch
+
+        with progress.phase(f"writing {path}"):
+            changes = Changes()
+            formats = ["0"] + ["0.000E+00"] * len(runs)  # losses over orders of magnitude
+            sheet = render(SWEEP_SHEET, header, columns, chart, formats)
+            changes.place(path, SWEEP_SHEET, sheet)
+            write_values(path, {}, extra=changes.extra, replace=changes.replace, force=force)
+    return runs
+
+
+COMPARE_SHEET = "compare"
+COMPARE_HEADER = [
+    "model",
+    "parameters",
+    "training loss",
+    "validation loss",
+    "validation accuracy",
+    "fit seconds",
+    "method",
+    "constraints",
+    "max violation",
+]
+COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", "0.0E+00"]
+
+
+def compare(
+    path: str | Path,
+    epochs: int | None = None,
+    lr: float | None = None,
+    device: str | None = None,
+    out: str | Path | None = None,
+    progress: Silent | None = None,
+    force: bool = False,
+    method: str | None = None,
+    options: FitOptions | None = None,
+) -> list[SheetFit]:
+    """Fit every model sheet (as `fit` does, with `options` and the knobs given here) and write
+    a compare sheet: per model its validation loss and accuracy, number of parameters, fit
+    time, method and constraint status, with a chart."""
+    options = FitOptions.of(options, epochs=epochs, lr=lr, method=method, device=device)
+    from excelnet.xlsx.sheets import render
+
+    def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
+        rows = [
+            [
+                r.sheet,
+                r.parameters,
+                r.final_loss,
+                r.valid_loss,
+                r.accuracy,
+                r.seconds,
+                r.method,
+                r.constraints,
+                r.max_violation,
+            ]
+            for r in results
+        ]
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        n = len(rows)
+
+        def chart(wb):
+            ch = wb.add_chart({"type": "column"})
+            use = 3 if any(r.valid_loss is not None for r in results) else 2
+            ch.add_series(
+                {
+                    "name": COMPARE_HEADER[use],
+                    "categories": [COMPARE_SHEET, 1, 0, n, 0],
+                    "values": [COMPARE_SHEET, 1, use, n, use],
+                }
+            )
+            ch.set_title({"name": f"Models compared: {COMPARE_HEADER[use]}"})
+            ch.set_y_axis({"name": COMPARE_HEADER[use], "min": 0})  # bars from 0: honest sizes
+            ch.set_legend({"none": True})
+            return ch
+
+        sheet = render(COMPARE_SHEET, COMPARE_HEADER, columns, chart, COMPARE_FORMATS)
+        changes.place(book_path, COMPARE_SHEET, sheet)
+
+    return fit(path, out=out, progress=progress, report=report, force=force, options=options)
+
+
+def compile_models(
+    book: Book, sheet: str | None = None, device: str = "cpu", dtype: torch.dtype | None = None
+) -> list[Model]:
+    """Compile the Solver model of every sheet that has one (or of `sheet`): what `fit` does
+    before it trains (compile_book), for code that drives the models itself (float64 unless
+    `dtype` says otherwise)."""
+    import torch
+
+    return compile_book(book, sheet, torch.device(device), dtype or torch.float64)
