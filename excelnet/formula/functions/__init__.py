@@ -4,6 +4,7 @@ block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexe
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
     database,
+    dynamic,
     date,
     distributions,
     engineering,
