@@ -143,6 +143,9 @@ class Graph:
     def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
         """Replace defined names by what they stand for; bound whole columns and rows."""
         if isinstance(node, Name):
+            key = local_name(node.name)
+            if key in self._locals or node.name.lower().startswith(PARAMETER):
+                return Name(key)  # bound by LET or LAMBDA: the evaluator's environment
             text, scope = self._name(node.name, sheet)
             if text is None or depth > 20:
                 return Const(Error("#NAME?"))
@@ -166,6 +169,29 @@ class Graph:
             return Chain(node.ops, tuple(self.resolve(a, sheet, depth) for a in node.args))
         if isinstance(node, Union):
             return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
+        if isinstance(node, Call) and node.name in BINDERS:  # LET, LAMBDA: names of their own
+            bound = BINDERS[node.name](node.args)
+            if not all(isinstance(a, Name) for a in bound):
+                raise FormulaError(f"{node.name} names its values with names, not {bound}")
+            outer = self._locals
+            self._locals = outer | {local_name(a.name) for a in bound}
+            try:
+                args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+            finally:
+                self._locals = outer
+            return Call(node.name, args, node.new)
+        if isinstance(node, Call) and node.name not in FUNCTIONS:
+            # a function of the workbook's own (a name defined as a LAMBDA), or one a LET bound
+            key = local_name(node.name)
+            if key in self._locals:
+                f = Name(key)
+            else:
+                text, scope = self._name(node.name, sheet)
+                f = None if text is None or depth > 20 else parse(text, scope)
+            if f is not None:
+                f = self.resolve(f, sheet if key in self._locals else scope, depth + 1)
+                args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+                return Op("invoke", (f, *args))
         if isinstance(node, Call):
             known = FUNCTIONS.get(node.name)
             skip = known.positional if known is not None else ()
@@ -178,6 +204,8 @@ class Graph:
                 args = known.resolve(args)
             return Call(node.name, args, node.new)
         return node
+
+    _locals: frozenset = frozenset()  # the names LET and LAMBDA bind where resolve is
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
         if "!" in name:
@@ -223,6 +251,21 @@ class Graph:
             self._parse(one)
             cells.append(one)
         return cells
+
+
+PARAMETER = "_xlpm."  # files write a name LET or LAMBDA binds _xlpm.name
+
+# the arguments of LET and LAMBDA that are names they bind
+BINDERS = {
+    "LET": lambda args: args[0:-1:2],
+    "LAMBDA": lambda args: args[:-1],
+}
+
+
+def local_name(name: str) -> str:
+    """A name LET or LAMBDA binds, as the environment keys it (case ignored, no _xlpm.)."""
+    key = name.lower()
+    return key[len(PARAMETER) :] if key.startswith(PARAMETER) else key
 
 
 def collect_refs(node: Node, out: list[Ref]) -> None:

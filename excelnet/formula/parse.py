@@ -322,7 +322,7 @@ class _Parser:
             if ":" in name:  # A1:OFFSET(…): a range from a cell to a reference a function makes
                 start, name = name.rsplit(":", 1)
                 return Op(":", (self.reference(start), self.call(name.upper())))
-            return self.call(name.upper())
+            return self.invoked(self.call(name.upper()))
         if tok.type == Token.ARRAY and tok.subtype == Token.OPEN:
             return self.array()
         raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
@@ -352,6 +352,24 @@ class _Parser:
                 return Call(name, tuple(args), new)
             if tok.type != Token.SEP or tok.subtype != Token.ARG:
                 raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
+
+    def invoked(self, node: Node) -> Node:
+        """LAMBDA(x, x+1)(3): a function called where it is written, Op("invoke", (f, 3))."""
+        while (
+            self.peek() is not None
+            and self.peek().type == Token.PAREN
+            and self.peek().subtype == Token.OPEN
+        ):
+            self.next()
+            args: list[Node] = []
+            while not (self.peek() is not None and self.peek().type == Token.PAREN):
+                args.append(self.expr(1))
+                tok = self.peek()
+                if tok is not None and tok.type == Token.OP_IN and tok.value == ",":
+                    self.next()
+            self.next()
+            node = Op("invoke", (node, *args))
+        return node
 
     def array(self) -> Node:
         rows: list[list] = [[]]
