@@ -144,7 +144,7 @@ class Graph:
         """Replace defined names by what they stand for; bound whole columns and rows."""
         if isinstance(node, Name):
             key = local_name(node.name)
-            if key in self._locals or node.name.lower().startswith(PARAMETER):
+            if key in self._locals or node.name.lower().startswith(PARAMETERS):
                 return Name(key)  # bound by LET or LAMBDA: the evaluator's environment
             text, scope = self._name(node.name, sheet)
             if text is None or depth > 20:
@@ -253,7 +253,8 @@ class Graph:
         return cells
 
 
-PARAMETER = "_xlpm."  # files write a name LET or LAMBDA binds _xlpm.name
+# files write a name LET or LAMBDA binds _xlpm.name (an optional parameter: _xlop.name)
+PARAMETERS = ("_xlpm.", "_xlop.")
 
 # the arguments of LET and LAMBDA that are names they bind
 BINDERS = {
@@ -265,7 +266,7 @@ BINDERS = {
 def local_name(name: str) -> str:
     """A name LET or LAMBDA binds, as the environment keys it (case ignored, no _xlpm.)."""
     key = name.lower()
-    return key[len(PARAMETER) :] if key.startswith(PARAMETER) else key
+    return key[6:] if key.startswith(PARAMETERS) else key
 
 
 def collect_refs(node: Node, out: list[Ref]) -> None:

@@ -182,8 +182,23 @@ def _sort_key(kind: int, x: float, text) -> tuple:
     if kind == BOOL:
         return (2, x, "")
     if kind == ERR:
-        return (3, 0.0, "")
+        return (3, float(ERROR_ORDER.get(str(text), 9)), "")
     return (4, 0.0, "")
+
+
+# errors sort among themselves in the order of their numbers (ERROR.TYPE)
+ERROR_ORDER = {
+    "#NULL!": 1,
+    "#DIV/0!": 2,
+    "#VALUE!": 3,
+    "#REF!": 4,
+    "#NAME?": 5,
+    "#NUM!": 6,
+    "#N/A": 7,
+    "#GETTING_DATA": 8,
+    "#SPILL!": 9,
+    "#CALC!": 14,
+}
 
 
 def _keys(v: V) -> list[list[tuple]]:
@@ -393,10 +408,10 @@ def f_unique(ctx, args):
 @by_row
 def f_sequence(ctx, args):
     """SEQUENCE(rows, [columns], [start], [step]): start and step pass gradients."""
-    rows = integer(args[0])
+    rows = integer(args[0], 1)
     cols = integer(args[1], 1) if len(args) > 1 else 1
     if rows < 1 or cols < 1:
-        raise Bad("#CALC!" if rows == 0 or cols == 0 else "#VALUE!")
+        raise Bad("#VALUE!")
     if rows * cols > 1_048_576 * 16_384:
         raise Bad("#NUM!")
 
