@@ -62,6 +62,7 @@ class Evaluator:
         self.fused: dict[int, tuple] = {}  # SUMPRODUCT calls computed as matrix products (fuse)
         self.generation = 0  # a new one for every run of the blocks (fused results are per run)
         self.env: dict = {}  # the names LET and LAMBDA bind where a formula is being built
+        self.live_seen = False  # a LAMBDA called by MAP, … gave a Live (lambdas.py)
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:

@@ -74,9 +74,16 @@ def evaluate(ev, node: Node, b):
         return scalar(Error("#VALUE!"), ev.ctx)
     data = values[:-1]
     run = _CALLERS[name]
-    if any(isinstance(a, Live) for a in data):
-        return Live(lambda: run(ev, [current(a) for a in data], f))
-    return run(ev, data, f)
+    if not any(isinstance(a, Live) for a in data):
+        # its arrays are constant: its LAMBDA's results may still depend on the parameters
+        outer, ev.live_seen = ev.live_seen, False
+        try:
+            out = run(ev, data, f)
+            if not ev.live_seen:
+                return out
+        finally:
+            ev.live_seen = outer
+    return Live(lambda: run(ev, [current(a) for a in data], f))
 
 
 class _Missing(V):
@@ -103,7 +110,10 @@ def invoke(ev, f: Closure, args: list) -> V:
 
 
 def _call(ev, f: Closure, args: list[V]) -> V:
-    return current(invoke(ev, f, args))
+    out = invoke(ev, f, args)
+    if isinstance(out, Live):
+        ev.live_seen = True  # (a Live inside the loop: the whole loop is run at every step)
+    return current(out)
 
 
 def _element(v: V, i: int, j: int) -> V:
