@@ -220,7 +220,7 @@ def table(results: list[FileResult]) -> str:
         row[2] += r.equal
         row[3] += sum(r.out_of_scope.values())
     lines = [
-        "| category | files | formula cells | equal to Excel | left out (dynamic arrays, LAMBDA) |",
+        "| category | files | formula cells | equal to Excel | left out (A1#, RANDARRAY) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     total = [0, 0, 0, 0]
