@@ -176,7 +176,12 @@ class Graph:
             outer = self._locals
             self._locals = outer | {local_name(a.name) for a in bound}
             try:
-                args = tuple(self.resolve(a, sheet, depth) for a in node.args)
+                args = tuple(
+                    Name(a.name.lower())
+                    if any(a is n for n in bound)
+                    else self.resolve(a, sheet, depth)
+                    for a in node.args
+                )  # a bound name as written: _xlop. marks a LAMBDA's optional parameter
             finally:
                 self._locals = outer
             return Call(node.name, args, node.new)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from excelnet.formula.graph import local_name
 from excelnet.formula.parse import Call, Error, FormulaError, Name, Node, Op
 from excelnet.formula.site import Live, current
 from excelnet.formula.values import ERR, Omitted, V, array_shape, make, omitted, scalar, spread
 
+OPTIONAL = "_xlop."  # a LAMBDA's optional parameter, as files write it
 CALLERS = ("MAP", "REDUCE", "SCAN", "BYROW", "BYCOL", "MAKEARRAY")
 SPECIAL = ("LET", "LAMBDA", "ISOMITTED", *CALLERS)
 
@@ -29,12 +31,13 @@ class Closure(V):
     """A LAMBDA as a value: where a cell or a function reads it as a value it is #CALC!, as in
     Excel; invoked, its body is evaluated with its parameters bound."""
 
-    __slots__ = ("params", "body", "env", "block")
+    __slots__ = ("params", "body", "env", "block", "required")
 
     def __init__(self, params: list[str], body: Node, env: dict, block, ctx):
         x = torch.zeros((1, 1, 1), dtype=ctx.dtype, device=ctx.device)
         super().__init__(x, np.full((1, 1, 1), ERR, np.int8), np.full((1, 1, 1), "#CALC!", object))
         self.params, self.body, self.env, self.block = params, body, env, block
+        self.required = len(params)  # the parameters a call must give (_xlop.: optional)
 
 
 def evaluate(ev, node: Node, b):
@@ -56,14 +59,17 @@ def evaluate(ev, node: Node, b):
         try:
             ev.env = dict(outer)
             for i in range(0, len(args) - 1, 2):
-                ev.env[args[i].name] = ev._node(args[i + 1], b)
+                ev.env[local_name(args[i].name)] = ev._node(args[i + 1], b)
             return ev._node(args[-1], b)
         finally:
             ev.env = outer
     if name == "LAMBDA":
         if not args:
             raise FormulaError("LAMBDA takes a calculation")
-        return Closure([a.name for a in args[:-1]], args[-1], dict(ev.env), b, ev.ctx)
+        params = [local_name(a.name) for a in args[:-1]]
+        closure = Closure(params, args[-1], dict(ev.env), b, ev.ctx)
+        closure.required = sum(not a.name.startswith(OPTIONAL) for a in args[:-1])
+        return closure
     if name == "ISOMITTED":
         if len(args) != 1:
             raise FormulaError("ISOMITTED takes 1 argument")
@@ -94,7 +100,7 @@ class _Missing(V):
 
 def invoke(ev, f: Closure, args: list) -> V:
     """f called with `args` (V or Live)."""
-    if len(args) > len(f.params):
+    if not f.required <= len(args) <= len(f.params):
         return scalar(Error("#VALUE!"), ev.ctx)
     outer = ev.env
     try:

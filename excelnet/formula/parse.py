@@ -362,11 +362,19 @@ class _Parser:
         ):
             self.next()
             args: list[Node] = []
+            empty = False  # (1,): an argument left empty after the comma
             while not (self.peek() is not None and self.peek().type == Token.PAREN):
-                args.append(self.expr(1))
+                if self.peek().type == Token.OP_IN and self.peek().value == ",":
+                    args.append(Const(_MISSING))
+                else:
+                    args.append(self.expr(1))
+                empty = False
                 tok = self.peek()
                 if tok is not None and tok.type == Token.OP_IN and tok.value == ",":
                     self.next()
+                    empty = True
+            if empty:
+                args.append(Const(_MISSING))
             self.next()
             node = Op("invoke", (node, *args))
         return node
