@@ -197,3 +197,38 @@ def test_a_lambda_layer_trains(tmp_path):
         loss.backward()
         opt.step()
     assert float(model.objective_value().detach()) < 0.6 * first
+
+
+def test_copied_down(tmp_path):
+    """A formula copied down a column: LET and MAP per row, and arrays whose size differs
+    from row to row (each cell its own block)."""
+    from tests.conftest import calc_formulas
+
+    cells = {"A1": 1, "A2": 2, "A3": 3}
+    for r in (1, 2, 3):
+        cells[f"B{r}"] = f"=LET(x,A{r},x*2)"
+        cells[f"C{r}"] = f"=SUM(MAP(A{r}:A{r + 1},LAMBDA(v,v*10)))"
+        cells[f"D{r}"] = f"=ROWS(FILTER($A$1:$A$3,$A$1:$A$3>=A{r}))"
+        cells[f"E{r}"] = f"=COLUMNS(SEQUENCE(1,A{r}))"
+    got = calc_formulas(tmp_path, cells)
+    assert [got[f"{c}{r}"] for c in "BCDE" for r in (1, 2, 3)] == [
+        2.0,
+        4.0,
+        6.0,
+        30.0,
+        50.0,
+        30.0,
+        3.0,
+        2.0,
+        1.0,
+        1.0,
+        2.0,
+        3.0,
+    ]
+
+
+def test_a_recursive_lambda_is_refused(tmp_path):
+    from excelnet.formula.parse import FormulaError
+
+    with pytest.raises(FormulaError, match="calls itself"):
+        evaluate(tmp_path, "=FACTR(5)", {}, {"FACTR": "LAMBDA(n,IF(n<2,1,n*FACTR(n-1)))"})

@@ -139,6 +139,8 @@ class Graph:
         collect_refs(b.node, b.refs)
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
+        elif b.kind == "column" and b.rows > 1 and sized_by_row(b.node):
+            self.split(b)  # FILTER(…, A2) copied down: each cell's array a size of its own
 
     def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
         """Replace defined names by what they stand for; bound whole columns and rows."""
@@ -193,8 +195,15 @@ class Graph:
             else:
                 text, scope = self._name(node.name, sheet)
                 f = None if text is None or depth > 20 else parse(text, scope)
+                if f is not None and node.name.upper() in self._expanding:
+                    raise FormulaError(f"{node.name} calls itself: a recursive LAMBDA")
             if f is not None:
-                f = self.resolve(f, sheet if key in self._locals else scope, depth + 1)
+                outer = self._expanding
+                self._expanding = outer | {node.name.upper()}
+                try:
+                    f = self.resolve(f, sheet if key in self._locals else scope, depth + 1)
+                finally:
+                    self._expanding = outer
                 args = tuple(self.resolve(a, sheet, depth) for a in node.args)
                 return Op("invoke", (f, *args))
         if isinstance(node, Call):
@@ -211,6 +220,7 @@ class Graph:
         return node
 
     _locals: frozenset = frozenset()  # the names LET and LAMBDA bind where resolve is
+    _expanding: frozenset = frozenset()  # the workbook's LAMBDA names being resolved
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
         if "!" in name:
@@ -272,6 +282,23 @@ def local_name(name: str) -> str:
     """A name LET or LAMBDA binds, as the environment keys it (case ignored, no _xlpm.)."""
     key = name.lower()
     return key[6:] if key.startswith(PARAMETERS) else key
+
+
+# functions whose array's size depends on their arguments' values (LAMBDA's: on its results)
+SIZED_BY_VALUES = frozenset(
+    "FILTER UNIQUE SEQUENCE TAKE DROP EXPAND WRAPROWS WRAPCOLS TEXTSPLIT CHOOSECOLS CHOOSEROWS "
+    "TOCOL TOROW MAKEARRAY REDUCE LAMBDA".split()
+)
+
+
+def sized_by_row(node: Node) -> bool:
+    """Whether a formula copied down computes, in different rows, arrays of different sizes:
+    a function of SIZED_BY_VALUES over a reference that moves down the column."""
+    for n in walk(node):
+        if isinstance(n, Call) and n.name in SIZED_BY_VALUES:
+            if any(isinstance(r, Ref) and r.rel_r0 for r in walk(n)):
+                return True
+    return False
 
 
 def collect_refs(node: Node, out: list[Ref]) -> None:
