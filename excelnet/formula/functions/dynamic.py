@@ -241,10 +241,6 @@ def _order(columns: list[tuple[list[tuple], int]], count: int) -> list[int]:
     return sorted(range(count), key=key)
 
 
-def _same(a: tuple, b: tuple) -> bool:
-    return a == b
-
-
 def _element_keys(v: V) -> list[list]:
     """Each element as UNIQUE compares them: text without case."""
     k, t = v.kinds()[0], v.texts()[0]
