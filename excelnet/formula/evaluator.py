@@ -93,6 +93,11 @@ class Evaluator:
         # an array formula: Excel repeats a single row/column and pads with #N/A
         h, w = b.rows, b.cols
         _, hh, ww = v.shape
+        if (hh, ww) != (h, w) and (b.r0, b.c0) in self.book.sheets[b.sheet].spills:
+            raise FormulaError(
+                f"the dynamic array's result is {hh}×{ww} now; Excel recorded its spill as "
+                f"{h}×{w} ({b.cell()}:{b.cell(b.size - 1)}), and would spill it anew"
+            )
         if (hh, ww) == (h, w) and v.numeric():  # the result fills the block as it is
             return V(v.x.reshape(-1), v.kind)
         ri = np.arange(h) if hh > 1 else np.zeros(h, int)
@@ -112,7 +117,13 @@ class Evaluator:
         """A sheet's constant values (read once, then the values of blocks evaluated as data)."""
         g = self._grids.get(sheet)
         if g is None:
-            s = self.book.sheets[sheet]
+            s = self.book.sheets.get(sheet)
+            if s is None:  # another workbook's sheet, as the file copied it (external links)
+                cells = self.book.external(sheet) or {}
+                rows = max((r for r, _ in cells), default=0) + 1
+                cols = max((c for _, c in cells), default=0) + 1
+                g = self._grids[sheet] = Grid(cells, rows, cols)
+                return g
             g = self._grids[sheet] = Grid(s.values, s.max_row + 1, s.max_col + 1)
         return g
 
@@ -136,6 +147,11 @@ class Evaluator:
             if refs is None:
                 return scalar(Error("#VALUE!"), ctx)
             return self._dynamic(refs, b)
+        if isinstance(node, Op) and node.op == "@":  # @ of what is no reference: its first value
+            arg = self._node(node.args[0], b)
+            if isinstance(arg, Live):
+                return Live(lambda: _first(current(arg)))
+            return _first(arg)
         if isinstance(node, Op):
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):
@@ -163,6 +179,15 @@ class Evaluator:
                 product, j = fused
                 if product.prepare(lambda r: self._reference(r, b), current, self._param_rows):
                     return Live(lambda: member(product, j, ctx, self.generation, current))
+            if node.name == "INDEX" and b.picked and node.args and isinstance(node.args[0], Ref):
+                # a range that holds formulas which read this one: only the cells INDEX picks
+                refs = Site(self, b).refs(node)
+                if refs is None:
+                    raise FormulaError(
+                        "INDEX of a range its own formula is in, at a row or column that is "
+                        "no number in the range"
+                    )
+                return self._dynamic(refs, b)
             known = FUNCTIONS.get(node.name)
             if known is None:
                 if self.graph._name(node.name, b.sheet)[0] is not None:
@@ -367,6 +392,17 @@ class Evaluator:
             return V(pool[index_t].reshape(shape), kind_out, text_out, True)
 
         return Live(gather)
+
+
+def _first(v: V) -> V:
+    """The top-left value of each row's array (what @ makes of an array that is no range)."""
+    if v.shape[1:] == (1, 1):
+        return v
+    return V(
+        v.x[:, :1, :1],
+        _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
+        None if v.text is None else v.texts()[:, :1, :1],
+    )
 
 
 def _carry(out: V, args: list) -> V:
