@@ -19,7 +19,17 @@ import torch
 from excelnet.formula.book import Book
 from excelnet.formula.evaluator import Evaluator, flat, python_value
 from excelnet.formula.functions import FUNCTIONS
-from excelnet.formula.graph import Block, Graph, a1, ancestors, calls, footprint, topo
+from excelnet.formula.graph import (
+    Block,
+    Graph,
+    a1,
+    ancestors,
+    calls,
+    footprint,
+    linked_note,
+    topo,
+    unknown_and_volatile,
+)
 from excelnet.formula.parse import Error, FormulaError, parse_ref
 from excelnet.formula.values import BOOL, ERR, NUM, TEXT, Ctx, V, from_python
 
@@ -173,6 +183,30 @@ class Calculation(Evaluator):
         path = [x for x in topo(ancestors(found)) if x in moved]
         self._paths[key] = path
         return path
+
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know about the values computed: cells read from other
+        workbooks come from the copy Excel last kept in this file."""
+        return [linked_note(self.graph.linked)] if self.graph.linked else []
+
+    def volatile(self) -> set[Block]:
+        """The blocks that change at every recalculation: those that call RAND, NOW, … and
+        those that depend on them."""
+        users: dict[Block, list[Block]] = {}
+        for b in self.graph.blocks:
+            for d in b.deps:
+                users.setdefault(d, []).append(b)
+        out = {
+            b for b in self.graph.blocks if b.node is not None and unknown_and_volatile(b.node)[1]
+        }
+        stack = list(out)
+        while stack:
+            for u in users.get(stack.pop(), ()):
+                if u not in out:
+                    out.add(u)
+                    stack.append(u)
+        return out
 
     @cached_property
     def values(self) -> dict[Cell, object]:

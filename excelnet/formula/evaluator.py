@@ -145,6 +145,15 @@ class Evaluator:
         if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
             refs = Site(self, b).refs(node)
             if refs is None:
+                for end in node.args:  # an end excelnet cannot read as a reference: say so
+                    if not isinstance(end, (Ref, Op, Const)) and not (
+                        isinstance(end, Call) and _REFERENCE_RESULTS.intersection({end.name})
+                    ):
+                        what = end.name if isinstance(end, Call) else type(end).__name__
+                        raise FormulaError(
+                            f"the range operator ':' with {what}(…) as an end: excelnet reads "
+                            f"references only from {', '.join(sorted(_REFERENCE_RESULTS))}"
+                        )
                 return scalar(Error("#VALUE!"), ctx)
             return self._dynamic(refs, b)
         if isinstance(node, Op) and node.op == "@":  # @ of what is no reference: its first value
@@ -392,6 +401,12 @@ class Evaluator:
             return V(pool[index_t].reshape(shape), kind_out, text_out, True)
 
         return Live(gather)
+
+
+# the functions whose result excelnet reads as a reference (Site.refs): the ends of a:b
+_REFERENCE_RESULTS = frozenset(
+    {"OFFSET", "INDIRECT", "INDEX", "CHOOSE"} | {n for n, f in FUNCTIONS.items() if f.refs}
+)
 
 
 def _first(v: V) -> V:

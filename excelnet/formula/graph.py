@@ -66,6 +66,7 @@ class Block:
     picks: list[Ref] = field(default_factory=list)  # INDEX's ranges (of refs): read in part
     picked: set = field(default_factory=set)  # blocks only INDEX may read, left out of deps
     whatif: DataTable | None = None  # kind "datatable": the table
+    notes: list[str] = field(default_factory=list)  # what its formula reads as an error value
 
     @property
     def rows(self) -> int:
@@ -233,6 +234,9 @@ class Graph:
                 # a table's name alone: its data rows (Table1 is Table1[#Data])
                 return self._structured(Structured(node.name, (), None, None, node.name), at)
             if text is None or depth > 20:
+                if at is not None:
+                    why = "names itself" if depth > 20 else "is no defined name or table"
+                    at.notes.append(f"{node.name} {why} (#NAME?)")
                 return Const(Error("#NAME?"))
             return self.resolve(parse(text, scope), scope, depth + 1, whole, at)
         if isinstance(node, Structured):
@@ -463,6 +467,14 @@ class Graph:
             self._parse(one)
             cells.append(one)
         return cells
+
+
+def linked_note(linked: set[str]) -> str:
+    """The one warning for values read from other workbooks (external links)."""
+    return (
+        f"values of other workbooks ({', '.join(sorted(linked))}) are the copies Excel kept in "
+        f"this file when it last saved it, not the workbooks themselves"
+    )
 
 
 def collect_refs(node: Node, out: list[Ref], picks: list[Ref] | None = None) -> None:

@@ -323,6 +323,9 @@ class _Parser:
             node = Op("neg", (operand,))
             return Op("neg", (node,)) if negations % 2 == 0 else node
         if tok.type == Token.OPERAND:
+            if tok.subtype == Token.RANGE and tok.value.startswith("@") and len(tok.value) > 1:
+                # @A1:A9 as typed (files store it _xlfn.SINGLE(A1:A9)): implicit intersection
+                return Call("SINGLE", (self.reference(tok.value[1:]),), True)
             if tok.subtype == Token.RANGE:
                 return self.reference(tok.value)
             return Const(_constant(tok))
@@ -334,6 +337,13 @@ class _Parser:
             return inner
         if tok.type == Token.FUNC and tok.subtype == Token.OPEN:
             name = tok.value[:-1]
+            if name.startswith("@"):  # @INDEX(…) or @(…), as typed
+                inner = self.call(name[1:].upper())
+                if not name[1:]:
+                    if len(inner.args) != 1:
+                        raise FormulaError(f"unexpected '@(' in {_short(self.formula)}")
+                    inner = inner.args[0]
+                return Call("SINGLE", (inner,), True)
             if ":" in name:  # A1:OFFSET(…): a range from a cell to a reference a function makes
                 start, name = name.rsplit(":", 1)
                 return Op(":", (self.reference(start), self.call(name.upper())))
@@ -425,6 +435,8 @@ def _spaces(formula: str) -> str:
     control character as OOXML's escape _xHHHH_ (XlsxWriter writes CR as _x000D_)."""
     if "_x" in formula:
         formula = _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), formula)
+    if "#" in formula:  # A1# as typed (files store it _xlfn.ANCHORARRAY(A1)): a spill
+        formula = _SPILL.sub(lambda m: f"_xlfn.ANCHORARRAY({m[1]})" if m[1] else m[0], formula)
     if not any(ch in formula for ch in "\r\n\t'"):
         return formula
     out, quote, depth, escape = [], None, 0, False
@@ -451,6 +463,10 @@ def _spaces(formula: str) -> str:
 
 
 _OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_SPILL = re.compile(
+    r'"(?:[^"]|"")*"|\[(?:[^\[\]]|\[[^\[\]]*\])*\]|'
+    r"((?<![\w.$])(?:(?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?\$?[A-Za-z]{1,3}\$?\d+)#"
+)
 # escaped brackets inside a structured reference, while the tokenizer reads the formula
 _HIDDEN = {"[": "\ue000", "]": "\ue001"}
 _SHOWN = {v: k for k, v in _HIDDEN.items()}
