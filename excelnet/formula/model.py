@@ -301,7 +301,8 @@ class Model(Evaluator):
             errs = errors_of(b.value)
             if errs is not None:
                 i = int(np.flatnonzero(errs.reshape(-1) != None)[0])  # noqa: E711
-                return f"{where(self.book.path, b.sheet, b.cell(i))}: {errs.reshape(-1)[i]}"
+                why = "; ".join(b.notes) or errs.reshape(-1)[i]  # a name that is not defined
+                return f"{where(self.book.path, b.sheet, b.cell(i))}: {why}"
         return f"the objective is {what}"
 
     def evaluate(self) -> None:
