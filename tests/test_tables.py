@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import openpyxl
 import pytest
 import xlsxwriter
 
+import excelnet.data
 from excelnet.formula.book import Book, Sheet, Table, TableColumn
 from excelnet.formula.calculation import Calculation
 from excelnet.formula.graph import Graph
@@ -356,3 +358,65 @@ def test_a_model_over_a_table_trains_and_its_parts_stay(tmp_path, recalc):
         numpy_loss, rel=1e-9
     )
     assert run_cli("check", path).returncode == 0
+
+
+# -- the lesson's workbook in tables -----------------------------------------------------------
+
+
+def test_build_titanic_in_tables(tmp_path, titanic_book, recalc):
+    """excelnet build titanic --tables: the course's layout — the passengers and their
+    features as an Excel Table on each model sheet, columns of structured references, the
+    parameters beside, the losses AVERAGEIF over the table — recomputed by LibreOffice as
+    excelnet stores it, and trained to the same losses as the default layout."""
+    path = tmp_path / "titanic-tables.xlsx"
+    run = run_cli("build", "titanic", "--tables", "-o", path)
+    assert run.returncode == 0, run.stderr
+    with zipfile.ZipFile(path) as z:
+        names = sorted(n for n in z.namelist() if n.startswith("xl/tables/"))
+        assert len(names) == 5
+        sheets = {n: z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/s")}
+    book = read_book(path)
+    tables = {t.name: (s.name, t) for s in book.sheets.values() for t in s.tables}
+    assert sorted(tables) == ["Features", "Passengers", "linear_rows", "mmult_rows", "nn_rows"]
+    linear = tables["linear_rows"][1]
+    assert linear.columns[13].formula == (
+        "SUMPRODUCT(linear_rows[[#This Row],[Ones]:[Embark_C]],$S$5:$AB$5)"
+    )
+    xml = "".join(sheets.values())
+    assert "@" not in xml and "[#This Row]" in xml  # the form Excel 2010+ and LibreOffice read
+    mmult = book.sheets["mmult"]
+    ((text, box),) = mmult.arrays.values()
+    assert text.startswith("=MMULT(mmult_rows[[Ones]:[Embark_C]],") and not mmult.spills
+    graph = Graph(book)
+    blocks = [b for b in graph.blocks if b.sheet == "linear" and b.rows > 1]
+    assert len(blocks) == 16 and all(b.rows == 891 for b in blocks)  # one block per column
+
+    (lo,) = recalc([path])
+    ours, theirs = (openpyxl.load_workbook(p, data_only=True) for p in (path, lo))
+    compared = 0
+    for sheet in ("features", "linear", "nn", "mmult"):
+        for mine, other in zip(ours[sheet].iter_rows(), theirs[sheet].iter_rows(), strict=True):
+            for a, b in zip(mine, other, strict=True):
+                if isinstance(a.value, float):
+                    assert b.value == pytest.approx(a.value, rel=1e-9, abs=1e-12), a.coordinate
+                    compared += 1
+    assert compared > 40_000
+
+    plain = shutil.copy(titanic_book, tmp_path / "plain.xlsx")
+    a = excelnet_fit(path)
+    b = excelnet_fit(plain)
+    for x, y in zip(a, b, strict=True):
+        assert x.sheet == y.sheet
+        assert x.initial_loss == pytest.approx(y.initial_loss, rel=1e-9)
+        assert x.final_loss == pytest.approx(y.final_loss, rel=1e-9)
+    test_csv = Path(excelnet.data.__file__).parent / "test.csv"
+    for p in (path, plain):
+        run = run_cli("predict", p, "--sheet", "nn", "--csv", test_csv, "-o", p.with_suffix(".csv"))
+        assert run.returncode == 0, run.stderr
+    assert path.with_suffix(".csv").read_text() == plain.with_suffix(".csv").read_text()
+
+
+def excelnet_fit(path):
+    import excelnet
+
+    return excelnet.fit(path, epochs=15, history=False, device="cpu")

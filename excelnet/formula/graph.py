@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
+from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.formulas import FORMULAE
 
@@ -32,6 +33,8 @@ from excelnet.formula.parse import (
     Structured,
     Union,
     parse,
+    prepared,
+    ref_text,
     walk,
 )
 from excelnet.formula.values import (
@@ -302,6 +305,28 @@ class Graph:
         return node
 
     # ---- structured references, @ and spills
+    def a1_formula(self, b: Block) -> str:
+        """A block's formula with its structured references written as the A1 ranges they
+        stand for in the block's first cell ([#This Row] as a row that moves: Data!$B7)."""
+        text = b.formula or ""
+        if "[" not in text:
+            return text
+        try:
+            tokens = Tokenizer(prepared(text)).items
+        except TokenizerError as e:
+            raise FormulaError(f"cannot read formula {text!r}: {e}") from None
+        out = []
+        for tok in tokens:
+            value = tok.value
+            if tok.type == Token.OPERAND and tok.subtype == Token.RANGE and "[" in value:
+                node = self.resolve(parse("=" + value, b.sheet), b.sheet, 0, at=b)
+                if isinstance(node, Ref):
+                    value = ref_text(node, b.sheet)
+                elif isinstance(node, Const) and isinstance(node.value, Error):
+                    value = node.value.code
+            out.append(value)
+        return "=" + "".join(out)
+
     def table_at(self, sheet: str, r: int, c: int) -> Table | None:
         """The table a cell is in, if any."""
         for t in self.book.sheets[sheet].tables:

@@ -230,7 +230,7 @@ class _Parser:
             raise FormulaError(
                 f"the formula is {len(formula) - 1:,} characters long; Excel allows {MAX_LENGTH:,}"
             )
-        formula = _spaces(formula)
+        formula = prepared(formula)
         try:
             items = Tokenizer(formula).items
         except TokenizerError as e:
@@ -426,7 +426,7 @@ _EXTERNAL = re.compile(r"^'?\[\d+\]")
 _EXTERNAL_CELLS = re.compile(r"^(?:'\[\d+\](?:[^']|'')+'|\[\d+\][^'!\[\]]+)!")
 
 
-def _spaces(formula: str) -> str:
+def prepared(formula: str) -> str:
     """A formula as the tokenizer should see it: its line breaks and tabs (Alt+Enter in Excel's
     formula bar: CR LF or LF in the file) read as the spaces they are to Excel, except inside
     text, quoted sheet names and the brackets of structured references, where they are
@@ -608,6 +608,24 @@ def _items(body: str) -> list[tuple[str, bool, str]]:
         name = " ".join(stripped.lower().split()) if special else _unescape(text)
         out.append((name, special, sep))
     return out
+
+
+def ref_text(ref: Ref, sheet: str) -> str:
+    """A Ref as a formula on `sheet` writes it: columns absolute, rows relative where they
+    move ($B7, Data!$B$2:$C$9)."""
+    from openpyxl.utils import get_column_letter
+
+    def cell(r: int, c: int, rel: bool) -> str:
+        return f"${get_column_letter(c + 1)}{'' if rel else '$'}{r + 1}"
+
+    text = cell(ref.r0, ref.c0, ref.rel_r0)
+    if (ref.r1, ref.c1) != (ref.r0, ref.c0):
+        text += ":" + cell(ref.r1, ref.c1, ref.rel_r1)
+    if ref.sheet == sheet:
+        return text
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", ref.sheet) and not parse_ref(ref.sheet, "")
+    name = ref.sheet if plain else "'" + ref.sheet.replace("'", "''") + "'"
+    return f"{name}!{text}"
 
 
 def _fold(left: Node, chain: list[tuple[str, Node]]) -> Node:
