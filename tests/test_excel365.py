@@ -389,3 +389,17 @@ def test_fit_names_the_cell_and_construct_the_objective_cannot_reach_through(
     wb.save(path)
     with pytest.raises(ExcelnetError, match=re.escape(words)):
         excelnet.fit(path, epochs=5, history=False)
+
+
+def test_data_tables_read_by_openpyxl_too(tmp_path, monkeypatch):
+    """A sheet the fast scan leaves to openpyxl (here: all of them) reads its data tables."""
+    import excelnet.xlsx.read as read
+
+    path = _what_if(tmp_path / "whatif.xlsx")
+    monkeypatch.setattr(read, "scan", lambda *args: None)
+    book = read_book(path, cached=True)
+    assert set(book.sheets["S"].data_tables) == {(2, 4), (2, 7), (8, 11)}
+    assert book.sheets["S"].data_tables[(2, 7)].input2 == "B4"
+    calc = Calculation(book)
+    assert not calc.failures
+    assert calc.values[("S", 2, 7)] == 1220.0 and calc.values[("S", 9, 13)] == 5045.0

@@ -195,6 +195,7 @@ def _tables_book(path):
         "K13": "=INDEX(People_1[Fare x],3)",
         "K14": "=People_1[[#Headers],[Fare x]]",
         "K15": "=SUM(People_1[])",
+        "K16": '=SUM(INDIRECT("People_1[Fare x]"))',
     }
     for cell, formula in formulas.items():
         ws.write_formula(cell, formula)
@@ -241,7 +242,7 @@ def test_calc_equals_libreoffice(tables_book, tmp_path):
                     continue
                 assert ours[sheet][cell.coordinate].value == cell.value, (sheet, cell.coordinate)
                 compared += 1
-    assert compared == 15 + 2 * 4 + 7 + 4
+    assert compared == 16 + 2 * 4 + 7 + 4
     run = run_cli("check", copy)
     assert run.returncode == 0, run.stdout
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet.formula import ArrayFormula
+from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Cell, Sheet
@@ -363,6 +363,7 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
                 continue
             sheet.cached = {}
             areas = [(r0, c0, r1, c1) for _, (r0, c0, r1, c1) in sheet.arrays.values()]
+            areas += [(t.r0, t.c0, t.r1, t.c1) for t in sheet.data_tables.values()]
             for key, v, data_type in _parsed(wb[name], data_only=True):
                 in_array = any(
                     r0 <= key[0] <= r1 and c0 <= key[1] <= c1 for r0, c0, r1, c1 in areas
@@ -405,6 +406,8 @@ def _read_cells(ws, sheet: Sheet) -> None:
         if isinstance(v, ArrayFormula):
             c0, r0, c1, r1 = range_boundaries(v.ref)
             sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+        elif isinstance(v, DataTableFormula):
+            sheet.data_tables[key] = wbparts.data_table(key, dict(v))
         elif data_type == "f":
             sheet.formulas[key] = v
         else:
