@@ -241,7 +241,7 @@ class Graph:
                     why = "names itself" if depth > 20 else "is no defined name or table"
                     at.notes.append(f"{node.name} {why} (#NAME?)")
                 return Const(Error("#NAME?"))
-            return self.resolve(parse(text, scope), scope, depth + 1, whole, at)
+            return self.resolve(parse(text, scope), scope, depth + 1, False, at)
         if isinstance(node, Structured):
             return self._structured(node, at)
         if isinstance(node, Ref):
