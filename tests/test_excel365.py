@@ -148,14 +148,21 @@ def test_a_net_written_as_a_dynamic_array_trains(tmp_path):
     wb.define_name("net!solver_typ", "=2")
     wb.close()
     assert read_book(path).sheets["net"].spills == {(1, 3), (1, 7)}
+    before = zipfile.ZipFile(path)
     (fitted,) = excelnet.fit(path, epochs=100, history=False)
     ws = openpyxl.load_workbook(path)["net"]
     w = np.array([ws["F2"].value, ws["F3"].value])
     numpy_loss = float(np.mean((np.maximum(0, x @ w) - y) ** 2))
     assert fitted.final_loss == pytest.approx(numpy_loss, rel=1e-9)
     assert fitted.final_loss < fitted.initial_loss / 10
-    with zipfile.ZipFile(path) as z:
-        assert 'cm="1"><f t="array" ref="D2:D31">' in z.read("xl/worksheets/sheet1.xml").decode()
+    after = zipfile.ZipFile(path)
+    for name in before.namelist():  # xl/metadata.xml and every other part, byte for byte
+        if name != "xl/worksheets/sheet1.xml":
+            assert after.read(name) == before.read(name), name
+    formulas = re.compile(rb'<c r="[A-Z]+\d+"[^>]*><f[^>]*>[^<]*</f>')
+    sheet = "xl/worksheets/sheet1.xml"
+    assert formulas.findall(after.read(sheet)) == formulas.findall(before.read(sheet))
+    assert b'cm="1"><f t="array" ref="D2:D31">' in after.read(sheet)
 
 
 # -- line breaks, whole columns in INDEX, ranges between functions -----------------------------

@@ -33,6 +33,7 @@ from excelnet.formula.values import (
     TEXT,
     Ctx,
     V,
+    errors_of,
     from_python,
     make,
     omitted,
@@ -92,7 +93,10 @@ class Evaluator:
         # an array formula: Excel repeats a single row/column and pads with #N/A
         h, w = b.rows, b.cols
         _, hh, ww = v.shape
-        if (hh, ww) != (h, w) and (b.r0, b.c0) in self.book.sheets[b.sheet].spills:
+        spill = (b.r0, b.c0) in self.book.sheets[b.sheet].spills
+        if spill and (hh, ww) != (h, w) and (h, w) == (1, 1) and _one_error(v):
+            v, hh, ww = _first(v), 1, 1  # an error is one value, whatever shape it came in
+        if spill and (hh, ww) != (h, w):
             raise FormulaError(
                 f"the dynamic array's result is {hh}×{ww} now; Excel recorded its spill as "
                 f"{h}×{w} ({b.cell()}:{b.cell(b.size - 1)}), and would spill it anew"
@@ -190,12 +194,10 @@ class Evaluator:
             if node.name == "INDEX" and b.picked and node.args and isinstance(node.args[0], Ref):
                 # a range that holds formulas which read this one: only the cells INDEX picks
                 refs = Site(self, b).refs(node)
-                if refs is None:
-                    raise FormulaError(
-                        "INDEX of a range its own formula is in, at a row or column that is "
-                        "no number in the range"
-                    )
-                return self._dynamic(refs, b)
+                if refs is not None:
+                    return self._dynamic(refs, b)
+                whole = node.args[0]  # (an error or a row past the range: INDEX says which)
+                self._ensure(whole.sheet, whole.r0, whole.r1, whole.c0, whole.c1)
             known = FUNCTIONS.get(node.name)
             if known is None:
                 if self.graph._name(node.name, b.sheet)[0] is not None:
@@ -406,6 +408,12 @@ class Evaluator:
 _REFERENCE_RESULTS = frozenset(
     {"OFFSET", "INDIRECT", "INDEX", "CHOOSE"} | {n for n, f in FUNCTIONS.items() if f.refs}
 )
+
+
+def _one_error(v: V) -> bool:
+    """Whether every element of a value is one and the same error."""
+    errs = errors_of(v)
+    return errs is not None and bool((errs != None).all()) and len(set(errs.reshape(-1))) == 1  # noqa: E711
 
 
 def _first(v: V) -> V:

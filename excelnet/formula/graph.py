@@ -457,6 +457,9 @@ class Graph:
                     b.deps |= b.picked  # (not part of a cycle: ordered as usual)
                     b.picked = set()
                 cyclic = cycles(self.blocks)
+            else:
+                for b in self.blocks:
+                    b.picked = set()
             splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
             if not splittable:
                 return index, cyclic
