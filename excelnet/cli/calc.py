@@ -55,6 +55,8 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
         if what == "check":
             line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+            if r.volatile:
+                line += f", {r.volatile} that change at every recalculation (not compared)"
         print(line)
         for d in r.different:
             if limit is None or shown < limit:
@@ -79,8 +81,8 @@ def _calc(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from excelnet.xlsx.recalc import check
+    from excelnet.xlsx.recalc import check, exit_code
 
     reports = check(args.book, progress(args))
     _report(reports, args, "check")
-    return 1 if any(r.different for r in reports) else 0
+    return exit_code(reports)

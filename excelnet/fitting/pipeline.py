@@ -117,7 +117,7 @@ def compile_book(
     constraints read (watched); check that each objective is a number at the starting
     parameters. `fuse`: see Model.compile."""
     from excelnet.fitting.problem import watch_list
-    from excelnet.formula.graph import Graph, a1
+    from excelnet.formula.graph import Graph, a1, linked_note
     from excelnet.formula.model import Model
     from excelnet.formula.values import Ctx
 
@@ -139,6 +139,9 @@ def compile_book(
         for b, names in model.warnings:
             span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
             kept[f"{b.sheet}!{span}"] = names
+    linked = {r.sheet for m in models for b in m.order for r in b.refs if r.sheet in graph.linked}
+    if linked:
+        warnings.warn(f"{book.path}: {linked_note(linked)}", ExcelnetWarning, stacklevel=3)
     if kept:
         cells = "; ".join(f"{cell} ({names})" for cell, names in kept.items())
         warnings.warn(

@@ -33,6 +33,7 @@ from excelnet.formula.values import (
     TEXT,
     Ctx,
     V,
+    errors_of,
     from_python,
     make,
     omitted,
@@ -92,6 +93,14 @@ class Evaluator:
         # an array formula: Excel repeats a single row/column and pads with #N/A
         h, w = b.rows, b.cols
         _, hh, ww = v.shape
+        spill = (b.r0, b.c0) in self.book.sheets[b.sheet].spills
+        if spill and (hh, ww) != (h, w) and (h, w) == (1, 1) and _one_error(v):
+            v, hh, ww = _first(v), 1, 1  # an error is one value, whatever shape it came in
+        if spill and (hh, ww) != (h, w):
+            raise FormulaError(
+                f"the dynamic array's result is {hh}×{ww} now; Excel recorded its spill as "
+                f"{h}×{w} ({b.cell()}:{b.cell(b.size - 1)}), and would spill it anew"
+            )
         if (hh, ww) == (h, w) and v.numeric():  # the result fills the block as it is
             return V(v.x.reshape(-1), v.kind)
         ri = np.arange(h) if hh > 1 else np.zeros(h, int)
@@ -111,7 +120,13 @@ class Evaluator:
         """A sheet's constant values (read once, then the values of blocks evaluated as data)."""
         g = self._grids.get(sheet)
         if g is None:
-            s = self.book.sheets[sheet]
+            s = self.book.sheets.get(sheet)
+            if s is None:  # another workbook's sheet, as the file copied it (external links)
+                cells = self.book.external(sheet) or {}
+                rows = max((r for r, _ in cells), default=0) + 1
+                cols = max((c for _, c in cells), default=0) + 1
+                g = self._grids[sheet] = Grid(cells, rows, cols)
+                return g
             g = self._grids[sheet] = Grid(s.values, s.max_row + 1, s.max_col + 1)
         return g
 
@@ -133,8 +148,22 @@ class Evaluator:
         if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
             refs = Site(self, b).refs(node)
             if refs is None:
+                for end in node.args:  # an end excelnet cannot read as a reference: say so
+                    if not isinstance(end, (Ref, Op, Const)) and not (
+                        isinstance(end, Call) and _REFERENCE_RESULTS.intersection({end.name})
+                    ):
+                        what = end.name if isinstance(end, Call) else type(end).__name__
+                        raise FormulaError(
+                            f"the range operator ':' with {what}(…) as an end: excelnet reads "
+                            f"references only from {', '.join(sorted(_REFERENCE_RESULTS))}"
+                        )
                 return scalar(Error("#VALUE!"), ctx)
             return self._dynamic(refs, b)
+        if isinstance(node, Op) and node.op == "@":  # @ of what is no reference: its first value
+            arg = self._node(node.args[0], b)
+            if isinstance(arg, Live):
+                return Live(lambda: _first(current(arg)))
+            return _first(arg)
         if isinstance(node, Op):
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):
@@ -162,6 +191,13 @@ class Evaluator:
                 product, j = fused
                 if product.prepare(lambda r: self._reference(r, b), current, self._param_rows):
                     return Live(lambda: member(product, j, ctx, self.generation, current))
+            if node.name == "INDEX" and b.picked and node.args and isinstance(node.args[0], Ref):
+                # a range that holds formulas which read this one: only the cells INDEX picks
+                refs = Site(self, b).refs(node)
+                if refs is not None:
+                    return self._dynamic(refs, b)
+                whole = node.args[0]  # (an error or a row past the range: INDEX says which)
+                self._ensure(whole.sheet, whole.r0, whole.r1, whole.c0, whole.c1)
             known = FUNCTIONS.get(node.name)
             if known is None:
                 if self.graph._name(node.name, b.sheet)[0] is not None:
@@ -366,6 +402,29 @@ class Evaluator:
             return V(pool[index_t].reshape(shape), kind_out, text_out, True)
 
         return Live(gather)
+
+
+# the functions whose result excelnet reads as a reference (Site.refs): the ends of a:b
+_REFERENCE_RESULTS = frozenset(
+    {"OFFSET", "INDIRECT", "INDEX", "CHOOSE"} | {n for n, f in FUNCTIONS.items() if f.refs}
+)
+
+
+def _one_error(v: V) -> bool:
+    """Whether every element of a value is one and the same error."""
+    errs = errors_of(v)
+    return errs is not None and bool((errs != None).all()) and len(set(errs.reshape(-1))) == 1  # noqa: E711
+
+
+def _first(v: V) -> V:
+    """The top-left value of each row's array (what @ makes of an array that is no range)."""
+    if v.shape[1:] == (1, 1):
+        return v
+    return V(
+        v.x[:, :1, :1],
+        _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
+        None if v.text is None else v.texts()[:, :1, :1],
+    )
 
 
 def _carry(out: V, args: list) -> V:

@@ -122,7 +122,7 @@ class Model(Evaluator):
         # dependents of the parameters, forward
         users: dict[Block, list[Block]] = defaultdict(list)
         for b in self.graph.blocks:
-            for d in b.deps:
+            for d in b.deps | b.picked:  # (what INDEX may pick is read when it runs)
                 users[d].append(b)
         live: set[Block] = set()
         stack = list(self.params)
@@ -132,6 +132,14 @@ class Model(Evaluator):
                     live.add(u)
                     stack.append(u)
         if self.objective not in live:
+            for b in topo(ancestors([self.objective])):  # something read as an error value?
+                why = b.problem or "; ".join(b.notes)
+                if why:
+                    raise ExcelnetError(
+                        f"{where(self.book.path, b.sheet, b.cell())}: {why} — the objective "
+                        f"({obj.sheet}!{a1(obj.r0, obj.c0)}) depends on this cell, and "
+                        f"through it cannot reach the adjustable cells"
+                    )
             raise ExcelnetError(
                 f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
                 f"objective does not depend on the adjustable cells "
@@ -293,7 +301,8 @@ class Model(Evaluator):
             errs = errors_of(b.value)
             if errs is not None:
                 i = int(np.flatnonzero(errs.reshape(-1) != None)[0])  # noqa: E711
-                return f"{where(self.book.path, b.sheet, b.cell(i))}: {errs.reshape(-1)[i]}"
+                why = "; ".join(b.notes) or errs.reshape(-1)[i]  # a name that is not defined
+                return f"{where(self.book.path, b.sheet, b.cell(i))}: {why}"
         return f"the objective is {what}"
 
     def evaluate(self) -> None:

@@ -95,24 +95,30 @@ class Site:
         return self.refs(node.args[int(k[0])])
 
     def _index(self, node: Call) -> list[Ref] | None:
-        """INDEX(range, row, [column]) as a reference (row or column 0: all of them)."""
+        """INDEX(range, row, [column]) as a reference (row or column 0: all of them), per
+        block row."""
         base = self.refs(node.args[0])
         if base is None or len(base) != 1 or not 2 <= len(node.args) <= 3:
             return None
         ref = whole(self, base[0])
         r, err = self.numbers(node.args[1], 0.0)
         c, err2 = self.numbers(node.args[2], 0.0) if len(node.args) == 3 else (np.zeros(1), None)
-        if err or err2 or len(set(r.tolist())) != 1 or len(set(c.tolist())) != 1:
+        if err or err2:
             return None
-        r, c = int(r[0]), int(c[0])
         h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
-        if len(node.args) == 2 and h == 1:  # INDEX(A1:D1, 3): a single row counts columns
-            r, c = 1, r
-        if not (0 <= r <= h and 0 <= c <= w):
-            return None
-        r0, r1 = (ref.r0, ref.r1) if r == 0 else (ref.r0 + r - 1, ref.r0 + r - 1)
-        c0, c1 = (ref.c0, ref.c1) if c == 0 else (ref.c0 + c - 1, ref.c0 + c - 1)
-        return [Ref(ref.sheet, r0, c0, r1, c1)]
+        out = []
+        for k in range(max(len(r), len(c))):
+            rk, ck = int(r[min(k, len(r) - 1)]), int(c[min(k, len(c) - 1)])
+            if len(node.args) == 2 and h == 1:  # INDEX(A1:D1, 3): a single row counts columns
+                rk, ck = 1, rk
+            if not (0 <= rk <= h and 0 <= ck <= w):
+                return None
+            r0, r1 = (ref.r0, ref.r1) if rk == 0 else (ref.r0 + rk - 1, ref.r0 + rk - 1)
+            c0, c1 = (ref.c0, ref.c1) if ck == 0 else (ref.c0 + ck - 1, ref.c0 + ck - 1)
+            out.append(Ref(ref.sheet, r0, c0, r1, c1))
+        if len({(q.r1 - q.r0, q.c1 - q.c0) for q in out}) != 1:
+            return None  # ranges of different sizes down one column
+        return out if len(set(out)) > 1 else out[:1]
 
     def numbers(self, node: Node, default: float | None = None) -> tuple[np.ndarray, object]:
         """An argument as numbers per block row (n,), and its error if it has one."""

@@ -9,12 +9,14 @@ file stores, as the application that saved it computed them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from excelnet.errors import ExcelnetWarning
 from excelnet.formula.calculation import Calculation, Failure, block_cells, cell_name, formula_count
 from excelnet.formula.parse import Error
 from excelnet.progress import Silent
@@ -65,6 +67,9 @@ class SheetReport:
     different: list[Difference] = field(default_factory=list)
     not_computed: list[Failure] = field(default_factory=list)
     unknown: Counter = field(default_factory=Counter)
+    # computed cells that change at every recalculation (RAND, NOW, and what reads them), whose
+    # stored values no recalculation equals: not compared
+    volatile: int = 0
 
     def summary(self) -> dict:
         return {
@@ -72,6 +77,7 @@ class SheetReport:
             "formula_cells": self.formula_cells,
             "computed": self.computed,
             "equal": self.equal,
+            "volatile": self.volatile,
             "different": [d.summary() for d in self.different],
             "not_computed": [
                 {"cells": f.where, "formula": f.formula, "reason": f.reason}
@@ -90,9 +96,15 @@ def _reports(path: Path, progress: Silent) -> tuple[Calculation, list[SheetRepor
     for f in calc.failures:
         reports[f.sheet].not_computed.append(f)
         reports[f.sheet].unknown.update({name: f.cells for name in f.unknown})
+    for note in calc.notes:
+        warnings.warn(f"{path}: {note}", ExcelnetWarning, stacklevel=3)
+    volatile = calc.volatile()
     for b, v in calc.computed:
         report = reports[b.sheet]
         report.computed += b.size
+        if b in volatile:
+            report.volatile += b.size
+            continue
         stored = book.sheets[b.sheet].cached
         want = [stored.get((r, c)) for r in range(b.r0, b.r1 + 1) for c in range(b.c0, b.c1 + 1)]
         if v.numeric() and all(type(w) is float for w in want):  # one comparison for all
@@ -117,6 +129,12 @@ def _reports(path: Path, progress: Silent) -> tuple[Calculation, list[SheetRepor
                 Difference(cell_name(cell), formula or "", want[i], calc.values[cell])
             )
     return calc, list(reports.values())
+
+
+def exit_code(reports: list[SheetReport]) -> int:
+    """check's exit code: 0 when every formula cell was computed and each one that does not
+    change at every recalculation equals the value the file stores; else 1."""
+    return 1 if any(r.different or r.not_computed for r in reports) else 0
 
 
 def check(path: str | Path, progress: Silent | None = None) -> list[SheetReport]:

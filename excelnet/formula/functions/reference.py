@@ -231,6 +231,15 @@ def f_indirect(site: Site, args: list[Node]) -> list[Ref] | V:
 
 def _indirect(site: Site, text: str, a1: bool, row: int, col: int) -> Ref | None:
     sheet = site.sheet
+    if a1 and "[" in text and not text.startswith("["):  # Table1[Age]: an Excel Table's range
+        try:
+            node = site.ev.graph.resolve(parse("=" + text, sheet), sheet, 0, at=site.block)
+        except FormulaError:
+            return None
+        if not isinstance(node, Ref):
+            return None
+        down = row - site.block.r0 if node.rel_r0 else 0  # [#This Row]: this cell's row
+        return Ref(node.sheet, node.r0 + down, node.c0, node.r1 + down, node.c1)
     if "!" in text:
         name, rest = text.rsplit("!", 1)
         name = name[1:-1].replace("''", "'") if name.startswith("'") else name
