@@ -60,6 +60,10 @@ class Evaluator:
         self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
         self.fused: dict[int, tuple] = {}  # SUMPRODUCT calls computed as matrix products (fuse)
         self.generation = 0  # a new one for every run of the blocks (fused results are per run)
+        # whether Live values run again at every step (a Solver model) or once (a whole-workbook
+        # calculation, where only volatile functions make them)
+        self.steps = False
+        self.reads: dict[Block, set[Block]] = {}  # blocks read through references computed
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
@@ -171,7 +175,9 @@ class Evaluator:
                     return scalar(Error("#NAME?"), ctx)
                 raise FormulaError(f"function {node.name} is not supported")
             if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
-                out = known.fn(Site(self, b), list(node.args))
+                site = Site(self, b)
+                site.function = node.name
+                out = known.fn(site, list(node.args))
                 return self._dynamic(out, b) if isinstance(out, list) else out
             fn = known.fn
             args = []
@@ -182,11 +188,38 @@ class Evaluator:
                     args.extend(self._node(area, b) for area in a.areas)
                 else:
                     raise FormulaError(f"{node.name} does not take a union of ranges")
+            if known.volatile:  # RAND, NOW: a new value at every recalculation
+                return Live(_drawn(fn, ctx, args, b.rows if b.kind == "column" else 1))
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
                 return out if node.name in ARRAY_RESULTS else _carry(out, args)
             return Live(lambda: fn(ctx, [current(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
+
+    def computed_references(self, b: Block) -> list[Ref]:
+        """The references the functions of b's formula compute whose cells it reads (OFFSET,
+        INDIRECT, INDEX or CHOOSE as a reference, A1:OFFSET(…)), each as it is for the rows
+        of the block: where they point is found from the cells they read, which must hold
+        data (evaluated already); the cells pointed at are not read."""
+        out: list[Ref] = []
+        stack = [b.node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Op) and node.op == ":":
+                refs = Site(self, b).refs(node)
+                out.extend(refs or ())
+                continue
+            if isinstance(node, Call):
+                known = FUNCTIONS.get(node.name)
+                if known is not None and known.refs:  # others read where a range is, not it
+                    got = Site(self, b).refs(node)
+                    out.extend(got or ())
+                    continue
+            if isinstance(node, (Op, Chain, Call)):
+                stack.extend(node.args)
+            elif isinstance(node, Union):
+                stack.extend(node.areas)
+        return out
 
     def _param_rows(self, refs: list[Ref]):
         """One-row ranges that are consecutive rows of one range of adjustable cells, in
@@ -239,17 +272,30 @@ class Evaluator:
             raise FormulaError("references of different sheets or sizes down one column")
         r0 = np.array([r.r0 for r in refs])
         c0 = np.array([r.c0 for r in refs])
-        self._ensure(
-            first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()), int(c0.max()) + w - 1
+        found = self._ensure(
+            first.sheet,
+            int(r0.min()),
+            int(r0.max()) + h - 1,
+            int(c0.min()),
+            int(c0.max()) + w - 1,
+            b,
         )
+        self.reads.setdefault(b, set()).update(found)
         return self._window(first.sheet, r0[:, None] + np.arange(h), c0[:, None] + np.arange(w))
 
-    def _ensure(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> None:
-        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet."""
-        for blk in sorted(self.index.overlapping(sheet, r0, r1, c0, c1), key=position):
+    def _ensure(
+        self, sheet: str, r0: int, r1: int, c0: int, c1: int, reader: Block | None = None
+    ) -> set[Block]:
+        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet,
+        for `reader`; returns every block there. A block that depends on the parameters must
+        be one of the reader's dependencies (found by the model's compile, evaluated first)."""
+        found = self.index.overlapping(sheet, r0, r1, c0, c1)
+        for blk in sorted(found, key=position):
             if blk.kind == "param" or blk in self._done:
                 continue
             if blk in self.live:
+                if reader is not None and blk in reader.deps:
+                    continue
                 raise FormulaError(
                     f"OFFSET or INDIRECT reaching {blk.sheet}!{blk.cell()}, which depends on the "
                     f"parameters, is not supported"
@@ -257,6 +303,7 @@ class Evaluator:
             if blk in self._busy:
                 raise FormulaError(f"circular reference through {blk.sheet}!{blk.cell()}")
             self._constant(blk)
+        return found
 
     def _constant(self, b: Block) -> V:
         """Evaluate a block that does not depend on the parameters, once; store its values."""
@@ -367,6 +414,20 @@ class Evaluator:
             return V(pool[index_t].reshape(shape), kind_out, text_out, True)
 
         return Live(gather)
+
+
+def _drawn(fn, ctx: Ctx, args: list, rows: int):
+    """A volatile function's computation, run again at every recalculation: draws (RAND) one
+    per row of a copied-down block, `rows`, each independent."""
+
+    def draw() -> V:
+        ctx.rows = rows
+        try:
+            return fn(ctx, [current(a) for a in args])
+        finally:
+            ctx.rows = 1
+
+    return draw
 
 
 def _carry(out: V, args: list) -> V:

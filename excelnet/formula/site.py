@@ -54,12 +54,20 @@ class Site:
         self.ctx, self.book = evaluator.ctx, evaluator.book
         self.sheet = block.sheet
         self.n = block.rows if block.kind == "column" else 1  # rows the result varies over
+        self.function = "OFFSET"  # the reference function whose arguments are read
 
     def value(self, node: Node) -> V:
-        """An argument's value; it must not depend on the parameters."""
+        """An argument's value. Where a reference points is found once: in a Solver model it
+        must not depend on the parameters (nor on a random draw, drawn again every step)."""
         v = self.ev._node(node, self.block)
         if isinstance(v, Live):
-            raise FormulaError("OFFSET and INDIRECT arguments must not depend on the parameters")
+            if not self.ev.steps:  # a whole-workbook calculation: a volatile function, once
+                return current(v)
+            raise FormulaError(
+                f"{self.function}: where it points depends on the adjustable cells (or on a "
+                f"volatile function such as RAND); a lookup trains only where its position is "
+                f"data"
+            )
         return v
 
     def refs(self, node: Node) -> list[Ref] | None:
@@ -80,11 +88,15 @@ class Site:
             return span(*ends)
         if isinstance(node, Call):
             known = FUNCTIONS.get(node.name)
-            if known is not None and known.refs:
-                out = known.fn(self, list(node.args))
-                return out if isinstance(out, list) else None
-            if node.name in ("CHOOSE", "INDEX") and node.args:
-                return self._choose(node) if node.name == "CHOOSE" else self._index(node)
+            outer, self.function = self.function, node.name
+            try:
+                if known is not None and known.refs:
+                    out = known.fn(self, list(node.args))
+                    return out if isinstance(out, list) else None
+                if node.name in ("CHOOSE", "INDEX") and node.args:
+                    return self._choose(node) if node.name == "CHOOSE" else self._index(node)
+            finally:
+                self.function = outer
         return None
 
     def _choose(self, node: Call) -> list[Ref] | None:

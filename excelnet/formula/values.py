@@ -28,6 +28,10 @@ class Ctx:
     device: torch.device
     dtype: torch.dtype = torch.float64
     strict: bool = True
+    # random draws (RAND, RANDBETWEEN, RANDARRAY): their generator (None: torch's own), and
+    # how many rows of a copied-down block the function being called draws for, one each
+    random: torch.Generator | None = None
+    rows: int = 1
 
 
 class V:
