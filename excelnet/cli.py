@@ -9,7 +9,7 @@ from pathlib import Path
 
 from excelnet import __version__
 from excelnet.errors import ExcelnetError
-from excelnet.fitting.options import EPOCHS, LR, METHODS
+from excelnet.fitting.options import EPOCHS, LR, METHODS, SEED
 
 WORKBOOKS = ["titanic", "table", "quadratic", "relu", "double-relu"]
 ENGINES = {"auto": None, "eager": False, "compiled": True}  # --engine → fit(compiled=…)
@@ -168,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not record the losses in the workbook's history sheet",
     )
+    f.add_argument(
+        "--seed",
+        type=_count,
+        default=SEED,
+        help="cells that call RAND, RANDBETWEEN or RANDARRAY are drawn afresh at every "
+        f"evaluation, from this seed: the same seed, the same fit (default {SEED})",
+    )
     _workbook_options(f)
 
     w = sub.add_parser("lr-sweep", help="fit one sheet with several learning rates; chart them")
@@ -296,6 +303,7 @@ def _fit(args: argparse.Namespace) -> None:
         compiled=ENGINES[args.engine],
         force=args.force,
         method=args.method,
+        seed=args.seed,
     )
     rows = [r.summary() for r in results]
     if args.json:
@@ -606,6 +614,8 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
         if what == "check":
             line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+            if r.volatile:
+                line += f", {sum(v.count for v in r.volatile)} volatile (not compared)"
         print(line)
         for d in r.different:
             if limit is None or shown < limit:
@@ -614,6 +624,9 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         for f in r.not_computed:
             keep = "kept the stored values" if what == "calc" else "not computed"
             print(f"  {f.where} {f.formula}: {keep}: {f.reason}")
+        if what == "check":
+            for v in r.volatile:
+                print(f"  {v.cells} {v.formula}: volatile, not compared")
         if r.unknown:
             counts = ", ".join(f"{n} ({k})" for n, k in r.unknown.most_common())
             print(f"  functions excelnet does not know: {counts}")

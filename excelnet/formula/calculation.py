@@ -4,12 +4,14 @@ The same blocks and the same evaluator as a Solver model's compile, with nothing
 block is evaluated once, in dependency order, strictly (error values as Excel shows them). A
 block excelnet cannot compute (an unknown function, a formula it cannot read, a circular
 reference) keeps the values the file stores for it, so the cells that depend on it still
-compute, and it is listed with the reason.
+compute, and it is listed with the reason. Cells that call a volatile function (RAND, NOW) and
+the cells that depend on them are `volatile`: a new value at every recalculation (RAND draws
+each cell on its own, from a generator seeded afresh), which `check` does not compare.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,7 +21,7 @@ import torch
 from excelnet.formula.book import Book
 from excelnet.formula.evaluator import Evaluator, flat, python_value
 from excelnet.formula.functions import FUNCTIONS
-from excelnet.formula.graph import Block, Graph, a1, calls, topo
+from excelnet.formula.graph import Block, Graph, a1, calls, topo, unknown_and_volatile
 from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import Ctx, V, from_python
 
@@ -51,6 +53,8 @@ class Calculation(Evaluator):
 
     def __init__(self, book: Book, device: str = "cpu"):
         super().__init__(book, Ctx(torch.device(device)), Graph(book))
+        self.ctx.random = torch.Generator(self.ctx.device)
+        self.ctx.random.seed()  # a new draw at every recalculation, as a spreadsheet's
         self.index, cyclic = self.graph.link([])
         self.computed: list[tuple[Block, V]] = []  # each block computed, and its value
         self.failures: list[Failure] = []
@@ -64,6 +68,7 @@ class Calculation(Evaluator):
                 self._fail(b, b.problem)
             else:
                 self._evaluate(b)
+        self.volatile = self._volatile()
 
     def _evaluate(self, b: Block) -> None:
         try:
@@ -78,6 +83,22 @@ class Calculation(Evaluator):
             self._fail(b, f"excelnet could not compute it ({type(e).__name__}: {e})")
             return
         self.computed.append((b, value))
+
+    def _volatile(self) -> set[Block]:
+        """The blocks that call a volatile function, and every block that reads one (through
+        its references or references computed, OFFSET or INDIRECT)."""
+        users: dict[Block, list[Block]] = defaultdict(list)
+        for b in self.graph.blocks:
+            for d in b.deps | self.reads.get(b, set()):
+                users[d].append(b)
+        out = {b for b in self.graph.blocks if unknown_and_volatile(b.node)[1]}
+        stack = list(out)
+        while stack:
+            for u in users[stack.pop()]:
+                if u not in out:
+                    out.add(u)
+                    stack.append(u)
+        return out
 
     @cached_property
     def values(self) -> dict[Cell, object]:

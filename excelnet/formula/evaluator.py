@@ -64,6 +64,7 @@ class Evaluator:
         # calculation, where only volatile functions make them)
         self.steps = False
         self.reads: dict[Block, set[Block]] = {}  # blocks read through references computed
+        self.made: dict[tuple[int, int], tuple] = {}  # references computed, per node and block
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
@@ -136,8 +137,8 @@ class Evaluator:
         if isinstance(node, Ref):
             return self._reference(node, b)
         if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
-            refs = Site(self, b).refs(node)
-            if refs is None:
+            refs = self._made(node, b)
+            if not isinstance(refs, list):
                 return scalar(Error("#VALUE!"), ctx)
             return self._dynamic(refs, b)
         if isinstance(node, Op):
@@ -175,9 +176,7 @@ class Evaluator:
                     return scalar(Error("#NAME?"), ctx)
                 raise FormulaError(f"function {node.name} is not supported")
             if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
-                site = Site(self, b)
-                site.function = node.name
-                out = known.fn(site, list(node.args))
+                out = self._made(node, b)
                 return self._dynamic(out, b) if isinstance(out, list) else out
             fn = known.fn
             args = []
@@ -189,7 +188,8 @@ class Evaluator:
                 else:
                     raise FormulaError(f"{node.name} does not take a union of ranges")
             if known.volatile:  # RAND, NOW: a new value at every recalculation
-                return Live(_drawn(fn, ctx, args, b.rows if b.kind == "column" else 1))
+                cells = (b.rows, 1, 1) if b.kind == "column" else (1, b.rows, b.cols)
+                return Live(_drawn(fn, ctx, args, cells))
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
                 return out if node.name in ARRAY_RESULTS else _carry(out, args)
@@ -205,20 +205,33 @@ class Evaluator:
         stack = [b.node]
         while stack:
             node = stack.pop()
-            if isinstance(node, Op) and node.op == ":":
-                refs = Site(self, b).refs(node)
-                out.extend(refs or ())
+            known = FUNCTIONS.get(node.name) if isinstance(node, Call) else None
+            if (isinstance(node, Op) and node.op == ":") or (known is not None and known.refs):
+                got = self._made(node, b)  # ROW, COLUMNS, …: where a range is, not what it holds
+                out.extend(got if isinstance(got, list) else ())
                 continue
-            if isinstance(node, Call):
-                known = FUNCTIONS.get(node.name)
-                if known is not None and known.refs:  # others read where a range is, not it
-                    got = Site(self, b).refs(node)
-                    out.extend(got or ())
-                    continue
             if isinstance(node, (Op, Chain, Call)):
                 stack.extend(node.args)
             elif isinstance(node, Union):
                 stack.extend(node.areas)
+        return out
+
+    def _made(self, node: Call | Op, b: Block):
+        """A reference function's result (references, or a value), or A1:OFFSET(…)'s
+        references (None: not references), for block b: computed once, when the model's
+        compile first asks where it points, and remembered (while the data it read stays)."""
+        key = (id(node), id(b))
+        hit = self.made.get(key)
+        if hit is not None:
+            return hit[2]
+        site = Site(self, b)
+        if isinstance(node, Op):
+            out = site.refs(node)
+        else:
+            site.function = node.name
+            out = FUNCTIONS[node.name].fn(site, list(node.args))
+        if isinstance(out, list):  # (a value is not remembered: it may depend on the step)
+            self.made[key] = (node, b, out)  # node and block kept: their ids stay theirs
         return out
 
     def _param_rows(self, refs: list[Ref]):
@@ -416,16 +429,16 @@ class Evaluator:
         return Live(gather)
 
 
-def _drawn(fn, ctx: Ctx, args: list, rows: int):
+def _drawn(fn, ctx: Ctx, args: list, cells: tuple[int, int, int]):
     """A volatile function's computation, run again at every recalculation: draws (RAND) one
-    per row of a copied-down block, `rows`, each independent."""
+    for each of the block's cells, each independent (ctx.draws)."""
 
     def draw() -> V:
-        ctx.rows = rows
+        ctx.draws = cells
         try:
             return fn(ctx, [current(a) for a in args])
         finally:
-            ctx.rows = 1
+            ctx.draws = (1, 1, 1)
 
     return draw
 

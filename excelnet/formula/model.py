@@ -188,7 +188,7 @@ class Model(Evaluator):
         if not dynamic:
             return False
         for _ in range(len(dynamic) + 2):
-            self._grids, self._done, self.reads = {}, set(), {}
+            self._grids, self._done, self.reads, self.made = {}, set(), {}, {}
             self.unresolved = {}
             grew = False
             for b in topo(ancestors(list(dynamic))):
@@ -221,6 +221,14 @@ class Model(Evaluator):
             if settled:
                 break
         return True
+
+    def redrawn(self) -> list[str]:
+        """The volatile functions (RAND, …) the objective's blocks call: a new value at every
+        evaluation."""
+        drawn = set(self.drawn)
+        return sorted(
+            {n for b in self.train_blocks if b in drawn for n in unknown_and_volatile(b.node)[1]}
+        )
 
     def _param_names(self) -> list[str]:
         return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
@@ -430,19 +438,18 @@ class Model(Evaluator):
 def rectangles(refs: list[Ref]):
     """The cells of some references as few rectangles: (sheet, r0, r1, c0, c1), the row spans
     of each sheet and columns merged (a lookup copied down 100,000 rows: one or a few)."""
-    spans: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
-    for r in set(refs):
-        spans[(r.sheet, r.c0, r.c1)].append((r.r0, r.r1))
-    for (sheet, c0, c1), rows in spans.items():
-        rows.sort()
-        lo, hi = rows[0]
-        for a, z in rows[1:]:
-            if a > hi + 1:
-                yield sheet, lo, hi, c0, c1
-                lo, hi = a, z
-            else:
-                hi = max(hi, z)
-        yield sheet, lo, hi, c0, c1
+    sheets: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+    for r in refs:
+        sheets[r.sheet].append((r.c0, r.c1, r.r0, r.r1))
+    for sheet, corners in sheets.items():
+        a = np.unique(np.array(corners, dtype=np.int64), axis=0)  # by columns, then rows
+        for c0, c1 in np.unique(a[:, :2], axis=0).tolist():
+            rows = a[(a[:, 0] == c0) & (a[:, 1] == c1), 2:]  # sorted by first row
+            reach = np.maximum.accumulate(rows[:, 1])
+            starts = np.flatnonzero(np.r_[True, rows[1:, 0] > reach[:-1] + 1])
+            ends = np.r_[starts[1:], len(rows)] - 1
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                yield sheet, int(rows[s, 0]), int(reach[e]), c0, c1
 
 
 def as_number(v) -> float:

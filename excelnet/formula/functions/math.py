@@ -810,10 +810,11 @@ def f_arabic(ctx, args):
 # -- random numbers -----------------------------------------------------------------------------
 
 
-def _uniform(ctx, shape: tuple[int, int, int]) -> torch.Tensor:
-    """Independent draws in [0, 1): one per element and per row of the copied-down block the
-    call is in (ctx.rows), from the evaluation's generator."""
-    shape = (max(shape[0], ctx.rows), *shape[1:])
+def _uniform(ctx, shape: tuple[int, ...]) -> torch.Tensor:
+    """Independent draws in [0, 1): one per element and per cell the call draws for
+    (ctx.draws: each row of a copied-down block, each cell of an array formula), from the
+    evaluation's generator."""
+    shape = tuple(max(a, b) for a, b in zip(shape, ctx.draws, strict=True))
     return torch.rand(shape, generator=ctx.random, dtype=ctx.dtype, device=ctx.device)
 
 
@@ -864,7 +865,8 @@ def f_randarray(ctx, args):
         lo, hi = math.ceil(lo), math.floor(hi)
     if rows < 1 or cols < 1 or lo > hi:
         return error_value("#VALUE!", (1, 1, 1), ctx)
-    u = _uniform(ctx, (1, rows, cols))
+    shape = (ctx.draws[0], rows, cols)  # its own array, for each row of a copied-down block
+    u = torch.rand(shape, generator=ctx.random, dtype=ctx.dtype, device=ctx.device)
     return V(torch.floor(lo + u * (hi - lo + 1)) if whole else lo + u * (hi - lo))
 
 
