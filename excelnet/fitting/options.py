@@ -2,6 +2,6 @@
 
 EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
-METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.train
-METHOD = "lbfgs"  # the default; README, "Methods", says why
+METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.optimisers
+METHOD = "lbfgs"  # the default; docs/solver.md, "Methods", says why
 SEED = 0  # where RAND, RANDBETWEEN and RANDARRAY cells draw from in a fit: reproducible by default
