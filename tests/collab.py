@@ -16,7 +16,8 @@ from openpyxl.worksheet.formula import ArrayFormula
 from tests.handmade import solver_names
 
 FACTORS = 5
-USERS_TOP, MOVIES_TOP = 3, 22  # 0-based rows of the tables' header rows
+USERS_TOP, MOVIES_TOP = 3, 22  # 0-based rows of the tables' header rows (15 users: movies
+# start 4 rows below the users' last)
 RATINGS_TOP = 2  # 0-based row of the first rating
 
 
@@ -106,7 +107,8 @@ def collab(
     wb = openpyxl.Workbook()
     ws = wb.active
     ws.title = "collab"
-    ut, mt = USERS_TOP + 1, MOVIES_TOP + 1  # 1-based header rows
+    ut = USERS_TOP + 1  # 1-based header rows
+    mt = ut + users + 4
     for top, label, ids, f, b in ((ut, "user", user_ids, uf, ub), (mt, "movie", movie_ids, mf, mb)):
         ws.cell(top, 2, label)
         for k in range(FACTORS):

@@ -160,14 +160,20 @@ class Model(Evaluator):
             if problem is not None:
                 raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {problem}")
 
-    def _reach(self, roots: list[Block]) -> set[Block]:
-        """The roots that are formulas, and every block that depends on one of the roots."""
+    def _users(self) -> dict[Block, list[Block]]:
         users: dict[Block, list[Block]] = defaultdict(list)
         for b in self.graph.blocks:
             for d in b.deps:
                 users[d].append(b)
-        out = {b for b in roots if b.kind != "param"}
-        stack = list(roots)
+        return users
+
+    def _reach(self, roots: list[Block], users=None, out: set[Block] | None = None) -> set[Block]:
+        """The roots that are formulas, and every block that depends on one of the roots
+        (added to `out`, if given, which holds blocks reached already)."""
+        users = self._users() if users is None else users
+        out = set() if out is None else out
+        stack = [b for b in roots if b not in out]
+        out.update(b for b in stack if b.kind != "param")
         while stack:
             for u in users[stack.pop()]:
                 if u not in out:
@@ -191,6 +197,7 @@ class Model(Evaluator):
             self._grids, self._done, self.reads, self.made = {}, set(), {}, {}
             self.unresolved = {}
             grew = False
+            users = self._users()
             for b in topo(ancestors(list(dynamic))):
                 if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
                     continue
@@ -203,19 +210,20 @@ class Model(Evaluator):
                     found = set()
                     for sheet, r0, r1, c0, c1 in rectangles(refs):
                         found |= self.index.overlapping(sheet, r0, r1, c0, c1)
-                    if not found <= b.deps:
-                        b.deps |= found
+                    for f in found - b.deps:
+                        users[f].append(b)
+                        b.deps.add(f)
                         grew = True
                     if b not in self.live and any(
                         f in self.live or f.kind == "param" for f in found
                     ):
-                        self.live |= self._reach([b]) | {b}
+                        self._reach([b], users, self.live)
                 if b not in self.live:
                     try:
                         self._data(b)
                     except FormulaError as e:  # said again by the compile, if it is needed
                         self.unresolved[b] = str(e)
-            live = self._reach(self.params + self.drawn)
+            live = self._reach(self.params + self.drawn, users)
             settled = not grew or (not self.unresolved and not (self._done & live))
             self.live = live
             if settled:
