@@ -144,11 +144,12 @@ def formula_model(folder: Path, formula: str, p: float, q: float, data: dict):
     layout of check_formulas)."""
     import openpyxl
     import torch
-    from excelnet.formula.compile import Model
 
-    from excelnet.formula.book import SolverModel, read_book
+    from excelnet.formula.book import SolverModel
+    from excelnet.formula.model import Model
     from excelnet.formula.parse import Ref
     from excelnet.formula.values import Ctx
+    from excelnet.xlsx.read import read_book
 
     folder.mkdir(parents=True, exist_ok=True)
     wb = openpyxl.Workbook()
@@ -182,9 +183,9 @@ def calc_formulas(tmp_path: Path, cells: dict[str, object]) -> dict[str, object]
     """A one-sheet workbook of the given cells, recalculated by excelnet: each formula cell's
     value, by its reference."""
     import openpyxl
-    from excelnet.formula.calc import Calculation
 
-    from excelnet.formula.book import read_book
+    from excelnet.formula.calculation import Calculation
+    from excelnet.xlsx.read import read_book
 
     wb = openpyxl.Workbook()
     ws = wb.active

@@ -9,7 +9,6 @@ import torch
 
 from excelnet.formula.book import Book
 from excelnet.formula.functions import FUNCTIONS, operator
-from excelnet.formula.functions.registry import ARRAY_RESULTS
 from excelnet.formula.fuse import member
 from excelnet.formula.graph import Block, BlockIndex, Graph, excel_knows, position
 from excelnet.formula.grid import Grid
@@ -192,7 +191,7 @@ class Evaluator:
                 return Live(_drawn(fn, ctx, args, cells))
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
-                return out if node.name in ARRAY_RESULTS else _carry(out, args)
+                return out if known.array_result else _carry(out, args)
             return Live(lambda: fn(ctx, [current(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
 
