@@ -25,6 +25,7 @@ from excelnet.formula.model import Model
 from excelnet.formula.parse import Ref
 from excelnet.formula.values import Ctx
 from excelnet.xlsx.read import read_book
+from excelnet.xlsx.recalc import check
 from tests.collab import KINDS, MOVIES_TOP, USERS_TOP, Collab, collab
 from tests.handmade import solver_names
 
@@ -54,7 +55,7 @@ def independent(c: Collab, lr: float = LR, steps: int = 0):
     losses, after = [], [[p.detach().numpy().copy() for p in params]]
     for _ in range(steps):
         loss = loss_of()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         grads = torch.autograd.grad(loss, params)
         with torch.no_grad():
             for p, g in zip(params, grads, strict=True):
@@ -166,6 +167,8 @@ def test_libreoffice_recalculates_the_reported_loss(kind, fitted):
     for row in (3, 17, 40, 62):  # the looked-up cells excelnet wrote are LibreOffice's
         for col in "LPQUVWX":
             assert ours[f"{col}{row}"].value == pytest.approx(lo[f"{col}{row}"].value, rel=1e-9)
+    (report,) = check(theirs)  # and calc computes every cell of LibreOffice's file alike
+    assert report.computed == report.equal == report.formula_cells and not report.different
 
 
 # parameter cells moved for central differences: a rated user's first factor, a rated
