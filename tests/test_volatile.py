@@ -18,6 +18,8 @@ from openpyxl.worksheet.formula import ArrayFormula
 from scipy import stats
 
 import excelnet
+from excelnet.errors import ExcelnetError
+from excelnet.fitting.options import FitOptions
 from excelnet.fitting.pipeline import compile_models
 from excelnet.formula.calculation import Calculation
 from excelnet.formula.parse import Error
@@ -212,8 +214,17 @@ def test_the_seed_on_the_command_line(dropout, tmp_path):
     assert final("a", "--seed", "7") == final("b", "--seed", "7")
     assert final("c", "--seed", "8") != final("a2", "--seed", "7")
     assert final("d") == final("e", "--seed", "0")  # the default: a fixed seed
-    bad = run_cli("fit", path, "--seed", "x")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    for bad in ("x", "-1", "1.5"):
+        run = run_cli("fit", path, "--seed", bad)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, bad
+
+
+def test_the_seed_in_fit_options():
+    assert FitOptions().seed == 0 and FitOptions.of(None, seed=5).seed == 5
+    assert FitOptions.of(FitOptions(seed=5), epochs=3).seed == 5
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ExcelnetError, match="seed"):
+            FitOptions(seed=bad)
 
 
 # -- check: volatile cells listed apart, not compared ---------------------------------------------
