@@ -4,12 +4,14 @@ The same blocks and the same evaluator as a Solver model's compile, with nothing
 block is evaluated once, in dependency order, strictly (error values as Excel shows them). A
 block excelnet cannot compute (an unknown function, a formula it cannot read, a circular
 reference) keeps the values the file stores for it, so the cells that depend on it still
-compute, and it is listed with the reason.
+compute, and it is listed with the reason. Cells that call a volatile function (RAND, NOW) and
+the cells that depend on them are `volatile`: a new value at every recalculation (RAND draws
+each cell on its own, from a generator seeded afresh), which `check` does not compare.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -61,6 +63,8 @@ class Calculation(Evaluator):
 
     def __init__(self, book: Book, device: str = "cpu"):
         super().__init__(book, Ctx(torch.device(device)), Graph(book))
+        self.ctx.random = torch.Generator(self.ctx.device)
+        self.ctx.random.seed()  # a new draw at every recalculation, as a spreadsheet's
         self.index, cyclic = self.graph.link([])
         self.computed: list[tuple[Block, V]] = []  # each block computed, and its value
         self.failures: list[Failure] = []
@@ -78,6 +82,7 @@ class Calculation(Evaluator):
                 self._fail(b, b.problem)
             else:
                 self._evaluate(b)
+        self.volatile = self._volatile()
 
     def _evaluate(self, b: Block) -> None:
         try:
@@ -190,19 +195,17 @@ class Calculation(Evaluator):
         workbooks come from the copy Excel last kept in this file."""
         return [linked_note(self.graph.linked)] if self.graph.linked else []
 
-    def volatile(self) -> set[Block]:
-        """The blocks that change at every recalculation: those that call RAND, NOW, … and
-        those that depend on them."""
-        users: dict[Block, list[Block]] = {}
+    def _volatile(self) -> set[Block]:
+        """The blocks that call a volatile function, and every block that reads one (through
+        its references or references computed, OFFSET or INDIRECT)."""
+        users: dict[Block, list[Block]] = defaultdict(list)
         for b in self.graph.blocks:
-            for d in b.deps:
-                users.setdefault(d, []).append(b)
-        out = {
-            b for b in self.graph.blocks if b.node is not None and unknown_and_volatile(b.node)[1]
-        }
+            for d in b.deps | b.picked | self.reads.get(b, set()):
+                users[d].append(b)
+        out = {b for b in self.graph.blocks if unknown_and_volatile(b.node)[1]}
         stack = list(out)
         while stack:
-            for u in users.get(stack.pop(), ()):
+            for u in users[stack.pop()]:
                 if u not in out:
                     out.add(u)
                     stack.append(u)

@@ -509,6 +509,18 @@ def collect_refs(node: Node, out: list[Ref], picks: list[Ref] | None = None) -> 
             collect_refs(a, out, picks)
 
 
+def computes_references(node: Node | None) -> bool:
+    """Whether a formula may read cells through a reference a function computes (OFFSET,
+    INDIRECT, A1:INDEX(…)): cells that are not among its references, found as it is evaluated."""
+    return node is not None and any(
+        (isinstance(n, Op) and n.op == ":") or (isinstance(n, Call) and n.name in MAKE_REFERENCES)
+        for n in walk(node)
+    )
+
+
+MAKE_REFERENCES = ("OFFSET", "INDIRECT")  # the functions whose result is a reference
+
+
 def footprint(ref: Ref, b: Block) -> tuple[int, int]:
     """Rows a reference covers over all the cells of block b."""
     shift = b.rows - 1 if (b.kind == "column" and ref.rel_r0) else 0
