@@ -16,7 +16,7 @@ import xlsxwriter
 import excelnet.data
 from excelnet.formula.book import Book, Sheet, Table, TableColumn
 from excelnet.formula.calculation import Calculation
-from excelnet.formula.graph import Graph
+from excelnet.formula.graph import Block, Graph
 from excelnet.formula.parse import Error, FormulaError, Ref, Structured, parse
 from excelnet.xlsx.read import read_book
 from tests.conftest import run_cli
@@ -108,6 +108,15 @@ def test_the_ranges_excel_defines():
         ref("Sales[Price]")
     with pytest.raises(FormulaError, match="no table named Costs"):
         ref("Costs[Units]")
+    inside = Block("S", 3, 3, 3, 3, "column")  # a formula in the table's Units column
+    assert graph.resolve(parse("=SUM([Units])", "S"), "S", 0, at=inside).args == (
+        Ref("S", 2, 3, 4, 3),
+    )
+    assert graph.resolve(parse("=[@Region]", "S"), "S", 0, at=inside) == Ref(
+        "S", 3, 1, 3, 1, True, True
+    )
+    with pytest.raises(FormulaError, match="in none"):
+        graph.resolve(parse("=[Units]", "S"), "S", 0, at=Block("S", 9, 9, 9, 9, "column"))
     no_totals = Table("T", 1, 1, 4, 1, [TableColumn("a")])
     graph = Graph(_book([no_totals], {(0, 7): "=1"}, {(2, 1): 1.0}))
     assert graph.resolve(parse("=T[#Totals]", "S"), "S", 0).value == Error("#REF!")
@@ -410,6 +419,12 @@ def test_build_titanic_in_tables(tmp_path, titanic_book, recalc):
         assert x.sheet == y.sheet
         assert x.initial_loss == pytest.approx(y.initial_loss, rel=1e-9)
         assert x.final_loss == pytest.approx(y.final_loss, rel=1e-9)
+    (fitted,) = recalc([path])  # LibreOffice's loss at the fitted parameters: the reported one
+    wb = openpyxl.load_workbook(fitted, data_only=True)
+    for x in a:
+        name = f"{x.sheet}_loss"
+        sheet, cell = book.names[name].lstrip("=").split("!")
+        assert wb[sheet][cell.replace("$", "")].value == pytest.approx(x.final_loss, rel=1e-9)
     test_csv = Path(excelnet.data.__file__).parent / "test.csv"
     for p in (path, plain):
         run = run_cli("predict", p, "--sheet", "nn", "--csv", test_csv, "-o", p.with_suffix(".csv"))

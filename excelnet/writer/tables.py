@@ -148,15 +148,10 @@ def _about_tables(rows_name: str) -> list[tuple[str, str]]:
 
 def _add_table(ws, first_row: int, n: int, headers: list[str], name: str, formulas: dict, fmt):
     """An Excel Table at (first_row, 0): headers, n data rows; `formulas` (header → its first
-    row's formula) make calculated columns (the cells are written after, with their values)."""
-    columns = [
-        {
-            "header": h,
-            "header_format": fmt["header"],
-            **({"formula": formulas[h]} if h in formulas else {}),
-        }
-        for h in headers
-    ]
+    row's formula) make calculated columns. The cells are written after, with their values:
+    add_table is given no formula (it would write each of them, a Python object per cell, to
+    be replaced), and the table's calculatedColumnFormula is set as XlsxWriter sets it."""
+    columns = [{"header": h, "header_format": fmt["header"]} for h in headers]
     ws.add_table(
         first_row,
         0,
@@ -164,6 +159,10 @@ def _add_table(ws, first_row: int, n: int, headers: list[str], name: str, formul
         len(headers) - 1,
         {"name": name, "columns": columns, "style": STYLE, "autofilter": False},
     )
+    for column_data, header in zip(ws.tables[-1]["columns"], headers, strict=True):
+        if header in formulas:
+            text = ws._prepare_table_formula(formulas[header].lstrip("="))
+            column_data["formula"] = ws._prepare_formula(text, True)
 
 
 def _data_sheet(ws, df: pd.DataFrame, recipe: Recipe, name: str, fmt) -> None:
@@ -184,16 +183,14 @@ def _features_sheet(wb, ws, x, stats: dict, valid, recipe: Recipe, rows_name: st
     n, k = x.shape
     headers = [f.name for f in recipe.features] + [VALID_HEADER]
 
-    def formula(f, r: int) -> str:
-        return structured(f.formula(r), DATA_SHEET, rows_name, recipe.columns, r)
-
-    _add_table(
-        ws, 0, n, headers, FEATURES_TABLE, {f.name: formula(f, 2) for f in recipe.features}, fmt
-    )
+    # each column's formula, the same in every row ([#This Row] is the row it is in)
+    formulas = {
+        f.name: structured(f.formula(2), DATA_SHEET, rows_name, recipe.columns, 2)
+        for f in recipe.features
+    }
+    _add_table(ws, 0, n, headers, FEATURES_TABLE, formulas, fmt)
     for c, f in enumerate(recipe.features):
-        ws.write_formulas(
-            1, c, [formula(f, i + 2) for i in range(n)], x[:, c].tolist(), fmt["feature"]
-        )
+        ws.write_formulas(1, c, [formulas[f.name]] * n, x[:, c].tolist(), fmt["feature"])
     ws.write_column(1, k, valid.tolist(), fmt["integer"])
     col = k + 2
     write_header(ws, 0, col, ["Statistic", "Value"], fmt["header"])
@@ -237,13 +234,13 @@ def _model_sheet(
     # the table's columns: lead, features, the model's, prediction, scores
     lead = {}
     if frame.id is not None:
-        lead[frame.id] = (this_row(rows_name, frame.id), _cells(df[frame.id].tolist()))
+        lead[frame.id] = ("=" + this_row(rows_name, frame.id), _cells(df[frame.id].tolist()))
     target_formula = structured(recipe.target_formula(2), DATA_SHEET, rows_name, recipe.columns, 2)
     lead[frame.target] = (target_formula, target.tolist())
-    lead[VALID_HEADER] = (this_row(FEATURES_TABLE, VALID_HEADER), valid.tolist())
+    lead[VALID_HEADER] = ("=" + this_row(FEATURES_TABLE, VALID_HEADER), valid.tolist())
     cols = dict(lead)
     for j, name in enumerate(names):
-        cols[name] = (this_row(FEATURES_TABLE, name), x[:, j].tolist())
+        cols[name] = ("=" + this_row(FEATURES_TABLE, name), x[:, j].tolist())
     features = this_row(t, names[0], names[-1])
     values = [v.tolist() for v in columns]
     if m.name == "linear":
