@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from excelnet.formula import dates
 from excelnet.formula.book import Book
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.functions.registry import ARRAY_RESULTS
 from excelnet.formula.fuse import member
-from excelnet.formula.graph import Block, BlockIndex, Graph, excel_knows, position
+from excelnet.formula.graph import Block, BlockIndex, Graph, Isect, excel_knows, position
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
     MISSING,
@@ -51,6 +52,7 @@ class Evaluator:
 
     def __init__(self, book: Book, ctx: Ctx, graph: Graph | None = None):
         self.book, self.ctx = book, ctx
+        ctx.date1904 = book.date1904
         self.graph = graph or Graph(book)
         self._grids: dict[str, Grid] = {}
         self.live: set[Block] = set()
@@ -131,6 +133,13 @@ class Evaluator:
             return from_python(np.array([list(r) for r in node.rows], dtype=object)[None], ctx)
         if isinstance(node, Ref):
             return self._reference(node, b)
+        if isinstance(node, Isect):  # a range's cell in each formula's row, or #VALUE!
+            rows = b.r0 + np.arange(b.rows if b.kind == "column" else 1)
+            outside = ((rows < node.rows[0]) | (rows > node.rows[1]))[:, None, None]
+            cell = self._reference(node.cell, b)
+            if isinstance(cell, Live):
+                return Live(lambda: _value_error(current(cell), outside))
+            return _value_error(cell, outside)
         if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
             refs = Site(self, b).refs(node)
             if refs is None:
@@ -258,12 +267,18 @@ class Evaluator:
                 raise FormulaError(f"circular reference through {blk.sheet}!{blk.cell()}")
             self._constant(blk)
 
+    def calendar(self):
+        """The workbook's date system for what runs inside (dates.py: a context variable):
+        every evaluation of formulas runs inside it."""
+        return dates.calendar1904(self.ctx.date1904)
+
     def _constant(self, b: Block) -> V:
         """Evaluate a block that does not depend on the parameters, once; store its values."""
         self._busy.add(b)
         try:
-            thunk = self._node(b.node, b)
-            value = self._fit(b, current(thunk))
+            with self.calendar():
+                thunk = self._node(b.node, b)
+                value = self._fit(b, current(thunk))
         finally:
             self._busy.discard(b)
         self._store(b, value)
@@ -412,6 +427,16 @@ def _intersect(v: V, b: Block) -> V:
     text = v.texts()[k, i, j].reshape(-1, 1, 1).copy()
     kind[~ok], text[~ok] = ERR, "#VALUE!"
     return make(x, kind, text)
+
+
+def _value_error(v: V, where: np.ndarray) -> V:
+    """v with #VALUE! where `where` (broadcast over its shape) is true."""
+    shape = v.shape
+    where = np.broadcast_to(where, shape)
+    kind = v.kinds().copy()
+    text = np.array(v.texts(), dtype=object)
+    kind[where], text[where] = ERR, "#VALUE!"
+    return make(v.x, kind, text)
 
 
 def flat(v: V) -> V:

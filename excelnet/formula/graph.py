@@ -5,16 +5,18 @@ the order to evaluate them in and the cycles among them."""
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.utils.formulas import FORMULAE
 
 from excelnet.formula.book import Book, Sheet
 from excelnet.formula.functions import FUNCTIONS
+from excelnet.formula.functions.arguments import ARRAY, REFERENCE, argument_class
 from excelnet.formula.functions.registry import NEWER_EXCEL
 from excelnet.formula.parse import (
     COLUMNS,
@@ -131,7 +133,9 @@ class Graph:
 
     def _parse(self, b: Block) -> None:
         try:
-            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0)
+            # a formula cell is not an array formula: where it expects one value, a range is
+            # read at the cell's own row or column (implicit intersection, arguments.py)
+            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0, block=b)
         except FormulaError as e:
             b.problem = str(e)
             b.node = Const(Error("#NAME?"))
@@ -140,17 +144,39 @@ class Graph:
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
 
-    def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
-        """Replace defined names by what they stand for; bound whole columns and rows."""
+    def resolve(
+        self,
+        node: Node,
+        sheet: str,
+        depth: int,
+        whole: bool = False,
+        *,
+        block: Block | None = None,
+        value: bool | None = None,
+        keep: bool = False,
+    ) -> Node:
+        """Replace defined names by what they stand for (a relative name's references moved
+        to the cell of `block` that uses it); bound whole columns and rows. In `block`'s
+        formula, unless it is an array formula (`value`: True by default then), a range
+        where one value is expected becomes its cell in the formula's row or column (or
+        #VALUE!); `keep`: this node is an argument that takes a reference, kept whole."""
+        if value is None:
+            value = block is not None and block.kind == "column"
         if isinstance(node, Name):
             text, scope = self._name(node.name, sheet)
             if text is None or depth > 20:
                 return Const(Error("#NAME?"))
-            return self.resolve(parse(text, scope), scope, depth + 1)
+            if block is not None:
+                text = anchored(text, block.r0, block.c0)
+            return self.resolve(
+                parse(text, scope), scope, depth + 1, whole, block=block, value=value, keep=keep
+            )
         if isinstance(node, Ref):
             target = self.book.sheets.get(node.sheet)
             if target is None:
                 return Const(Error("#REF!"))
+            if value and not keep and block is not None:
+                return intersect(node, block)
             # a whole column or row is read as far as the sheet's used range, except where a
             # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
             last_row = ROWS - 1 if whole else target.max_row
@@ -161,19 +187,42 @@ class Graph:
                 return Ref(node.sheet, node.r0, 0, node.r1, last_col)
             return node
         if isinstance(node, Op):
-            return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
+            inner = value and node.op != ":"  # A1:OFFSET(…): both ends stay references
+            return Op(
+                node.op,
+                tuple(self.resolve(a, sheet, depth, block=block, value=inner) for a in node.args),
+            )
         if isinstance(node, Chain):
-            return Chain(node.ops, tuple(self.resolve(a, sheet, depth) for a in node.args))
+            return Chain(
+                node.ops,
+                tuple(self.resolve(a, sheet, depth, block=block, value=value) for a in node.args),
+            )
         if isinstance(node, Union):
-            return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
+            return Union(
+                tuple(self.resolve(a, sheet, depth, block=block, value=False) for a in node.areas)
+            )
         if isinstance(node, Call):
             known = FUNCTIONS.get(node.name)
             skip = known.positional if known is not None else ()
             counts = known is not None and known.blanks
-            args = tuple(
-                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts)
-                for i, a in enumerate(node.args)
-            )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
+            args = []
+            for i, a in enumerate(node.args):
+                if i in skip and isinstance(a, Ref):  # ROWS(C:C) is 1,048,576 rows, whatever
+                    args.append(a)  # the sheet holds
+                    continue
+                kind = argument_class(node.name, i) if value else ARRAY
+                args.append(
+                    self.resolve(
+                        a,
+                        sheet,
+                        depth,
+                        counts,
+                        block=block,
+                        value=value and kind != ARRAY,
+                        keep=kind == REFERENCE,
+                    )
+                )
+            args = tuple(args)
             if (
                 node.name in ("SUMIF", "AVERAGEIF")
                 and len(args) == 3
@@ -245,6 +294,8 @@ class Graph:
 def collect_refs(node: Node, out: list[Ref]) -> None:
     if isinstance(node, Ref):
         out.append(node)
+    elif isinstance(node, Isect):
+        out.append(node.cell)
     elif isinstance(node, Call):
         known = FUNCTIONS.get(node.name)
         skip = known.positional if known is not None else ()
@@ -263,6 +314,81 @@ def footprint(ref: Ref, b: Block) -> tuple[int, int]:
     """Rows a reference covers over all the cells of block b."""
     shift = b.rows - 1 if (b.kind == "column" and ref.rel_r0) else 0
     return ref.r0, ref.r1 + shift
+
+
+@dataclass(frozen=True)
+class Isect:
+    """A fixed one-column range read where one value is expected, by a column of formulas only
+    some of whose rows it spans: `cell`, the formula's own row of the range's column (a
+    reference copied down with the block), and #VALUE! in the rows outside `rows` (first,
+    last)."""
+
+    cell: Ref
+    rows: tuple[int, int]
+
+
+def intersect(ref: Ref, b: Block) -> Node:
+    """A range where one value is expected, read by the formula cells of block b (not an
+    array formula): Excel's implicit intersection. A one-column range gives the cell in the
+    formula's row, a one-row range the cell in its column; a 2-D range, or a row or column
+    outside the range, is #VALUE!. A range that grows down a copied column (A$1:A1) is kept
+    whole, for the block to be split into cells first."""
+    if ref.r1 is None:  # whole columns: every row meets them
+        if ref.c0 != ref.c1:
+            return Const(Error("#VALUE!"))
+        return Ref(ref.sheet, b.r0, ref.c0, b.r0, ref.c0, True, True)
+    if ref.c1 is None:  # whole rows: every column meets them
+        if ref.r0 != ref.r1:
+            return Const(Error("#VALUE!"))
+        return Ref(ref.sheet, ref.r0, b.c0, ref.r0, b.c0, ref.rel_r0, ref.rel_r1)
+    if ref.r0 == ref.r1 and ref.c0 == ref.c1:
+        return ref
+    if ref.r0 != ref.r1 and ref.c0 != ref.c1:
+        return Const(Error("#VALUE!"))
+    if ref.r0 == ref.r1:  # one row: the formula's column
+        if not ref.c0 <= b.c0 <= ref.c1:
+            return Const(Error("#VALUE!"))
+        return Ref(ref.sheet, ref.r0, b.c0, ref.r0, b.c0, ref.rel_r0, ref.rel_r1)
+    n = b.rows if b.kind == "column" else 1
+    if n > 1 and ref.rel_r0 != ref.rel_r1:
+        return ref
+    cell = Ref(ref.sheet, b.r0, ref.c0, b.r0, ref.c0, True, True)
+    if n == 1 or ref.rel_r0:  # the range moves with the formula: in or out for every row
+        return cell if ref.r0 <= b.r0 <= ref.r1 else Const(Error("#VALUE!"))
+    if ref.r0 <= b.r0 and b.r1 <= ref.r1:
+        return cell
+    if b.r1 < ref.r0 or ref.r1 < b.r0:
+        return Const(Error("#VALUE!"))
+    return Isect(cell, (ref.r0, ref.r1))
+
+
+_ANCHORED = re.compile(
+    r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|(?<![\w.$])(\$?)([A-Za-z]{1,3})(\$?)(\d+)(?![\w(!])'
+)
+
+
+def anchored(text: str, dr: int, dc: int) -> str:
+    """A defined name's formula as the cell (dr, dc) reads it: Excel stores a relative name
+    (B1 without $) relative to A1, so that in C5 it means D5; absolute parts stay. Past the
+    sheet's edge a reference wraps around, as in Excel."""
+    if dr == 0 and dc == 0:
+        return text
+
+    def sub(m: re.Match) -> str:
+        if m.group(2) is None:  # a string or a quoted sheet name
+            return m.group(0)
+        col_abs, letters, row_abs, digits = m.group(1), m.group(2), m.group(3), m.group(4)
+        col = column_index_from_string(letters.upper()) - 1
+        row = int(digits) - 1
+        if col >= COLUMNS or row >= ROWS:
+            return m.group(0)
+        if not col_abs:
+            col = (col + dc) % COLUMNS
+        if not row_abs:
+            row = (row + dr) % ROWS
+        return f"{col_abs}{get_column_letter(col + 1)}{row_abs}{row + 1}"
+
+    return _ANCHORED.sub(sub, text)
 
 
 def position(b: Block) -> tuple[str, int, int]:
