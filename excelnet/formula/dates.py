@@ -231,7 +231,9 @@ def parse_date(text: str) -> int | None:
 
 def parse_datetime(text: str) -> tuple[int | None, float | None] | None:
     """Text holding a date, a time or both ('2024-02-29 06:00') → (serial of the date or None,
-    fraction of the time or None); None if it is neither."""
+    fraction of the time or None); None if it is neither (full-width digits are text)."""
+    if not text.isascii() and any(c.isdigit() and not c.isascii() for c in text):
+        return None
     t = text.rstrip()
     if not t.strip():
         return None
