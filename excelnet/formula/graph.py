@@ -211,6 +211,9 @@ class Graph:
                     args.append(a)  # the sheet holds
                     continue
                 kind = argument_class(node.name, i) if value else ARRAY
+                # IF(c,A1:A9,B1:B9) is a reference where its result is one (SUM(IF(…))),
+                # else a value: each branch read at the formula's row, as the result would be
+                whole_ref = keep if node.name in PASS_REFERENCE else True
                 args.append(
                     self.resolve(
                         a,
@@ -219,7 +222,7 @@ class Graph:
                         counts,
                         block=block,
                         value=value and kind != ARRAY,
-                        keep=kind == REFERENCE,
+                        keep=kind == REFERENCE and whole_ref,
                     )
                 )
             args = tuple(args)
@@ -289,6 +292,10 @@ class Graph:
             self._parse(one)
             cells.append(one)
         return cells
+
+
+# functions whose result is one of their arguments, a reference if that is one
+PASS_REFERENCE = frozenset({"IF", "IFS", "CHOOSE", "IFERROR", "IFNA"})
 
 
 def collect_refs(node: Node, out: list[Ref]) -> None:

@@ -7,10 +7,12 @@ argument that takes a reference receives the whole range (=SUM(B1:B9)), an expre
 being computed as a value all the same (=SUM((A1:A3-B1:B3)^2) is #VALUE! in row 9); one that
 takes an array computes its expression over whole ranges, =SUMPRODUCT((A1:A9-B1:B9)^2).
 
-The classes are Excel's function table's, except where a function looks something up (INDEX,
-MATCH, LOOKUP, VLOOKUP, …): there an expression is computed over whole ranges, as
-LibreOffice's ReferenceOrForceArray has it and as Excel does (=LOOKUP(2,1/(A1:A9="x"),B1:B9)
-needs no array formula).
+The classes are Excel's function table's, except where Excel computes an expression over whole
+ranges all the same: INDEX's array (=INDEX((A1:A9=1)*(B1:B9=2),0) needs no array formula in
+Excel) and the arrays LOOKUP, VLOOKUP and HLOOKUP search (=LOOKUP(2,1/(A1:A9="x"),B1:B9)), as
+LibreOffice's ReferenceOrForceArray has them; and the newer XLOOKUP and XMATCH, made for
+arrays. MATCH's lookup array takes a reference as in Excel (MATCH(1,(A1:A9=1)*(B1:B9=2),0)
+wants an array formula there; LibreOffice computes it over the ranges).
 
 Each entry lists the classes of the arguments in order; the last class repeats for the
 arguments after it ("R" alone: every argument a reference), and for `PAIRS` the last two
@@ -135,12 +137,10 @@ _classes("RRR", "DSTDEV", "DSTDEVP", "DSUM", "DVAR", "DVARP")
 _classes("VRR", "IF", "XNPV")
 _classes("VR", "CHOOSE", "NPV", "FVSCHEDULE", "IFERROR", "IFNA")
 _classes("RVVV", "OFFSET")
-# where a function looks something up, an expression is computed over whole ranges (as
-# LibreOffice's ReferenceOrForceArray has it): =LOOKUP(2,1/(A1:A9="x"),B1:B9) and
-# =INDEX((A1:A9=1)*(B1:B9=2),0) need no array formula
+# an expression computed over whole ranges, in any formula (see above)
 _classes("AVVV", "INDEX")
 _classes("VAA", "LOOKUP")
-_classes("VAV", "MATCH")
+_classes("VRR", "MATCH")
 _classes("VAVV", "VLOOKUP", "HLOOKUP", "XMATCH")
 _classes("VAAVVV", "XLOOKUP")
 _classes("RRV", "XIRR")
