@@ -3,7 +3,8 @@
     python -m bench [--repeat 3] [--skip-solvers] [--out bench/results.json]
 
 Prints a markdown table (median of --repeat runs where a case is quick enough to repeat) and
-writes the same as JSON, with the machine, versions and device.
+writes the same as JSON, with the machine, versions and device, under bench/. It writes nothing
+else: docs/benchmarks.md shows the tables of its runs, with how to read them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Render the README's pictures of the lesson charts with LibreOffice (no hand drawing):
+"""Render the docs' pictures of the lesson charts with LibreOffice (no hand drawing):
 build each lesson workbook, fit a copy, print the model sheets to PDF, then to PNG.
 
     python scripts/pictures.py          # writes docs/images/*.png (needs soffice, pdftoppm)

@@ -1,11 +1,15 @@
-"""Regenerate the README's generated sections from the code they describe:
+"""Regenerate the docs' generated sections from the code they describe:
 
-    python scripts/readme.py          # rewrite README.md in place
-    python scripts/readme.py --check  # exit 1 if it is out of date
+    python scripts/readme.py          # rewrite the docs in place
+    python scripts/readme.py --check  # exit 1 if any is out of date
 
-- functions: the supported functions by Excel category (excelnet.formula.functions.markdown);
-- oracle: the table of Excel's own answers, by category (tests/oracle.py over the corpus).
-tests/test_oracle.py checks both against a fresh computation.
+- docs/functions.md, functions: the supported functions by Excel category
+  (excelnet.formula.functions.markdown);
+- docs/functions.md, oracle: the table of Excel's own answers, by category (tests/oracle.py over
+  the corpus; this takes a minute or two);
+- docs/architecture.md, layout: the package's modules, one line each (scripts/architecture.py).
+tests/test_oracle.py checks the first two against a fresh computation, tests/test_docs.py the
+layout. The README itself has no generated section: it is written by hand.
 """
 
 from __future__ import annotations
@@ -15,40 +19,50 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+FUNCTIONS = ROOT / "docs" / "functions.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 
-def section(text: str, name: str, body: str) -> str:
+def section(text: str, name: str, body: str, where: str = "the file") -> str:
     """text with the lines between <!-- name --> and <!-- /name --> replaced by body."""
     pattern = re.compile(rf"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"README.md has no <!-- {name} --> … <!-- /{name} --> section")
+        raise SystemExit(f"{where} has no <!-- {name} --> … <!-- /{name} --> section")
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
-def generated() -> dict[str, str]:
+def generated() -> dict[Path, dict[str, str]]:
+    """Each doc's generated sections, by name, computed afresh."""
     import tempfile
 
     sys.path.insert(0, str(ROOT))
     from excelnet.formula.functions import markdown
+    from scripts.architecture import layout
     from tests.oracle import corpus_files, run, table
 
     with tempfile.TemporaryDirectory() as tmp:
         results = [run(path, Path(tmp)) for path in corpus_files()]
-    return {"functions": markdown(), "oracle": table(results)}
+    return {
+        FUNCTIONS: {"functions": markdown(), "oracle": table(results)},
+        ARCHITECTURE: {"layout": layout()},
+    }
 
 
 def main() -> int:
-    text = README.read_text()
-    new = text
-    for name, body in generated().items():
-        new = section(new, name, body)
-    if "--check" in sys.argv:
+    stale = []
+    for path, bodies in generated().items():
+        text = path.read_text(encoding="utf-8")
+        new = text
+        for name, body in bodies.items():
+            new = section(new, name, body, path.relative_to(ROOT).as_posix())
         if new != text:
-            print("README.md is out of date: run python scripts/readme.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(new)
+            stale.append(path)
+            if "--check" not in sys.argv:
+                path.write_text(new, encoding="utf-8")
+    if stale and "--check" in sys.argv:
+        names = ", ".join(p.relative_to(ROOT).as_posix() for p in stale)
+        print(f"{names}: out of date, run python scripts/readme.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -94,3 +94,111 @@ def office(tmp_path_factory):
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+
+
+# -- plain helpers shared by several test modules (import them: from tests.conftest import …) --
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    """excelnet in this process (the same code as the command, without a new interpreter's
+    second of imports): exit code, stdout, stderr."""
+    from excelnet.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str, *words: str) -> str:
+    """stderr is one line, no traceback, holding each of the words: that line."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def model_params(ws, model: str):
+    """The parameters of a Titanic model sheet (linear, nn, mmult), as the builder lays them
+    out: the weights' rows from B2, or mmult's 10×2 block at M6:N15."""
+    import numpy as np
+
+    if model == "mmult":
+        return np.array([[ws.cell(r, c).value for c in (13, 14)] for r in range(6, 16)])
+    rows = 1 if model == "linear" else 2
+    return np.array([[ws.cell(2 + i, c).value for c in range(2, 12)] for i in range(rows)])
+
+
+def items(v) -> list:
+    """A value's cells as a flat list (n, then row, then column)."""
+    return [
+        v.item(n, i, j)
+        for n in range(v.shape[0])
+        for i in range(v.shape[1])
+        for j in range(v.shape[2])
+    ]
+
+
+def formula_model(folder: Path, formula: str, p: float, q: float, data: dict):
+    """=formula at P, Q (t!A1, t!B1) compiled as a Solver model, sheet d holding data (the
+    layout of check_formulas)."""
+    import openpyxl
+    import torch
+
+    from excelnet.formula.book import SolverModel
+    from excelnet.formula.model import Model
+    from excelnet.formula.parse import Ref
+    from excelnet.formula.values import Ctx
+    from excelnet.xlsx.read import read_book
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wb = openpyxl.Workbook()
+    t, d = wb.active, wb.create_sheet("d")
+    t.title = "t"
+    for col, values in data.items():
+        for i, v in enumerate(values, start=1):
+            d[f"{col}{i}"] = v
+    t["A1"], t["B1"] = p, q
+    t["C1"] = "=" + formula.replace("{PQ}", "A1:B1").replace("{P}", "A1").replace("{Q}", "B1")
+    wb.save(folder / "book.xlsx")
+    solver = SolverModel("t", Ref("t", 0, 2, 0, 2), [Ref("t", 0, 0, 0, 1)], 2)
+    model = Model(read_book(folder / "book.xlsx"), solver, Ctx(torch.device("cpu")))
+    model.compile()
+    return model
+
+
+def forbid_device_syncs(monkeypatch) -> None:
+    """From here on (until monkeypatch undoes it), reading a tensor's value back to Python — a
+    device sync while training — fails the test."""
+    import torch
+
+    def sync(*args, **kwargs):
+        raise AssertionError("a device sync while training")
+
+    for method in ("cpu", "numpy", "item", "tolist", "__bool__", "__int__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, method, sync)
+
+
+def calc_formulas(tmp_path: Path, cells: dict[str, object]) -> dict[str, object]:
+    """A one-sheet workbook of the given cells, recalculated by excelnet: each formula cell's
+    value, by its reference."""
+    import openpyxl
+
+    from excelnet.formula.calculation import Calculation
+    from excelnet.xlsx.read import read_book
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for ref, value in cells.items():
+        ws[ref] = value
+    path = tmp_path / "rules.xlsx"
+    wb.save(path)
+    calc = Calculation(read_book(path))
+    assert not calc.failures, [(f.where, f.reason) for f in calc.failures]
+    name = ws.title
+    return {
+        ref: calc.values[(name, c.row - 1, c.column - 1)]
+        for ref in cells
+        if isinstance(cells[ref], str) and cells[ref].startswith("=")
+        for c in [ws[ref]]
+    }

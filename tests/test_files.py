@@ -19,25 +19,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from excelnet.cli import main
+from tests.conftest import cli, one_line
 from tests.handmade import line_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """excelnet in this process (the same code as the command, without a new interpreter)."""
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 def only(folder: Path, *names: str) -> None:

@@ -14,6 +14,7 @@ from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.parse import Error
 from excelnet.formula.values import Ctx, V, from_python, omitted
 from excelnet.xlsx.read import read_book
+from tests.conftest import items
 from tests.libreoffice_check import check_formulas
 
 CPU = Ctx(torch.device("cpu"))
@@ -30,15 +31,6 @@ def _values(rows) -> V:
 
 def _one(value) -> V:
     return _values([[[value]]])
-
-
-def _py(v: V) -> list:
-    return [
-        v.item(n, i, j)
-        for n in range(v.shape[0])
-        for i in range(v.shape[1])
-        for j in range(v.shape[2])
-    ]
 
 
 # -- against LibreOffice ----------------------------------------------------------------------
@@ -78,14 +70,14 @@ def test_erf_trains_with_finite_gradients():
 
 
 def test_erf_omitted_upper_limit_and_errors_first():
-    assert _py(_eval("ERF", _one(1.0), omitted(CPU))) == pytest.approx([0.8427007929497149])
-    assert _py(_eval("ERF", _one(Error("#N/A")), _one(True))) == [Error("#N/A")]
-    assert _py(_eval("ERF", _one(1.0), _one(True))) == [Error("#VALUE!")]
+    assert items(_eval("ERF", _one(1.0), omitted(CPU))) == pytest.approx([0.8427007929497149])
+    assert items(_eval("ERF", _one(Error("#N/A")), _one(True))) == [Error("#N/A")]
+    assert items(_eval("ERF", _one(1.0), _one(True))) == [Error("#VALUE!")]
 
 
 def test_number_systems_over_a_block_with_places():
     numbers = _values([[[5.0]], [[-1.0]], [["12"]], [[None]], [[600.0]], [[True]]])
-    assert _py(_eval("DEC2BIN", numbers, _one(4.0))) == [
+    assert items(_eval("DEC2BIN", numbers, _one(4.0))) == [
         "0101",
         "1111111111",
         "1100",
@@ -94,13 +86,13 @@ def test_number_systems_over_a_block_with_places():
         Error("#VALUE!"),
     ]
     # places: numeric text is read, other text is #VALUE!, an empty cell is 0 (#NUM!)
-    assert _py(_eval("DEC2OCT", _one(9.0), _values([[["3"]], [["x"]], [[None]]]))) == [
+    assert items(_eval("DEC2OCT", _one(9.0), _values([[["3"]], [["x"]], [[None]]]))) == [
         "011",
         Error("#VALUE!"),
         Error("#NUM!"),
     ]
-    assert _py(_eval("HEX2BIN", _one("fffffffe00"))) == ["1000000000"]
-    assert _py(_eval("OCT2DEC", _values([[["7777777777", "0x1", " 7", "12345678901"]]]))) == [
+    assert items(_eval("HEX2BIN", _one("fffffffe00"))) == ["1000000000"]
+    assert items(_eval("OCT2DEC", _values([[["7777777777", "0x1", " 7", "12345678901"]]]))) == [
         -1.0,
         Error("#NUM!"),
         Error("#NUM!"),
@@ -109,14 +101,17 @@ def test_number_systems_over_a_block_with_places():
 
 
 def test_bitwise_functions_read_booleans_and_text():
-    assert _py(_eval("BITOR", _one("6"), _one(True))) == [7.0]
-    assert _py(_eval("BITAND", _one("six"), _one(1.0))) == [Error("#VALUE!")]
-    assert _py(_eval("BITRSHIFT", _values([[[2.0**47, 1.0]]]), _one(-1.0))) == [Error("#NUM!"), 2.0]
+    assert items(_eval("BITOR", _one("6"), _one(True))) == [7.0]
+    assert items(_eval("BITAND", _one("six"), _one(1.0))) == [Error("#VALUE!")]
+    assert items(_eval("BITRSHIFT", _values([[[2.0**47, 1.0]]]), _one(-1.0))) == [
+        Error("#NUM!"),
+        2.0,
+    ]
 
 
 def test_convert_prefixes_quantities_and_temperatures():
     def convert(number, source, target):
-        return _py(_eval("CONVERT", _one(number), _one(source), _one(target)))[0]
+        return items(_eval("CONVERT", _one(number), _one(source), _one(target)))[0]
 
     assert convert(1.0, "km", "mi") == pytest.approx(0.621371192237334)
     assert convert(2.0, "km2", "m^2") == pytest.approx(2e6)
@@ -140,7 +135,7 @@ def test_convert_prefixes_quantities_and_temperatures():
     ]:
         assert convert(1.0, source, target) == Error("#N/A"), source
     assert convert(True, "m", "ft") == Error("#VALUE!")
-    assert _py(_eval("CONVERT", _one(1.0), _values([[["m", "in", "g"]]]), _one("cm"))) == [
+    assert items(_eval("CONVERT", _one(1.0), _values([[["m", "in", "g"]]]), _one("cm"))) == [
         pytest.approx(100.0),
         pytest.approx(2.54),
         Error("#N/A"),
@@ -149,14 +144,14 @@ def test_convert_prefixes_quantities_and_temperatures():
 
 def test_bessel_is_excels_approximation():
     # Excel's BESSELJ(0,0) is its rational fit's 1.00000000283141, not 1
-    assert _py(_eval("BESSELJ", _one(0.0), _one(0.0))) == [pytest.approx(1.00000000283141, 1e-15)]
+    assert items(_eval("BESSELJ", _one(0.0), _one(0.0))) == [pytest.approx(1.00000000283141, 1e-15)]
     x = _values([[[2.5]], [[-1.0]], [[0.0]], [["x"]]])
-    assert _py(_eval("BESSELK", x, _one(1.0)))[1:] == [
+    assert items(_eval("BESSELK", x, _one(1.0)))[1:] == [
         Error("#NUM!"),
         Error("#NUM!"),
         Error("#VALUE!"),
     ]
-    assert _py(_eval("BESSELI", _one(800.0), _one(1.0))) == [Error("#NUM!")]  # beyond a double
+    assert items(_eval("BESSELI", _one(800.0), _one(1.0))) == [Error("#NUM!")]  # beyond a double
 
 
 # -- DATABASE -------------------------------------------------------------------------------
@@ -173,7 +168,7 @@ SALES = [
 
 def _database(fn: str, field, criteria: list[list]) -> list:
     field = field if isinstance(field, V) else _one(field)
-    return _py(_eval(fn, _values([SALES]), field, _values([criteria])))
+    return items(_eval(fn, _values([SALES]), field, _values([criteria])))
 
 
 def test_database_criteria():

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from excelnet.formula.parse import Error
+from tests.conftest import calc_formulas, forbid_device_syncs, formula_model
 from tests.libreoffice_check import check_formulas
-from tests.test_functions_lookup import _model
-from tests.test_functions_statistical import _calc
 
 # -- against LibreOffice -----------------------------------------------------------------------
 
@@ -88,7 +87,7 @@ def test_values_and_gradients_match_libreoffice(tmp_path, recalc):
 
 def test_excel_documented_examples(tmp_path):
     """The examples of Excel's own help pages (their printed digits)."""
-    got = _calc(
+    got = calc_formulas(
         tmp_path,
         {
             "A1": "=PMT(8%/12,10,10000)",
@@ -177,7 +176,7 @@ def test_copied_down_blocks_compute_row_by_row(tmp_path):
         cells[f"I{i}"] = f"=PMT(D{i},E{i},1000)"
         cells[f"J{i}"] = f"=RATE(E{i},-100,1000)"
         cells[f"K{i}"] = f"=MIRR(A{i}:C{i},D{i},0.1)"
-    got = _calc(tmp_path, cells)
+    got = calc_formulas(tmp_path, cells)
     assert got["G1"] == pytest.approx(0.130662, abs=1e-6)
     assert got["G2"] == pytest.approx(0.25) and got["G3"] == pytest.approx(0.4)
     assert got["G4"] == Error("#NUM!")
@@ -194,7 +193,7 @@ def test_copied_down_blocks_compute_row_by_row(tmp_path):
 
 
 def test_blanks_text_logicals_and_errors(tmp_path):
-    got = _calc(
+    got = calc_formulas(
         tmp_path,
         {
             "A1": -100.0,
@@ -264,15 +263,13 @@ TRAINING = [
 def test_training_path_has_finite_gradients_without_device_syncs(tmp_path, monkeypatch):
     """Numbers from the parameters: the closed forms and the Newton iterations stay on the
     device, and a point outside a function's domain gives NaN, never a NaN gradient."""
-    models = [_model(tmp_path / str(k), f, p, q, DATES) for k, (f, p, q) in enumerate(TRAINING)]
+    models = [
+        formula_model(tmp_path / str(k), f, p, q, DATES) for k, (f, p, q) in enumerate(TRAINING)
+    ]
     for model in models:
         model.objective_value()  # a first step reads the constants once
 
-    def sync(*args, **kwargs):
-        raise AssertionError("a device sync while training")
-
-    for method in ("cpu", "numpy", "item", "tolist", "__bool__", "__int__", "__float__"):
-        monkeypatch.setattr(torch.Tensor, method, sync)
+    forbid_device_syncs(monkeypatch)
     grads = []
     for (f, _, _), model in zip(TRAINING, models, strict=True):
         loss = model.objective_value()
@@ -286,7 +283,7 @@ def test_training_path_has_finite_gradients_without_device_syncs(tmp_path, monke
 
 def test_irr_gradient_is_the_implicit_functions(tmp_path):
     """d IRR / d value_k = −(∂NPV/∂value_k)/(∂NPV/∂r) = −(1+r)^−k / Σ −i·value_i·(1+r)^−i−1."""
-    model = _model(tmp_path, "IRR({PQ})", -100.0, 125.0, {})
+    model = formula_model(tmp_path, "IRR({PQ})", -100.0, 125.0, {})
     model.objective_value().backward()
     r = 0.25
     slope = 125.0 * -1 / (1 + r) ** 2

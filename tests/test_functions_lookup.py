@@ -19,6 +19,7 @@ from excelnet.formula.model import Model
 from excelnet.formula.parse import Error, Ref
 from excelnet.formula.values import Ctx
 from excelnet.xlsx.read import read_book
+from tests.conftest import forbid_device_syncs, formula_model
 from tests.libreoffice_check import check_formulas
 
 # -- values and gradients against LibreOffice -------------------------------------------------
@@ -67,27 +68,8 @@ def test_gradients_match_libreoffice(tmp_path, recalc):
     assert checked >= 2 * len(GRADIENT_FORMULAS) - 12  # all but the kinks and errors
 
 
-def _model(folder: Path, formula: str, p: float, q: float, data: dict) -> Model:
-    """=formula at P, Q (t!A1, t!B1) compiled as a Solver model, sheet d holding data (the
-    layout of check_formulas)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    wb = openpyxl.Workbook()
-    t, d = wb.active, wb.create_sheet("d")
-    t.title = "t"
-    for col, values in data.items():
-        for i, v in enumerate(values, start=1):
-            d[f"{col}{i}"] = v
-    t["A1"], t["B1"] = p, q
-    t["C1"] = "=" + formula.replace("{PQ}", "A1:B1").replace("{P}", "A1").replace("{Q}", "B1")
-    wb.save(folder / "book.xlsx")
-    solver = SolverModel("t", Ref("t", 0, 2, 0, 2), [Ref("t", 0, 0, 0, 1)], 2)
-    model = Model(read_book(folder / "book.xlsx"), solver, Ctx(torch.device("cpu")))
-    model.compile()
-    return model
-
-
 def _gradient(folder: Path, formula: str, p: float, q: float, data: dict) -> list[float]:
-    model = _model(folder, formula, p, q, data)
+    model = formula_model(folder, formula, p, q, data)
     model.objective_value().backward()
     return model.params[0].value.x.grad.tolist()
 
@@ -249,15 +231,11 @@ def test_lookups_take_no_device_sync_while_training(tmp_path, monkeypatch):
         "N({P})+ISNUMBER({Q})+ISERROR({P})+INDEX({PQ},1,2)",
     ]
     data = {"A": [1.0, 2.0, 3.0, 4.0], "B": [10.5, -3.0, 7.0, 2.0], "D": [4.0, 3.0, 2.0, 1.0]}
-    models = [_model(tmp_path / str(k), f, 2.2, 0.7, data) for k, f in enumerate(formulas)]
+    models = [formula_model(tmp_path / str(k), f, 2.2, 0.7, data) for k, f in enumerate(formulas)]
     for model in models:
         model.objective_value()  # a first step reads the constants once
 
-    def sync(*args, **kwargs):
-        raise AssertionError("a device sync while training")
-
-    for method in ("cpu", "numpy", "item", "tolist", "__bool__", "__int__", "__float__"):
-        monkeypatch.setattr(torch.Tensor, method, sync)
+    forbid_device_syncs(monkeypatch)
     for f, model in zip(formulas, models, strict=True):
         loss = model.objective_value()
         assert loss.requires_grad, f

@@ -16,6 +16,7 @@ from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.parse import Error, Ref, parse_ref
 from excelnet.formula.values import Ctx, V, from_python
 from excelnet.xlsx.read import read_book
+from tests.conftest import items
 from tests.libreoffice_check import check_formulas
 from tests.oracle import CORPUS, run
 
@@ -189,15 +190,6 @@ def _values(rows) -> V:
     return from_python(np.array(rows, dtype=object), Ctx(torch.device("cpu")), ref=True)
 
 
-def _py(v: V) -> list:
-    return [
-        v.item(n, i, j)
-        for n in range(v.shape[0])
-        for i in range(v.shape[1])
-        for j in range(v.shape[2])
-    ]
-
-
 def test_criteria_copied_down_and_as_arrays():
     rng = _values([[[1.0], ["1"], [True], [None], ["apple"], [""], [Error("#N/A")]]])
     crits = _values(
@@ -217,25 +209,25 @@ def test_criteria_copied_down_and_as_arrays():
     )
     # 1 and "=1" also match the text "1"; "<>1" excludes only the number; "" matches the empty
     # cell and the empty text, "=" only the empty cell; an empty criterion cell is the number 0
-    assert _py(_eval("COUNTIF", rng, crits)) == [2, 6, 2, 2, 1, 6, 1, 1, 1, 0, 1]
+    assert items(_eval("COUNTIF", rng, crits)) == [2, 6, 2, 2, 1, 6, 1, 1, 1, 0, 1]
     as_array = _values([[[1.0, "a*", "<>"]]])
-    assert _py(_eval("COUNTIF", rng, as_array)) == [2, 1, 6]
+    assert items(_eval("COUNTIF", rng, as_array)) == [2, 1, 6]
 
 
 def test_conditional_sums_skip_text_and_pick_errors():
     crit_range = _values([[["a"], ["b"], ["a"], ["a"]]])
     sums = _values([[[1.0], ["2"], [True], [4.0]]])
-    assert _py(_eval("SUMIF", crit_range, _values([[["a"]]]), sums)) == [5.0]
-    assert _py(_eval("AVERAGEIF", crit_range, _values([[["a"]]]), sums)) == [2.5]
-    assert _py(_eval("AVERAGEIF", crit_range, _values([[["z"]]]), sums)) == [Error("#DIV/0!")]
-    assert _py(_eval("MAXIFS", sums, crit_range, _values([[["z"]]]))) == [0.0]
+    assert items(_eval("SUMIF", crit_range, _values([[["a"]]]), sums)) == [5.0]
+    assert items(_eval("AVERAGEIF", crit_range, _values([[["a"]]]), sums)) == [2.5]
+    assert items(_eval("AVERAGEIF", crit_range, _values([[["z"]]]), sums)) == [Error("#DIV/0!")]
+    assert items(_eval("MAXIFS", sums, crit_range, _values([[["z"]]]))) == [0.0]
     errors = _values([[[1.0], [Error("#DIV/0!")], [3.0], [4.0]]])
-    assert _py(_eval("SUMIF", crit_range, _values([[["a"]]]), errors)) == [8.0]
-    assert _py(_eval("SUMIF", crit_range, _values([[["b"]]]), errors)) == [Error("#DIV/0!")]
-    assert _py(
+    assert items(_eval("SUMIF", crit_range, _values([[["a"]]]), errors)) == [8.0]
+    assert items(_eval("SUMIF", crit_range, _values([[["b"]]]), errors)) == [Error("#DIV/0!")]
+    assert items(
         _eval("SUMIFS", errors, crit_range, _values([[["a"]]]), sums, _values([[[">3"]]]))
     ) == [4.0]
-    assert _py(
+    assert items(
         _eval(
             "COUNTIFS",
             crit_range,
@@ -248,28 +240,28 @@ def test_conditional_sums_skip_text_and_pick_errors():
 
 def test_rounding_reads_numbers_as_excel_shows_them():
     x = _values([[[2.675]], [[1.005]], [[-2.345]], [[7.1]], [[1e300]]])
-    assert _py(_eval("ROUND", x, _values([[[2]]]))) == [2.68, 1.01, -2.35, 7.1, 1e300]
-    assert _py(_eval("ROUNDUP", _values([[[-2.341]]]), _values([[[2]]]))) == [-2.35]
-    assert _py(_eval("FLOOR", x, _values([[[0.1]]])))[3] == pytest.approx(7.1)
-    assert _py(_eval("CEILING", _values([[[-7.1]]]), _values([[[-2]]]))) == [-8.0]
-    assert _py(_eval("FLOOR", _values([[[5.0]]]), _values([[[-1.0]]]))) == [Error("#NUM!")]
+    assert items(_eval("ROUND", x, _values([[[2]]]))) == [2.68, 1.01, -2.35, 7.1, 1e300]
+    assert items(_eval("ROUNDUP", _values([[[-2.341]]]), _values([[[2]]]))) == [-2.35]
+    assert items(_eval("FLOOR", x, _values([[[0.1]]])))[3] == pytest.approx(7.1)
+    assert items(_eval("CEILING", _values([[[-7.1]]]), _values([[[-2]]]))) == [-8.0]
+    assert items(_eval("FLOOR", _values([[[5.0]]]), _values([[[-1.0]]]))) == [Error("#NUM!")]
 
 
 def test_blocks_of_rows_broadcast():
     x = _values([[[10.0]], [[-7.5]], [["x"]]])
-    assert _py(_eval("MOD", x, _values([[[4.0]]]))) == [2.0, 0.5, Error("#VALUE!")]
-    assert _py(_eval("ROMAN", x, _values([[[0.0]]]))) == ["X", Error("#VALUE!"), Error("#VALUE!")]
-    assert _py(_eval("BASE", _values([[[255.0]], [[8.0]]]), _values([[[16.0]], [[2.0]]]))) == [
+    assert items(_eval("MOD", x, _values([[[4.0]]]))) == [2.0, 0.5, Error("#VALUE!")]
+    assert items(_eval("ROMAN", x, _values([[[0.0]]]))) == ["X", Error("#VALUE!"), Error("#VALUE!")]
+    assert items(_eval("BASE", _values([[[255.0]], [[8.0]]]), _values([[[16.0]], [[2.0]]]))) == [
         "FF",
         "1000",
     ]
 
 
 def test_analysis_toolpak_functions_refuse_booleans():
-    assert _py(_eval("QUOTIENT", _values([[[True]]]), _values([[[1.0]]]))) == [Error("#VALUE!")]
-    assert _py(_eval("MOD", _values([[[True]]]), _values([[[1.0]]]))) == [0.0]
-    assert _py(_eval("GCD", _values([[[12.0, "18", None]]]))) == [6.0]
-    assert _py(_eval("LCM", _values([[[4.0, False]]]))) == [Error("#VALUE!")]
+    assert items(_eval("QUOTIENT", _values([[[True]]]), _values([[[1.0]]]))) == [Error("#VALUE!")]
+    assert items(_eval("MOD", _values([[[True]]]), _values([[[1.0]]]))) == [0.0]
+    assert items(_eval("GCD", _values([[[12.0, "18", None]]]))) == [6.0]
+    assert items(_eval("LCM", _values([[[4.0, False]]]))) == [Error("#VALUE!")]
 
 
 # Points inside and outside each function's domain (where Excel says #NUM! or #DIV/0!).
@@ -324,7 +316,7 @@ def test_training_gives_finite_gradients_everywhere(name):
     for x in xs:
         assert torch.isfinite(x.grad).all(), (name, x.grad)
     strict = FUNCTIONS[name].fn(Ctx(torch.device("cpu")), [V(x.detach()) for x in xs])
-    good = np.array([not isinstance(v, Error) for v in _py(strict)])
+    good = np.array([not isinstance(v, Error) for v in items(strict)])
     assert np.allclose(loose.x.detach().numpy().ravel()[good], strict.x.numpy().ravel()[good])
 
 
@@ -351,9 +343,9 @@ def test_training_through_criteria_and_products():
 
 def test_criteria_read_dates_wildcards_and_comparisons_of_text():
     days = _values([[[45301.0], [45322.0], [45323.0], ["2024-02-01"]]])  # 1/10, 1/31, 2/1/2024
-    assert _py(_eval("COUNTIF", days, _values([[[">1/31/2024"]], [[">=2024-01-31"]]]))) == [1, 2]
+    assert items(_eval("COUNTIF", days, _values([[[">1/31/2024"]], [[">=2024-01-31"]]]))) == [1, 2]
     # "=" with a number also matches text that reads as it (the date text in the last cell)
-    assert _py(_eval("COUNTIF", days, _values([[["=2/1/2024"]]]))) == [2]
+    assert items(_eval("COUNTIF", days, _values([[["=2/1/2024"]]]))) == [2]
     names = _values([[["a*b"], ["axb"], ["A?"], ["ab"], ["Brown"]]])
     crits = _values([[["a~*b"]], [["a?b"]], [["*~?"]], [["a*"]], [["<b"]], [[">=brown"]]])
-    assert _py(_eval("COUNTIF", names, crits)) == [1, 2, 1, 4, 4, 1]
+    assert items(_eval("COUNTIF", names, crits)) == [1, 2, 1, 4, 4, 1]

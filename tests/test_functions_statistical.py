@@ -8,15 +8,13 @@ import math
 import re
 
 import numpy as np
-import openpyxl
 import pytest
 import torch
 
-from excelnet.formula.calculation import Calculation
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.parse import Error
 from excelnet.formula.values import Ctx, V, scalar
-from excelnet.xlsx.read import read_book
+from tests.conftest import calc_formulas
 from tests.libreoffice_check import check_formulas
 
 # -- against LibreOffice -----------------------------------------------------------------------
@@ -150,25 +148,6 @@ def test_values_and_gradients_match_libreoffice(tmp_path, recalc):
 # -- Excel's rules ---------------------------------------------------------------------------
 
 
-def _calc(tmp_path, cells: dict[str, object]) -> dict[str, object]:
-    """A one-sheet workbook of the given cells, recalculated by excelnet: cell → value."""
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for ref, value in cells.items():
-        ws[ref] = value
-    path = tmp_path / "rules.xlsx"
-    wb.save(path)
-    calc = Calculation(read_book(path))
-    assert not calc.failures, [(f.where, f.reason) for f in calc.failures]
-    name = ws.title
-    return {
-        ref: calc.values[(name, c.row - 1, c.column - 1)]
-        for ref in cells
-        if isinstance(cells[ref], str) and cells[ref].startswith("=")
-        for c in [ws[ref]]
-    }
-
-
 def test_copied_down_blocks_compute_row_by_row(tmp_path):
     cells = {}
     rows = [(1.0, 2.0, 4.0), (3.0, "x", 5.0), (-1.0, None, 2.0), (2.0, 2.0, 2.0)]
@@ -180,7 +159,7 @@ def test_copied_down_blocks_compute_row_by_row(tmp_path):
         cells[f"H{i}"] = f"=GEOMEAN(A{i}:C{i})"
         cells[f"I{i}"] = f"=RANK.EQ(A{i},$A$1:$A$4)"
         cells[f"J{i}"] = f"=PERCENTILE.INC(A{i}:C{i},0.5)"
-    got = _calc(tmp_path, cells)
+    got = calc_formulas(tmp_path, cells)
     assert got["E1"] == pytest.approx(np.std([1, 2, 4], ddof=1))
     assert got["E2"] == pytest.approx(np.std([3, 5], ddof=1))  # text skipped
     assert got["E4"] == 0.0
@@ -194,7 +173,7 @@ def test_copied_down_blocks_compute_row_by_row(tmp_path):
 
 
 def test_errors_blanks_and_text(tmp_path):
-    got = _calc(
+    got = calc_formulas(
         tmp_path,
         {
             "A1": 1.0,

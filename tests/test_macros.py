@@ -114,7 +114,7 @@ def test_the_about_sheet_says_where_the_action_and_seed_cells_are(built):
             )
             assert f"Action cell ({action})" in about and f"Seed, {seed})" in about, name
             where[name] = action
-    assert (where["titanic"], where["quadratic"]) == ("S1", "E7")  # as the README says
+    assert (where["titanic"], where["quadratic"]) == ("S1", "E7")  # as docs/spreadsheet.md says
 
 
 def test_the_companion_module_trains_the_open_workbook(office, built, monkeypatch):

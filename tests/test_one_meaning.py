@@ -164,6 +164,22 @@ def test_a_range_chosen_by_if_is_read_by_row_in_fit_too(tmp_path, recalc):
     assert ours["D1"] == start.objective == lo["D1"] == 30
 
 
+def test_every_range_parameter_is_classed():
+    """A parameter the registry reads whole (r) takes a reference or an array in arguments.py:
+    a function added with one is not left to intersect its ranges."""
+    from excelnet.formula.functions import FUNCTIONS
+    from excelnet.formula.functions.arguments import VALUE, argument_class
+
+    unclassed = [
+        (name, i)
+        for name, f in FUNCTIONS.items()
+        if f.args is not None and f.args.spec is not None
+        for i, kind in enumerate(f.args.kinds)
+        if kind == "r" and argument_class(name, i) == VALUE
+    ]
+    assert not unclassed
+
+
 # -- relative names ------------------------------------------------------------------------------
 
 

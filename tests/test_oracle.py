@@ -2,14 +2,14 @@
 engine): its formula cells' stored values stripped, recalculated by `excelnet calc`, compared
 with Excel's values — numbers within 1e-9 relative, text, booleans and error values exactly.
 Formulas outside what excelnet reads (dynamic arrays, the LAMBDA family) are counted apart
-(tests/oracle.py). The README's table is this run's."""
+(tests/oracle.py). The table in docs/functions.md is this run's."""
 
 from __future__ import annotations
 
 import pytest
 
 from excelnet.formula.functions import markdown
-from scripts.readme import README, section
+from scripts.readme import FUNCTIONS, section
 from tests.oracle import category, corpus_files, run, table
 
 FILES = corpus_files()
@@ -35,11 +35,11 @@ def test_recalculated_like_excel(path, results):
     assert not result.different, f"{len(result.different)} cells differ:\n{shown}"
 
 
-def test_readme_shows_this_table_and_the_library(results):
-    text = README.read_text()
+def test_docs_show_this_table_and_the_library(results):
+    text = FUNCTIONS.read_text(encoding="utf-8")
     assert section(text, "oracle", table(list(results.values()))) == text, (
-        "the README's oracle table is out of date: run python scripts/readme.py"
+        "the oracle table in docs/functions.md is out of date: run python scripts/readme.py"
     )
     assert section(text, "functions", markdown()) == text, (
-        "the README's list of functions is out of date: run python scripts/readme.py"
+        "the list of functions in docs/functions.md is out of date: run python scripts/readme.py"
     )

@@ -16,7 +16,7 @@ from openpyxl.worksheet.formula import ArrayFormula
 import excelnet
 from excelnet.data import bundled
 from tests import handmade, reference
-from tests.conftest import run_cli
+from tests.conftest import cli, model_params, run_cli
 
 MODELS = ["linear", "nn", "mmult"]
 TOL = 1e-9
@@ -24,11 +24,7 @@ TEST_CSV = bundled("test.csv")
 
 
 def fitted_params(path: Path, model: str) -> np.ndarray:
-    ws = openpyxl.load_workbook(path, data_only=True)[model]
-    if model == "mmult":
-        return np.array([[ws.cell(r, c).value for c in (13, 14)] for r in range(6, 16)])
-    rows = 1 if model == "linear" else 2
-    return np.array([[ws.cell(2 + i, c).value for c in range(2, 12)] for i in range(rows)])
+    return model_params(openpyxl.load_workbook(path, data_only=True)[model], model)
 
 
 def sheet_table(path: Path, sheet: str = "predictions") -> pd.DataFrame:
@@ -192,15 +188,6 @@ def test_fit_refreshes_the_predictions_sheet(runs, tmp_path):
     fresh = excelnet.predict(copy, "nn", TEST_CSV)["Prediction"].to_numpy(float)
     assert not np.allclose(cached, runs["nn"]["Prediction"].to_numpy(float))
     np.testing.assert_allclose(cached, fresh, rtol=0, atol=TOL)
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    """The CLI in this process (a subprocess costs a second of imports)."""
-    from excelnet.cli import main
-
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def bad(capsys, tmp_path: Path, book: Path, csv_text: str | None, *extra: str):

@@ -14,6 +14,7 @@ import pytest
 import excelnet
 from excelnet.data import bundled
 from tests import reference
+from tests.conftest import model_params as params
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["linear", "nn", "mmult"]
@@ -42,13 +43,6 @@ def table(ws, header_row: int) -> pd.DataFrame:
 
 def metrics_row(ws) -> dict[str, float]:
     return {ws.cell(1, c).value: ws.cell(2, c).value for c in range(13, 17)}
-
-
-def params(ws, model: str) -> np.ndarray:
-    if model == "mmult":
-        return np.array([[ws.cell(r, c).value for c in (13, 14)] for r in range(6, 16)])
-    rows = 1 if model == "linear" else 2
-    return np.array([[ws.cell(2 + i, c).value for c in range(2, 12)] for i in range(rows)])
 
 
 @pytest.fixture(scope="module")

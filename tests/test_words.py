@@ -22,23 +22,10 @@ from excelnet.cli import _parser, main
 from excelnet.errors import ExcelnetError
 from excelnet.fitting.pipeline import fit, lr_sweep
 from excelnet.progress import Progress, Silent
+from tests.conftest import cli, one_line
 from tests.handmade import line_fit, solver_names
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str, *words: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 def test_learning_rates_that_are_not_finite_are_refused(tmp_path, capsys):

@@ -2,5 +2,5 @@
 
 EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
-METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.train
-METHOD = "lbfgs"  # the default; README, "Methods", says why
+METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.optimisers
+METHOD = "lbfgs"  # the default; docs/solver.md, "Methods", says why

@@ -10,7 +10,6 @@ import torch
 from excelnet.formula import dates
 from excelnet.formula.book import Book
 from excelnet.formula.functions import FUNCTIONS, operator
-from excelnet.formula.functions.registry import ARRAY_RESULTS
 from excelnet.formula.fuse import member
 from excelnet.formula.graph import Block, BlockIndex, Graph, Isect, excel_knows, position
 from excelnet.formula.grid import Grid
@@ -193,7 +192,7 @@ class Evaluator:
                     raise FormulaError(f"{node.name} does not take a union of ranges")
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
-                return out if node.name in ARRAY_RESULTS else _carry(out, args)
+                return out if known.array_result else _carry(out, args)
             return Live(lambda: fn(ctx, [current(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
 

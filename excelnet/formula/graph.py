@@ -17,7 +17,7 @@ from openpyxl.utils.formulas import FORMULAE
 from excelnet.formula.book import Book, Sheet
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.functions.arguments import ARRAY, REFERENCE, argument_class
-from excelnet.formula.functions.registry import NEWER_EXCEL
+from excelnet.formula.functions.registry import newer_excel
 from excelnet.formula.parse import (
     COLUMNS,
     ROWS,
@@ -226,25 +226,8 @@ class Graph:
                     )
                 )
             args = tuple(args)
-            if (
-                node.name in ("SUMIF", "AVERAGEIF")
-                and len(args) == 3
-                and all(isinstance(a, Ref) for a in (args[0], args[2]))
-            ):  # Excel sums a range of the criteria range's shape, from the sum range's corner
-                rng, target = args[0], args[2]
-                args = (
-                    args[0],
-                    args[1],
-                    Ref(
-                        target.sheet,
-                        target.r0,
-                        target.c0,
-                        target.r0 + rng.r1 - rng.r0,
-                        target.c0 + rng.c1 - rng.c0,
-                        target.rel_r0,
-                        target.rel_r0,
-                    ),
-                )
+            if known is not None and known.resolve is not None:  # SUMIF's sum range, …
+                args = known.resolve(args)
             return Call(node.name, args, node.new)
         return node
 
@@ -411,7 +394,7 @@ def calls(node: Node, known_to_excel: bool = False) -> list[str]:
 
 def excel_knows(call: Call) -> bool:
     """Whether Excel has the function (else a call to it is #NAME?, as Excel shows it)."""
-    return call.new or call.name in FORMULAE or call.name in NEWER_EXCEL or call.name in FUNCTIONS
+    return call.new or call.name in FORMULAE or newer_excel(call.name) or call.name in FUNCTIONS
 
 
 def unknown_and_volatile(node: Node | None) -> tuple[list[str], list[str]]:

@@ -23,8 +23,8 @@ __all__ = ["CATEGORIES", "FUNCTIONS", "Function", "markdown", "operator"]
 
 
 def markdown() -> str:
-    """The list of supported functions by Excel category, for the README (generated, so the
-    README cannot drift from the library): a gradient-passing function is in bold."""
+    """The list of supported functions by Excel category, for docs/functions.md (generated, so
+    the docs cannot drift from the library): a gradient-passing function is in bold."""
     lines = []
     for category in CATEGORIES:
         names = sorted(f.name for f in FUNCTIONS.values() if f.category == category)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from excelnet.formula.functions.operators import TORCH_COMPARE
+from excelnet.formula.parse import Ref
 from excelnet.formula.values import (
     BLANK,
     BOOL,
@@ -222,6 +223,28 @@ def _range_mask(rng: V, row: int, crit: Criterion) -> torch.Tensor:
         rng.cache = rng.cache or {}
         rng.cache[key] = hit
     return hit
+
+
+def sum_range_shape(args: tuple) -> tuple:
+    """SUMIF's and AVERAGEIF's `resolve` (registry.Function): given as references, the sum
+    range Excel reads is one of the criteria range's shape, from the sum range's top-left cell
+    (SUMIF(A1:A3, ">1", B1) sums B1:B3)."""
+    if len(args) == 3 and all(isinstance(a, Ref) for a in (args[0], args[2])):
+        rng, target = args[0], args[2]
+        return (
+            args[0],
+            args[1],
+            Ref(
+                target.sheet,
+                target.r0,
+                target.c0,
+                target.r0 + rng.r1 - rng.r0,
+                target.c0 + rng.c1 - rng.c0,
+                target.rel_r0,
+                target.rel_r0,
+            ),
+        )
+    return args
 
 
 def conditional(

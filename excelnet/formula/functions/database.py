@@ -23,7 +23,6 @@ import torch
 
 from excelnet.formula.functions import math, statistical  # noqa: F401  (SUM, AVERAGE, …)
 from excelnet.formula.functions.criteria import Criterion, criterion
-from excelnet.formula.functions.kit import arity
 from excelnet.formula.functions.registry import FUNCTIONS, registrar
 from excelnet.formula.parse import Error
 from excelnet.formula.values import (
@@ -38,6 +37,7 @@ from excelnet.formula.values import (
 )
 
 excel = registrar("DATABASE")
+ARGS = "rvr"  # every one's parameters: the database, the field (or left empty), the criteria
 
 
 def _name(value) -> str | None:
@@ -144,9 +144,8 @@ def _stacked(ctx: Ctx, rows: list[V]) -> V:
     return make(x, kind, text)
 
 
-def _database(ctx: Ctx, name: str, args: list[V], aggregate) -> V:
+def _database(ctx: Ctx, args: list[V], aggregate) -> V:
     """aggregate(ctx, column V or None, records met) for each row of a copied-down block."""
-    arity(name, args, 3)
     db, field, crit = args
     rows = []
     for n in range(max(v.shape[0] for v in args)):
@@ -161,13 +160,13 @@ def _database(ctx: Ctx, name: str, args: list[V], aggregate) -> V:
     return _stacked(ctx, rows)
 
 
-def _like(name: str, worksheet: str):
+def _like(worksheet: str):
     """A database function that is the worksheet function `worksheet` over the field."""
 
     def aggregate(ctx, values, met):
         return FUNCTIONS[worksheet].fn(ctx, [values])
 
-    return lambda ctx, args: _database(ctx, name, args, aggregate)
+    return lambda ctx, args: _database(ctx, args, aggregate)
 
 
 # Each passes gradients where its worksheet function does.
@@ -182,7 +181,7 @@ for _name_, _worksheet in (
     ("DVAR", "VAR.S"),
     ("DVARP", "VAR.P"),
 ):
-    excel(_name_, gradient=FUNCTIONS[_worksheet].gradient)(_like(_name_, _worksheet))
+    excel(_name_, args=ARGS, gradient=FUNCTIONS[_worksheet].gradient)(_like(_worksheet))
 
 
 def _count(worksheet: str):
@@ -196,14 +195,14 @@ def _count(worksheet: str):
     return aggregate
 
 
-@excel("DCOUNT", gradient=False)
+@excel("DCOUNT", args=ARGS, gradient=False)
 def f_dcount(ctx, args):
-    return _database(ctx, "DCOUNT", args, _count("COUNT"))
+    return _database(ctx, args, _count("COUNT"))
 
 
-@excel("DCOUNTA", gradient=False)
+@excel("DCOUNTA", args=ARGS, gradient=False)
 def f_dcounta(ctx, args):
-    return _database(ctx, "DCOUNTA", args, _count("COUNTA"))
+    return _database(ctx, args, _count("COUNTA"))
 
 
 def _get(ctx, values, met):
@@ -219,6 +218,6 @@ def _get(ctx, values, met):
     return make(values.x[:, i : i + 1], kind, values.texts()[:, i : i + 1])
 
 
-@excel("DGET")  # the value it picks keeps its gradient, as INDEX's does
+@excel("DGET", args=ARGS)  # the value it picks keeps its gradient, as INDEX's does
 def f_dget(ctx, args):
-    return _database(ctx, "DGET", args, _get)
+    return _database(ctx, args, _get)

@@ -9,7 +9,7 @@ import datetime as dt
 import math
 
 from excelnet.formula import dates
-from excelnet.formula.functions.kit import arity, cellwise, row_index, row_lists
+from excelnet.formula.functions.kit import cellwise, row_index, row_lists
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.numfmt import parse_number
 from excelnet.formula.parse import Error
@@ -21,7 +21,7 @@ NUM = Error("#NUM!")
 VALUE = Error("#VALUE!")
 
 
-def _day(x: float) -> int | None:
+def whole_day(x: float) -> int | None:
     """A serial as a whole day, None outside Excel's dates."""
     return math.floor(x) if 0 <= x < dates.last() + 1 else None
 
@@ -33,35 +33,25 @@ def _serial(s: int) -> float | Error:
 # -- building dates and times -----------------------------------------------------------------
 
 
-@excel("DATE", gradient=False)
-def f_date(ctx, args):
+@excel("DATE", args="nnn", gradient=False, cellwise=True)
+def f_date(y: float, m: float, d: float):
     """DATE(year, month, day): years 0-1899 count from 1900; month and day may run over."""
-    arity("DATE", args, 3)
-
-    def date(y: float, m: float, d: float):
-        y, m = int(y), int(m)
-        y = y + 1900 if 0 <= y < 1900 else y
-        if not 1900 <= y + (m - 1) // 12 <= 9999:  # the year the months reach, days aside
-            return NUM
-        return _serial(dates.serial(y, m, int(d)))
-
-    return cellwise(ctx, args, "nnn", date)
+    y, m = int(y), int(m)
+    y = y + 1900 if 0 <= y < 1900 else y
+    if not 1900 <= y + (m - 1) // 12 <= 9999:  # the year the months reach, days aside
+        return NUM
+    return _serial(dates.serial(y, m, int(d)))
 
 
-@excel("TIME", gradient=False)
-def f_time(ctx, args):
+@excel("TIME", args="nnn", gradient=False, cellwise=True)
+def f_time(h: float, m: float, s: float):
     """TIME(hour, minute, second): the time of day (a whole day drops off); #NUM! below 0."""
-    arity("TIME", args, 3)
-
-    def time(h: float, m: float, s: float):
-        parts = [int(h), int(m), int(s)]
-        total = parts[0] * 3600 + parts[1] * 60 + parts[2]
-        if total < 0 or max(parts) > 32767:
-            return NUM
-        x = total / 86400
-        return x - math.floor(x)
-
-    return cellwise(ctx, args, "nnn", time)
+    parts = [int(h), int(m), int(s)]
+    total = parts[0] * 3600 + parts[1] * 60 + parts[2]
+    if total < 0 or max(parts) > 32767:
+        return NUM
+    x = total / 86400
+    return x - math.floor(x)
 
 
 def _text_date(x, part: str):
@@ -76,68 +66,49 @@ def _text_date(x, part: str):
     return 0.0 if time is None else time - math.floor(time)
 
 
-@excel("DATEVALUE", gradient=False)
-def f_datevalue(ctx, args):
+@excel("DATEVALUE", args="v", gradient=False, cellwise=True)
+def f_datevalue(x):
     """The date a text holds (its time dropped); text only."""
-    arity("DATEVALUE", args, 1)
-    return cellwise(ctx, args, "v", lambda x: _text_date(x, "date"))
+    return _text_date(x, "date")
 
 
-@excel("TIMEVALUE", gradient=False)
-def f_timevalue(ctx, args):
+@excel("TIMEVALUE", args="v", gradient=False, cellwise=True)
+def f_timevalue(x):
     """The time of day a text holds (its date dropped; "24:00" is 0); text only."""
-    arity("TIMEVALUE", args, 1)
-    return cellwise(ctx, args, "v", lambda x: _text_date(x, "time"))
+    return _text_date(x, "time")
 
 
 # -- taking dates and times apart -------------------------------------------------------------
 
 
-def _part(ctx, args, name: str, pick):
-    arity(name, args, 1)
+def _part(pick):
+    """YEAR, MONTH, …: pick(day, serial) of a serial within Excel's dates."""
 
     def part(x: float):
-        day = _day(x)
+        day = whole_day(x)
         return NUM if day is None else float(pick(day, x))
 
-    return cellwise(ctx, args, "n", part)
+    return part
 
 
-@excel("YEAR", gradient=False)
-def f_year(ctx, args):
-    return _part(ctx, args, "YEAR", lambda d, x: dates.ymd(d)[0])
-
-
-@excel("MONTH", gradient=False)
-def f_month(ctx, args):
-    return _part(ctx, args, "MONTH", lambda d, x: dates.ymd(d)[1])
-
-
-@excel("DAY", gradient=False)
-def f_day(ctx, args):
-    return _part(ctx, args, "DAY", lambda d, x: dates.ymd(d)[2])
-
-
-@excel("HOUR", gradient=False)
-def f_hour(ctx, args):
-    return _part(ctx, args, "HOUR", lambda d, x: dates.split_time(x)[1])
-
-
-@excel("MINUTE", gradient=False)
-def f_minute(ctx, args):
-    return _part(ctx, args, "MINUTE", lambda d, x: dates.split_time(x)[2])
-
-
-@excel("SECOND", gradient=False)
-def f_second(ctx, args):
-    return _part(ctx, args, "SECOND", lambda d, x: dates.split_time(x)[3])
+for _name, _pick in (
+    ("YEAR", lambda d, x: dates.ymd(d)[0]),
+    ("MONTH", lambda d, x: dates.ymd(d)[1]),
+    ("DAY", lambda d, x: dates.ymd(d)[2]),
+    ("HOUR", lambda d, x: dates.split_time(x)[1]),
+    ("MINUTE", lambda d, x: dates.split_time(x)[2]),
+    ("SECOND", lambda d, x: dates.split_time(x)[3]),
+):
+    excel(_name, args="n", gradient=False, cellwise=True)(_part(_pick))
 
 
 # -- moving by months -------------------------------------------------------------------------
 
 
-def _months(start: float, months: float, end_of_month: bool):
-    day = _day(start)
+def add_months(start: float, months: float, end_of_month: bool):
+    """The serial `months` whole months after `start` (the month's last day where it is
+    shorter, or always with `end_of_month`), #NUM! outside Excel's dates."""
+    day = whole_day(start)
     if day is None:
         return NUM
     y, m, d = dates.ymd(day)
@@ -150,18 +121,16 @@ def _months(start: float, months: float, end_of_month: bool):
     return _serial(dates.serial(y, m, last if end_of_month else min(d, last)))
 
 
-@excel("EDATE", gradient=False)
-def f_edate(ctx, args):
+@excel("EDATE", args="nn", gradient=False, cellwise=True)
+def f_edate(start: float, months: float):
     """The same day `months` months on (the month's last day where it is shorter)."""
-    arity("EDATE", args, 2)
-    return cellwise(ctx, args, "nn", lambda s, m: _months(s, m, False))
+    return add_months(start, months, False)
 
 
-@excel("EOMONTH", gradient=False)
-def f_eomonth(ctx, args):
+@excel("EOMONTH", args="nn", gradient=False, cellwise=True)
+def f_eomonth(start: float, months: float):
     """The last day of the month `months` months on."""
-    arity("EOMONTH", args, 2)
-    return cellwise(ctx, args, "nn", lambda s, m: _months(s, m, True))
+    return add_months(start, months, True)
 
 
 # -- weeks ------------------------------------------------------------------------------------
@@ -169,19 +138,14 @@ def f_eomonth(ctx, args):
 _WEEKDAY_START = {1: 0, 2: 1, 3: 1, **{t: (t - 10) % 7 for t in range(11, 18)}}  # 0 = Sunday
 
 
-@excel("WEEKDAY", gradient=False)
-def f_weekday(ctx, args):
+@excel("WEEKDAY", args="nn?", gradient=False, cellwise=True)
+def f_weekday(x: float, kind: float = 1.0):
     """WEEKDAY(date, [type=1]): 1 Sunday=1; 2 Monday=1; 3 Monday=0; 11-17 Monday…Sunday=1."""
-    arity("WEEKDAY", args, 1, 2)
-
-    def weekday(x: float, kind: float = 1.0):
-        day, kind = _day(x), int(kind)
-        if day is None or kind not in _WEEKDAY_START:
-            return NUM
-        n = (dates.weekday(day) - _WEEKDAY_START[kind]) % 7
-        return float(n if kind == 3 else n + 1)
-
-    return cellwise(ctx, args, "nn"[: len(args)], weekday)
+    day, kind = whole_day(x), int(kind)
+    if day is None or kind not in _WEEKDAY_START:
+        return NUM
+    n = (dates.weekday(day) - _WEEKDAY_START[kind]) % 7
+    return float(n if kind == 3 else n + 1)
 
 
 def iso_week(day: int) -> int:
@@ -194,45 +158,36 @@ def iso_week(day: int) -> int:
     return (thursday - dates.serial(ty, 1, 1)) // 7 + 1
 
 
-@excel("WEEKNUM", gradient=False)
-def f_weeknum(ctx, args):
+_WEEK_START = {1: 0, 2: 1, **{t: (t - 10) % 7 for t in range(11, 18)}}
+
+
+@excel("WEEKNUM", args="nn?", gradient=False, cellwise=True)
+def f_weeknum(x: float, kind: float = 1.0):
     """WEEKNUM(date, [type=1]): week 1 holds 1 January, weeks start on Sunday (1, 17), Monday
     (2, 11), Tuesday (12) … Saturday (16); 21 is the ISO week."""
-    arity("WEEKNUM", args, 1, 2)
-    starts = {1: 0, 2: 1, **{t: (t - 10) % 7 for t in range(11, 18)}}
-
-    def weeknum(x: float, kind: float = 1.0):
-        day, kind = _day(x), int(kind)
-        if day is None or (kind not in starts and kind != 21):
-            return NUM
-        if kind == 21:
-            return float(iso_week(day))
-        jan1 = dates.serial(dates.ymd(day)[0], 1, 1)
-        offset = (dates.weekday(max(jan1, 0)) - starts[kind]) % 7
-        return float((day - jan1 + offset) // 7 + 1)
-
-    return cellwise(ctx, args, "nn"[: len(args)], weeknum)
+    day, kind = whole_day(x), int(kind)
+    if day is None or (kind not in _WEEK_START and kind != 21):
+        return NUM
+    if kind == 21:
+        return float(iso_week(day))
+    jan1 = dates.serial(dates.ymd(day)[0], 1, 1)
+    offset = (dates.weekday(max(jan1, 0)) - _WEEK_START[kind]) % 7
+    return float((day - jan1 + offset) // 7 + 1)
 
 
-@excel("ISOWEEKNUM", gradient=False)
-def f_isoweeknum(ctx, args):
-    arity("ISOWEEKNUM", args, 1)
-    return cellwise(ctx, args, "n", lambda x: NUM if _day(x) is None else float(iso_week(_day(x))))
+@excel("_xlfn.ISOWEEKNUM", args="n", gradient=False, cellwise=True)
+def f_isoweeknum(x: float):
+    return NUM if whole_day(x) is None else float(iso_week(whole_day(x)))
 
 
 # -- differences ------------------------------------------------------------------------------
 
 
-@excel("DAYS", gradient=False)
-def f_days(ctx, args):
+@excel("_xlfn.DAYS", args="nn", gradient=False, cellwise=True)
+def f_days(end: float, start: float):
     """DAYS(end, start): whole days from start to end."""
-    arity("DAYS", args, 2)
-
-    def days(end: float, start: float):
-        e, s = _day(end), _day(start)
-        return NUM if e is None or s is None else float(e - s)
-
-    return cellwise(ctx, args, "nn", days)
+    e, s = whole_day(end), whole_day(start)
+    return NUM if e is None or s is None else float(e - s)
 
 
 def _is_last_of_month(y: int, m: int, d: int) -> bool:
@@ -255,15 +210,10 @@ def days360(s: int, e: int, european: bool) -> int:
     return (y2 - y1) * 360 + (m2 - m1) * 30 + (d2 - d1)
 
 
-@excel("DAYS360", gradient=False)
-def f_days360(ctx, args):
-    arity("DAYS360", args, 2, 3)
-
-    def fn(start: float, end: float, method: float = 0.0):
-        s, e = _day(start), _day(end)
-        return NUM if s is None or e is None else float(days360(s, e, bool(method)))
-
-    return cellwise(ctx, args, "nnn"[: len(args)], fn)
+@excel("DAYS360", args="nnn?", gradient=False, cellwise=True)
+def f_days360(start: float, end: float, method: float = 0.0):
+    s, e = whole_day(start), whole_day(end)
+    return NUM if s is None or e is None else float(days360(s, e, bool(method)))
 
 
 def _leap(y: int) -> bool:
@@ -294,51 +244,41 @@ def year_fraction(s: int, e: int, basis: int) -> float:
     return (e - s) / (total / years)
 
 
-@excel("YEARFRAC", gradient=False)
-def f_yearfrac(ctx, args):
-    arity("YEARFRAC", args, 2, 3)
-
-    def fn(start: float, end: float, basis: float = 0.0):
-        s, e, basis = _day(start), _day(end), int(basis)
-        if s is None or e is None or not 0 <= basis <= 4:
-            return NUM
-        return year_fraction(min(s, e), max(s, e), basis)
-
-    return cellwise(ctx, args, "nnn"[: len(args)], fn)
+@excel("YEARFRAC", args="nnn?", gradient=False, cellwise=True)
+def f_yearfrac(start: float, end: float, basis: float = 0.0):
+    s, e, basis = whole_day(start), whole_day(end), int(basis)
+    if s is None or e is None or not 0 <= basis <= 4:
+        return NUM
+    return year_fraction(min(s, e), max(s, e), basis)
 
 
-@excel("DATEDIF", gradient=False)
-def f_datedif(ctx, args):
+@excel("DATEDIF", args="nnt", gradient=False, cellwise=True)
+def f_datedif(start: float, end: float, unit: str):
     """DATEDIF(start, end, unit): whole years "Y", months "M", days "D"; "YM" months and "MD"
     days leaving out the whole years and months; "YD" days leaving out the whole years."""
-    arity("DATEDIF", args, 3)
-
-    def datedif(start: float, end: float, unit: str):
-        s, e, unit = _day(start), _day(end), unit.upper()
-        if s is None or e is None or s > e:
-            return NUM
-        y1, m1, d1 = dates.ymd(s)
-        y2, m2, d2 = dates.ymd(e)
-        months = (y2 - y1) * 12 + m2 - m1 - (1 if d2 < d1 else 0)
-        if unit == "Y":
-            return float(months // 12)
-        if unit == "M":
-            return float(months)
-        if unit == "D":
-            return float(e - s)
-        if unit == "YM":
-            return float(months % 12)
-        if unit == "MD":
-            if d2 >= d1:
-                return float(d2 - d1)
-            py, pm = (y2, m2 - 1) if m2 > 1 else (y2 - 1, 12)
-            return float(dates.days_in_month(py, pm) - d1 + d2)
-        if unit == "YD":
-            y = y2 if (m2, d2) >= (m1, d1) else y2 - 1
-            return float(e - dates.serial(y, m1, min(d1, dates.days_in_month(y, m1))))
+    s, e, unit = whole_day(start), whole_day(end), unit.upper()
+    if s is None or e is None or s > e:
         return NUM
-
-    return cellwise(ctx, args, "nnt", datedif)
+    y1, m1, d1 = dates.ymd(s)
+    y2, m2, d2 = dates.ymd(e)
+    months = (y2 - y1) * 12 + m2 - m1 - (1 if d2 < d1 else 0)
+    if unit == "Y":
+        return float(months // 12)
+    if unit == "M":
+        return float(months)
+    if unit == "D":
+        return float(e - s)
+    if unit == "YM":
+        return float(months % 12)
+    if unit == "MD":
+        if d2 >= d1:
+            return float(d2 - d1)
+        py, pm = (y2, m2 - 1) if m2 > 1 else (y2 - 1, 12)
+        return float(dates.days_in_month(py, pm) - d1 + d2)
+    if unit == "YD":
+        y = y2 if (m2, d2) >= (m1, d1) else y2 - 1
+        return float(e - dates.serial(y, m1, min(d1, dates.days_in_month(y, m1))))
+    return NUM
 
 
 # -- working days -----------------------------------------------------------------------------
@@ -382,7 +322,7 @@ def _holidays(values: list, mask) -> set[int] | Error:
             h = parse_number(h)
         if h is None or isinstance(h, bool):
             return VALUE
-        day = _day(h)
+        day = whole_day(h)
         if day is None:
             return NUM
         if _working(day, mask):
@@ -419,9 +359,7 @@ def workday(s: int, days: int, mask, holidays: set[int]) -> int:
     return day
 
 
-def _working_days(ctx, args, name: str, intl: bool, count: bool):
-    lo, hi = (2, 4) if intl else (2, 3)
-    arity(name, args, lo, hi)
+def _working_days(ctx, args, intl: bool, count: bool):
     rows = max(v.shape[0] for v in args)
     hol_at = 3 if intl else 2
     hol = row_lists(args[hol_at], "v", rows) if len(args) > hol_at else None
@@ -440,37 +378,37 @@ def _working_days(ctx, args, name: str, intl: bool, count: bool):
         holidays = _holidays(hol[0][r], mask) if hol is not None else set()
         if isinstance(holidays, Error):
             return holidays
-        s = _day(a)
+        s = whole_day(a)
         if s is None:
             return NUM
         if count:
-            e = _day(b)
+            e = whole_day(b)
             return NUM if e is None else float(networkdays(s, e, mask, holidays))
         return _serial(workday(s, int(b), mask, holidays))
 
     return cellwise(ctx, parts, how, fn)
 
 
-@excel("NETWORKDAYS", gradient=False)
+@excel("NETWORKDAYS", args="nnr?", gradient=False)
 def f_networkdays(ctx, args):
     """NETWORKDAYS(start, end, [holidays]): Monday to Friday, both ends counted."""
-    return _working_days(ctx, args, "NETWORKDAYS", False, True)
+    return _working_days(ctx, args, False, True)
 
 
-@excel("NETWORKDAYS.INTL", gradient=False)
+@excel("_xlfn.NETWORKDAYS.INTL", args="nnv?r?", gradient=False)
 def f_networkdays_intl(ctx, args):
-    return _working_days(ctx, args, "NETWORKDAYS.INTL", True, True)
+    return _working_days(ctx, args, True, True)
 
 
-@excel("WORKDAY", gradient=False)
+@excel("WORKDAY", args="nnr?", gradient=False)
 def f_workday(ctx, args):
     """WORKDAY(start, days, [holidays]): the working day `days` working days away."""
-    return _working_days(ctx, args, "WORKDAY", False, False)
+    return _working_days(ctx, args, False, False)
 
 
-@excel("WORKDAY.INTL", gradient=False)
+@excel("_xlfn.WORKDAY.INTL", args="nnv?r?", gradient=False)
 def f_workday_intl(ctx, args):
-    return _working_days(ctx, args, "WORKDAY.INTL", True, False)
+    return _working_days(ctx, args, True, False)
 
 
 # -- now --------------------------------------------------------------------------------------
@@ -482,15 +420,13 @@ def _now_serial() -> float:
     return dates.from_date(now.date()) + (now - midnight).total_seconds() / 86400
 
 
-@excel("NOW", gradient=False, volatile=True)
+@excel("NOW", args="", gradient=False, volatile=True)
 def f_now(ctx, args):
-    arity("NOW", args, 0)
     return scalar(_now_serial(), ctx)
 
 
-@excel("TODAY", gradient=False, volatile=True)
+@excel("TODAY", args="", gradient=False, volatile=True)
 def f_today(ctx, args):
-    arity("TODAY", args, 0)
     return scalar(float(math.floor(_now_serial())), ctx)
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import arity, strict_num
 from excelnet.formula.functions.kit import special as sc
-from excelnet.formula.functions.registry import registrar
+from excelnet.formula.functions.kit import strict_num
+from excelnet.formula.functions.registry import NEWER, Params, registrar
 from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import Omitted, first_error, to_bool, to_number, with_errors
 
@@ -40,11 +41,12 @@ def trunc(x):
 
 @dataclass(frozen=True)
 class Distribution:
-    """One function of scalar arguments: `spec` has a letter per argument ('n' a number, 'b' a
-    logical), the last len(defaults) optional; `domain` gives (mask, error code) pairs, first
-    match wins; `compute` the value where no mask holds. With `grad`, both run on torch tensors
-    (the arguments replaced by `safe` where the domain fails, so gradients stay finite);
-    otherwise on numpy arrays."""
+    """One function of scalar arguments: `spec` its parameters, as every function's are written
+    (registry.py): 'n' a number, 'b' a logical, 'n?' an optional number, left out or left
+    empty: its value in `defaults` (one per optional parameter); `domain` gives (mask, error
+    code) pairs, first match wins; `compute` the value where no mask holds. With `grad`, both
+    run on torch tensors (the arguments replaced by `safe` where the domain fails, so gradients
+    stay finite); otherwise on numpy arrays."""
 
     name: str
     spec: str
@@ -54,11 +56,15 @@ class Distribution:
     grad: bool = False
     safe: tuple = ()
 
-    def __call__(self, ctx, args):
-        required = len(self.spec) - len(self.defaults)
-        arity(self.name, args, required, len(self.spec))
+    @cached_property
+    def params(self) -> Params:
+        return Params.of(self.spec)
+
+    def __call__(self, ctx, args):  # the registry has checked the arity
+        params = self.params
+        required = params.lo
         xs, errs = [], []
-        for i, letter in enumerate(self.spec):
+        for i, letter in enumerate(params.kinds):
             v = args[i] if i < len(args) else None
             if v is None or (i >= required and isinstance(v, Omitted)):
                 default = self.defaults[i - required]
@@ -109,9 +115,10 @@ class Distribution:
 
 
 def distribution(*names, **kw) -> Distribution:
-    """Register one Distribution under Excel's names."""
-    d = Distribution(names[0], **kw)
-    excel(*names, gradient=d.grad)(d)
+    """Register one Distribution under Excel's names (as registry.registrar writes them)."""
+    d = Distribution(names[0].removeprefix(NEWER), **kw)
+    assert len(d.defaults) == d.params.hi - d.params.lo, d.name
+    excel(*names, args=d.spec, gradient=d.grad)(d)
     return d
 
 
@@ -149,7 +156,7 @@ def _normal(z: torch.Tensor, s, cum):
 
 
 distribution(
-    "NORM.DIST",
+    "_xlfn.NORM.DIST",
     spec="nnnb",
     grad=True,
     safe=(0.0, 0.0, 1.0, 0.0),
@@ -165,15 +172,17 @@ distribution(
     compute=lambda x, m, s, c: _normal((x - m) / s, s, c),
 )
 distribution(
-    "NORM.S.DIST",
+    "_xlfn.NORM.S.DIST",
     spec="nb",
     grad=True,
     compute=lambda z, c: _normal(z, 1.0, c),
 )
 distribution("NORMSDIST", spec="n", grad=True, compute=ndtr)
-distribution("GAUSS", spec="n", grad=True, compute=lambda z: torch.special.erf(z / SQRT_2) / 2)
-distribution("PHI", spec="n", grad=True, compute=lambda z: torch.exp(-0.5 * z * z) / SQRT_2PI)
-for _name in ("NORM.INV", "NORMINV"):
+distribution(
+    "_xlfn.GAUSS", spec="n", grad=True, compute=lambda z: torch.special.erf(z / SQRT_2) / 2
+)
+distribution("_xlfn.PHI", spec="n", grad=True, compute=lambda z: torch.exp(-0.5 * z * z) / SQRT_2PI)
+for _name in ("_xlfn.NORM.INV", "NORMINV"):
     distribution(
         _name,
         spec="nnn",
@@ -182,7 +191,7 @@ for _name in ("NORM.INV", "NORMINV"):
         domain=lambda p, m, s: _num((p <= 0) | (p >= 1), s <= 0),
         compute=lambda p, m, s: m + s * torch.special.ndtri(p),
     )
-for _name in ("NORM.S.INV", "NORMSINV"):
+for _name in ("_xlfn.NORM.S.INV", "NORMSINV"):
     distribution(
         _name,
         spec="n",
@@ -207,7 +216,7 @@ def _lognormal(x, m, s, c):
 
 
 distribution(
-    "LOGNORM.DIST",
+    "_xlfn.LOGNORM.DIST",
     spec="nnnb",
     grad=True,
     safe=(1.0, 0.0, 1.0, 0.0),
@@ -222,7 +231,7 @@ distribution(
     domain=lambda x, m, s: _num(x <= 0, s <= 0),
     compute=lambda x, m, s: _lognormal(x, m, s, 1.0),
 )
-for _name in ("LOGNORM.INV", "LOGINV"):
+for _name in ("_xlfn.LOGNORM.INV", "LOGINV"):
     distribution(
         _name,
         spec="nnn",
@@ -237,7 +246,7 @@ def _confidence_norm(alpha, sd, size):
     return -sc.ndtri(alpha / 2) * sd / np.sqrt(trunc(size))
 
 
-for _name in ("CONFIDENCE.NORM", "CONFIDENCE"):
+for _name in ("_xlfn.CONFIDENCE.NORM", "CONFIDENCE"):
     distribution(
         _name,
         spec="nnn",
@@ -245,7 +254,7 @@ for _name in ("CONFIDENCE.NORM", "CONFIDENCE"):
         compute=_confidence_norm,
     )
 distribution(
-    "CONFIDENCE.T",
+    "_xlfn.CONFIDENCE.T",
     spec="nnn",
     domain=lambda a, s, n: [
         *_num((a <= 0) | (a >= 1), s <= 0, trunc(n) < 1),
@@ -261,7 +270,7 @@ def _exponential(x, lam, c):
     return pick(c, -torch.expm1(-lam * x), lam * torch.exp(-lam * x))
 
 
-for _name in ("EXPON.DIST", "EXPONDIST"):
+for _name in ("_xlfn.EXPON.DIST", "EXPONDIST"):
     distribution(
         _name,
         spec="nnb",
@@ -292,7 +301,7 @@ def _weibull(x, a, b, c):
     return pick(c, -torch.expm1(-tail), a * _power_density(x, t, a, b, -tail))
 
 
-for _name in ("WEIBULL.DIST", "WEIBULL"):
+for _name in ("_xlfn.WEIBULL.DIST", "WEIBULL"):
     distribution(
         _name,
         spec="nnnb",
@@ -311,7 +320,7 @@ def _gamma_dist(x, a, b, c):
     return pick(c, cdf, _power_density(x, t, a, b, -t - torch.lgamma(a)))
 
 
-for _name in ("GAMMA.DIST", "GAMMADIST"):
+for _name in ("_xlfn.GAMMA.DIST", "GAMMADIST"):
     distribution(
         _name,
         spec="nnnb",
@@ -320,14 +329,14 @@ for _name in ("GAMMA.DIST", "GAMMADIST"):
         domain=lambda x, a, b, c: _num((x < 0) | (a <= 0) | (b <= 0)),
         compute=_gamma_dist,
     )
-for _name in ("GAMMA.INV", "GAMMAINV"):
+for _name in ("_xlfn.GAMMA.INV", "GAMMAINV"):
     distribution(
         _name,
         spec="nnn",
         domain=lambda p, a, b: _num((p < 0) | (p >= 1) | (a <= 0) | (b <= 0)),
         compute=lambda p, a, b: sc.gammaincinv(a, p) * b,
     )
-for _name in ("GAMMALN", "GAMMALN.PRECISE"):
+for _name in ("GAMMALN", "_xlfn.GAMMALN.PRECISE"):
     distribution(
         _name,
         spec="n",
@@ -337,7 +346,7 @@ for _name in ("GAMMALN", "GAMMALN.PRECISE"):
         compute=torch.lgamma,
     )
 distribution(
-    "GAMMA",
+    "_xlfn.GAMMA",
     spec="n",
     domain=lambda x: _num((x <= 0) & (x == np.trunc(x))),
     compute=lambda x: sc.gamma(x),
@@ -356,12 +365,12 @@ def _dof(*ks):  # degrees of freedom: truncated, 1 to 10^10
 
 
 distribution(
-    "CHISQ.DIST",
+    "_xlfn.CHISQ.DIST",
     spec="nnb",
     domain=lambda x, k, c: _num(x < 0, *_dof(k)),
     compute=_chisq,
 )
-for _name in ("CHISQ.DIST.RT", "CHIDIST"):
+for _name in ("_xlfn.CHISQ.DIST.RT", "CHIDIST"):
     distribution(
         _name,
         spec="nn",
@@ -369,12 +378,12 @@ for _name in ("CHISQ.DIST.RT", "CHIDIST"):
         compute=lambda x, k: sc.gammaincc(trunc(k) / 2, x / 2),
     )
 distribution(
-    "CHISQ.INV",
+    "_xlfn.CHISQ.INV",
     spec="nn",
     domain=lambda p, k: _num((p < 0) | (p > 1), *_dof(k)),
     compute=lambda p, k: 2 * sc.gammaincinv(trunc(k) / 2, p),
 )
-for _name in ("CHISQ.INV.RT", "CHIINV"):
+for _name in ("_xlfn.CHISQ.INV.RT", "CHIINV"):
     distribution(
         _name,
         spec="nn",
@@ -384,19 +393,19 @@ for _name in ("CHISQ.INV.RT", "CHIINV"):
 
 
 distribution(
-    "T.DIST",
+    "_xlfn.T.DIST",
     spec="nnb",
     domain=lambda x, k, c: _num(*_dof(k)),
     compute=lambda x, k, c: pick(c, sc.stdtr(trunc(k), x), _stats().t.pdf(x, trunc(k))),
 )
 distribution(
-    "T.DIST.2T",
+    "_xlfn.T.DIST.2T",
     spec="nn",
     domain=lambda x, k: _num(x < 0, *_dof(k)),
     compute=lambda x, k: 2 * sc.stdtr(trunc(k), -x),
 )
 distribution(
-    "T.DIST.RT",
+    "_xlfn.T.DIST.RT",
     spec="nn",
     domain=lambda x, k: _num(*_dof(k)),
     compute=lambda x, k: sc.stdtr(trunc(k), -x),
@@ -408,12 +417,12 @@ distribution(
     compute=lambda x, k, tails: trunc(tails) * sc.stdtr(trunc(k), -x),
 )
 distribution(
-    "T.INV",
+    "_xlfn.T.INV",
     spec="nn",
     domain=lambda p, k: _num((p <= 0) | (p >= 1), *_dof(k)),
     compute=lambda p, k: sc.stdtrit(trunc(k), p),
 )
-for _name in ("T.INV.2T", "TINV"):
+for _name in ("_xlfn.T.INV.2T", "TINV"):
     distribution(
         _name,
         spec="nn",
@@ -423,14 +432,14 @@ for _name in ("T.INV.2T", "TINV"):
 
 
 distribution(
-    "F.DIST",
+    "_xlfn.F.DIST",
     spec="nnnb",
     domain=lambda x, d1, d2, c: _num(x < 0, *_dof(d1, d2)),
     compute=lambda x, d1, d2, c: pick(
         c, sc.fdtr(trunc(d1), trunc(d2), x), _stats().f.pdf(x, trunc(d1), trunc(d2))
     ),
 )
-for _name in ("F.DIST.RT", "FDIST"):
+for _name in ("_xlfn.F.DIST.RT", "FDIST"):
     distribution(
         _name,
         spec="nnn",
@@ -447,12 +456,12 @@ def _f_inv(q, d1, d2, upper: bool):
 
 
 distribution(
-    "F.INV",
+    "_xlfn.F.INV",
     spec="nnn",
     domain=lambda p, d1, d2: _num((p < 0) | (p > 1), *_dof(d1, d2)),
     compute=lambda p, d1, d2: _f_inv(p, d1, d2, upper=False),
 )
-for _name in ("F.INV.RT", "FINV"):
+for _name in ("_xlfn.F.INV.RT", "FINV"):
     distribution(
         _name,
         spec="nnn",
@@ -471,23 +480,23 @@ def _beta_dist(x, a, b, c, lo, hi):
 
 
 distribution(
-    "BETA.DIST",
-    spec="nnnbnn",
+    "_xlfn.BETA.DIST",
+    spec="nnnbn?n?",
     defaults=(0.0, 1.0),
     domain=lambda x, a, b, c, lo, hi: _beta_domain(x, a, b, lo, hi),
     compute=_beta_dist,
 )
 distribution(
     "BETADIST",
-    spec="nnnnn",
+    spec="nnnn?n?",
     defaults=(0.0, 1.0),
     domain=lambda x, a, b, lo, hi: _beta_domain(x, a, b, lo, hi),
     compute=lambda x, a, b, lo, hi: _beta_dist(x, a, b, 1.0, lo, hi),
 )
-for _name in ("BETA.INV", "BETAINV"):
+for _name in ("_xlfn.BETA.INV", "BETAINV"):
     distribution(
         _name,
-        spec="nnnnn",
+        spec="nnnn?n?",
         defaults=(0.0, 1.0),
         domain=lambda p, a, b, lo, hi: _num((p <= 0) | (p > 1), (a <= 0) | (b <= 0), lo >= hi),
         compute=lambda p, a, b, lo, hi: lo + (hi - lo) * sc.betaincinv(a, b, p),
@@ -512,7 +521,7 @@ def _binom_dist(s, n, p, c):
     return pick(c, binom_cdf(s, n, p), _stats().binom.pmf(s, n, p))
 
 
-for _name in ("BINOM.DIST", "BINOMDIST"):
+for _name in ("_xlfn.BINOM.DIST", "BINOMDIST"):
     distribution(
         _name,
         spec="nnnb",
@@ -554,8 +563,8 @@ def _binom_range_domain(n, p, s1, s2):
 
 # s2 left out: NaN, then s1 (a blank s2 is 0)
 distribution(
-    "BINOM.DIST.RANGE",
-    spec="nnnn",
+    "_xlfn.BINOM.DIST.RANGE",
+    spec="nnnn?",
     defaults=(math.nan,),
     domain=_binom_range_domain,
     compute=_binom_range,
@@ -572,7 +581,7 @@ def _binom_inv(n, p, alpha):
     return k
 
 
-for _name in ("BINOM.INV", "CRITBINOM"):
+for _name in ("_xlfn.BINOM.INV", "CRITBINOM"):
     distribution(
         _name,
         spec="nnn",
@@ -592,7 +601,7 @@ def _negbinom_domain(f, s, p, c=None):
     return _num((f < 0) | (trunc(s) < 1) | (p <= 0) | (p >= 1))
 
 
-distribution("NEGBINOM.DIST", spec="nnnb", domain=_negbinom_domain, compute=_negbinom)
+distribution("_xlfn.NEGBINOM.DIST", spec="nnnb", domain=_negbinom_domain, compute=_negbinom)
 distribution(
     "NEGBINOMDIST",
     spec="nnn",
@@ -606,7 +615,7 @@ def _poisson(x, mean, c):
     return pick(c, sc.pdtr(x, mean), _stats().poisson.pmf(x, mean))
 
 
-for _name in ("POISSON.DIST", "POISSON"):
+for _name in ("_xlfn.POISSON.DIST", "POISSON"):
     distribution(
         _name,
         spec="nnb",
@@ -633,7 +642,7 @@ def _hypgeom_domain(s, n, big_k, big_n, c=None):
     )
 
 
-distribution("HYPGEOM.DIST", spec="nnnnb", domain=_hypgeom_domain, compute=_hypgeom)
+distribution("_xlfn.HYPGEOM.DIST", spec="nnnnb", domain=_hypgeom_domain, compute=_hypgeom)
 distribution(
     "HYPGEOMDIST",
     spec="nnnn",
@@ -679,7 +688,7 @@ distribution(
     compute=_permut,
 )
 distribution(
-    "PERMUTATIONA",
+    "_xlfn.PERMUTATIONA",
     spec="nn",
     domain=lambda n, k: _num((n < 0) | (k < 0)),
     compute=lambda n, k: np.power(trunc(n), trunc(k)),

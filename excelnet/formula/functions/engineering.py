@@ -21,14 +21,13 @@ import numpy as np
 import torch
 
 from excelnet.formula.functions.kit import (
-    arity,
     cellwise,
     on_numbers,
     scalar_numbers,
     strict_num,
     where_error,
 )
-from excelnet.formula.functions.registry import registrar
+from excelnet.formula.functions.registry import FUNCTIONS, registrar
 from excelnet.formula.parse import Error
 from excelnet.formula.values import Omitted, V, format_number, scalar, text_number, with_errors
 
@@ -50,10 +49,12 @@ def _toolpak_number(value) -> float | Error:
     return float(value)
 
 
-def _given(args: list[V]) -> list[V]:
-    """The arguments without trailing ones left out (ERF(1,), DEC2BIN(5,))."""
+def _given(args: list[V], name: str) -> list[V]:
+    """The arguments without trailing ones left out (ERF(1,), DEC2BIN(5,)): still as many as
+    the function takes (ERF(,) does not)."""
     while args and isinstance(args[-1], Omitted):
         args = args[:-1]
+    FUNCTIONS[name].args.check(name, args)
     return args
 
 
@@ -66,25 +67,22 @@ def _erf_of(ctx, name: str, args: list[V], fn) -> V:
     return with_errors(y, strict_num(ctx, y, errs))
 
 
-@excel("ERF")
+@excel("ERF", args="nn?")
 def f_erf(ctx, args):
     """ERF(lower) is erf(lower); ERF(lower, upper) is erf(upper) - erf(lower)."""
-    args = _given(args)
-    arity("ERF", args, 1, 2)
+    args = _given(args, "ERF")
     if len(args) == 1:
         return _erf_of(ctx, "ERF", args, torch.special.erf)
     return _erf_of(ctx, "ERF", args, lambda a, b: torch.special.erf(b) - torch.special.erf(a))
 
 
-@excel("ERF.PRECISE")
+@excel("_xlfn.ERF.PRECISE", args="n")
 def f_erf_precise(ctx, args):
-    arity("ERF.PRECISE", args, 1)
     return _erf_of(ctx, "ERF.PRECISE", args, torch.special.erf)
 
 
-@excel("ERFC", "ERFC.PRECISE")
+@excel("ERFC", "_xlfn.ERFC.PRECISE", args="n")
 def f_erfc(ctx, args):
-    arity("ERFC", args, 1)
     return _erf_of(ctx, "ERFC", args, torch.special.erfc)
 
 
@@ -93,19 +91,18 @@ def f_erfc(ctx, args):
 
 def _two(ctx, name: str, args: list[V], compare) -> V:
     """number and an optional second number (0 when left out), compared to 1 or 0."""
-    args = _given(args)
-    arity(name, args, 1, 2)
+    args = _given(args, name)
     if len(args) == 1:
         args = [args[0], scalar(0.0, ctx)]
     return on_numbers(ctx, args, lambda a, b: (compare(a, b).astype(float), None), False)
 
 
-@excel("GESTEP", gradient=False)
+@excel("GESTEP", args="nn?", gradient=False)
 def f_gestep(ctx, args):
     return _two(ctx, "GESTEP", args, np.greater_equal)
 
 
-@excel("DELTA", gradient=False)
+@excel("DELTA", args="nn?", gradient=False)
 def f_delta(ctx, args):
     return _two(ctx, "DELTA", args, np.equal)
 
@@ -123,10 +120,8 @@ def _bits_ok(*xs: np.ndarray) -> np.ndarray:
     return ok
 
 
-def _bitwise(name: str, op):
+def _bitwise(op):
     def f(ctx, args):
-        arity(name, args, 2)
-
         def compute(a, b):
             ok = _bits_ok(a, b)
             out = op(np.where(ok, a, 0).astype(np.int64), np.where(ok, b, 0).astype(np.int64))
@@ -137,9 +132,9 @@ def _bitwise(name: str, op):
     return f
 
 
-excel("BITAND", gradient=False)(_bitwise("BITAND", np.bitwise_and))
-excel("BITOR", gradient=False)(_bitwise("BITOR", np.bitwise_or))
-excel("BITXOR", gradient=False)(_bitwise("BITXOR", np.bitwise_xor))
+excel("_xlfn.BITAND", args="nn", gradient=False)(_bitwise(np.bitwise_and))
+excel("_xlfn.BITOR", args="nn", gradient=False)(_bitwise(np.bitwise_or))
+excel("_xlfn.BITXOR", args="nn", gradient=False)(_bitwise(np.bitwise_xor))
 
 
 def _shift(number: np.ndarray, places: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -152,15 +147,13 @@ def _shift(number: np.ndarray, places: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.where(ok, out, 0.0), where_error(~ok, "#NUM!")
 
 
-@excel("BITLSHIFT", gradient=False)
+@excel("_xlfn.BITLSHIFT", args="nn", gradient=False)
 def f_bitlshift(ctx, args):
-    arity("BITLSHIFT", args, 2)
     return on_numbers(ctx, args, _shift)
 
 
-@excel("BITRSHIFT", gradient=False)
+@excel("_xlfn.BITRSHIFT", args="nn", gradient=False)
 def f_bitrshift(ctx, args):
-    arity("BITRSHIFT", args, 2)
     return on_numbers(ctx, args, lambda n, s: _shift(n, -s))
 
 
@@ -225,11 +218,10 @@ def _conversion(source: str, target: str):
         return _write_digits(n, radix_out, *places)
 
     def f(ctx, args):
-        args = _given(args)
-        arity(name, args, 1, 1 if target == "DEC" else 2)
+        args = _given(args, name)
         return cellwise(ctx, args, "v" * len(args), convert)
 
-    excel(name, gradient=False)(f)
+    excel(name, args="v" if target == "DEC" else "vv?", gradient=False)(f)
 
 
 for _source in _RADIX:
@@ -467,8 +459,6 @@ def _bessel(name: str):
     fn, positive = _BESSEL[name]
 
     def f(ctx, args):
-        arity(name, args, 2)
-
         def compute(x, n):  # (x and n come broadcast to the result's shape)
             n = np.trunc(n)
             bad = (n < 0) | (n >= ORDER_LIMIT) | (positive & (x <= 0)) | ~np.isfinite(x)
@@ -482,7 +472,7 @@ def _bessel(name: str):
 
         return on_numbers(ctx, args, compute, booleans=False)
 
-    excel(name, gradient=False)(f)
+    excel(name, args="nn", gradient=False)(f)
 
 
 for _name in _BESSEL:
@@ -693,7 +683,4 @@ def _convert(number, source, target) -> float | Error:
     return (x * a.scale + a.offset - b.offset) / b.scale
 
 
-@excel("CONVERT", gradient=False)
-def f_convert(ctx, args):
-    arity("CONVERT", args, 3)
-    return cellwise(ctx, args, "vvv", _convert)
+excel("CONVERT", args="vvv", gradient=False, cellwise=True)(_convert)

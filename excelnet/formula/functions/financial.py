@@ -27,10 +27,15 @@ import numpy as np
 import torch
 
 from excelnet.formula import dates
-from excelnet.formula.functions.date import _day, _months, days360, days360_us, year_fraction
+from excelnet.formula.functions.date import (
+    add_months,
+    days360,
+    days360_us,
+    whole_day,
+    year_fraction,
+)
 from excelnet.formula.functions.distributions import Distribution
 from excelnet.formula.functions.kit import (
-    arity,
     cellwise,
     done,
     is_array,
@@ -38,7 +43,7 @@ from excelnet.formula.functions.kit import (
     power,
     row_errors,
 )
-from excelnet.formula.functions.registry import registrar
+from excelnet.formula.functions.registry import NEWER, registrar
 from excelnet.formula.numfmt import parse_number
 from excelnet.formula.parse import Error, FormulaError
 from excelnet.formula.values import (
@@ -78,14 +83,14 @@ def number_function(
 ):
     """Register a function of single numbers: a Distribution (Excel's coercions, the first error
     in argument order, `domain` errors, arrays and copied-down blocks element by element)."""
-    fn = Distribution(names[0], spec, compute, domain, defaults, grad, safe)
+    fn = Distribution(names[0].removeprefix(NEWER), spec, compute, domain, defaults, grad, safe)
     if not logicals:
         inner = fn
 
         def fn(ctx, args):
             return inner(ctx, [no_logicals(v) for v in args])
 
-    excel(*names, gradient=grad)(fn)
+    excel(*names, args=spec, gradient=grad)(fn)
 
 
 def single(v: V, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -165,7 +170,7 @@ TVM_SAFE = (0.1, 1.0, -1.0, 1.0, 0.0)
 
 number_function(
     "PMT",
-    spec="nnnnn",
+    spec="nnnn?n?",
     compute=_pmt,
     defaults=(0.0, 0.0),
     safe=TVM_SAFE,
@@ -173,7 +178,7 @@ number_function(
 )
 number_function(
     "PV",
-    spec="nnnnn",
+    spec="nnnn?n?",
     compute=_pv,
     defaults=(0.0, 0.0),
     safe=TVM_SAFE,
@@ -181,7 +186,7 @@ number_function(
 )
 number_function(
     "FV",
-    spec="nnnnn",
+    spec="nnnn?n?",
     compute=_fv,
     defaults=(0.0, 0.0),
     safe=TVM_SAFE,
@@ -189,7 +194,7 @@ number_function(
 )
 number_function(
     "NPER",
-    spec="nnnnn",
+    spec="nnnn?n?",
     compute=_nper,
     defaults=(0.0, 0.0),
     safe=(0.1, -1.0, 1.0, 0.0, 0.0),
@@ -224,7 +229,7 @@ def _ipmt(*args):
 
 number_function(
     "PPMT",
-    spec="nnnnnn",
+    spec="nnnnn?n?",
     compute=lambda *a: _principal(*a)[0],
     defaults=(0.0, 0.0),
     safe=(0.1, 1.0, 1.0, 1.0, 0.0, 0.0),
@@ -232,7 +237,7 @@ number_function(
 )
 number_function(
     "IPMT",
-    spec="nnnnnn",
+    spec="nnnnn?n?",
     compute=_ipmt,
     defaults=(0.0, 0.0),
     safe=(0.1, 1.0, 1.0, 1.0, 0.0, 0.0),
@@ -323,14 +328,14 @@ number_function(
     logicals=False,
 )
 number_function(
-    "RRI",
+    "_xlfn.RRI",
     spec="nnn",
     safe=(1.0, 1.0, 1.0),
     compute=lambda n, pv, fv: power(fv / pv, 1 / n) - 1,
     domain=lambda n, pv, fv: [((n <= 0) | (pv == 0), "#NUM!")],
 )
 number_function(
-    "PDURATION",
+    "_xlfn.PDURATION",
     spec="nnn",
     safe=(0.1, 1.0, 1.0),
     compute=lambda r, pv, fv: (torch.log(fv) - torch.log(pv)) / torch.log(1 + r),
@@ -357,10 +362,9 @@ def cash_flows(v: V, code: str, blank: float | str) -> tuple[torch.Tensor, np.nd
     return x, row_errors(with_errors(x, errs))
 
 
-@excel("FVSCHEDULE")
+@excel("FVSCHEDULE", args="nr")
 def f_fvschedule(ctx, args):
     """FVSCHEDULE(principal, schedule): principal · Π(1 + rate); blanks are 0%."""
-    arity("FVSCHEDULE", args, 2)
     principal, perr = to_number(args[0])
     rates, errs = cash_flows(args[1], "#VALUE!", 0.0)
     growth = torch.prod(as_rows(1 + rates), dim=1).reshape(-1, 1, 1)
@@ -370,11 +374,10 @@ def f_fvschedule(ctx, args):
 # -- cash flows --------------------------------------------------------------------------------
 
 
-@excel("NPV")
+@excel("NPV", args="nr{1,254}")
 def f_npv(ctx, args):
     """NPV(rate, value1, …): Σ value_i / (1+rate)^i over the numbers in order (text, logicals
     and blanks in ranges are skipped and take no period)."""
-    arity("NPV", args, 2, 255)
     rate, rate_err = single(args[0], "NPV")
     rate = as_rows(rate)
     bad = rate == -1
@@ -455,12 +458,11 @@ def _both_signs(x: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
     return ((x > 0) & counted).any(1, keepdim=True) & ((x < 0) & counted).any(1, keepdim=True)
 
 
-@excel("IRR")
+@excel("IRR", args="rn?")
 def f_irr(ctx, args):
     """IRR(values, [guess]): the rate r where Σ value_i/(1+r)^i = 0 (numbers only; text,
     logicals and blanks in ranges are skipped). Newton's method from the guess on the
     polynomial in v = 1/(1+r), which keeps r above −100%."""
-    arity("IRR", args, 1, 2)
     x, mask, errs = numbers(args[0])
     x = as_rows(x)
     counted = torch.ones_like(x, dtype=torch.bool) if mask is None else as_rows(mask)
@@ -503,11 +505,10 @@ def _dated(ctx, values: V, when: V, code: str, blank: float | str):
     return x, days.to(x.dtype), wrong, errs
 
 
-@excel("XNPV")
+@excel("XNPV", args="nrr")
 def f_xnpv(ctx, args):
     """XNPV(rate, values, dates): Σ value_i / (1+rate)^((date_i − date_1)/365), dates taken as
     whole days; every value must be a number, and the rate above 0 (as in Excel)."""
-    arity("XNPV", args, 3)
     rate, rate_err = single(args[0], "XNPV")
     x, days, wrong, errs = _dated(ctx, args[1], args[2], "#NUM!", "#NUM!")
     rate = as_rows(rate)
@@ -520,13 +521,12 @@ def f_xnpv(ctx, args):
     return done(ctx, out, [rate_err, *errs])
 
 
-@excel("XIRR")
+@excel("XIRR", args="rrn?")
 def f_xirr(ctx, args):
     """XIRR(values, dates, [guess]): the rate where XNPV is 0 (blanks count as 0; text and
     logicals are #VALUE!). Newton's method on u = ln(1+r), which keeps r above −100%, each step
     at most 1 (far from the root XNPV is nearly flat in u), at most 100 steps, to a step below
     1e-8 as Excel documents; a root that rounds to −100% is #NUM!."""
-    arity("XIRR", args, 2, 3)
     x, days, wrong, errs = _dated(ctx, args[0], args[1], "#VALUE!", 0.0)
     guess, gerr = _guess(ctx, args, 2, x, "XIRR")
     t = days / 365
@@ -547,12 +547,11 @@ def f_xirr(ctx, args):
     return done(ctx, r.reshape(-1, 1, 1), [*errs, gerr])
 
 
-@excel("MIRR")
+@excel("MIRR", args="rnn")
 def f_mirr(ctx, args):
     """MIRR(values, finance_rate, reinvest_rate): (−FV of the inflows at the reinvestment rate
     / PV of the outflows at the finance rate)^(1/(n−1)) − 1, over the numbers in order (text,
     logicals and blanks in ranges are skipped)."""
-    arity("MIRR", args, 3)
     x, mask, errs = numbers(args[0])
     finance, ferr = single(args[1], "MIRR")
     reinvest, rerr = single(args[2], "MIRR")
@@ -586,13 +585,12 @@ def _rate_equation(r, n, pmt, pv, fv, due):
     return pv * q + pmt * (1 + r * due) * a + fv
 
 
-@excel("RATE")
+@excel("RATE", args="nnnn?n?n?")
 def f_rate(ctx, args):
     """RATE(nper, pmt, pv, [fv], [type], [guess]): the rate per period that solves the TVM
     equation, by Newton's method from the guess (10%); #NUM! where an iterate falls to −100%
     or below, or no step falls below 1e-7 within 50 (Excel documents 20, yet its own answers
     take up to 26 from 10%)."""
-    arity("RATE", args, 3, 6)
     parts, errs = [], []
     for i, default in enumerate((None, None, None, 0.0, 0.0)):
         if i < len(args) and not isinstance(args[i], Omitted):
@@ -676,7 +674,7 @@ def _ddb(cost, salvage, life, period, factor):
 
 number_function(
     "DB",
-    spec="nnnnn",
+    spec="nnnnn?",
     defaults=(12.0,),
     grad=False,
     safe=(),
@@ -698,7 +696,7 @@ number_function(
 )
 number_function(
     "DDB",
-    spec="nnnnn",
+    spec="nnnnn?",
     defaults=(2.0,),
     grad=False,
     safe=(),
@@ -731,15 +729,15 @@ def atp_number(x) -> float | Error:
     return 0.0 if x is None else float(x)
 
 
-def securities(name: str, lo: int, hi: int, letters: str):
-    """Register a securities function of Analysis ToolPak arguments: `letters` says per argument
-    'd' a date (whole days, within Excel's calendar), 'n' a number, 'i' a whole number
-    (truncated), 'b' a logical (TRUE when left out)."""
+def securities(name: str, spec: str):
+    """Register a securities function of Analysis ToolPak arguments: `spec` its parameters as
+    registry.py writes them, 'n' a number and 'b' a logical (TRUE when left out), with two
+    kinds of number of the ToolPak's own: 'd' a date (whole days, within Excel's calendar) and
+    'i' a whole number (truncated)."""
+    letters = spec.replace("?", "")
 
     def register(fn):
         def f(ctx, args):
-            arity(name, args, lo, hi)
-
             def element(*raw):
                 values = []
                 for letter, x in zip(letters, raw, strict=False):
@@ -750,7 +748,7 @@ def securities(name: str, lo: int, hi: int, letters: str):
                     if isinstance(n, Error):
                         return n
                     if letter == "d":
-                        n = _day(n)
+                        n = whole_day(n)
                         if n is None:
                             return NUM_ERROR
                     values.append(math.trunc(n) if letter == "i" else n)
@@ -759,7 +757,7 @@ def securities(name: str, lo: int, hi: int, letters: str):
 
             return cellwise(ctx, args, "v" * len(args), element)
 
-        excel(name, gradient=False)(f)
+        excel(name, args=spec.replace("d", "n").replace("i", "n"), gradient=False)(f)
         return fn
 
     return register
@@ -776,7 +774,7 @@ def _invalid(basis: int, *positive: float) -> bool:
     return not 0 <= basis <= 4 or any(x <= 0 for x in positive)
 
 
-@securities("ACCRINTM", 4, 5, "ddnni")
+@securities("ACCRINTM", "ddnni?")
 def accrintm(issue, settlement, rate, par, basis):
     """Interest accrued from issue to maturity: par · rate · the year fraction."""
     if issue >= settlement or _invalid(basis, rate, par):
@@ -784,7 +782,7 @@ def accrintm(issue, settlement, rate, par, basis):
     return par * rate * year_fraction(issue, settlement, basis)
 
 
-@securities("DISC", 4, 5, "ddnni")
+@securities("DISC", "ddnni?")
 def disc(settlement, maturity, price, redemption, basis):
     """The discount rate: (redemption − price)/redemption per year to maturity."""
     if settlement >= maturity or _invalid(basis, price, redemption):
@@ -792,7 +790,7 @@ def disc(settlement, maturity, price, redemption, basis):
     return (redemption - price) / redemption / year_fraction(settlement, maturity, basis)
 
 
-@securities("INTRATE", 4, 5, "ddnni")
+@securities("INTRATE", "ddnni?")
 def intrate(settlement, maturity, investment, redemption, basis):
     """The interest rate of a fully invested security: (redemption − investment)/investment
     per year to maturity."""
@@ -816,7 +814,7 @@ def _is_month_end(day: int) -> bool:
     return d == dates.days_in_month(y, m)
 
 
-@securities("ACCRINT", 6, 8, "dddnniib")
+@securities("ACCRINT", "dddnnii?b?")
 def accrint(issue, first, settlement, rate, par, frequency, basis, whole_periods):
     """Interest accrued on a security paying periodic coupons: par · rate/frequency · Σ
     (days accrued in each quasi-coupon period / that period's length), the periods stepping
@@ -828,7 +826,7 @@ def accrint(issue, first, settlement, rate, par, frequency, basis, whole_periods
     months, month_end = 12 // frequency, _is_month_end(first)
 
     def shift(day, n):
-        moved = _months(day, n, month_end)
+        moved = add_months(day, n, month_end)
         if isinstance(moved, Error):
             raise ValueError(moved)
         return int(moved)

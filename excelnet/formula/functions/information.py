@@ -11,7 +11,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import arity
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.values import (
     BLANK,
@@ -57,7 +56,6 @@ def _is(
     on the numbers of a value while training, where errors are non-finite numbers."""
 
     def f(ctx, args):
-        arity(name, args, 1)
         v = args[0]
         if training is not None and not ctx.strict and v.numeric():
             hit = training(v.x)
@@ -65,7 +63,7 @@ def _is(
             hit = torch.as_tensor(test(v.kinds(), v.texts()), device=v.x.device)
         return V(hit.to(ctx.dtype), BOOL)
 
-    excel(name, gradient=False)(f)
+    excel(name, args="e", gradient=False)(f)
 
 
 _is("ISNUMBER", lambda k, t: k == NUM, torch.isfinite)
@@ -77,9 +75,8 @@ _is("ISERR", lambda k, t: (k == ERR) & (t != "#N/A"), lambda x: ~torch.isfinite(
 _is("ISNA", lambda k, t: (k == ERR) & (t == "#N/A"), torch.isnan)
 
 
-@excel("ISBLANK", gradient=False)
+@excel("ISBLANK", args="e", gradient=False)
 def f_isblank(ctx, args):
-    arity("ISBLANK", args, 1)
     v = args[0]
     blank = v.kinds() == BLANK if v.ref else np.zeros(v.shape, bool)
     return V(torch.as_tensor(blank, dtype=ctx.dtype, device=ctx.device), BOOL)
@@ -90,7 +87,6 @@ def _parity(name: str, odd: bool) -> None:
     boolean is #VALUE!."""
 
     def f(ctx, args):
-        arity(name, args, 1)
         v = args[0]
         x, errs = to_number(v)
         if not v.numeric():
@@ -99,17 +95,16 @@ def _parity(name: str, odd: bool) -> None:
         hit = torch.remainder(torch.trunc(x), 2) == (1 if odd else 0)
         return with_errors(hit.to(ctx.dtype), errs, BOOL)
 
-    excel(name, gradient=False)(f)
+    excel(name, args="n", gradient=False)(f)
 
 
 _parity("ISODD", True)
 _parity("ISEVEN", False)
 
 
-@excel("N")
+@excel("N", args="v")
 def f_n(ctx, args):
     """A number as it is, TRUE/FALSE as 1/0, anything else 0; errors stay."""
-    arity("N", args, 1)
     v = args[0]
     if v.numeric():
         return V(v.x)
@@ -119,9 +114,8 @@ def f_n(ctx, args):
     return with_errors(x, errors_of(v))
 
 
-@excel("TYPE", gradient=False)
+@excel("TYPE", args="e", gradient=False)
 def f_type(ctx, args):
-    arity("TYPE", args, 1)
     v = args[0]
     n = v.shape[0]
     if v.shape[1] * v.shape[2] > 1:
@@ -133,9 +127,8 @@ def f_type(ctx, args):
     return V(torch.as_tensor(out, dtype=ctx.dtype, device=ctx.device))
 
 
-@excel("ERROR.TYPE", gradient=False)
+@excel("ERROR.TYPE", args="e", gradient=False)
 def f_error_type(ctx, args):
-    arity("ERROR.TYPE", args, 1)
     v = args[0]
     errs = errors_of(v)
     codes = np.full(v.shape, None, dtype=object) if errs is None else errs
@@ -144,7 +137,6 @@ def f_error_type(ctx, args):
     return with_errors(x, np.where(number == 0, "#N/A", None))
 
 
-@excel("NA", gradient=False)
+@excel("NA", args="", gradient=False)
 def f_na(ctx, args):
-    arity("NA", args, 0)
     return error_value("#N/A", (1, 1, 1), ctx)

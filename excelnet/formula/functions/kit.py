@@ -9,7 +9,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from excelnet.formula.parse import FormulaError
 from excelnet.formula.values import (
     BLANK,
     NUM,
@@ -19,6 +18,7 @@ from excelnet.formula.values import (
     errors_of,
     first_error,
     from_python,
+    to_bool,
     to_number,
     to_text,
     with_errors,
@@ -147,19 +147,11 @@ def done(ctx: Ctx, x: torch.Tensor, errs: list) -> V:
     return with_errors(x, strict_num(ctx, x, first_error(shape, *errs)))
 
 
-def arity(name: str, args: list, lo: int, hi: int | None = None) -> None:
-    hi = lo if hi is None else hi
-    if not lo <= len(args) <= hi:
-        want = str(lo) if lo == hi else f"{lo} to {hi if hi < 99 else 'many'}"
-        raise FormulaError(f"{name} takes {want} argument(s), not {len(args)}")
-
-
 def elementwise(fn: Callable[[torch.Tensor], torch.Tensor], domain=None, smooth=None):
     """A one-argument function; `domain` marks where it is defined (else #NUM!), `smooth`
     where its derivative is finite."""
 
     def f(ctx, args):
-        arity("function", args, 1)
         x, errs = to_number(args[0])
         if domain is not None and ctx.strict:
             bad = (~domain(x)).cpu().numpy()
@@ -191,19 +183,26 @@ def _spread(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def elements(v: V, how: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
-    """v's elements as Python values over `shape` (Excel's array expansion), with their errors:
-    how "t" as text (numbers written as a formula writes them), "n" as numbers (numeric text
-    read, booleans 0/1, blanks 0; other text #VALUE!), "v" as they are (float, bool, str, None
-    for blank, Error). An omitted argument is "" / 0 / None."""
+    """v's elements as Python values over `shape` (Excel's array expansion), with their errors,
+    converted as the parameter letter `how` says (registry.py: the vocabulary): "t" text
+    (numbers written as a formula writes them), "n" numbers (numeric text read, booleans 0/1,
+    blanks 0; other text #VALUE!), "b" logicals (bool), "v" and "e" as they are (float, bool,
+    str, None for blank, Error). An omitted argument is "" / 0 / FALSE / None."""
     from excelnet.formula.parse import Error
 
     if isinstance(v, Omitted):
-        return np.full(shape, {"t": "", "n": 0.0, "v": None}[how], dtype=object), None
+        empty = {"t": "", "n": 0.0, "b": False, "v": None, "e": None}[how]
+        return np.full(shape, empty, dtype=object), None
     if how == "t":
         vals, errs = to_text(v)
     elif how == "n":
         x, errs = to_number(v)
         vals = x.detach().cpu().numpy().astype(object)
+    elif how == "b":
+        b, errs = to_bool(v)
+        vals = b.cpu().numpy().astype(object)
+    elif how not in ("v", "e"):
+        raise ValueError(f"no element by element reading of parameter kind {how!r}")
     else:
         k, x, t = v.kinds(), v.x.detach().cpu().numpy(), v.texts()
         vals = np.empty(v.shape, dtype=object)
@@ -223,17 +222,18 @@ def elements(v: V, how: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, n
     return vals, errs
 
 
-def cellwise(ctx: Ctx, args: list[V], how: str, fn, lazy: tuple[int, ...] = ()) -> V:
+def cellwise(ctx: Ctx, args: list[V], how: str, fn) -> V:
     """fn applied to each element of the arguments (expanded to a common shape as Excel expands
-    arrays), each argument converted as `how` says (one letter per argument, see `elements`).
-    An element whose arguments hold an error is the first of them (argument order), except for
-    the `lazy` arguments, which fn receives as they are (Error values included). fn returns a
-    float, bool, str or Error."""
+    arrays), each argument converted as `how` says: one parameter letter per argument (the
+    vocabulary of registry.py; see `elements`). An element whose arguments hold an error is the
+    first of them (argument order), except for the "e" arguments, which fn receives as they are
+    (Error values included). fn returns a float, bool, str or Error. A function registered with
+    cellwise=True is this, its letters from its registration."""
     from excelnet.formula.parse import Error
 
     shape = tuple(max(v.shape[i] for v in args) for i in range(3))
     cols = [elements(v, h, shape) for v, h in zip(args, how, strict=True)]
-    checked = [e for k, (_, e) in enumerate(cols) if k not in lazy and e is not None]
+    checked = [e for h, (_, e) in zip(how, cols, strict=True) if h != "e" and e is not None]
     out = np.empty(shape, dtype=object)
     for idx in np.ndindex(*shape):
         err = next((e[idx] for e in checked if e[idx] is not None), None)

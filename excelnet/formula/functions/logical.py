@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import arity, is_array, row_errors
+from excelnet.formula.functions.kit import is_array, row_errors
 from excelnet.formula.functions.operators import compare
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import FormulaError
@@ -70,9 +70,8 @@ def _not_available(ctx: Ctx, shape) -> V:
     return V(torch.full(shape, float("nan"), dtype=ctx.dtype, device=ctx.device))
 
 
-@excel("IF")
+@excel("IF", args="be?e?")
 def f_if(ctx, args):
-    arity("IF", args, 1, 3)
     cond = args[0]
     yes = args[1] if len(args) > 1 else _logical_value(True, ctx)
     no = args[2] if len(args) > 2 else _logical_value(False, ctx)
@@ -106,7 +105,7 @@ def _first_true(tests: list[tuple[torch.Tensor, np.ndarray | None]], shape):
     return which, errs
 
 
-@excel("IFS")
+@excel("_xlfn.IFS")
 def f_ifs(ctx, args):
     if len(args) < 2 or len(args) % 2:
         raise FormulaError("IFS takes pairs of a condition and a value")
@@ -116,7 +115,7 @@ def f_ifs(ctx, args):
     return select(which, list(args[1::2]) + [_not_available(ctx, shape)], errs)
 
 
-@excel("SWITCH")
+@excel("_xlfn.SWITCH")
 def f_switch(ctx, args):
     if len(args) < 3:
         raise FormulaError("SWITCH takes an expression and pairs of a value and a result")
@@ -136,7 +135,6 @@ def _if_error(ctx, args, name: str, caught) -> V:
     """IFERROR and IFNA: alt where value is an error that `caught` (codes → bool) accepts.
     While training, errors that are still non-finite numbers count too (NaN alone for
     IFNA)."""
-    arity(name, args, 2)
     v, alt = args
     errs = errors_of(v)
     if errs is None and (ctx.strict or not v.numeric()):
@@ -151,12 +149,12 @@ def _if_error(ctx, args, name: str, caught) -> V:
     return select(mask.to(torch.int8), [v, alt])
 
 
-@excel("IFERROR")
+@excel("IFERROR", args="ev")
 def f_iferror(ctx, args):
     return _if_error(ctx, args, "IFERROR", lambda e: e != None)  # noqa: E711
 
 
-@excel("IFNA")
+@excel("_xlfn.IFNA", args="ev")
 def f_ifna(ctx, args):
     return _if_error(ctx, args, "IFNA", lambda e: e == "#N/A")
 
@@ -203,35 +201,32 @@ def _logical(ctx, args, name, combine) -> V:
     return with_errors(x, first_error(shape, *errs), BOOL)
 
 
-@excel("AND", gradient=False)
+@excel("AND", args="r+", gradient=False)
 def f_and(ctx, args):
     return _logical(ctx, args, "AND", lambda t, s: t == s)
 
 
-@excel("OR", gradient=False)
+@excel("OR", args="r+", gradient=False)
 def f_or(ctx, args):
     return _logical(ctx, args, "OR", lambda t, s: t > 0)
 
 
-@excel("XOR", gradient=False)
+@excel("_xlfn.XOR", args="r+", gradient=False)
 def f_xor(ctx, args):
     return _logical(ctx, args, "XOR", lambda t, s: t % 2 == 1)
 
 
-@excel("NOT", gradient=False)
+@excel("NOT", args="b", gradient=False)
 def f_not(ctx, args):
-    arity("NOT", args, 1)
     b, errs = to_bool(args[0])
     return with_errors((~b).to(ctx.dtype), errs, BOOL)
 
 
-@excel("TRUE", gradient=False)
+@excel("TRUE", args="", gradient=False)
 def f_true(ctx, args):
-    arity("TRUE", args, 0)
     return _logical_value(True, ctx)
 
 
-@excel("FALSE", gradient=False)
+@excel("FALSE", args="", gradient=False)
 def f_false(ctx, args):
-    arity("FALSE", args, 0)
     return _logical_value(False, ctx)

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from excelnet.formula.functions.criteria import wildcard
-from excelnet.formula.functions.kit import arity
 from excelnet.formula.functions.logical import select
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.parse import FormulaError
@@ -409,9 +408,8 @@ def _positions(ctx: Ctx, key: V, idx: torch.Tensor, errs: list) -> V:
 # -- the functions ------------------------------------------------------------------------------
 
 
-@excel("MATCH", gradient=False)
+@excel("MATCH", args="vrn?", gradient=False)
 def f_match(ctx, args):
-    arity("MATCH", args, 2, 3)
     key, vec = args[0], args[1]
     kind, e_kind = _mode(args[2] if len(args) == 3 else None, 1.0)
     if not _is_vector(vec):
@@ -426,9 +424,8 @@ def f_match(ctx, args):
     return _positions(ctx, key, _by_mode(how, find), [errors_of(key), e_kind])
 
 
-@excel("XMATCH", gradient=False)
+@excel("_xlfn.XMATCH", args="vrn?n?", gradient=False)
 def f_xmatch(ctx, args):
-    arity("XMATCH", args, 2, 4)
     key, vec = args[0], args[1]
     key = _blank(ctx) if isinstance(key, Omitted) else key
     modes, errs = _x_modes(args, 2)
@@ -459,7 +456,6 @@ def _x_cached(key: V, vec: V, match: int, search: int) -> torch.Tensor:
 
 
 def _vlookup(ctx: Ctx, args: list[V], name: str, horizontal: bool) -> V:
-    arity(name, args, 3, 4)
     key, table, col = args[0], args[1], args[2]
     approximate, e_approx = _mode(args[3] if len(args) == 4 else None, 1.0)
     table = transposed(table) if horizontal else table
@@ -482,22 +478,21 @@ def _vlookup(ctx: Ctx, args: list[V], name: str, horizontal: bool) -> V:
     return _finish(ctx, v, errs, [(c < 0, "#VALUE!"), (c >= width, "#REF!")])
 
 
-@excel("VLOOKUP")
+@excel("VLOOKUP", args="vrnn?")
 def f_vlookup(ctx, args):
     return _vlookup(ctx, args, "VLOOKUP", False)
 
 
-@excel("HLOOKUP")
+@excel("HLOOKUP", args="vrnn?")
 def f_hlookup(ctx, args):
     return _vlookup(ctx, args, "HLOOKUP", True)
 
 
-@excel("LOOKUP")
+@excel("LOOKUP", args="vrr?")
 def f_lookup(ctx, args):
     """The vector form LOOKUP(key, vector, results) and the array form LOOKUP(key, array):
     search the first row of an array wider than tall, else its first column, and give the
     last row's (column's) value."""
-    arity("LOOKUP", args, 2, 3)
     key, vec = args[0], args[1]
     if len(args) == 3:
         result = args[2]
@@ -516,12 +511,11 @@ def f_lookup(ctx, args):
     return _finish(ctx, v, [errors_of(key)], checks)
 
 
-@excel("XLOOKUP")
+@excel("_xlfn.XLOOKUP", args="vrrv?n?n?")
 def f_xlookup(ctx, args):
     """XLOOKUP(key, lookup_vector, return_array, [if_not_found], [match_mode], [search_mode]):
     from a return array with as many rows as a lookup column (columns as a lookup row), the
     row (column) at the key's position."""
-    arity("XLOOKUP", args, 3, 6)
     key, vec, ret = args[0], args[1], args[2]
     key = _blank(ctx) if isinstance(key, Omitted) else key
     modes, errs = _x_modes(args, 4)
@@ -567,11 +561,10 @@ def _index_numbers(ctx: Ctx, v: V | None):
     return x.to(torch.int64), errs, bool(zero.all())
 
 
-@excel("INDEX")
+@excel("INDEX", args="rnn?n?")
 def f_index(ctx, args):
     """INDEX(array, row, [column], [area]) as a value: the element, or with 0 for a row or a
     column, the whole column or row. (INDEX as a reference, A1:INDEX(…), is the compiler's.)"""
-    arity("INDEX", args, 2, 4)
     arr = args[0]
     _, h, w = arr.shape
     if len(args) == 2 and h == 1 and w > 1:  # INDEX({1,2,3}, 2): the column of a single row
@@ -597,10 +590,8 @@ def f_index(ctx, args):
     return _finish(ctx, v, errs, checks, ref=arr.ref)
 
 
-@excel("CHOOSE")
+@excel("CHOOSE", args="nv+")
 def f_choose(ctx, args):
-    if len(args) < 2:
-        raise FormulaError("CHOOSE takes an index and at least one value")
     i, errs = to_number(args[0])
     options = args[1:]
     which = torch.trunc(torch.nan_to_num(i.detach(), nan=0.0)) - 1
@@ -610,9 +601,8 @@ def f_choose(ctx, args):
     return _finish(ctx, v, [errs], [(bad, "#VALUE!")], ref=all(o.ref for o in options))
 
 
-@excel("TRANSPOSE")
+@excel("TRANSPOSE", args="r", array_result=True)
 def f_transpose(ctx, args):
-    arity("TRANSPOSE", args, 1)
     return transposed(args[0])
 
 
@@ -635,10 +625,9 @@ def _address(row: int, col: int, absolute: int, a1: bool, sheet: str | None) -> 
     return f"{sheet}!{where}"
 
 
-@excel("ADDRESS", gradient=False)
+@excel("ADDRESS", args="nnn?b?t?", gradient=False)
 def f_address(ctx, args):
     """ADDRESS(row, column, [abs 1-4], [A1 style], [sheet]): a reference as text."""
-    arity("ADDRESS", args, 2, 5)
     shape = array_shape(*args)
     row, e_row = to_number(spread(args[0], shape))
     col, e_col = to_number(spread(args[1], shape))

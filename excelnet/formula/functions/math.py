@@ -15,9 +15,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 import numpy as np
 import torch
 
-from excelnet.formula.functions.criteria import conditional
+from excelnet.formula.functions.criteria import conditional, sum_range_shape
 from excelnet.formula.functions.kit import (
-    arity,
     divide,
     done,
     elementwise,
@@ -62,7 +61,7 @@ WHOLE_LIMIT = 2.0**53  # GCD, LCM, BASE: integers beyond this are #NUM!
 # -- sums and products --------------------------------------------------------------------------
 
 
-@excel("SUM", unions=True)
+@excel("SUM", args="r+", unions=True)
 def f_sum(ctx, args):
     total, errs = None, []
     for v in args:
@@ -73,7 +72,7 @@ def f_sum(ctx, args):
     return done(ctx, total, errs)
 
 
-@excel("SUMSQ", unions=True)
+@excel("SUMSQ", args="r+", unions=True)
 def f_sumsq(ctx, args):
     total, errs = None, []
     for v in args:
@@ -84,7 +83,7 @@ def f_sumsq(ctx, args):
     return done(ctx, total, errs)
 
 
-@excel("PRODUCT", unions=True)
+@excel("PRODUCT", args="r+", unions=True)
 def f_product(ctx, args):
     """The product of the numbers (0 when there are none)."""
     total, counted, errs = None, None, []
@@ -111,7 +110,7 @@ def _has_numbers(v: V, mask: torch.Tensor | None):
     return mask.reshape(mask.shape[0], -1).any(dim=1).reshape(-1, 1, 1)
 
 
-@excel("SUMPRODUCT")
+@excel("SUMPRODUCT", args="r+")
 def f_sumproduct(ctx, args):
     shapes = {v.shape[1:] for v in args}
     n = max(v.shape[0] for v in args)
@@ -132,10 +131,9 @@ def f_sumproduct(ctx, args):
     return done(ctx, reduce_rows(prod), errs)
 
 
-def _paired(ctx, name: str, args: list[V], term) -> V:
+def _paired(ctx, args: list[V], term) -> V:
     """SUMXMY2, SUMX2MY2, SUMX2PY2: term(x, y) summed over the pairs where both are numbers;
     the two arrays pair up element by element in reading order (#N/A if their sizes differ)."""
-    arity(name, args, 2)
     a, b = args
     n = max(a.shape[0], b.shape[0])
     size = a.shape[1] * a.shape[2]
@@ -157,15 +155,14 @@ def _flat(v: V, size: int) -> V:
     return V(v.x.reshape(v.shape[0], 1, size), kind, text, v.ref)
 
 
-excel("SUMXMY2")(lambda ctx, args: _paired(ctx, "SUMXMY2", args, lambda x, y: (x - y) ** 2))
-excel("SUMX2MY2")(lambda ctx, args: _paired(ctx, "SUMX2MY2", args, lambda x, y: x * x - y * y))
-excel("SUMX2PY2")(lambda ctx, args: _paired(ctx, "SUMX2PY2", args, lambda x, y: x * x + y * y))
+excel("SUMXMY2", args="rr")(lambda ctx, args: _paired(ctx, args, lambda x, y: (x - y) ** 2))
+excel("SUMX2MY2", args="rr")(lambda ctx, args: _paired(ctx, args, lambda x, y: x * x - y * y))
+excel("SUMX2PY2", args="rr")(lambda ctx, args: _paired(ctx, args, lambda x, y: x * x + y * y))
 
 
-@excel("SERIESSUM")
+@excel("SERIESSUM", args="nnnr")
 def f_seriessum(ctx, args):
     """Σ aᵢ·x^(n+i·m): a power series, differentiable in x and the coefficients."""
-    arity("SERIESSUM", args, 4)
     (x, n, m), errs = scalar_numbers(args[:3], booleans=False)
     coef = args[3]
     size = coef.shape[1] * coef.shape[2]
@@ -189,9 +186,8 @@ def f_seriessum(ctx, args):
     return with_errors(y, strict_num(ctx, y, errs))
 
 
-@excel("MMULT")
+@excel("MMULT", args="rr", array_result=True)
 def f_mmult(ctx, args):
-    arity("MMULT", args, 2)
     a, b = args
     if a.shape[2] != b.shape[1] or not a.numeric() or not b.numeric():
         n = max(a.shape[0], b.shape[0])
@@ -202,28 +198,25 @@ def f_mmult(ctx, args):
 # -- powers, logarithms, roots ------------------------------------------------------------------
 
 
-@excel("ABS")
+@excel("ABS", args="n")
 def f_abs(ctx, args):
-    arity("ABS", args, 1)
     x, errs = to_number(args[0])
     return with_errors(torch.abs(x), errs)
 
 
-@excel("PI")
+@excel("PI", args="")
 def f_pi(ctx, args):
-    arity("PI", args, 0)
     return V(torch.full((1, 1, 1), math.pi, dtype=ctx.dtype, device=ctx.device))
 
 
-excel("EXP")(elementwise(torch.exp, smooth=lambda x: x < 709))
-excel("LN")(elementwise(torch.log, lambda x: x > 0, lambda x: x > 0))
-excel("LOG10")(elementwise(torch.log10, lambda x: x > 0, lambda x: x > 0))
-excel("SQRT")(elementwise(torch.sqrt, lambda x: x >= 0, lambda x: x > 0))
+excel("EXP", args="n")(elementwise(torch.exp, smooth=lambda x: x < 709))
+excel("LN", args="n")(elementwise(torch.log, lambda x: x > 0, lambda x: x > 0))
+excel("LOG10", args="n")(elementwise(torch.log10, lambda x: x > 0, lambda x: x > 0))
+excel("SQRT", args="n")(elementwise(torch.sqrt, lambda x: x >= 0, lambda x: x > 0))
 
 
-@excel("SQRTPI")
+@excel("SQRTPI", args="n")
 def f_sqrtpi(ctx, args):
-    arity("SQRTPI", args, 1)
     (x,), errs = scalar_numbers(args, booleans=False)
     if ctx.strict:
         errs = first_error(x.shape, errs, where_error((x < 0).cpu().numpy(), "#NUM!"))
@@ -231,9 +224,8 @@ def f_sqrtpi(ctx, args):
     return with_errors(y, strict_num(ctx, y, errs))
 
 
-@excel("LOG")
+@excel("LOG", args="nn?")
 def f_log(ctx, args):
-    arity("LOG", args, 1, 2)
     x, ex = to_number(args[0])
     b, eb = second(args, x, 10.0)
     y = divide(guarded(torch.log, x > 0, x), guarded(torch.log, b > 0, b))
@@ -248,21 +240,19 @@ def f_log(ctx, args):
     return with_errors(y, strict_num(ctx, y, errs))
 
 
-@excel("POWER")
+@excel("POWER", args="nn")
 def f_power(ctx, args):
-    arity("POWER", args, 2)
     return arithmetic("^", args[0], args[1], ctx)
 
 
 # -- trigonometry -------------------------------------------------------------------------------
 
 
-def _unary(name: str, fn, num_ok=None, smooth=None, div0=None):
+def _unary(fn, num_ok=None, smooth=None, div0=None):
     """A one-argument continuous function: #NUM! outside `num_ok`, #DIV/0! where `div0`, a
     finite gradient where `smooth` (each a predicate on the tensor, or None for everywhere)."""
 
     def f(ctx, args):
-        arity(name, args, 1)
         x, errs = to_number(args[0])
         if ctx.strict:
             if div0 is not None:
@@ -299,31 +289,36 @@ for _name, _fn, _num_ok, _smooth, _div0 in [
     ("SIN", torch.sin, _angle, None, None),
     ("COS", torch.cos, _angle, None, None),
     ("TAN", torch.tan, _angle, None, None),
-    ("COT", lambda x: 1 / torch.tan(x), _angle, _nonzero, _zero),
-    ("CSC", lambda x: 1 / torch.sin(x), _angle, _nonzero, _zero),
-    ("SEC", lambda x: 1 / torch.cos(x), _angle, None, None),
+    ("_xlfn.COT", lambda x: 1 / torch.tan(x), _angle, _nonzero, _zero),
+    ("_xlfn.CSC", lambda x: 1 / torch.sin(x), _angle, _nonzero, _zero),
+    ("_xlfn.SEC", lambda x: 1 / torch.cos(x), _angle, None, None),
     ("ASIN", torch.asin, lambda x: torch.abs(x) <= 1, _inside, None),
     ("ACOS", torch.acos, lambda x: torch.abs(x) <= 1, _inside, None),
     ("ATAN", torch.atan, None, None, None),
-    ("ACOT", lambda x: math.pi / 2 - torch.atan(x), None, None, None),
+    ("_xlfn.ACOT", lambda x: math.pi / 2 - torch.atan(x), None, None, None),
     ("SINH", torch.sinh, None, lambda x: torch.abs(x) < 710, None),
     ("COSH", torch.cosh, None, lambda x: torch.abs(x) < 710, None),
     ("TANH", torch.tanh, None, None, None),
-    ("COTH", lambda x: 1 / torch.tanh(x), _angle, _nonzero, _zero),
-    ("CSCH", lambda x: 1 / torch.sinh(x), _angle, lambda x: (x != 0) & (torch.abs(x) < 710), _zero),
-    ("SECH", lambda x: 1 / torch.cosh(x), _angle, lambda x: torch.abs(x) < 710, None),
+    ("_xlfn.COTH", lambda x: 1 / torch.tanh(x), _angle, _nonzero, _zero),
+    (
+        "_xlfn.CSCH",
+        lambda x: 1 / torch.sinh(x),
+        _angle,
+        lambda x: (x != 0) & (torch.abs(x) < 710),
+        _zero,
+    ),
+    ("_xlfn.SECH", lambda x: 1 / torch.cosh(x), _angle, lambda x: torch.abs(x) < 710, None),
     ("ASINH", torch.asinh, None, None, None),
     ("ACOSH", torch.acosh, lambda x: x >= 1, lambda x: x > 1, None),
     ("ATANH", torch.atanh, _inside, _inside, None),
-    ("ACOTH", lambda x: torch.atanh(1 / x), _outside, _outside, None),
+    ("_xlfn.ACOTH", lambda x: torch.atanh(1 / x), _outside, _outside, None),
 ]:
-    excel(_name)(_unary(_name, _fn, _num_ok, _smooth, _div0))
+    excel(_name, args="n")(_unary(_fn, _num_ok, _smooth, _div0))
 
 
-@excel("ATAN2")
+@excel("ATAN2", args="nn")
 def f_atan2(ctx, args):
     """ATAN2(x, y): the angle of the point (x, y); #DIV/0! at the origin."""
-    arity("ATAN2", args, 2)
     (x, y), errs = scalar_numbers(args)
     origin = (x == 0) & (y == 0)
     if ctx.strict:
@@ -335,16 +330,14 @@ def f_atan2(ctx, args):
     return with_errors(a, strict_num(ctx, a, errs))
 
 
-@excel("DEGREES")
+@excel("DEGREES", args="n")
 def f_degrees(ctx, args):
-    arity("DEGREES", args, 1)
     x, errs = to_number(args[0])
     return with_errors(x * (180 / math.pi), errs)
 
 
-@excel("RADIANS")
+@excel("RADIANS", args="n")
 def f_radians(ctx, args):
-    arity("RADIANS", args, 1)
     x, errs = to_number(args[0])
     return with_errors(x * (math.pi / 180), errs)
 
@@ -373,9 +366,8 @@ def _round_at(x: float, digits: float, mode: str) -> float:
     return float(out)
 
 
-def _rounding(name: str, mode: str):
+def _rounding(mode: str):
     def f(ctx, args):
-        arity(name, args, 1 if name == "TRUNC" else 2, 2)
         digits = args[1] if len(args) == 2 and not isinstance(args[1], Omitted) else None
 
         def compute(x, d=None):
@@ -387,10 +379,10 @@ def _rounding(name: str, mode: str):
     return f
 
 
-excel("ROUND", gradient=False)(_rounding("ROUND", ROUND_HALF_UP))
-excel("ROUNDUP", gradient=False)(_rounding("ROUNDUP", ROUND_UP))
-excel("ROUNDDOWN", gradient=False)(_rounding("ROUNDDOWN", ROUND_DOWN))
-excel("TRUNC", gradient=False)(_rounding("TRUNC", ROUND_DOWN))
+excel("ROUND", args="nn", gradient=False)(_rounding(ROUND_HALF_UP))
+excel("ROUNDUP", args="nn", gradient=False)(_rounding(ROUND_UP))
+excel("ROUNDDOWN", args="nn", gradient=False)(_rounding(ROUND_DOWN))
+excel("TRUNC", args="nn?", gradient=False)(_rounding(ROUND_DOWN))
 
 
 def _whole(q: np.ndarray, how) -> np.ndarray:
@@ -407,9 +399,8 @@ def _multiple(x: np.ndarray, s: np.ndarray, how) -> np.ndarray:
     return np.where(s == 0, 0.0, _whole(x / safe, how) * safe)
 
 
-@excel("MROUND", gradient=False)
+@excel("MROUND", args="nn", gradient=False)
 def f_mround(ctx, args):
-    arity("MROUND", args, 2)
 
     def compute(x, m):
         return _multiple(x, m, "round"), where_error(x * m < 0, "#NUM!")
@@ -417,13 +408,11 @@ def f_mround(ctx, args):
     return on_numbers(ctx, args, compute, booleans=False)
 
 
-def _floor_ceiling(name: str, how, div0: bool):
+def _floor_ceiling(how, div0: bool):
     """FLOOR, CEILING: floor / ceiling of number ÷ significance, times the significance (a
     negative number may take a negative significance, a positive one may not)."""
 
     def f(ctx, args):
-        arity(name, args, 2)
-
         def compute(x, s):
             errs = first_error(x.shape, where_error((x > 0) & (s < 0), "#NUM!"))
             if div0:
@@ -435,18 +424,17 @@ def _floor_ceiling(name: str, how, div0: bool):
     return f
 
 
-excel("FLOOR", gradient=False)(_floor_ceiling("FLOOR", np.floor, div0=True))
-excel("CEILING", gradient=False)(_floor_ceiling("CEILING", np.ceil, div0=False))
+excel("FLOOR", args="nn", gradient=False)(_floor_ceiling(np.floor, div0=True))
+excel("CEILING", args="nn", gradient=False)(_floor_ceiling(np.ceil, div0=False))
 
 
-def _precise(name: str, how, modes: bool):
+def _precise(how):
     """FLOOR.PRECISE, CEILING.PRECISE, ISO.CEILING (the significance's sign ignored, 1 when
     left out); FLOOR.MATH and CEILING.MATH add a mode: when it is not 0, a negative number
     rounds the other way."""
     other = np.ceil if how is np.floor else np.floor
 
     def f(ctx, args):
-        arity(name, args, 1, 3 if modes else 2)
         one = V(torch.ones((1, 1, 1), dtype=ctx.dtype, device=ctx.device))
         given = [a if not isinstance(a, Omitted) else None for a in args[1:]]
         sig = given[0] if given and given[0] is not None else one
@@ -462,18 +450,17 @@ def _precise(name: str, how, modes: bool):
     return f
 
 
-excel("FLOOR.PRECISE", gradient=False)(_precise("FLOOR.PRECISE", np.floor, modes=False))
-excel("CEILING.PRECISE", gradient=False)(_precise("CEILING.PRECISE", np.ceil, modes=False))
-excel("ISO.CEILING", gradient=False)(_precise("ISO.CEILING", np.ceil, modes=False))
-excel("FLOOR.MATH", gradient=False)(_precise("FLOOR.MATH", np.floor, modes=True))
-excel("CEILING.MATH", gradient=False)(_precise("CEILING.MATH", np.ceil, modes=True))
+excel("_xlfn.FLOOR.PRECISE", args="nn?", gradient=False)(_precise(np.floor))
+excel("_xlfn.CEILING.PRECISE", args="nn?", gradient=False)(_precise(np.ceil))
+excel("_xlfn.ISO.CEILING", args="nn?", gradient=False)(_precise(np.ceil))
+excel("_xlfn.FLOOR.MATH", args="nn?n?", gradient=False)(_precise(np.floor))
+excel("_xlfn.CEILING.MATH", args="nn?n?", gradient=False)(_precise(np.ceil))
 
 
-def _numeric(name: str, lo: int, hi: int, compute, booleans: bool = True):
-    """A registered function of lo to hi numbers, computed by `compute` (see on_numbers)."""
+def _numeric(compute, booleans: bool = True):
+    """A function of numbers, computed by `compute` (see on_numbers)."""
 
     def f(ctx, args):
-        arity(name, args, lo, hi)
         return on_numbers(ctx, args, compute, booleans)
 
     return f
@@ -486,19 +473,18 @@ def _parity(x: np.ndarray, odd: bool) -> np.ndarray:
     return np.where(x < 0, -n, n)
 
 
-excel("EVEN", gradient=False)(_numeric("EVEN", 1, 1, lambda x: (_parity(x, False), None)))
-excel("ODD", gradient=False)(_numeric("ODD", 1, 1, lambda x: (_parity(x, True), None)))
-excel("SIGN", gradient=False)(_numeric("SIGN", 1, 1, lambda x: (np.sign(x), None)))
-excel("INT", gradient=False)(_numeric("INT", 1, 1, lambda x: (np.floor(x), None)))
+excel("EVEN", args="n", gradient=False)(_numeric(lambda x: (_parity(x, False), None)))
+excel("ODD", args="n", gradient=False)(_numeric(lambda x: (_parity(x, True), None)))
+excel("SIGN", args="n", gradient=False)(_numeric(lambda x: (np.sign(x), None)))
+excel("INT", args="n", gradient=False)(_numeric(lambda x: (np.floor(x), None)))
 
 
 # -- division -----------------------------------------------------------------------------------
 
 
-@excel("MOD")
+@excel("MOD", args="nn")
 def f_mod(ctx, args):
     """The remainder with the divisor's sign, computed exactly (fmod) as Excel does."""
-    arity("MOD", args, 2)
     (n, d), errs = scalar_numbers(args)
     ok = d != 0
     r = guarded(torch.fmod, ok, n, d)
@@ -512,9 +498,8 @@ def f_mod(ctx, args):
     return with_errors(r, strict_num(ctx, r, errs))
 
 
-@excel("QUOTIENT", gradient=False)
+@excel("QUOTIENT", args="nn", gradient=False)
 def f_quotient(ctx, args):
-    arity("QUOTIENT", args, 2)
 
     def compute(n, d):
         return _whole(n / np.where(d == 0, 1.0, d), np.trunc), where_error(d == 0, "#DIV/0!")
@@ -573,12 +558,10 @@ def _vectorized(fn):
     return lambda *xs: (np.vectorize(fn, otypes=[float])(*xs), None)
 
 
-excel("FACT", gradient=False)(_numeric("FACT", 1, 1, _vectorized(_fact)))
-excel("FACTDOUBLE", gradient=False)(
-    _numeric("FACTDOUBLE", 1, 1, _vectorized(_fact_double), booleans=False)
-)
-excel("COMBIN", gradient=False)(_numeric("COMBIN", 2, 2, _vectorized(_combin)))
-excel("COMBINA", gradient=False)(_numeric("COMBINA", 2, 2, _vectorized(_combina)))
+excel("FACT", args="n", gradient=False)(_numeric(_vectorized(_fact)))
+excel("FACTDOUBLE", args="n", gradient=False)(_numeric(_vectorized(_fact_double), booleans=False))
+excel("COMBIN", args="nn", gradient=False)(_numeric(_vectorized(_combin)))
+excel("_xlfn.COMBINA", args="nn", gradient=False)(_numeric(_vectorized(_combina)))
 
 
 def _all_numbers(args: list[V], n: int):
@@ -616,8 +599,6 @@ def _integers(ctx, name: str, args: list[V], fold) -> V:
     """GCD, LCM, MULTINOMIAL: fold(list of non-negative whole numbers) per block row. Empty
     cells are skipped; with nothing but single empty cells as arguments it is #VALUE!, with
     only empty ranges 0."""
-    if not args:
-        raise FormulaError(f"{name} takes 1 to 255 argument(s), not 0")
     n = max(v.shape[0] for v in args)
     lone_blanks = np.ones(n, bool)  # per block row: every argument a single empty cell
     for v in args:
@@ -647,9 +628,13 @@ def _multinomial(values: list[int]) -> float:
     return _exact_float(out)
 
 
-excel("GCD", gradient=False)(lambda ctx, args: _integers(ctx, "GCD", args, lambda v: math.gcd(*v)))
-excel("LCM", gradient=False)(lambda ctx, args: _integers(ctx, "LCM", args, lambda v: math.lcm(*v)))
-excel("MULTINOMIAL", gradient=False)(
+excel("GCD", args="r+", gradient=False)(
+    lambda ctx, args: _integers(ctx, "GCD", args, lambda v: math.gcd(*v))
+)
+excel("LCM", args="r+", gradient=False)(
+    lambda ctx, args: _integers(ctx, "LCM", args, lambda v: math.lcm(*v))
+)
+excel("MULTINOMIAL", args="r+", gradient=False)(
     lambda ctx, args: _integers(ctx, "MULTINOMIAL", args, _multinomial)
 )
 
@@ -695,15 +680,13 @@ def _base(number: float, radix: float, length: float = 0.0) -> str:
     return (digits or "0").rjust(length, "0")
 
 
-@excel("BASE", gradient=False)
+@excel("_xlfn.BASE", args="nnn?", gradient=False)
 def f_base(ctx, args):
-    arity("BASE", args, 2, 3)
     return _text_of(ctx, [a for a in args if not isinstance(a, Omitted)], _base)
 
 
-@excel("DECIMAL", gradient=False)
+@excel("_xlfn.DECIMAL", args="tn", gradient=False)
 def f_decimal(ctx, args):
-    arity("DECIMAL", args, 2)
     texts, et = to_text(args[0])
     (radix,), er = scalar_numbers(args[1:])
     shape = broadcast(*args)
@@ -755,9 +738,8 @@ def _roman(number: float, form: float = 0.0) -> str:
     return out
 
 
-@excel("ROMAN", gradient=False)
+@excel("ROMAN", args="nn?", gradient=False)
 def f_roman(ctx, args):
-    arity("ROMAN", args, 1, 2)
     if len(args) == 2 and not isinstance(args[1], Omitted) and not args[1].numeric():
         form = args[1]  # TRUE is the classic form, FALSE the most concise one
         logical = form.kinds() == BOOL
@@ -789,9 +771,8 @@ def _arabic(s: str) -> float | None:
     return float(sign * total)
 
 
-@excel("ARABIC", gradient=False)
+@excel("_xlfn.ARABIC", args="t", gradient=False)
 def f_arabic(ctx, args):
-    arity("ARABIC", args, 1)
     v = args[0]
     k, t, errs = v.kinds(), v.texts(), errors_of(v)
     out, mine = np.zeros(v.shape), np.full(v.shape, None, dtype=object)
@@ -810,15 +791,13 @@ def f_arabic(ctx, args):
 # -- random numbers -----------------------------------------------------------------------------
 
 
-@excel("RAND", gradient=False, volatile=True)
+@excel("RAND", args="", gradient=False, volatile=True)
 def f_rand(ctx, args):
-    arity("RAND", args, 0)
     return V(torch.rand((1, 1, 1), dtype=ctx.dtype, device=ctx.device))
 
 
-@excel("RANDBETWEEN", gradient=False, volatile=True)
+@excel("RANDBETWEEN", args="nn", gradient=False, volatile=True)
 def f_randbetween(ctx, args):
-    arity("RANDBETWEEN", args, 2)
 
     def compute(lo, hi):
         lo, hi = np.ceil(lo), np.floor(hi)
@@ -831,9 +810,8 @@ def f_randbetween(ctx, args):
 # -- criteria -----------------------------------------------------------------------------------
 
 
-@excel("SUMIF")
+@excel("SUMIF", args="rvr?", resolve=sum_range_shape)
 def f_sumif(ctx, args):
-    arity("SUMIF", args, 2, 3)
     target = args[2] if len(args) == 3 and not isinstance(args[2], Omitted) else args[0]
     return conditional(ctx, "sum", target, [(args[0], args[1])], resize=True)
 

@@ -90,19 +90,17 @@ def _position(site: Site, args: list[Node], axis: int) -> V:
     return V(torch.as_tensor(x, dtype=site.ctx.dtype, device=site.ctx.device))
 
 
-@lookup("ROW", gradient=False, refs=True, positional=(0,))
+@lookup("ROW", args="r?", gradient=False, refs=True, positional=(0,))
 def f_row(site: Site, args: list[Node]) -> V:
     return _position(site, args, 0)
 
 
-@lookup("COLUMN", gradient=False, refs=True, positional=(0,))
+@lookup("COLUMN", args="r?", gradient=False, refs=True, positional=(0,))
 def f_column(site: Site, args: list[Node]) -> V:
     return _position(site, args, 1)
 
 
 def _extent(site: Site, args: list[Node], axis: int) -> V:
-    if len(args) != 1:
-        raise FormulaError(f"{'ROWS' if axis == 0 else 'COLUMNS'} takes one argument")
     refs = site.refs(args[0])
     if refs is not None:
         r = whole(site, refs[0])
@@ -114,20 +112,18 @@ def _extent(site: Site, args: list[Node], axis: int) -> V:
     return site.column([float(v.shape[1 + axis])])
 
 
-@lookup("ROWS", gradient=False, refs=True, positional=(0,))
+@lookup("ROWS", args="r", gradient=False, refs=True, positional=(0,))
 def f_rows(site: Site, args: list[Node]) -> V:
     return _extent(site, args, 0)
 
 
-@lookup("COLUMNS", gradient=False, refs=True, positional=(0,))
+@lookup("COLUMNS", args="r", gradient=False, refs=True, positional=(0,))
 def f_columns(site: Site, args: list[Node]) -> V:
     return _extent(site, args, 1)
 
 
-@lookup("AREAS", gradient=False, refs=True, positional=(0,))
+@lookup("AREAS", args="r", gradient=False, refs=True, positional=(0,))
 def f_areas(site: Site, args: list[Node]) -> V:
-    if len(args) != 1:
-        raise FormulaError("AREAS takes one argument")
     if isinstance(args[0], Union):
         return site.column([float(len(args[0].areas))])
     if site.refs(args[0]) is not None:
@@ -138,10 +134,8 @@ def f_areas(site: Site, args: list[Node]) -> V:
 # -- references computed ---------------------------------------------------------------------
 
 
-@lookup("OFFSET", refs=True, positional=(0,))
+@lookup("OFFSET", args="rnnn?n?", refs=True, positional=(0,))
 def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
-    if not 3 <= len(args) <= 5:
-        raise FormulaError(f"OFFSET takes 3 to 5 arguments, not {len(args)}")
     base = site.refs(args[0])
     if base is None:
         v = site.value(args[0])
@@ -212,10 +206,8 @@ def _r1c1(text: str, sheet: str, row: int, col: int) -> Ref | None:
     return Ref(sheet, r, c, r, c)
 
 
-@lookup("INDIRECT", refs=True)
+@lookup("INDIRECT", args="tn?", refs=True)
 def f_indirect(site: Site, args: list[Node]) -> list[Ref] | V:
-    if not 1 <= len(args) <= 2:
-        raise FormulaError(f"INDIRECT takes 1 or 2 arguments, not {len(args)}")
     texts = site.texts(args[0])
     a1 = True
     if len(args) == 2 and not (isinstance(args[1], Const) and args[1].value is MISSING):
@@ -273,10 +265,8 @@ def _indirect(site: Site, text: str, a1: bool, row: int, col: int) -> Ref | None
 # -- what a reference holds ------------------------------------------------------------------
 
 
-@information("ISREF", gradient=False, refs=True, positional=(0,))
+@information("ISREF", args="r", gradient=False, refs=True, positional=(0,))
 def f_isref(site: Site, args: list[Node]) -> V:
-    if len(args) != 1:
-        raise FormulaError("ISREF takes one argument")
     if isinstance(args[0], Union):
         return _bool(site, True)
     return _bool(site, site.refs(args[0]) is not None)
@@ -298,10 +288,8 @@ def _formula_at(site: Site, sheet: str, r: int, c: int) -> str | None:
     return None
 
 
-@information("ISFORMULA", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.ISFORMULA", args="r", gradient=False, refs=True, positional=(0,))
 def f_isformula(site: Site, args: list[Node]) -> V:
-    if len(args) != 1:
-        raise FormulaError("ISFORMULA takes one argument")
     refs = site.refs(args[0])
     if refs is None:
         v = site.value(args[0])
@@ -312,10 +300,8 @@ def f_isformula(site: Site, args: list[Node]) -> V:
 _PREFIX = re.compile(r"_xl(?:fn|ws|pm)\.", re.I)
 
 
-@information("FORMULATEXT", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.FORMULATEXT", args="r", gradient=False, refs=True, positional=(0,))
 def f_formulatext(site: Site, args: list[Node]) -> V:
-    if len(args) != 1:
-        raise FormulaError("FORMULATEXT takes one argument")
     refs = site.refs(args[0])
     if refs is None:
         v = site.value(args[0])
@@ -327,7 +313,7 @@ def f_formulatext(site: Site, args: list[Node]) -> V:
     return site.column(out)
 
 
-@information("SHEET", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.SHEET", args="r?", gradient=False, refs=True, positional=(0,))
 def f_sheet(site: Site, args: list[Node]) -> V:
     names = site.sheet_names()
     if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
@@ -346,7 +332,7 @@ def f_sheet(site: Site, args: list[Node]) -> V:
     return _error(site, "#N/A")
 
 
-@information("SHEETS", gradient=False, refs=True, positional=(0,))
+@information("_xlfn.SHEETS", args="r?", gradient=False, refs=True, positional=(0,))
 def f_sheets(site: Site, args: list[Node]) -> V:
     if not args or (isinstance(args[0], Const) and args[0].value is MISSING):
         return site.column([float(len(site.sheet_names()))])
@@ -359,10 +345,8 @@ def f_sheets(site: Site, args: list[Node]) -> V:
 _CELL_INFO = ("address", "col", "contents", "row", "type")
 
 
-@information("CELL", gradient=False, refs=True, positional=(1,))
+@information("CELL", args="tr?", gradient=False, refs=True, positional=(1,))
 def f_cell(site: Site, args: list[Node]) -> V:
-    if not 1 <= len(args) <= 2:
-        raise FormulaError(f"CELL takes 1 or 2 arguments, not {len(args)}")
     info = site.value(args[0])
     if info.kinds().reshape(-1)[0] != TEXT:
         errs = errors_of(info)

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import torch
 
-from excelnet.formula.functions.criteria import conditional
+from excelnet.formula.functions.criteria import conditional, sum_range_shape
 from excelnet.formula.functions.kit import (
-    arity,
     count_of,
     divide,
     done,
@@ -43,7 +42,7 @@ from excelnet.formula.values import (
 excel = registrar("STATISTICAL")
 
 
-@excel("COUNT", unions=True, gradient=False)
+@excel("COUNT", args="r+", unions=True, gradient=False)
 def f_count(ctx, args):
     total = None
     for v in args:
@@ -61,7 +60,7 @@ def f_count(ctx, args):
     return V(total)
 
 
-@excel("COUNTA", unions=True, gradient=False)
+@excel("COUNTA", args="r+", unions=True, gradient=False)
 def f_counta(ctx, args):
     total = None
     for v in args:
@@ -71,7 +70,7 @@ def f_counta(ctx, args):
     return V(total)
 
 
-@excel("AVERAGE", unions=True)
+@excel("AVERAGE", args="r+", unions=True)
 def f_average(ctx, args):
     total, count, errs = None, None, []
     for v in args:
@@ -114,12 +113,12 @@ def _extreme(ctx, args, fn, fill):
     return done(ctx, best, errs)
 
 
-@excel("MAX", unions=True)
+@excel("MAX", args="r+", unions=True)
 def f_max(ctx, args):
     return _extreme(ctx, args, torch.amax, -math.inf)
 
 
-@excel("MIN", unions=True)
+@excel("MIN", args="r+", unions=True)
 def f_min(ctx, args):
     return _extreme(ctx, args, torch.amin, math.inf)
 
@@ -223,31 +222,31 @@ def _variance(ddof: int, logicals: bool = False, root: bool = False):
     return f
 
 
-excel("VAR.S", "VAR", unions=True)(_variance(1))
-excel("VAR.P", "VARP", unions=True)(_variance(0))
-excel("VARA", unions=True)(_variance(1, logicals=True))
-excel("VARPA", unions=True)(_variance(0, logicals=True))
-excel("STDEV.S", "STDEV", unions=True)(_variance(1, root=True))
-excel("STDEV.P", "STDEVP", unions=True)(_variance(0, root=True))
-excel("STDEVA", unions=True)(_variance(1, logicals=True, root=True))
-excel("STDEVPA", unions=True)(_variance(0, logicals=True, root=True))
+excel("_xlfn.VAR.S", "VAR", args="r+", unions=True)(_variance(1))
+excel("_xlfn.VAR.P", "VARP", args="r+", unions=True)(_variance(0))
+excel("VARA", args="r+", unions=True)(_variance(1, logicals=True))
+excel("VARPA", args="r+", unions=True)(_variance(0, logicals=True))
+excel("_xlfn.STDEV.S", "STDEV", args="r+", unions=True)(_variance(1, root=True))
+excel("_xlfn.STDEV.P", "STDEVP", args="r+", unions=True)(_variance(0, root=True))
+excel("STDEVA", args="r+", unions=True)(_variance(1, logicals=True, root=True))
+excel("STDEVPA", args="r+", unions=True)(_variance(0, logicals=True, root=True))
 
 
-@excel("AVERAGEA", unions=True)
+@excel("AVERAGEA", args="r+", unions=True)
 def f_averagea(ctx, args):
     x, mask, errs = pooled(args, logicals=True)
     n = _count(x, mask)
     return checked(ctx, divide(_sum(x, mask), n), errs, (n == 0, "#DIV/0!"))
 
 
-@excel("DEVSQ", unions=True)
+@excel("DEVSQ", args="r+", unions=True)
 def f_devsq(ctx, args):
     x, mask, errs = pooled(args)
     n, _, dev = _moments(x, mask)
     return checked(ctx, (dev * dev).sum(dim=1, keepdim=True), errs, (n == 0, "#NUM!"))
 
 
-@excel("AVEDEV", unions=True)
+@excel("AVEDEV", args="r+", unions=True)
 def f_avedev(ctx, args):
     x, mask, errs = pooled(args)
     n, _, dev = _moments(x, mask)
@@ -260,7 +259,7 @@ def _positive(x, mask):
     return bad.any(dim=1, keepdim=True)
 
 
-@excel("GEOMEAN", unions=True)
+@excel("GEOMEAN", args="r+", unions=True)
 def f_geomean(ctx, args):
     x, mask, errs = pooled(args)
     n = _count(x, mask)
@@ -270,7 +269,7 @@ def f_geomean(ctx, args):
     return checked(ctx, torch.exp(mean_log), errs, (_positive(x, mask) | (n == 0), "#NUM!"))
 
 
-@excel("HARMEAN", unions=True)
+@excel("HARMEAN", args="r+", unions=True)
 def f_harmean(ctx, args):
     x, mask, errs = pooled(args)
     n = _count(x, mask)
@@ -287,7 +286,7 @@ def _shape_moments(args):
     return x, errs, n, dev, m2
 
 
-@excel("SKEW", unions=True)
+@excel("SKEW", args="r+", unions=True)
 def f_skew(ctx, args):
     _, errs, n, dev, m2 = _shape_moments(args)
     s = guarded(torch.sqrt, m2 > 0, divide(m2, n - 1))
@@ -296,7 +295,7 @@ def f_skew(ctx, args):
     return checked(ctx, y, errs, ((n < 3) | (m2 == 0), "#DIV/0!"))
 
 
-@excel("SKEW.P", unions=True)
+@excel("_xlfn.SKEW.P", args="r+", unions=True)
 def f_skew_p(ctx, args):
     _, errs, n, dev, m2 = _shape_moments(args)
     s = guarded(torch.sqrt, m2 > 0, divide(m2, n))
@@ -304,7 +303,7 @@ def f_skew_p(ctx, args):
     return checked(ctx, y, errs, ((n < 1) | (m2 == 0), "#DIV/0!"))
 
 
-@excel("KURT", unions=True)
+@excel("KURT", args="r+", unions=True)
 def f_kurt(ctx, args):
     _, errs, n, dev, m2 = _shape_moments(args)
     var = divide(m2, n - 1)
@@ -325,12 +324,12 @@ def _extreme_a(ctx, args, largest: bool):
     return checked(ctx, torch.where(none, torch.zeros((), dtype=y.dtype, device=y.device), y), errs)
 
 
-@excel("MAXA", unions=True)
+@excel("MAXA", args="r+", unions=True)
 def f_maxa(ctx, args):
     return _extreme_a(ctx, args, largest=True)
 
 
-@excel("MINA", unions=True)
+@excel("MINA", args="r+", unions=True)
 def f_mina(ctx, args):
     return _extreme_a(ctx, args, largest=False)
 
@@ -370,8 +369,7 @@ def interpolated(s: torch.Tensor, h: torch.Tensor, count: torch.Tensor) -> torch
     return at_lo + frac * step
 
 
-def _order_args(name, args):
-    arity(name, args, 2)
+def _order_args(args):
     s, count, errs = ordered(args[0])
     k, ek = to_number(args[1])
     n = max(s.shape[0], k.shape[0])
@@ -383,7 +381,7 @@ def _order_args(name, args):
 
 def _small_large(largest: bool):
     def f(ctx, args):
-        s, count, k, shape, errs = _order_args("LARGE" if largest else "SMALL", args)
+        s, count, k, shape, errs = _order_args(args)
         rank = torch.trunc(k)  # as Excel truncates every count it is given
         y = _pick(s, count - rank if largest else rank - 1)
         return checked(ctx, y.reshape(shape), errs, ((rank < 1) | (rank > count), "#NUM!"))
@@ -391,13 +389,13 @@ def _small_large(largest: bool):
     return f
 
 
-excel("SMALL")(_small_large(False))
-excel("LARGE")(_small_large(True))
+excel("SMALL", args="rn")(_small_large(False))
+excel("LARGE", args="rn")(_small_large(True))
 
 
 def _percentile(exclusive: bool, quartile: bool = False):
     def f(ctx, args):
-        s, count, k, shape, errs = _order_args("PERCENTILE", args)
+        s, count, k, shape, errs = _order_args(args)
         if quartile:
             q = torch.trunc(k)
             bad = (q <= 0) | (q >= 4) if exclusive else (q < 0) | (q > 4)
@@ -411,13 +409,13 @@ def _percentile(exclusive: bool, quartile: bool = False):
     return f
 
 
-excel("PERCENTILE.INC", "PERCENTILE")(_percentile(False))
-excel("PERCENTILE.EXC")(_percentile(True))
-excel("QUARTILE.INC", "QUARTILE")(_percentile(False, quartile=True))
-excel("QUARTILE.EXC")(_percentile(True, quartile=True))
+excel("_xlfn.PERCENTILE.INC", "PERCENTILE", args="rn")(_percentile(False))
+excel("_xlfn.PERCENTILE.EXC", args="rn")(_percentile(True))
+excel("_xlfn.QUARTILE.INC", "QUARTILE", args="rn")(_percentile(False, quartile=True))
+excel("_xlfn.QUARTILE.EXC", args="rn")(_percentile(True, quartile=True))
 
 
-@excel("MEDIAN", unions=True)
+@excel("MEDIAN", args="r+", unions=True)
 def f_median(ctx, args):
     x, mask, errs = pooled(args)
     if mask is not None:
@@ -426,9 +424,9 @@ def f_median(ctx, args):
     return checked(ctx, interpolated(s, (count - 1) / 2, count), errs, (count == 0, "#NUM!"))
 
 
-@excel("TRIMMEAN")
+@excel("TRIMMEAN", args="rn")
 def f_trimmean(ctx, args):
-    s, count, percent, shape, errs = _order_args("TRIMMEAN", args)
+    s, count, percent, shape, errs = _order_args(args)
     # Excel trims an even number of points, rounded down: as many from each end
     cut = torch.floor(_approx(count * percent / 2))
     j = torch.arange(s.shape[1], device=s.device, dtype=s.dtype)[None, None, :]
@@ -492,7 +490,7 @@ def _from_rows(ctx, rows: list) -> V:
     return from_python(out, ctx)
 
 
-@excel("MODE.SNGL", "MODE", unions=True, gradient=False)
+@excel("_xlfn.MODE.SNGL", "MODE", args="r+", unions=True, gradient=False)
 def f_mode(ctx, args):
     rows, errs = _numbers_by_row(args)
     found = [modes(r) for r in rows]
@@ -501,7 +499,7 @@ def f_mode(ctx, args):
     )
 
 
-@excel("MODE.MULT", unions=True, gradient=False)
+@excel("_xlfn.MODE.MULT", args="r+", unions=True, gradient=False, array_result=True)
 def f_mode_mult(ctx, args):
     rows, errs = _numbers_by_row(args)
     found = [modes(r) for r in rows]
@@ -510,7 +508,6 @@ def f_mode_mult(ctx, args):
 
 def _rank(average: bool):
     def f(ctx, args):
-        arity("RANK", args, 2, 3)
         if not is_array(args[1]):
             raise FormulaError("RANK takes a range of numbers as its second argument")
         number, ex = to_number(args[0])
@@ -534,13 +531,12 @@ def _rank(average: bool):
     return f
 
 
-excel("RANK.EQ", "RANK", gradient=False)(_rank(False))
-excel("RANK.AVG", gradient=False)(_rank(True))
+excel("_xlfn.RANK.EQ", "RANK", args="nrn?", gradient=False)(_rank(False))
+excel("_xlfn.RANK.AVG", args="nrn?", gradient=False)(_rank(True))
 
 
 def _percentrank(exclusive: bool):
     def f(ctx, args):
-        arity("PERCENTRANK", args, 2, 3)
         rows, errs = _numbers_by_row(args[0])
         xs, ex = to_number(args[1])
         digits, ed = optional_number(args, 2, xs, 3.0)
@@ -580,13 +576,12 @@ def _percentrank_of(s: np.ndarray, x: float, digits: float, exclusive: bool):
     return math.floor(float(f"{r * scale:.15g}")) / scale  # truncated, not rounded
 
 
-excel("PERCENTRANK.INC", "PERCENTRANK", gradient=False)(_percentrank(False))
-excel("PERCENTRANK.EXC", gradient=False)(_percentrank(True))
+excel("_xlfn.PERCENTRANK.INC", "PERCENTRANK", args="rnn?", gradient=False)(_percentrank(False))
+excel("_xlfn.PERCENTRANK.EXC", args="rnn?", gradient=False)(_percentrank(True))
 
 
-@excel("FREQUENCY", gradient=False)
+@excel("FREQUENCY", args="rr", gradient=False, array_result=True)
 def f_frequency(ctx, args):
-    arity("FREQUENCY", args, 2)
     data, data_errs = _numbers_by_row(args[0])
     bins, bin_errs = _numbers_by_row(args[1])
     rows = []
@@ -628,12 +623,11 @@ def paired(ctx, a: V, b: V):
     return da, db, count, mean_a, mean_b, first_error((n, 1, 1), ea, eb)
 
 
-def _two(name: str, compute):
+def _two(compute):
     """A function of two ranges of paired numbers: compute(da, db, count, mean_a, mean_b)
     gives the value and its (mask, code) conditions."""
 
     def f(ctx, args):
-        arity(name, args, 2)
         p = paired(ctx, *args)
         if p is None:
             return error_value("#N/A", (max(v.shape[0] for v in args), 1, 1), ctx)
@@ -683,19 +677,18 @@ def _steyx(dy, dx, n, my, mx):
     return guarded(torch.sqrt, rest > 0, rest), [((n < 3) | (sxx == 0), "#DIV/0!")]
 
 
-excel("COVARIANCE.P", "COVAR")(_two("COVARIANCE.P", _covariance(0)))
-excel("COVARIANCE.S")(_two("COVARIANCE.S", _covariance(1)))
-excel("CORREL")(_two("CORREL", _correlation))
-excel("PEARSON")(_two("PEARSON", _correlation))
-excel("RSQ")(_two("RSQ", _rsq))
-excel("SLOPE")(_two("SLOPE", _slope))
-excel("INTERCEPT")(_two("INTERCEPT", _intercept))
-excel("STEYX")(_two("STEYX", _steyx))
+excel("_xlfn.COVARIANCE.P", "COVAR", args="rr")(_two(_covariance(0)))
+excel("_xlfn.COVARIANCE.S", args="rr")(_two(_covariance(1)))
+excel("CORREL", args="rr")(_two(_correlation))
+excel("PEARSON", args="rr")(_two(_correlation))
+excel("RSQ", args="rr")(_two(_rsq))
+excel("SLOPE", args="rr")(_two(_slope))
+excel("INTERCEPT", args="rr")(_two(_intercept))
+excel("STEYX", args="rr")(_two(_steyx))
 
 
-@excel("FORECAST.LINEAR", "FORECAST")
+@excel("_xlfn.FORECAST.LINEAR", "FORECAST", args="nrr")
 def f_forecast(ctx, args):
-    arity("FORECAST", args, 3)
     x, ex = to_number(args[0])
     p = paired(ctx, args[1], args[2])
     if p is None:
@@ -722,9 +715,8 @@ def _row_result(ctx, rows: list, shape) -> V:
     return from_python(out, ctx)
 
 
-@excel("Z.TEST", "ZTEST", gradient=False)
+@excel("_xlfn.Z.TEST", "ZTEST", args="rnn?", gradient=False)
 def f_z_test(ctx, args):
-    arity("Z.TEST", args, 2, 3)
     rows, errs = _numbers_by_row(args[0])
     x, ex = to_number(args[1])
     sigma, es = optional_number(args, 2, x, math.nan)
@@ -791,9 +783,8 @@ def _two_ranges(args: list[V]):
     return out
 
 
-@excel("T.TEST", "TTEST", gradient=False)
+@excel("_xlfn.T.TEST", "TTEST", args="rrnn", gradient=False)
 def f_t_test(ctx, args):
-    arity("T.TEST", args, 4)
     (a, ea), (b, eb) = _two_ranges(args)
     tails, et = to_number(args[2])
     kind, ek = to_number(args[3])
@@ -810,9 +801,8 @@ def f_t_test(ctx, args):
     return with_errors(v.x, first_error(shape, ea, eb, et, ek, errors_of(v)))
 
 
-@excel("F.TEST", "FTEST", gradient=False)
+@excel("_xlfn.F.TEST", "FTEST", args="rr", gradient=False)
 def f_f_test(ctx, args):
-    arity("F.TEST", args, 2)
     (a, ea), (b, eb) = _two_ranges(args)
     n = max(a.shape[0], b.shape[0])
     out = []
@@ -829,9 +819,8 @@ def f_f_test(ctx, args):
     return with_errors(v.x, first_error((n, 1, 1), ea, eb, errors_of(v)))
 
 
-@excel("CHISQ.TEST", "CHITEST", gradient=False)
+@excel("_xlfn.CHISQ.TEST", "CHITEST", args="rr", gradient=False)
 def f_chisq_test(ctx, args):
-    arity("CHISQ.TEST", args, 2)
     actual, expected = args
     if actual.shape[1:] != expected.shape[1:]:
         return error_value("#N/A", (max(actual.shape[0], expected.shape[0]), 1, 1), ctx)
@@ -856,9 +845,8 @@ def f_chisq_test(ctx, args):
     return with_errors(v.x, first_error((n, 1, 1), ea, ee, errors_of(v)))
 
 
-@excel("PROB", gradient=False)
+@excel("PROB", args="rrnn?", gradient=False)
 def f_prob(ctx, args):
-    arity("PROB", args, 3, 4)
     if args[0].shape[1:] != args[1].shape[1:]:
         return error_value("#N/A", (max(v.shape[0] for v in args), 1, 1), ctx)
     (xs, ex), (ps, ep) = _two_ranges(args)
@@ -981,7 +969,6 @@ def _flag(args: list[V], i: int, default: bool) -> bool:
 
 def _linest(log: bool):
     def f(ctx, args):
-        arity("LINEST", args, 1, 4)
         const, stats = _flag(args, 2, True), _flag(args, 3, False)
         tables = []
         for row in range(max(v.shape[0] for v in args[:2])):
@@ -1009,13 +996,12 @@ def _tables(ctx, tables: list[list[list]]) -> V:
     return from_python(out, ctx)
 
 
-excel("LINEST", gradient=False)(_linest(log=False))
-excel("LOGEST", gradient=False)(_linest(log=True))
+excel("LINEST", args="rr?b?b?", gradient=False, array_result=True)(_linest(log=False))
+excel("LOGEST", args="rr?b?b?", gradient=False, array_result=True)(_linest(log=True))
 
 
 def _trend(log: bool):
     def f(ctx, args):
-        arity("TREND", args, 1, 4)
         const = _flag(args, 3, True)
         tables = []
         for row in range(max(v.shape[0] for v in args[:3])):
@@ -1047,8 +1033,8 @@ def _trend(log: bool):
     return f
 
 
-excel("TREND", gradient=False)(_trend(log=False))
-excel("GROWTH", gradient=False)(_trend(log=True))
+excel("TREND", args="rr?r?b?", gradient=False, array_result=True)(_trend(log=False))
+excel("GROWTH", args="rr?r?b?", gradient=False, array_result=True)(_trend(log=True))
 
 
 # -- criteria family (fn-math) ------------------------------------------------------------------
@@ -1060,9 +1046,8 @@ def _pairs(name: str, args: list) -> list:
     return list(zip(args[::2], args[1::2], strict=True))
 
 
-@excel("COUNTIF", gradient=False, blanks=True)
+@excel("COUNTIF", args="rv", gradient=False, blanks=True)
 def f_countif(ctx, args):
-    arity("COUNTIF", args, 2)
     return conditional(ctx, "count", None, [(args[0], args[1])])
 
 
@@ -1071,9 +1056,8 @@ def f_countifs(ctx, args):
     return conditional(ctx, "count", None, _pairs("COUNTIFS", args))
 
 
-@excel("AVERAGEIF")
+@excel("AVERAGEIF", args="rvr?", resolve=sum_range_shape)
 def f_averageif(ctx, args):
-    arity("AVERAGEIF", args, 2, 3)
     target = args[2] if len(args) == 3 and not isinstance(args[2], Omitted) else args[0]
     return conditional(ctx, "average", target, [(args[0], args[1])], resize=True)
 
@@ -1083,20 +1067,19 @@ def f_averageifs(ctx, args):
     return conditional(ctx, "average", args[0], _pairs("AVERAGEIFS", args[1:]))
 
 
-@excel("MINIFS")
+@excel("_xlfn.MINIFS")
 def f_minifs(ctx, args):
     return conditional(ctx, "min", args[0], _pairs("MINIFS", args[1:]))
 
 
-@excel("MAXIFS")
+@excel("_xlfn.MAXIFS")
 def f_maxifs(ctx, args):
     return conditional(ctx, "max", args[0], _pairs("MAXIFS", args[1:]))
 
 
-@excel("COUNTBLANK", gradient=False, blanks=True)
+@excel("COUNTBLANK", args="r", gradient=False, blanks=True)
 def f_countblank(ctx, args):
     """Empty cells and empty text."""
-    arity("COUNTBLANK", args, 1)
     v = args[0]
     k = v.kinds()
     blank = (k == BLANK) | ((k == TEXT) & (v.texts() == ""))

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import arity, cellwise, row_index, row_lists
+from excelnet.formula.functions.kit import cellwise, row_index, row_lists
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.numfmt import (
     FormatError,
@@ -57,58 +57,40 @@ def _text_result(s: str) -> str | Error:
 # -- length, pieces, case ---------------------------------------------------------------------
 
 
-@excel("LEN", gradient=False)
-def f_len(ctx, args):
-    arity("LEN", args, 1)
-    return cellwise(ctx, args, "t", lambda s: float(len(units(s))))
+@excel("LEN", args="t", gradient=False, cellwise=True)
+def f_len(s: str):
+    return float(len(units(s)))
 
 
-def _left(s: str, n: float = 1.0):
+@excel("LEFT", args="tn?", gradient=False, cellwise=True)
+def f_left(s: str, n: float = 1.0):
     return VALUE if n < 0 else joined(units(s)[: int(n)])
 
 
-def _right(s: str, n: float = 1.0):
+@excel("RIGHT", args="tn?", gradient=False, cellwise=True)
+def f_right(s: str, n: float = 1.0):
     if n < 0:
         return VALUE
     u, n = units(s), int(n)
     return joined(u[len(u) - n :]) if n else ""
 
 
-def _mid(s: str, start: float, n: float):
+@excel("MID", args="tnn", gradient=False, cellwise=True)
+def f_mid(s: str, start: float, n: float):
     if start < 1 or n < 0:
         return VALUE
     start = int(start) - 1
     return joined(units(s)[start : start + int(n)])
 
 
-@excel("LEFT", gradient=False)
-def f_left(ctx, args):
-    arity("LEFT", args, 1, 2)
-    return cellwise(ctx, args, "tn"[: len(args)], _left)
+@excel("LOWER", args="t", gradient=False, cellwise=True)
+def f_lower(s: str):
+    return "".join(_one(c, c.lower()) for c in s)
 
 
-@excel("RIGHT", gradient=False)
-def f_right(ctx, args):
-    arity("RIGHT", args, 1, 2)
-    return cellwise(ctx, args, "tn"[: len(args)], _right)
-
-
-@excel("MID", gradient=False)
-def f_mid(ctx, args):
-    arity("MID", args, 3)
-    return cellwise(ctx, args, "tnn", _mid)
-
-
-@excel("LOWER", gradient=False)
-def f_lower(ctx, args):
-    arity("LOWER", args, 1)
-    return cellwise(ctx, args, "t", lambda s: "".join(_one(c, c.lower()) for c in s))
-
-
-@excel("UPPER", gradient=False)
-def f_upper(ctx, args):
-    arity("UPPER", args, 1)
-    return cellwise(ctx, args, "t", lambda s: "".join(_one(c, c.upper()) for c in s))
+@excel("UPPER", args="t", gradient=False, cellwise=True)
+def f_upper(s: str):
+    return "".join(_one(c, c.upper()) for c in s)
 
 
 def _one(c: str, mapped: str) -> str:
@@ -116,7 +98,8 @@ def _one(c: str, mapped: str) -> str:
     return mapped if len(mapped) == 1 else c
 
 
-def _proper(s: str) -> str:
+@excel("PROPER", args="t", gradient=False, cellwise=True)
+def f_proper(s: str) -> str:
     """A letter after a letter is lower case, any other letter upper case ("2nd" → "2Nd",
     "don't" → "Don'T", as Excel does)."""
     out, prev_letter = [], False
@@ -126,42 +109,28 @@ def _proper(s: str) -> str:
     return "".join(out)
 
 
-@excel("PROPER", gradient=False)
-def f_proper(ctx, args):
-    arity("PROPER", args, 1)
-    return cellwise(ctx, args, "t", _proper)
-
-
-@excel("TRIM", gradient=False)
-def f_trim(ctx, args):
+@excel("TRIM", args="t", gradient=False, cellwise=True)
+def f_trim(s: str):
     """Spaces (only the space character) at either end removed, runs inside cut to one."""
-    arity("TRIM", args, 1)
-    return cellwise(ctx, args, "t", lambda s: re.sub(" +", " ", s.strip(" ")))
+    return re.sub(" +", " ", s.strip(" "))
 
 
-@excel("CLEAN", gradient=False)
-def f_clean(ctx, args):
+@excel("CLEAN", args="t", gradient=False, cellwise=True)
+def f_clean(s: str):
     """The non-printing characters 0-31 removed."""
-    arity("CLEAN", args, 1)
-    return cellwise(ctx, args, "t", lambda s: "".join(c for c in s if ord(c) >= 32))
+    return "".join(c for c in s if ord(c) >= 32)
 
 
-@excel("EXACT", gradient=False)
-def f_exact(ctx, args):
-    arity("EXACT", args, 2)
-    return cellwise(ctx, args, "tt", lambda a, b: a == b)
+@excel("EXACT", args="tt", gradient=False, cellwise=True)
+def f_exact(a: str, b: str):
+    return a == b
 
 
-@excel("REPT", gradient=False)
-def f_rept(ctx, args):
-    arity("REPT", args, 2)
-
-    def rept(s: str, n: float):
-        if n < 0 or len(units(s)) * int(n) > LIMIT:
-            return VALUE
-        return s * int(n)
-
-    return cellwise(ctx, args, "tn", rept)
+@excel("REPT", args="tn", gradient=False, cellwise=True)
+def f_rept(s: str, n: float):
+    if n < 0 or len(units(s)) * int(n) > LIMIT:
+        return VALUE
+    return s * int(n)
 
 
 # -- finding and replacing --------------------------------------------------------------------
@@ -199,25 +168,20 @@ def wildcard(pattern: str, whole: bool = False) -> re.Pattern:
     return re.compile(f"(?:{body})\\Z" if whole else body, re.I | re.S)
 
 
-@excel("FIND", gradient=False)
-def f_find(ctx, args):
+@excel("FIND", args="ttn?", gradient=False, cellwise=True)
+def f_find(needle: str, hay: str, start: float = 1.0):
     """Case-sensitive, no wildcards."""
-    arity("FIND", args, 2, 3)
-    return cellwise(ctx, args, "ttn"[: len(args)], _find)
+    return _find(needle, hay, start)
 
 
-@excel("SEARCH", gradient=False)
-def f_search(ctx, args):
+@excel("SEARCH", args="ttn?", gradient=False, cellwise=True)
+def f_search(needle: str, hay: str, start: float = 1.0):
     """Case-insensitive, with wildcards."""
-    arity("SEARCH", args, 2, 3)
-
-    def search(needle: str, hay: str, start: float = 1.0):
-        return _find(needle, hay, start, wildcard(units(needle)))
-
-    return cellwise(ctx, args, "ttn"[: len(args)], search)
+    return _find(needle, hay, start, wildcard(units(needle)))
 
 
-def _substitute(s: str, old: str, new: str, instance: float | None = None):
+@excel("SUBSTITUTE", args="tttn?", gradient=False, cellwise=True)
+def f_substitute(s: str, old: str, new: str, instance: float | None = None):
     if instance is not None and instance < 1:
         return VALUE
     if not old:
@@ -231,23 +195,12 @@ def _substitute(s: str, old: str, new: str, instance: float | None = None):
     return _text_result(old.join(parts[:n]) + new + old.join(parts[n:]))
 
 
-@excel("SUBSTITUTE", gradient=False)
-def f_substitute(ctx, args):
-    arity("SUBSTITUTE", args, 3, 4)
-    return cellwise(ctx, args, "tttn"[: len(args)], _substitute)
-
-
-@excel("REPLACE", gradient=False)
-def f_replace(ctx, args):
-    arity("REPLACE", args, 4)
-
-    def replace(s: str, start: float, n: float, new: str):
-        if start < 1 or n < 0:
-            return VALUE
-        u, start = units(s), int(start) - 1
-        return _text_result(joined(u[:start]) + new + joined(u[start + int(n) :]))
-
-    return cellwise(ctx, args, "tnnt", replace)
+@excel("REPLACE", args="tnnt", gradient=False, cellwise=True)
+def f_replace(s: str, start: float, n: float, new: str):
+    if start < 1 or n < 0:
+        return VALUE
+    u, start = units(s), int(start) - 1
+    return _text_result(joined(u[:start]) + new + joined(u[start + int(n) :]))
 
 
 # -- TEXTBEFORE, TEXTAFTER --------------------------------------------------------------------
@@ -292,8 +245,7 @@ def _text_around(before: bool):
     return fn
 
 
-def _delimiters(ctx, args: list[V], name: str, before: bool) -> V:
-    arity(name, args, 2, 6)
+def _delimiters(ctx, args: list[V], before: bool) -> V:
     given = len(args) >= 3 and not isinstance(args[2], Omitted)
     defaults = [1.0, 0.0, 0.0]  # an argument left empty takes its default, as left out
     args = (
@@ -309,8 +261,7 @@ def _delimiters(ctx, args: list[V], name: str, before: bool) -> V:
     fn = _text_around(before)
     # the delimiter argument may list several delimiters: each block row's, by row number
     rest = [args[0], row_index(ctx, rows), *args[2:]]
-    how = "tn" + "nnnv"[: len(args) - 2]
-    if_not_found = (5,) if len(args) == 6 else ()
+    how = "tn" + "nnne"[: len(args) - 2]  # the delimiters' row, then as registered
 
     def apply(text, r, *more):
         if errs[int(r)]:
@@ -319,27 +270,26 @@ def _delimiters(ctx, args: list[V], name: str, before: bool) -> V:
             more = (*more[:3], "")  # a blank cell given for if_not_found
         return fn(text, delims[int(r)], *more, given=given)
 
-    return cellwise(ctx, rest, how, apply, lazy=if_not_found)
+    return cellwise(ctx, rest, how, apply)
 
 
-@excel("TEXTBEFORE", gradient=False)
+@excel("_xlfn.TEXTBEFORE", args="trn?n?n?e?", gradient=False)
 def f_textbefore(ctx, args):
-    return _delimiters(ctx, args, "TEXTBEFORE", True)
+    return _delimiters(ctx, args, True)
 
 
-@excel("TEXTAFTER", gradient=False)
+@excel("_xlfn.TEXTAFTER", args="trn?n?n?e?", gradient=False)
 def f_textafter(ctx, args):
-    return _delimiters(ctx, args, "TEXTAFTER", False)
+    return _delimiters(ctx, args, False)
 
 
 # -- joining ----------------------------------------------------------------------------------
 
 
-@excel("CONCATENATE", gradient=False)
-def f_concatenate(ctx, args):
+@excel("CONCATENATE", args="t{1,255}", gradient=False, cellwise=True)
+def f_concatenate(*s: str):
     """Each argument a single value (arrays element by element, like &)."""
-    arity("CONCATENATE", args, 1, 255)
-    return cellwise(ctx, args, "t" * len(args), lambda *s: _text_result("".join(s)))
+    return _text_result("".join(s))
 
 
 def _per_row(ctx, rows: int, fn) -> V:
@@ -349,10 +299,9 @@ def _per_row(ctx, rows: int, fn) -> V:
     return from_python(out, ctx)
 
 
-@excel("CONCAT", gradient=False)
+@excel("_xlfn.CONCAT", args="r{1,253}", gradient=False)
 def f_concat(ctx, args):
     """Every element of every argument (ranges and arrays row by row), joined."""
-    arity("CONCAT", args, 1, 253)
     rows = max(v.shape[0] for v in args)
     parts = [row_lists(v, "t", rows) for v in args]
 
@@ -363,11 +312,10 @@ def f_concat(ctx, args):
     return _per_row(ctx, rows, row)
 
 
-@excel("TEXTJOIN", gradient=False)
+@excel("_xlfn.TEXTJOIN", args="rbr{1,252}", gradient=False)
 def f_textjoin(ctx, args):
     """TEXTJOIN(delimiter, ignore_empty, text1, …): the delimiters (several cycle) between
     the elements, empty texts and blank cells left out when ignore_empty is TRUE."""
-    arity("TEXTJOIN", args, 3, 254)
     rows = max(v.shape[0] for v in args)
     delims, delim_errs = row_lists(args[0], "t", rows)
     skip, skip_errs = to_bool(args[1])
@@ -407,13 +355,14 @@ def as_text(x) -> str:
 # -- numbers and text -------------------------------------------------------------------------
 
 
-@excel("T", gradient=False)
-def f_t(ctx, args):
-    arity("T", args, 1)
-    return cellwise(ctx, args, "v", lambda x: x if isinstance(x, str) else "")
+@excel("T", args="v", gradient=False, cellwise=True)
+def f_t(x):
+    return x if isinstance(x, str) else ""
 
 
-def _value(x):
+@excel("VALUE", args="v", gradient=False, cellwise=True)
+def f_value(x):
+    """A number, or text read as one ("1,234", "40%", "$5", dates and times); TRUE is not."""
     if x is None:
         return 0.0
     if isinstance(x, bool):
@@ -424,29 +373,19 @@ def _value(x):
     return x
 
 
-@excel("VALUE", gradient=False)
-def f_value(ctx, args):
-    """A number, or text read as one ("1,234", "40%", "$5", dates and times); TRUE is not."""
-    arity("VALUE", args, 1)
-    return cellwise(ctx, args, "v", _value)
-
-
-@excel("VALUETOTEXT", gradient=False)
-def f_valuetotext(ctx, args):
+@excel("_xlfn.VALUETOTEXT", args="en?", gradient=False, cellwise=True)
+def f_valuetotext(x, form: float = 0.0):
     """VALUETOTEXT(value, [format]): 0 concise, 1 strict (text in quotes); errors as text."""
-    arity("VALUETOTEXT", args, 1, 2)
-
-    def valuetotext(x, form: float = 0.0):
-        if form not in (0, 1):
-            return VALUE
-        if form == 1 and isinstance(x, str):
-            return '"' + x.replace('"', '""') + '"'
-        return as_text(x)
-
-    return cellwise(ctx, args, "vn"[: len(args)], valuetotext, lazy=(0,))
+    if form not in (0, 1):
+        return VALUE
+    if form == 1 and isinstance(x, str):
+        return '"' + x.replace('"', '""') + '"'
+    return as_text(x)
 
 
-def _text_fn(x, code: str):
+@excel("TEXT", args="vt", gradient=False, cellwise=True)
+def f_text(x, code: str):
+    """TEXT(value, format_text): Excel's number format language (numfmt.format_value)."""
     if isinstance(x, str):
         n = parse_number(x)
         x = x if n is None else n
@@ -458,50 +397,32 @@ def _text_fn(x, code: str):
         return VALUE
 
 
-@excel("TEXT", gradient=False)
-def f_text(ctx, args):
-    """TEXT(value, format_text): Excel's number format language (numfmt.format_value)."""
-    arity("TEXT", args, 2)
-    return cellwise(ctx, args, "vt", _text_fn)
-
-
-@excel("FIXED", gradient=False)
-def f_fixed(ctx, args):
+@excel("FIXED", args="nn?n?", gradient=False, cellwise=True)
+def f_fixed(x: float, decimals: float = 2.0, no_commas: float = 0.0):
     """FIXED(number, [decimals=2], [no_commas=FALSE]): rounded, as text."""
-    arity("FIXED", args, 1, 3)
-
-    def fixed(x: float, decimals: float = 2.0, no_commas: float = 0.0):
-        d = int(decimals)
-        if d > 127:
-            return VALUE
-        if d < 0:
-            x, d = rounded(x, d), 0
-        code = ("0" if no_commas else "#,##0") + ("." + "0" * d if d else "")
-        return format_value(x, code)
-
-    return cellwise(ctx, args, "nnn"[: len(args)], fixed)
+    d = int(decimals)
+    if d > 127:
+        return VALUE
+    if d < 0:
+        x, d = rounded(x, d), 0
+    code = ("0" if no_commas else "#,##0") + ("." + "0" * d if d else "")
+    return format_value(x, code)
 
 
 # -- characters -------------------------------------------------------------------------------
 
 
-@excel("UNICODE", gradient=False)
-def f_unicode(ctx, args):
-    arity("UNICODE", args, 1)
-    return cellwise(ctx, args, "t", lambda s: float(ord(s[0])) if s else VALUE)
+@excel("_xlfn.UNICODE", args="t", gradient=False, cellwise=True)
+def f_unicode(s: str):
+    return float(ord(s[0])) if s else VALUE
 
 
-@excel("UNICHAR", gradient=False)
-def f_unichar(ctx, args):
-    arity("UNICHAR", args, 1)
-
-    def unichar(n: float):
-        n = int(n)
-        if not 1 <= n <= 0x10FFFF:
-            return VALUE
-        return NA if 0xD800 <= n <= 0xDFFF else chr(n)
-
-    return cellwise(ctx, args, "n", unichar)
+@excel("_xlfn.UNICHAR", args="n", gradient=False, cellwise=True)
+def f_unichar(n: float):
+    n = int(n)
+    if not 1 <= n <= 0x10FFFF:
+        return VALUE
+    return NA if 0xD800 <= n <= 0xDFFF else chr(n)
 
 
 def _cp1252(n: int) -> str:
@@ -511,26 +432,20 @@ def _cp1252(n: int) -> str:
         return chr(n)
 
 
-@excel("CHAR", gradient=False)
-def f_char(ctx, args):
+@excel("CHAR", args="n", gradient=False, cellwise=True)
+def f_char(n: float):
     """The character of a code 1-255 in Windows' character set (Windows-1252)."""
-    arity("CHAR", args, 1)
-    return cellwise(ctx, args, "n", lambda n: _cp1252(int(n)) if 1 <= n < 256 else VALUE)
+    return _cp1252(int(n)) if 1 <= n < 256 else VALUE
 
 
-@excel("CODE", gradient=False)
-def f_code(ctx, args):
-    arity("CODE", args, 1)
-
-    def code(s: str):
-        if not s:
-            return VALUE
-        try:
-            return float(s[0].encode("cp1252")[0])
-        except UnicodeEncodeError:
-            return 63.0 if ord(s[0]) > 255 else float(ord(s[0]))
-
-    return cellwise(ctx, args, "t", code)
+@excel("CODE", args="t", gradient=False, cellwise=True)
+def f_code(s: str):
+    if not s:
+        return VALUE
+    try:
+        return float(s[0].encode("cp1252")[0])
+    except UnicodeEncodeError:
+        return 63.0 if ord(s[0]) > 255 else float(ord(s[0]))
 
 
 # -- regular expressions ----------------------------------------------------------------------
@@ -551,15 +466,10 @@ def _pattern(pattern: str, case: float):
     return VALUE if compiled is None else compiled
 
 
-@excel("REGEXTEST", gradient=False)
-def f_regextest(ctx, args):
-    arity("REGEXTEST", args, 2, 3)
-
-    def test(text: str, pattern: str, case: float = 0.0):
-        p = _pattern(pattern, case)
-        return p if isinstance(p, Error) else p.search(text) is not None
-
-    return cellwise(ctx, args, "ttn"[: len(args)], test)
+@excel("_xlfn.REGEXTEST", args="ttn?", gradient=False, cellwise=True)
+def f_regextest(text: str, pattern: str, case: float = 0.0):
+    p = _pattern(pattern, case)
+    return p if isinstance(p, Error) else p.search(text) is not None
 
 
 def _replacement(template: str) -> str:
@@ -571,37 +481,31 @@ def _replacement(template: str) -> str:
     return out
 
 
-@excel("REGEXREPLACE", gradient=False)
-def f_regexreplace(ctx, args):
+@excel("_xlfn.REGEXREPLACE", args="tttn?n?", gradient=False, cellwise=True)
+def f_regexreplace(text: str, pattern: str, repl: str, occurrence: float = 0.0, case: float = 0.0):
     """REGEXREPLACE(text, pattern, replacement, [occurrence=0 all, n: the nth, -n: from the
     end], [case_sensitivity])."""
-    arity("REGEXREPLACE", args, 3, 5)
-
-    def replace(text: str, pattern: str, repl: str, occurrence: float = 0.0, case: float = 0.0):
-        p = _pattern(pattern, case)
-        if isinstance(p, Error):
-            return p
-        template, n = _replacement(repl), int(occurrence)
-        try:
-            if n == 0:
-                return _text_result(p.sub(template, text))
-            matches = list(p.finditer(text))
-            if abs(n) > len(matches):
-                return text
-            m = matches[n - 1] if n > 0 else matches[n]
-            return _text_result(text[: m.start()] + m.expand(template) + text[m.end() :])
-        except (re.error, IndexError):
-            return VALUE
-
-    return cellwise(ctx, args, "tttnn"[: len(args)], replace)
+    p = _pattern(pattern, case)
+    if isinstance(p, Error):
+        return p
+    template, n = _replacement(repl), int(occurrence)
+    try:
+        if n == 0:
+            return _text_result(p.sub(template, text))
+        matches = list(p.finditer(text))
+        if abs(n) > len(matches):
+            return text
+        m = matches[n - 1] if n > 0 else matches[n]
+        return _text_result(text[: m.start()] + m.expand(template) + text[m.end() :])
+    except (re.error, IndexError):
+        return VALUE
 
 
-@excel("REGEXEXTRACT", gradient=False)
+@excel("_xlfn.REGEXEXTRACT", args="ttn?n?", gradient=False, array_result=True)
 def f_regexextract(ctx, args):
     """REGEXEXTRACT(text, pattern, [return_mode: 0 first match, 1 all matches, 2 the first
     match's groups], [case_sensitivity]). Modes 1 and 2 give a row of texts for a single text;
     over an array or a copied-down block each cell keeps the first."""
-    arity("REGEXEXTRACT", args, 2, 4)
 
     def extract(text: str, pattern: str, mode: float = 0.0, case: float = 0.0):
         p = _pattern(pattern, case)
