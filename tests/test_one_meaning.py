@@ -164,6 +164,29 @@ def test_a_range_chosen_by_if_is_read_by_row_in_fit_too(tmp_path, recalc):
     assert ours["D1"] == start.objective == lo["D1"] == 30
 
 
+def test_a_range_a_function_returns_is_read_by_row(tmp_path, recalc):
+    """INDEX(…,0,1), OFFSET(…) and INDIRECT(…) return references: read where a value is wanted,
+    at the formula's row, as a range written out is; in fit and eval as in calc."""
+    cells = {"A1": 0.0, **DATA, **_column("=(INDEX($B$1:$B$5,0,1)-$A$1)^2", False)}
+    cells.update({f"H{r}": float(r) for r in range(1, 6)})
+    cells.update({f"E{r}": "=INDEX($H$1:$I$5,0,1)*10" for r in range(1, 6)})  # a 2-D range
+    cells.update({f"F{r}": "=OFFSET($B$1,0,0,3,1)*2" for r in range(1, 6)})
+    cells.update({f"G{r}": '=INDIRECT("B1:B5")*3' for r in range(1, 6)})
+    cells["D1"] = "=SUM(C1:C5)"
+    path = _book(tmp_path / "index.xlsx", cells)
+    lo = _lo(recalc, path, tmp_path)
+    ours = _calc(path)
+    for r in range(1, 6):
+        for col in "CEFG":
+            cell = f"{col}{r}"
+            assert _same(ours[cell], lo[cell]), (cell, ours[cell], lo[cell])
+    assert ours["F4"] == Error("#VALUE!") and ours["G4"] == 12
+    (start,) = evaluate(path, write=False)
+    assert start.objective == pytest.approx(lo["D1"]) == 55
+    (done,) = fit(path, epochs=50, history=False)
+    assert done.params["m!A1"] == pytest.approx(3.0, abs=1e-6)
+
+
 def test_every_range_parameter_is_classed():
     """A parameter the registry reads whole (r) takes a reference or an array in arguments.py:
     a function added with one is not left to intersect its ranges."""
@@ -373,6 +396,10 @@ def _workbooks(folder: Path) -> list[Path]:
         _book(
             folder / "if.xlsx",
             {"A1": 1.0, **DATA, **_column("=IF($A$1>0,B1:B5,0)*$A$1", True), "D1": "=SUM(C:C)"},
+        ),
+        _book(
+            folder / "index.xlsx",
+            {"A1": 1.0, **DATA, **_column("=INDEX($A$1:$B$5,0,2)*$A$1", False), "D1": "=C5"},
         ),
         _book(
             folder / "names.xlsx",

@@ -11,7 +11,15 @@ from excelnet.formula import dates
 from excelnet.formula.book import Book
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.fuse import member
-from excelnet.formula.graph import Block, BlockIndex, Graph, Isect, excel_knows, position
+from excelnet.formula.graph import (
+    INTERSECT,
+    Block,
+    BlockIndex,
+    Graph,
+    Isect,
+    excel_knows,
+    position,
+)
 from excelnet.formula.grid import Grid
 from excelnet.formula.parse import (
     MISSING,
@@ -165,6 +173,8 @@ class Evaluator:
             return Live(lambda: fold([current(a) for a in args]))
         if isinstance(node, Union):  # outside a function that takes several ranges
             return scalar(Error("#VALUE!"), ctx)
+        if isinstance(node, Call) and node.name == INTERSECT:
+            return self._intersected(node.args[0], b)
         if isinstance(node, Call):
             fused = self.fused.get(id(node))
             if fused is not None and b.kind == "column" and b.rows > 1:
@@ -195,6 +205,46 @@ class Evaluator:
                 return out if known.array_result else _carry(out, args)
             return Live(lambda: fn(ctx, [current(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
+
+    def _intersected(self, node: Node, b: Block):
+        """A reference a function computes (INDEX(A1:B5,0,1), OFFSET(…)), read where one value
+        is expected: each block row's reference met with that row (a column) or the block's
+        column (a row), as a range written out is (graph.intersect); #VALUE! where they do not
+        meet. What is not a reference known before the parameters move is computed as it is."""
+        try:
+            refs = Site(self, b).refs(node)
+        except FormulaError:
+            refs = None
+        if refs is None or len({r.sheet for r in refs}) != 1:
+            return self._node(node, b)
+        n = b.rows if b.kind == "column" else 1
+        rows, cols = np.zeros(n, int), np.zeros(n, int)
+        bad = np.zeros(n, bool)
+        for k in range(n):
+            ref = refs[min(k, len(refs) - 1)]
+            r, c = b.r0 + k, b.c0
+            if ref.r1 is None or ref.c1 is None:
+                return self._node(node, b)
+            if ref.r0 == ref.r1 and ref.c0 == ref.c1:
+                rows[k], cols[k] = ref.r0, ref.c0
+            elif ref.c0 == ref.c1:
+                rows[k], cols[k], bad[k] = r, ref.c0, not ref.r0 <= r <= ref.r1
+            elif ref.r0 == ref.r1:
+                rows[k], cols[k], bad[k] = ref.r0, c, not ref.c0 <= c <= ref.c1
+            else:
+                bad[k] = True
+        rows, cols = np.where(bad, 0, rows), np.where(bad, 0, cols)
+        sheet = refs[0].sheet
+        lo, hi = int(rows.min()), int(rows.max())
+        if not (isinstance(node, Call) and node.name == "INDEX"):  # INDEX's are its arguments'
+            self._ensure(sheet, lo, hi, int(cols.min()), int(cols.max()))  # cells, read already
+        value = self._window(sheet, rows[:, None], cols[:, None])
+        if not bad.any():
+            return value
+        outside = bad[:, None, None]
+        if isinstance(value, Live):
+            return Live(lambda: _value_error(current(value), outside))
+        return _value_error(value, outside)
 
     def _param_rows(self, refs: list[Ref]):
         """One-row ranges that are consecutive rows of one range of adjustable cells, in

@@ -188,10 +188,11 @@ class Graph:
             return node
         if isinstance(node, Op):
             inner = value and node.op != ":"  # A1:OFFSET(…): both ends stay references
-            return Op(
+            op = Op(
                 node.op,
                 tuple(self.resolve(a, sheet, depth, block=block, value=inner) for a in node.args),
             )
+            return deref(op) if node.op == ":" and value and not keep else op
         if isinstance(node, Chain):
             return Chain(
                 node.ops,
@@ -228,7 +229,10 @@ class Graph:
             args = tuple(args)
             if known is not None and known.resolve is not None:  # SUMIF's sum range, …
                 args = known.resolve(args)
-            return Call(node.name, args, node.new)
+            call = Call(node.name, args, node.new)
+            if node.name in RETURNS_REFERENCE and value and not keep:
+                return deref(call)
+            return call
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -279,6 +283,19 @@ class Graph:
 
 # functions whose result is one of their arguments, a reference if that is one
 PASS_REFERENCE = frozenset({"IF", "IFS", "CHOOSE", "IFERROR", "IFNA"})
+# functions that compute a reference
+RETURNS_REFERENCE = frozenset({"INDEX", "OFFSET", "INDIRECT"})
+
+
+INTERSECT = "@"  # Excel 365 writes implicit intersection so: a call of this name (see below)
+
+
+def deref(node: Node) -> Call:
+    """A reference that a function (INDEX, OFFSET, INDIRECT) or A1:B3's colon computes, read
+    where one value is expected in a formula that is not an array formula: a call of "@",
+    which the evaluator computes by intersecting the reference, once known, with the
+    formula's row or column, as a range written out is."""
+    return Call(INTERSECT, (node,))
 
 
 def collect_refs(node: Node, out: list[Ref]) -> None:
