@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
+from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.utils.formulas import FORMULAE
 
-from excelnet.formula.book import Book, Sheet
+from excelnet.formula.book import Book, DataTable, Sheet, Table
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.functions.arguments import ARRAY, REFERENCE, argument_class
 from excelnet.formula.functions.registry import newer_excel
@@ -31,8 +32,11 @@ from excelnet.formula.parse import (
     Node,
     Op,
     Ref,
+    Structured,
     Union,
     parse,
+    prepared,
+    ref_text,
     walk,
 )
 from excelnet.formula.values import (
@@ -54,7 +58,7 @@ class Block:
     c0: int
     r1: int
     c1: int
-    kind: str  # "column" | "array" | "param"
+    kind: str  # "column" | "array" | "param" | "datatable" (What-If, see DataTable)
     formula: str | None = None
     node: Node | None = None
     refs: list[Ref] = field(default_factory=list)
@@ -64,6 +68,10 @@ class Block:
     static_text: np.ndarray | None = None
     thunk: object = None
     problem: str | None = None  # why it cannot be compiled (reported only if it is needed)
+    picks: list[Ref] = field(default_factory=list)  # INDEX's ranges (of refs): read in part
+    picked: set = field(default_factory=set)  # blocks only INDEX may read, left out of deps
+    whatif: DataTable | None = None  # kind "datatable": the table
+    notes: list[str] = field(default_factory=list)  # what its formula reads as an error value
 
     @property
     def rows(self) -> int:
@@ -87,18 +95,91 @@ class Block:
 # -- the block graph of a whole workbook ------------------------------------------------------
 
 
+class SplitRows(Exception):  # noqa: N818 (a signal, not an error)
+    """A reference that stands for a different kind of thing in some rows of a column run than
+    in others ([#This Row] of a table the run leaves): the run is computed cell by cell."""
+
+
+_VALUE = Const(Error("#VALUE!"))
+
+
+def _intersect_rows(
+    sheet: str, d0: int, d1: int, c0: int, c1: int, at: Block | None, what: str, book: Book
+) -> Node:
+    """Columns c0:c1 of a sheet in the formula's own row, where that row is one of d0..d1
+    (else #VALUE!): [#This Row] and the @ of a column. In a column run, a reference that moves
+    down with the formula (relative rows), so that the run stays one block."""
+    if at is None:
+        raise FormulaError(f"{what}: the formula's row is needed, and it is in no cell")
+    if at.kind == "array" and (at.r0, at.c0) in book.sheets[at.sheet].spills:
+        r0 = r1 = at.r0  # a dynamic array's formula is in its anchor cell
+    else:
+        r0, r1 = at.r0, at.r1
+    if r1 < d0 or r0 > d1:
+        return _VALUE
+    if not (d0 <= r0 and r1 <= d1):
+        if at.kind == "column":
+            raise SplitRows
+        raise FormulaError(f"{what}: the array formula's rows are not all the table's")
+    if at.kind == "array":
+        return Ref(sheet, r0, c0, r1, c1)
+    return Ref(sheet, r0, c0, r0, c1, True, True)
+
+
+def _span(args: tuple) -> Node:
+    """a:b of two references as one range where both are plain ranges of one sheet that move
+    alike (Table1[a]:Table1[c], or a reference function's result is left to the evaluator)."""
+    a, b = args
+    if (
+        isinstance(a, Ref)
+        and isinstance(b, Ref)
+        and a.sheet == b.sheet
+        and len({a.rel_r0, a.rel_r1, b.rel_r0, b.rel_r1}) == 1
+    ):
+        rel = a.rel_r0
+        return Ref(
+            a.sheet,
+            min(a.r0, b.r0),
+            min(a.c0, b.c0),
+            max(a.r1, b.r1),
+            max(a.c1, b.c1),
+            rel,
+            rel,
+        )
+    return Op(":", args)
+
+
 class Graph:
     """Every formula cell of a workbook, grouped into blocks, with their dependencies."""
 
     def __init__(self, book: Book):
         self.book = book
+        self.linked: set[str] = set()  # other workbooks' sheets read (from the file's copies)
         self.blocks: list[Block] = []
         for sheet in book.sheets.values():
             for text, (r0, c0, r1, c1) in sheet.arrays.values():
                 self.blocks.append(Block(sheet.name, r0, c0, r1, c1, "array", text))
             self._columns(sheet)
-        for b in self.blocks:
+        for b in list(self.blocks):  # (a block split into cells parses its cells itself)
             self._parse(b)
+        for sheet in book.sheets.values():
+            for t in sheet.data_tables.values():
+                self.blocks.append(self._data_table(sheet.name, t))
+
+    def _data_table(self, sheet: str, t: DataTable) -> Block:
+        """A What-If data table's block: it reads its input values and its formula cells (the
+        row above it, the column left of it); see formula.calculation for how it is computed."""
+        b = Block(sheet, t.r0, t.c0, t.r1, t.c1, "datatable")
+        row_input = t.input1 if (t.two or t.row) else ""
+        col_input = t.input2 if t.two else ("" if t.row else t.input1)
+        b.formula = f"=TABLE({row_input or ''},{col_input or ''})"
+        b.node = Const(Error("#N/A"))
+        b.problem = "a What-If data table (TABLE): computed by calc and check, not in a model"
+        above = Ref(sheet, t.r0 - 1, t.c0 - (1 if t.two else 0), t.r0 - 1, t.c1)
+        left = Ref(sheet, t.r0, t.c0 - 1, t.r1, t.c0 - 1)
+        b.refs = [r for r in (above, left) if r.r0 >= 0 and r.c0 >= 0]
+        b.whatif = t
+        return b
 
     def _columns(self, sheet: Sheet) -> None:
         """A block for each run of one formula copied down a column (CopiedDown), columns in
@@ -135,12 +216,16 @@ class Graph:
         try:
             # a formula cell is not an array formula: where it expects one value, a range is
             # read at the cell's own row or column (implicit intersection, arguments.py)
-            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0, block=b)
+            value = b.kind == "column"
+            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0, at=b, value=value)
+        except SplitRows:  # [#This Row] or @ meets some of the run's rows, not all: by cell
+            self.split(b)
+            return
         except FormulaError as e:
             b.problem = str(e)
             b.node = Const(Error("#NAME?"))
-        b.refs = []
-        collect_refs(b.node, b.refs)
+        b.refs, b.picks = [], []
+        collect_refs(b.node, b.refs, b.picks)
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
 
@@ -150,33 +235,50 @@ class Graph:
         sheet: str,
         depth: int,
         whole: bool = False,
+        at: Block | None = None,
         *,
-        block: Block | None = None,
-        value: bool | None = None,
+        value: bool = False,
         keep: bool = False,
     ) -> Node:
-        """Replace defined names by what they stand for (a relative name's references moved
-        to the cell of `block` that uses it); bound whole columns and rows. In `block`'s
-        formula, unless it is an array formula (`value`: True by default then), a range
-        where one value is expected becomes its cell in the formula's row or column (or
-        #VALUE!); `keep`: this node is an argument that takes a reference, kept whole."""
-        if value is None:
-            value = block is not None and block.kind == "column"
+        """Replace defined names by what they stand for (a relative name's references moved to
+        the cell of `at` that uses it); bound whole columns and rows; structured references as
+        the ranges they stand for, and @ (implicit intersection) and A1# (a spill) where the
+        references are known. `at`: the block the formula is in ([#This Row] and @ need its
+        rows; None: a formula of no cell, such as a Solver constraint's).
+
+        In a formula that is not an array formula (`value`: a column block's, as _parse reads
+        it), a range where one value is expected is read at the formula's own row or column,
+        as if written @range (implicit intersection; functions/arguments.py says what each
+        function's arguments expect); `keep`: this node is an argument that takes a reference,
+        passed whole."""
         if isinstance(node, Name):
             text, scope = self._name(node.name, sheet)
+            if text is None and "!" not in node.name and self.book.table(node.name):
+                # a table's name alone: its data rows (Table1 is Table1[#Data])
+                return self._structured(Structured(node.name, (), None, None, node.name), at)
             if text is None or depth > 20:
+                if at is not None:
+                    why = "names itself" if depth > 20 else "is no defined name or table"
+                    at.notes.append(f"{node.name} {why} (#NAME?)")
                 return Const(Error("#NAME?"))
-            if block is not None:
-                text = anchored(text, block.r0, block.c0)
+            if at is not None:
+                text = anchored(text, at.r0, at.c0)
             return self.resolve(
-                parse(text, scope), scope, depth + 1, whole, block=block, value=value, keep=keep
+                parse(text, scope), scope, depth + 1, False, at, value=value, keep=keep
             )
+        if isinstance(node, Structured):
+            found = self._structured(node, at)
+            if value and not keep and isinstance(found, Ref):
+                return self._single(found, at)
+            return found
         if isinstance(node, Ref):
             target = self.book.sheets.get(node.sheet)
             if target is None:
+                if node.sheet.startswith("["):  # another workbook's, as the file copied it
+                    return self._external(node, whole)
                 return Const(Error("#REF!"))
-            if value and not keep and block is not None:
-                return intersect(node, block)
+            if value and not keep and at is not None and (node.r0, node.c0) != (node.r1, node.c1):
+                return self._single(self.resolve(node, sheet, depth, True, at, value=False), at)
             # a whole column or row is read as far as the sheet's used range, except where a
             # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
             last_row = ROWS - 1 if whole else target.max_row
@@ -188,21 +290,25 @@ class Graph:
             return node
         if isinstance(node, Op):
             inner = value and node.op != ":"  # A1:OFFSET(…): both ends stay references
-            op = Op(
-                node.op,
-                tuple(self.resolve(a, sheet, depth, block=block, value=inner) for a in node.args),
-            )
-            return deref(op) if node.op == ":" and value and not keep else op
+            args = tuple(self.resolve(a, sheet, depth, False, at, value=inner) for a in node.args)
+            if node.op == ":":
+                span = _span(args)
+                if value and not keep and at is not None:
+                    return self._single(span, at)
+                return span
+            return Op(node.op, args)
         if isinstance(node, Chain):
             return Chain(
                 node.ops,
-                tuple(self.resolve(a, sheet, depth, block=block, value=value) for a in node.args),
+                tuple(self.resolve(a, sheet, depth, False, at, value=value) for a in node.args),
             )
         if isinstance(node, Union):
-            return Union(
-                tuple(self.resolve(a, sheet, depth, block=block, value=False) for a in node.areas)
-            )
+            return Union(tuple(self.resolve(a, sheet, depth, False, at) for a in node.areas))
         if isinstance(node, Call):
+            if node.name == "SINGLE" and len(node.args) == 1:  # @x, Excel 365's
+                return self._single(self.resolve(node.args[0], sheet, depth, True, at), at)
+            if node.name == "ANCHORARRAY" and len(node.args) == 1:  # A1#, a spill
+                return self._spill(self.resolve(node.args[0], sheet, depth, False, at))
             known = FUNCTIONS.get(node.name)
             skip = known.positional if known is not None else ()
             counts = known is not None and known.blanks
@@ -221,7 +327,7 @@ class Graph:
                         sheet,
                         depth,
                         counts,
-                        block=block,
+                        at,
                         value=value and kind != ARRAY,
                         keep=kind == REFERENCE and whole_ref,
                     )
@@ -230,9 +336,132 @@ class Graph:
             if known is not None and known.resolve is not None:  # SUMIF's sum range, …
                 args = known.resolve(args)
             call = Call(node.name, args, node.new)
-            if node.name in RETURNS_REFERENCE and value and not keep:
-                return deref(call)
+            if node.name in RETURNS_REFERENCE and value and not keep and at is not None:
+                return Op("@", (call,))  # the reference it returns, read at the formula's row
             return call
+        return node
+
+    # ---- structured references, @ and spills
+    def a1_formula(self, b: Block) -> str:
+        """A block's formula with its structured references written as the A1 ranges they
+        stand for in the block's first cell ([#This Row] as a row that moves: Data!$B7)."""
+        text = b.formula or ""
+        if "[" not in text:
+            return text
+        try:
+            tokens = Tokenizer(prepared(text)).items
+        except TokenizerError as e:
+            raise FormulaError(f"cannot read formula {text!r}: {e}") from None
+        out = []
+        for tok in tokens:
+            value = tok.value
+            if tok.type == Token.OPERAND and tok.subtype == Token.RANGE and "[" in value:
+                node = self.resolve(parse("=" + value, b.sheet), b.sheet, 0, at=b)
+                if isinstance(node, Ref):
+                    value = ref_text(node, b.sheet)
+                elif isinstance(node, Const) and isinstance(node.value, Error):
+                    value = node.value.code
+            out.append(value)
+        return "=" + "".join(out)
+
+    def table_at(self, sheet: str, r: int, c: int) -> Table | None:
+        """The table a cell is in, if any."""
+        for t in self.book.sheets[sheet].tables:
+            if t.r0 <= r <= t.r1 and t.c0 <= c <= t.c1:
+                return t
+        return None
+
+    def _structured(self, node: Structured, at: Block | None) -> Node:
+        """A structured reference as the range Excel defines for it."""
+        if node.table is None:  # [Age]: the table the formula is in
+            t = self.table_at(at.sheet, at.r0, at.c0) if at is not None else None
+            if t is None:
+                raise FormulaError(f"{node.text} names no table and the formula is in none")
+            tsheet = at.sheet
+        else:
+            found = self.book.table(node.table)
+            if found is None:
+                raise FormulaError(f"{node.text}: the workbook has no table named {node.table}")
+            tsheet, t = found
+        c0, c1 = t.c0, t.c1
+        if node.first is not None:
+            a, b = t.column(node.first), t.column(node.last)
+            if a is None or b is None:
+                missing = node.first if a is None else node.last
+                raise FormulaError(f"{node.text}: table {t.name} has no column {missing!r}")
+            c0, c1 = min(a, b), max(a, b)
+        d0, d1 = t.data
+        items = node.items
+        if items == ("#this row",):
+            return _intersect_rows(tsheet, d0, d1, c0, c1, at, node.text, self.book)
+        if items in ((), ("#data",)):
+            r0, r1 = d0, d1
+        elif items == ("#all",):
+            r0, r1 = t.r0, t.r1
+        elif items == ("#headers",):
+            if not t.header_rows:
+                return Const(Error("#REF!"))
+            r0 = r1 = t.r0
+        elif items == ("#totals",):
+            if not t.totals_rows:
+                return Const(Error("#REF!"))
+            r0 = r1 = t.r1
+        elif items == ("#data", "#headers"):
+            r0, r1 = t.r0, d1
+        else:  # #Data, #Totals
+            r0, r1 = d0, t.r1
+        if r1 < r0:
+            return Const(Error("#REF!"))
+        return Ref(tsheet, r0, c0, r1, c1)
+
+    def _single(self, arg: Node, at: Block | None) -> Node:
+        """@x: a range's one cell in the formula's row (a column) or column (a row): Excel's
+        implicit intersection. What is no reference is kept for the evaluator (Op "@")."""
+        if not isinstance(arg, Ref):
+            return Op("@", (arg,))
+        if arg.r0 == arg.r1 and arg.c0 == arg.c1:
+            return arg
+        if at is None:
+            raise FormulaError("@ (implicit intersection) of a range outside a cell's formula")
+        if arg.c0 == arg.c1:  # one column: the formula's row
+            if at.kind == "column" and at.rows > 1 and arg.rel_r0 != arg.rel_r1:
+                raise SplitRows
+            if at.kind == "column" and arg.rel_r0 and arg.rel_r1:  # moves with the formula
+                ok = arg.r0 <= at.r0 <= arg.r1
+                return Ref(arg.sheet, at.r0, arg.c0, at.r0, arg.c0, True, True) if ok else _VALUE
+            return _intersect_rows(arg.sheet, arg.r0, arg.r1, arg.c0, arg.c0, at, "@", self.book)
+        if arg.r0 == arg.r1:  # one row: the formula's column
+            if not arg.c0 <= at.c0 <= arg.c1:
+                return _VALUE
+            return Ref(arg.sheet, arg.r0, at.c0, arg.r1, at.c0, arg.rel_r0, arg.rel_r1)
+        return _VALUE  # a 2-D range meets no one cell
+
+    def _spill(self, arg: Node) -> Node:
+        """A1# (ANCHORARRAY): the range the dynamic array anchored at A1 spilled over, as Excel
+        last recorded it; #REF! where A1 holds no array formula."""
+        if not isinstance(arg, Ref) or arg.r0 != arg.r1 or arg.c0 != arg.c1:
+            raise FormulaError("# (a spill range) after a reference that is not one cell")
+        sheet = self.book.sheets[arg.sheet]
+        found = sheet.arrays.get((arg.r0, arg.c0))
+        if found is None:
+            return Const(Error("#REF!"))
+        r0, c0, r1, c1 = found[1]
+        return Ref(arg.sheet, r0, c0, r1, c1)
+
+    def _external(self, node: Ref, whole: bool) -> Node:
+        """A cell of another workbook, from the copy Excel keeps in this file."""
+        cells = self.book.external(node.sheet)
+        if cells is None:
+            raise FormulaError(
+                f"{node.sheet}: another workbook's sheet, of which the file keeps no copy"
+            )
+        self.linked.add(node.sheet)
+        if node.r1 is None or node.c1 is None:
+            last_row = max((r for r, _ in cells), default=0) if not whole else ROWS - 1
+            last_col = max((c for _, c in cells), default=0) if not whole else COLUMNS - 1
+            if node.r1 is None:
+                return Ref(node.sheet, 0, node.c0, last_row, node.c1)
+            return Ref(node.sheet, node.r0, 0, node.r1, last_col)
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -256,11 +485,35 @@ class Graph:
         while True:
             index = BlockIndex(self.blocks + extra)
             for b in self.blocks:
-                b.deps = set()
+                b.deps, b.picked = set(), set()
+                picks = set(map(id, b.picks))
+                maybe = set()
                 for ref in b.refs:
                     lo, hi = footprint(ref, b)
-                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+                    found = index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+                    if id(ref) in picks:
+                        maybe |= found
+                    else:
+                        b.deps |= found
+                b.picked = maybe - b.deps
+                b.deps |= maybe
             cyclic = cycles(self.blocks)
+            if any(b.picked for b in cyclic):
+                # INDEX(H:H, …) in column H reads the cells it picks, not all of H: a cycle
+                # only through INDEX's ranges is judged when INDEX runs (what it picks is
+                # evaluated first, and a cell that picks itself is circular then)
+                for b in cyclic:
+                    b.deps -= b.picked
+                cyclic = cycles(self.blocks)
+                for b in self.blocks:
+                    if b not in cyclic and b.picked and b.picked.isdisjoint(b.deps):
+                        continue
+                    b.deps |= b.picked  # (not part of a cycle: ordered as usual)
+                    b.picked = set()
+                cyclic = cycles(self.blocks)
+            else:
+                for b in self.blocks:
+                    b.picked = set()
             splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
             if not splittable:
                 return index, cyclic
@@ -281,93 +534,18 @@ class Graph:
         return cells
 
 
+def linked_note(linked: set[str]) -> str:
+    """The one warning for values read from other workbooks (external links)."""
+    return (
+        f"values of other workbooks ({', '.join(sorted(linked))}) are the copies Excel kept in "
+        f"this file when it last saved it, not the workbooks themselves"
+    )
+
+
 # functions whose result is one of their arguments, a reference if that is one
 PASS_REFERENCE = frozenset({"IF", "IFS", "CHOOSE", "IFERROR", "IFNA"})
 # functions that compute a reference
 RETURNS_REFERENCE = frozenset({"INDEX", "OFFSET", "INDIRECT"})
-
-
-INTERSECT = "@"  # Excel 365 writes implicit intersection so: a call of this name (see below)
-
-
-def deref(node: Node) -> Call:
-    """A reference that a function (INDEX, OFFSET, INDIRECT) or A1:B3's colon computes, read
-    where one value is expected in a formula that is not an array formula: a call of "@",
-    which the evaluator computes by intersecting the reference, once known, with the
-    formula's row or column, as a range written out is."""
-    return Call(INTERSECT, (node,))
-
-
-def collect_refs(node: Node, out: list[Ref]) -> None:
-    if isinstance(node, Ref):
-        out.append(node)
-    elif isinstance(node, Isect):
-        out.append(node.cell)
-    elif isinstance(node, Call):
-        known = FUNCTIONS.get(node.name)
-        skip = known.positional if known is not None else ()
-        for i, a in enumerate(node.args):
-            if not (i in skip and isinstance(a, Ref)):  # ROW(A1) does not read A1
-                collect_refs(a, out)
-    elif isinstance(node, (Op, Chain)):
-        for a in node.args:
-            collect_refs(a, out)
-    elif isinstance(node, Union):
-        for a in node.areas:
-            collect_refs(a, out)
-
-
-def footprint(ref: Ref, b: Block) -> tuple[int, int]:
-    """Rows a reference covers over all the cells of block b."""
-    shift = b.rows - 1 if (b.kind == "column" and ref.rel_r0) else 0
-    return ref.r0, ref.r1 + shift
-
-
-@dataclass(frozen=True)
-class Isect:
-    """A fixed one-column range read where one value is expected, by a column of formulas only
-    some of whose rows it spans: `cell`, the formula's own row of the range's column (a
-    reference copied down with the block), and #VALUE! in the rows outside `rows` (first,
-    last)."""
-
-    cell: Ref
-    rows: tuple[int, int]
-
-
-def intersect(ref: Ref, b: Block) -> Node:
-    """A range where one value is expected, read by the formula cells of block b (not an
-    array formula): Excel's implicit intersection. A one-column range gives the cell in the
-    formula's row, a one-row range the cell in its column; a 2-D range, or a row or column
-    outside the range, is #VALUE!. A range that grows down a copied column (A$1:A1) is kept
-    whole, for the block to be split into cells first."""
-    if ref.r1 is None:  # whole columns: every row meets them
-        if ref.c0 != ref.c1:
-            return Const(Error("#VALUE!"))
-        return Ref(ref.sheet, b.r0, ref.c0, b.r0, ref.c0, True, True)
-    if ref.c1 is None:  # whole rows: every column meets them
-        if ref.r0 != ref.r1:
-            return Const(Error("#VALUE!"))
-        return Ref(ref.sheet, ref.r0, b.c0, ref.r0, b.c0, ref.rel_r0, ref.rel_r1)
-    if ref.r0 == ref.r1 and ref.c0 == ref.c1:
-        return ref
-    if ref.r0 != ref.r1 and ref.c0 != ref.c1:
-        return Const(Error("#VALUE!"))
-    if ref.r0 == ref.r1:  # one row: the formula's column
-        if not ref.c0 <= b.c0 <= ref.c1:
-            return Const(Error("#VALUE!"))
-        return Ref(ref.sheet, ref.r0, b.c0, ref.r0, b.c0, ref.rel_r0, ref.rel_r1)
-    n = b.rows if b.kind == "column" else 1
-    if n > 1 and ref.rel_r0 != ref.rel_r1:
-        return ref
-    cell = Ref(ref.sheet, b.r0, ref.c0, b.r0, ref.c0, True, True)
-    if n == 1 or ref.rel_r0:  # the range moves with the formula: in or out for every row
-        return cell if ref.r0 <= b.r0 <= ref.r1 else Const(Error("#VALUE!"))
-    if ref.r0 <= b.r0 and b.r1 <= ref.r1:
-        return cell
-    if b.r1 < ref.r0 or ref.r1 < b.r0:
-        return Const(Error("#VALUE!"))
-    return Isect(cell, (ref.r0, ref.r1))
-
 
 _ANCHORED = re.compile(
     r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|(?<![\w.$])(\$?)([A-Za-z]{1,3})(\$?)(\d+)(?![\w(!])'
@@ -396,6 +574,45 @@ def anchored(text: str, dr: int, dc: int) -> str:
         return f"{col_abs}{get_column_letter(col + 1)}{row_abs}{row + 1}"
 
     return _ANCHORED.sub(sub, text)
+
+
+def collect_refs(node: Node, out: list[Ref], picks: list[Ref] | None = None) -> None:
+    """The references a formula reads, into `out`; those of them that are INDEX's range, of
+    which it reads only the cells it picks, into `picks` too."""
+    if isinstance(node, Ref):
+        out.append(node)
+    elif isinstance(node, Call):
+        known = FUNCTIONS.get(node.name)
+        skip = known.positional if known is not None else ()
+        for i, a in enumerate(node.args):
+            if not (i in skip and isinstance(a, Ref)):  # ROW(A1) does not read A1
+                collect_refs(a, out, picks)
+                if picks is not None and i == 0 and node.name == "INDEX" and isinstance(a, Ref):
+                    picks.append(a)
+    elif isinstance(node, (Op, Chain)):
+        for a in node.args:
+            collect_refs(a, out, picks)
+    elif isinstance(node, Union):
+        for a in node.areas:
+            collect_refs(a, out, picks)
+
+
+def computes_references(node: Node | None) -> bool:
+    """Whether a formula may read cells through a reference a function computes (OFFSET,
+    INDIRECT, A1:INDEX(…)): cells that are not among its references, found as it is evaluated."""
+    return node is not None and any(
+        (isinstance(n, Op) and n.op == ":") or (isinstance(n, Call) and n.name in MAKE_REFERENCES)
+        for n in walk(node)
+    )
+
+
+MAKE_REFERENCES = ("OFFSET", "INDIRECT")  # the functions whose result is a reference
+
+
+def footprint(ref: Ref, b: Block) -> tuple[int, int]:
+    """Rows a reference covers over all the cells of block b."""
+    shift = b.rows - 1 if (b.kind == "column" and ref.rel_r0) else 0
+    return ref.r0, ref.r1 + shift
 
 
 def position(b: Block) -> tuple[str, int, int]:
