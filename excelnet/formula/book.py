@@ -131,6 +131,7 @@ class Book:
     sheets: dict[str, Sheet]
     names: dict[str, str]  # workbook-level defined names
     cached: bool = False  # were the formula cells' stored values read?
+    date1904: bool = False  # the 1904 date system (<workbookPr date1904="1"/>): dates.py
     # the source's way to read them later (a file is read again with them); None: none stored
     reread: Callable[[], Book] | None = field(default=None, repr=False, compare=False)
     # other workbooks' cells as Excel last copied them into this file (external links), by the

@@ -4,6 +4,11 @@ was (Lotus 1-2-3's bug, kept for compatibility): serial 60 is that day, and ever
 on is one more than the plain count. Serial 0 shows as 0 January 1900; the last date is
 31 December 9999 (2958465).
 
+A workbook may use the 1904 date system instead (Excel for the Mac's, `<workbookPr
+date1904="1"/>`): serial 0 is 1 January 1904, every date 1462 less than in the 1900 system,
+nothing before 1904. Evaluation sets `system1904` for the workbook it computes (`calendar1904`);
+every function here reads it.
+
 Also how Excel reads a date or a time typed as text ("2024-02-29", "29-Feb-1900", "1:30 PM"),
 in the regional date order (`date_order`: month first as in en-US, Excel's default, or day
 first as in en-GB)."""
@@ -17,7 +22,31 @@ import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-LAST = 2958465  # 31 December 9999
+LAST = 2958465  # 31 December 9999 (in the 1900 date system; `last()` in the workbook's)
+SHIFT_1904 = 1462  # 1 January 1904 in the 1900 system
+system1904: ContextVar[bool] = ContextVar("system1904", default=False)
+
+
+@contextmanager
+def calendar1904(on: bool):
+    """Dates in the 1904 date system (if `on`) inside the block."""
+    token = system1904.set(bool(on))
+    try:
+        yield
+    finally:
+        system1904.reset(token)
+
+
+def shift() -> int:
+    """The workbook's serial 0 in the 1900 system's count: 0, or 1462 in the 1904 system."""
+    return SHIFT_1904 if system1904.get() else 0
+
+
+def last() -> int:
+    """The serial of 31 December 9999 in the workbook's date system."""
+    return LAST - shift()
+
+
 _BASE = dt.date(1899, 12, 31).toordinal()
 _MARCH_1900 = dt.date(1900, 3, 1).toordinal()
 
@@ -35,16 +64,22 @@ def days_in_month(year: int, month: int) -> int:
 def serial(year: int, month: int, day: int) -> int:
     """The serial of a date; month and day may run over (month 13, day 0, day 60), as DATE
     allows. No range check."""
+    return _serial(year, month, day) - shift()
+
+
+def _serial(year: int, month: int, day: int) -> int:
     year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
     first = dt.date(year, month, 1).toordinal() - _BASE if 1 <= year <= 9999 else None
     if first is None:  # outside Python's calendar: count whole 400-year cycles of 146097 days
         cycles = (year - 2000) // 400
-        return serial(year - 400 * cycles, month, day) + 146097 * cycles
+        return _serial(year - 400 * cycles, month, day) + 146097 * cycles
     return first + (1 if (year, month) >= (1900, 3) else 0) + day - 1
 
 
 def ymd(days: int) -> tuple[int, int, int]:
-    """The (year, month, day) of a whole serial 0..LAST (0 is 1900-01-00, 60 is 1900-02-29)."""
+    """The (year, month, day) of a whole serial 0..last() (0 is 1900-01-00, 60 is 1900-02-29;
+    in the 1904 system 0 is 1904-01-01)."""
+    days += shift()
     if days == 0:
         return 1900, 1, 0
     if days == 60:
@@ -56,17 +91,18 @@ def ymd(days: int) -> tuple[int, int, int]:
 def weekday(days: int) -> int:
     """0 = Sunday … 6 = Saturday. Excel's serial 1 (1900-01-01) is a Sunday by its count (the
     phantom 29 February shifts every earlier day by one; Excel keeps its own count)."""
-    return (days - 1) % 7
+    return (days + shift() - 1) % 7
 
 
 def to_date(days: int) -> dt.date:
     """A real date for serials ≥ 61 (the calendar functions' arithmetic)."""
+    days += shift()
     return dt.date.fromordinal(_BASE + days - (1 if days > 60 else 0))
 
 
 def from_date(d: dt.date) -> int:
     o = d.toordinal()
-    return o - _BASE + (1 if o >= _MARCH_1900 else 0)
+    return o - _BASE + (1 if o >= _MARCH_1900 else 0) - shift()
 
 
 def split_time(x: float, decimals: int = 0) -> tuple[int, int, int, int, float]:
@@ -142,7 +178,8 @@ def _year(token: str) -> int | None:
 def _valid(y: int | None, m: int, d: int) -> int | None:
     if y is None or not 1900 <= y <= 9999 or not 1 <= m <= 12 or not 1 <= d <= days_in_month(y, m):
         return None
-    return serial(y, m, d)
+    s = serial(y, m, d)
+    return s if s >= 0 else None  # before 1904 in the 1904 date system
 
 
 def _this_year() -> int:
@@ -194,7 +231,9 @@ def parse_date(text: str) -> int | None:
 
 def parse_datetime(text: str) -> tuple[int | None, float | None] | None:
     """Text holding a date, a time or both ('2024-02-29 06:00') → (serial of the date or None,
-    fraction of the time or None); None if it is neither."""
+    fraction of the time or None); None if it is neither (full-width digits are text)."""
+    if not text.isascii() and any(c.isdigit() and not c.isascii() for c in text):
+        return None
     t = text.rstrip()
     if not t.strip():
         return None

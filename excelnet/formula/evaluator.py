@@ -7,10 +7,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from excelnet.formula import dates
 from excelnet.formula.book import Book
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.fuse import member
-from excelnet.formula.graph import Block, BlockIndex, Graph, excel_knows, position
+from excelnet.formula.graph import (
+    Block,
+    BlockIndex,
+    Graph,
+    excel_knows,
+    position,
+)
 from excelnet.formula.grid import Grid
 from excelnet.formula.lambdas import evaluate as evaluate_bound
 from excelnet.formula.lambdas import special
@@ -35,6 +42,7 @@ from excelnet.formula.values import (
     TEXT,
     Ctx,
     V,
+    error_value,
     errors_of,
     from_python,
     make,
@@ -53,6 +61,7 @@ class Evaluator:
 
     def __init__(self, book: Book, ctx: Ctx, graph: Graph | None = None):
         self.book, self.ctx = book, ctx
+        ctx.date1904 = book.date1904
         self.graph = graph or Graph(book)
         self._grids: dict[str, Grid] = {}
         self.live: set[Block] = set()
@@ -170,8 +179,11 @@ class Evaluator:
                         )
                 return scalar(Error("#VALUE!"), ctx)
             return self._dynamic(refs, b)
-        if isinstance(node, Op) and node.op == "@":  # @ of what is no reference: its first value
-            arg = self._node(node.args[0], b)
+        if isinstance(node, Op) and node.op == "@":  # @ of a reference a function returns
+            got = self._intersected(node.args[0], b)
+            if got is not None:
+                return got
+            arg = self._node(node.args[0], b)  # of what is no reference: its first value
             if isinstance(arg, Live):
                 return Live(lambda: _first(current(arg)))
             return _first(arg)
@@ -275,6 +287,49 @@ class Evaluator:
             self.made[key] = (node, b, out)  # node and block kept: their ids stay theirs
         return out
 
+    def _intersected(self, node: Node, b: Block):
+        """A reference a function computes (INDEX(A1:B5,0,1), OFFSET(…)), read where one value
+        is expected: each block row's reference met with that row (a column) or the block's
+        column (a row), as a range written out is (graph's _single); #VALUE! where they do not
+        meet. None where it is no reference known before the parameters move."""
+        try:
+            refs = Site(self, b).refs(node)
+        except FormulaError:
+            refs = None
+        if not refs or len({r.sheet for r in refs}) != 1:
+            return None
+        n = b.rows if b.kind == "column" else 1
+        rows, cols = np.zeros(n, int), np.zeros(n, int)
+        bad = np.zeros(n, bool)
+        for k in range(n):
+            ref = refs[min(k, len(refs) - 1)]
+            r, c = b.r0 + k, b.c0
+            if ref.r1 is None or ref.c1 is None:
+                return None
+            if ref.r0 == ref.r1 and ref.c0 == ref.c1:
+                rows[k], cols[k] = ref.r0, ref.c0
+            elif ref.c0 == ref.c1:
+                rows[k], cols[k], bad[k] = r, ref.c0, not ref.r0 <= r <= ref.r1
+            elif ref.r0 == ref.r1:
+                rows[k], cols[k], bad[k] = ref.r0, c, not ref.c0 <= c <= ref.c1
+            else:
+                bad[k] = True
+        if bad.all():
+            return error_value("#VALUE!", (n, 1, 1), self.ctx)
+        good = int(np.flatnonzero(~bad)[0])  # the rows outside read a cell that is, then masked
+        rows, cols = np.where(bad, rows[good], rows), np.where(bad, cols[good], cols)
+        sheet = refs[0].sheet
+        lo, hi = int(rows.min()), int(rows.max())
+        found = self._ensure(sheet, lo, hi, int(cols.min()), int(cols.max()), b)
+        self.reads.setdefault(b, set()).update(found)
+        value = self._window(sheet, rows[:, None], cols[:, None])
+        if not bad.any():
+            return value
+        outside = bad[:, None, None]
+        if isinstance(value, Live):
+            return Live(lambda: _value_error(current(value), outside))
+        return _value_error(value, outside)
+
     def _param_rows(self, refs: list[Ref]):
         """One-row ranges that are consecutive rows of one range of adjustable cells, in
         order and of one width: a function giving them as one (rows, width) view of it."""
@@ -359,12 +414,18 @@ class Evaluator:
             self._constant(blk)
         return found
 
+    def calendar(self):
+        """The workbook's date system for what runs inside (dates.py: a context variable):
+        every evaluation of formulas runs inside it."""
+        return dates.calendar1904(self.ctx.date1904)
+
     def _constant(self, b: Block) -> V:
         """Evaluate a block that does not depend on the parameters, once; store its values."""
         self._busy.add(b)
         try:
-            thunk = self._node(b.node, b)
-            value = self._fit(b, current(thunk))
+            with self.calendar():
+                thunk = self._node(b.node, b)
+                value = self._fit(b, current(thunk))
         finally:
             self._busy.discard(b)
         self._store(b, value)
@@ -550,6 +611,16 @@ def _intersect(v: V, b: Block) -> V:
     text = v.texts()[k, i, j].reshape(-1, 1, 1).copy()
     kind[~ok], text[~ok] = ERR, "#VALUE!"
     return make(x, kind, text)
+
+
+def _value_error(v: V, where: np.ndarray) -> V:
+    """v with #VALUE! where `where` (broadcast over its shape) is true."""
+    shape = v.shape
+    where = np.broadcast_to(where, shape)
+    kind = v.kinds().copy()
+    text = np.array(v.texts(), dtype=object)
+    kind[where], text[where] = ERR, "#VALUE!"
+    return make(v.x, kind, text)
 
 
 def flat(v: V) -> V:

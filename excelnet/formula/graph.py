@@ -5,17 +5,19 @@ the order to evaluate them in and the cycles among them."""
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.utils.formulas import FORMULAE
 
 from excelnet.formula.book import Book, DataTable, Sheet, Table
 from excelnet.formula.functions import FUNCTIONS
+from excelnet.formula.functions.arguments import ARRAY, REFERENCE, argument_class
 from excelnet.formula.functions.registry import newer_excel
 from excelnet.formula.parse import (
     COLUMNS,
@@ -212,7 +214,10 @@ class Graph:
 
     def _parse(self, b: Block) -> None:
         try:
-            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0, at=b)
+            # a formula cell is not an array formula: where it expects one value, a range is
+            # read at the cell's own row or column (implicit intersection, arguments.py)
+            value = b.kind == "column"
+            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0, at=b, value=value)
         except SplitRows:  # [#This Row] or @ meets some of the run's rows, not all: by cell
             self.split(b)
             return
@@ -227,12 +232,27 @@ class Graph:
             self.split(b)  # FILTER(…, A2) copied down: each cell's array a size of its own
 
     def resolve(
-        self, node: Node, sheet: str, depth: int, whole: bool = False, at: Block | None = None
+        self,
+        node: Node,
+        sheet: str,
+        depth: int,
+        whole: bool = False,
+        at: Block | None = None,
+        *,
+        value: bool = False,
+        keep: bool = False,
     ) -> Node:
-        """Replace defined names by what they stand for; bound whole columns and rows; structured
-        references as the ranges they stand for, and @ (implicit intersection) and A1# (a
-        spill) where the references are known. `at`: the block the formula is in ([#This Row]
-        and @ need its rows; None: a formula of no cell, such as a Solver constraint's)."""
+        """Replace defined names by what they stand for (a relative name's references moved to
+        the cell of `at` that uses it); bound whole columns and rows; structured references as
+        the ranges they stand for, and @ (implicit intersection) and A1# (a spill) where the
+        references are known. `at`: the block the formula is in ([#This Row] and @ need its
+        rows; None: a formula of no cell, such as a Solver constraint's).
+
+        In a formula that is not an array formula (`value`: a column block's, as _parse reads
+        it), a range where one value is expected is read at the formula's own row or column,
+        as if written @range (implicit intersection; functions/arguments.py says what each
+        function's arguments expect); `keep`: this node is an argument that takes a reference,
+        passed whole."""
         if isinstance(node, Name):
             key = local_name(node.name)
             if key in self._locals or node.name.lower().startswith(PARAMETERS):
@@ -246,15 +266,24 @@ class Graph:
                     why = "names itself" if depth > 20 else "is no defined name or table"
                     at.notes.append(f"{node.name} {why} (#NAME?)")
                 return Const(Error("#NAME?"))
-            return self.resolve(parse(text, scope), scope, depth + 1, False, at)
+            if at is not None:
+                text = anchored(text, at.r0, at.c0)
+            return self.resolve(
+                parse(text, scope), scope, depth + 1, False, at, value=value, keep=keep
+            )
         if isinstance(node, Structured):
-            return self._structured(node, at)
+            found = self._structured(node, at)
+            if value and not keep and isinstance(found, Ref):
+                return self._single(found, at)
+            return found
         if isinstance(node, Ref):
             target = self.book.sheets.get(node.sheet)
             if target is None:
                 if node.sheet.startswith("["):  # another workbook's, as the file copied it
                     return self._external(node, whole)
                 return Const(Error("#REF!"))
+            if value and not keep and at is not None and (node.r0, node.c0) != (node.r1, node.c1):
+                return self._single(self.resolve(node, sheet, depth, True, at, value=False), at)
             # a whole column or row is read as far as the sheet's used range, except where a
             # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
             last_row = ROWS - 1 if whole else target.max_row
@@ -265,13 +294,18 @@ class Graph:
                 return Ref(node.sheet, node.r0, 0, node.r1, last_col)
             return node
         if isinstance(node, Op):
-            args = tuple(self.resolve(a, sheet, depth, False, at) for a in node.args)
+            inner = value and node.op != ":"  # A1:OFFSET(…): both ends stay references
+            args = tuple(self.resolve(a, sheet, depth, False, at, value=inner) for a in node.args)
             if node.op == ":":
-                return _span(args)
+                span = _span(args)
+                if value and not keep and at is not None:
+                    return self._single(span, at)
+                return span
             return Op(node.op, args)
         if isinstance(node, Chain):
             return Chain(
-                node.ops, tuple(self.resolve(a, sheet, depth, False, at) for a in node.args)
+                node.ops,
+                tuple(self.resolve(a, sheet, depth, False, at, value=value) for a in node.args),
             )
         if isinstance(node, Union):
             return Union(tuple(self.resolve(a, sheet, depth, False, at) for a in node.areas))
@@ -318,13 +352,33 @@ class Graph:
             known = FUNCTIONS.get(node.name)
             skip = known.positional if known is not None else ()
             counts = known is not None and known.blanks
-            args = tuple(
-                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts, at)
-                for i, a in enumerate(node.args)
-            )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
+            args = []
+            for i, a in enumerate(node.args):
+                if i in skip and isinstance(a, Ref):  # ROWS(C:C) is 1,048,576 rows, whatever
+                    args.append(a)  # the sheet holds
+                    continue
+                kind = argument_class(node.name, i) if value else ARRAY
+                # IF(c,A1:A9,B1:B9) is a reference where its result is one (SUM(IF(…))),
+                # else a value: each branch read at the formula's row, as the result would be
+                whole_ref = keep if node.name in PASS_REFERENCE else True
+                args.append(
+                    self.resolve(
+                        a,
+                        sheet,
+                        depth,
+                        counts,
+                        at,
+                        value=value and kind != ARRAY,
+                        keep=kind == REFERENCE and whole_ref,
+                    )
+                )
+            args = tuple(args)
             if known is not None and known.resolve is not None:  # SUMIF's sum range, …
                 args = known.resolve(args)
-            return Call(node.name, args, node.new)
+            call = Call(node.name, args, node.new)
+            if node.name in RETURNS_REFERENCE and value and not keep and at is not None:
+                return Op("@", (call,))  # the reference it returns, read at the formula's row
+            return call
         return node
 
     _locals: frozenset = frozenset()  # the names LET and LAMBDA bind where resolve is
@@ -562,6 +616,40 @@ def linked_note(linked: set[str]) -> str:
         f"values of other workbooks ({', '.join(sorted(linked))}) are the copies Excel kept in "
         f"this file when it last saved it, not the workbooks themselves"
     )
+
+
+# functions whose result is one of their arguments, a reference if that is one
+PASS_REFERENCE = frozenset({"IF", "IFS", "CHOOSE", "IFERROR", "IFNA"})
+# functions that compute a reference
+RETURNS_REFERENCE = frozenset({"INDEX", "OFFSET", "INDIRECT"})
+
+_ANCHORED = re.compile(
+    r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|(?<![\w.$])(\$?)([A-Za-z]{1,3})(\$?)(\d+)(?![\w(!])'
+)
+
+
+def anchored(text: str, dr: int, dc: int) -> str:
+    """A defined name's formula as the cell (dr, dc) reads it: Excel stores a relative name
+    (B1 without $) relative to A1, so that in C5 it means D5; absolute parts stay. Past the
+    sheet's edge a reference wraps around, as in Excel."""
+    if dr == 0 and dc == 0:
+        return text
+
+    def sub(m: re.Match) -> str:
+        if m.group(2) is None:  # a string or a quoted sheet name
+            return m.group(0)
+        col_abs, letters, row_abs, digits = m.group(1), m.group(2), m.group(3), m.group(4)
+        col = column_index_from_string(letters.upper()) - 1
+        row = int(digits) - 1
+        if col >= COLUMNS or row >= ROWS:
+            return m.group(0)
+        if not col_abs:
+            col = (col + dc) % COLUMNS
+        if not row_abs:
+            row = (row + dr) % ROWS
+        return f"{col_abs}{get_column_letter(col + 1)}{row_abs}{row + 1}"
+
+    return _ANCHORED.sub(sub, text)
 
 
 def collect_refs(node: Node, out: list[Ref], picks: list[Ref] | None = None) -> None:

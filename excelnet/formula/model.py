@@ -276,24 +276,26 @@ class Model(Evaluator):
             return bool(self.index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1) & sources)
 
         self.fused = find_products(self.report_blocks, moves) if fuse else {}
-        for b in self.order:
-            if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
-                continue
-            try:
-                if b in self.live:
-                    self._live(b)
-                else:
-                    self._data(b)
-            except FormulaError as e:
-                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {e}") from None
+        with self.calendar():
+            for b in self.order:
+                if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
+                    continue
+                try:
+                    if b in self.live:
+                        self._live(b)
+                    else:
+                        self._data(b)
+                except FormulaError as e:
+                    at = where(self.book.path, b.sheet, b.cell())
+                    raise ExcelnetError(f"{at}: {e}") from None
 
-        probe = Block(self.solver.sheet, 0, 0, 0, 0, "array")  # no row of a copied block
-        self.watch_thunks = []
-        for label, node in self.watch:
-            try:
-                self.watch_thunks.append(self._node(node, probe))
-            except FormulaError as e:
-                raise ExcelnetError(f"{self.at}: {label}: {e}") from None
+            probe = Block(self.solver.sheet, 0, 0, 0, 0, "array")  # no row of a copied block
+            self.watch_thunks = []
+            for label, node in self.watch:
+                try:
+                    self.watch_thunks.append(self._node(node, probe))
+                except FormulaError as e:
+                    raise ExcelnetError(f"{self.at}: {label}: {e}") from None
 
     def _live(self, b: Block) -> None:
         """A block on the parameters' path, or one that calls a volatile function (RAND):
@@ -335,16 +337,17 @@ class Model(Evaluator):
 
     def watched(self) -> list[V]:
         """The watched formulas' values at the parameters of the last run of the blocks."""
-        return [current(t) for t in self.watch_thunks]
+        with self.calendar():
+            return [current(t) for t in self.watch_thunks]
 
     def parameters(self) -> list[torch.Tensor]:
         return [p.value.x for p in self.params]
 
     def run(self, blocks: list[Block]) -> None:
         self.generation += 1
-        for b in blocks:
-            t = b.thunk
-            b.value = self._fit(b, current(t))
+        with self.calendar():
+            for b in blocks:
+                b.value = self._fit(b, current(b.thunk))
 
     def objective_value(self) -> torch.Tensor:
         """Run the blocks the objective needs (non-strict) and return it, a 0-d tensor."""

@@ -40,7 +40,9 @@ def _scientific(digits: str, exp: int) -> str:
 
 def number_text(x: float) -> str:
     """A number as a formula turns it into text: 1/3 → 0.333333333333333, 1E+20 → 1E+20,
-    7.123456E-9 → 0.000000007123456."""
+    7.123456E-9 → 0.000000007123456. Excel keeps 15 significant digits and writes a whole
+    number of up to 20 digits plainly (1.2E+17 is "120000000000000000", as Apache POI measured
+    Excel; LibreOffice writes "1.2E+17")."""
     digits, exp = digits15(x)
     sign = "-" if x < 0 and digits != "0" else ""
     n = len(digits)
@@ -111,7 +113,10 @@ _FRACTION = re.compile(r"(?P<sign>[-+])?(?P<whole>\d+) +(?P<num>\d+)/(?P<den>\d+
 
 
 def parse_number(text: str) -> float | None:
-    """Text as Excel reads it into a number, None if it is not one."""
+    """Text as Excel reads it into a number, None if it is not one (full-width digits, "１",
+    are text to Excel: only 0-9 are digits)."""
+    if not ascii_digits(text):
+        return None
     t = text.strip()
     negative = t.startswith("(") and t.endswith(")")
     if negative:
@@ -131,6 +136,11 @@ def parse_number(text: str) -> float | None:
         x = int(m["whole"]) + int(m["num"]) / int(m["den"])
         return -x if m["sign"] == "-" else x
     return dates.datetime_value(text)  # a date keeps no leading space: " 2024-01-10" is text
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether every digit in text is one of 0-9 (Python's \\d and float() take any script's)."""
+    return text.isascii() or not any(c.isdigit() and not c.isascii() for c in text)
 
 
 # -- the format language ----------------------------------------------------------------------
@@ -486,11 +496,11 @@ def _date(section: Section, x: float) -> str:
             raise FormatError("digit placeholders in a date format")
         if t.kind in ("exp", "percent", "general", "at"):
             raise FormatError("a date format with a number code")
-    if not 0 <= x < dates.LAST + 1:
+    if not 0 <= x < dates.last() + 1:
         raise FormatError("not a date Excel can show")
     decimals = _second_decimals(tokens)
     days, h, m, s, frac = dates.split_time(x, decimals)
-    if days > dates.LAST:
+    if days > dates.last():
         raise FormatError("not a date Excel can show")
     y, mo, d = dates.ymd(days)
     ampm = any(t.kind == "date" and _AMPM.fullmatch(t.text) for t in tokens)

@@ -23,11 +23,13 @@ NUM, BOOL, TEXT, BLANK, ERR = 0, 1, 2, 3, 4
 @dataclass
 class Ctx:
     """How to evaluate: strict computes error values (#DIV/0!, #NUM!) exactly as a spreadsheet
-    does, at the cost of device syncs; training runs non-strict (errors show up as inf/nan)."""
+    does, at the cost of device syncs; training runs non-strict (errors show up as inf/nan).
+    `date1904`: the workbook's date system (dates.py), set by the evaluator from its Book."""
 
     device: torch.device
     dtype: torch.dtype = torch.float64
     strict: bool = True
+    date1904: bool = False
     # random draws (RAND, RANDBETWEEN, RANDARRAY): their generator (None: torch's own), and
     # the cells the function being called draws for, one each: (rows, 1, 1) in a copied-down
     # block, (1, height, width) in an array formula (as LibreOffice draws RAND there)

@@ -26,7 +26,7 @@ from excelnet.xlsx.files import check_memory, check_source, check_zip, read_memb
 from excelnet.xlsx.scan import scan
 
 
-def _literal(v: object, data_type: str) -> object:
+def _literal(v: object, data_type: str, epoch=None) -> object:
     if data_type == "e":
         return Error(str(v).upper() if str(v).upper() in ERRORS + NEWER_ERRORS else "#N/A")
     if isinstance(v, bool) or isinstance(v, str):
@@ -36,10 +36,10 @@ def _literal(v: object, data_type: str) -> object:
     if v is None:
         return None
     # dates and times: Excel stores serial numbers; openpyxl hands back datetimes
-    from openpyxl.utils.datetime import to_excel
+    from openpyxl.utils.datetime import CALENDAR_WINDOWS_1900, to_excel
 
     try:
-        return float(to_excel(v))
+        return float(to_excel(v, epoch or CALENDAR_WINDOWS_1900))
     except (TypeError, ValueError):
         return str(v)
 
@@ -139,7 +139,16 @@ def read_book(
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
         formulas.close()
-    book = Book(path, sheets, names, cached, reread=lambda: read_book(path, cached=True))
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    book = Book(
+        path,
+        sheets,
+        names,
+        cached,
+        reread=lambda: read_book(path, cached=True),
+        date1904=formulas.epoch == CALENDAR_MAC_1904,
+    )
     book.externals = linked
     return book
 
@@ -369,7 +378,7 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
                     r0 <= key[0] <= r1 and c0 <= key[1] <= c1 for r0, c0, r1, c1 in areas
                 )
                 if key in sheet.formulas or in_array:
-                    sheet.cached[key] = _literal(v, data_type)
+                    sheet.cached[key] = _literal(v, data_type, wb.epoch)
     finally:
         wb.close()
 
@@ -411,4 +420,4 @@ def _read_cells(ws, sheet: Sheet) -> None:
         elif data_type == "f":
             sheet.formulas[key] = v
         else:
-            sheet.values[key] = _literal(v, data_type)
+            sheet.values[key] = _literal(v, data_type, getattr(ws.parent, "epoch", None))

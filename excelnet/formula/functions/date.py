@@ -23,11 +23,11 @@ VALUE = Error("#VALUE!")
 
 def whole_day(x: float) -> int | None:
     """A serial as a whole day, None outside Excel's dates."""
-    return math.floor(x) if 0 <= x < dates.LAST + 1 else None
+    return math.floor(x) if 0 <= x < dates.last() + 1 else None
 
 
 def _serial(s: int) -> float | Error:
-    return float(s) if 0 <= s <= dates.LAST else NUM
+    return float(s) if 0 <= s <= dates.last() else NUM
 
 
 # -- building dates and times -----------------------------------------------------------------

@@ -498,7 +498,7 @@ def _dated(ctx, values: V, when: V, code: str, blank: float | str):
         wrong = torch.ones((max(x.shape[0], d.shape[0]), 1), dtype=torch.bool)
         days = torch.zeros(wrong.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
     else:
-        wrong = ((d < 0) | (d > dates.LAST) | (d < d[:, :1])).any(1, keepdim=True)
+        wrong = ((d < 0) | (d > dates.last()) | (d < d[:, :1])).any(1, keepdim=True)
         days = d - d[:, :1]
     if ctx.strict:
         errs.append(np.where(wrong.cpu().numpy().reshape(-1, 1, 1), "#NUM!", None))

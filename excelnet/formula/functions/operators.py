@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import torch
 
@@ -46,7 +48,9 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
             if zero.any():
                 errs = first_error(shape, errs, np.where(zero, "#DIV/0!", None))
     else:  # ^
-        whole = constant_and(b, "whole", lambda t: bool(((t >= 1) & (t == torch.round(t))).all()))
+        whole = constant_and(  # 0^1E+20 too: a whole exponent past an int's size is no int
+            b, "whole", lambda t: bool(((t >= 1) & (t <= 2**31) & (t == torch.round(t))).all())
+        )
         if whole and xb.numel() == 1:  # x^2: a Python int makes pow a multiply, here and fused
             xb = constant_and(b, "int", lambda t: int(t.reshape(())))
         x = torch.pow(xa, xb) if whole else power(xa, xb)
@@ -72,8 +76,29 @@ _RANKS = np.array([_RANK.get(k, 0) for k in range(5)])  # by kind: NUM BOOL TEXT
 
 
 def _lower(texts: np.ndarray) -> np.ndarray:
-    """Texts (an object array; None as "") lower-cased."""
-    return np.array([(t or "").lower() for t in texts.tolist()], dtype=object)
+    """Texts (an object array; None as "") as Excel orders them: without case, and an accented
+    letter with its plain one (é between e and f), before the accents decide (e < é)."""
+    out = np.empty(len(texts), dtype=object)
+    out[:] = [collation_key(t or "") for t in texts.tolist()]
+    return out
+
+
+def collation_key(text: str) -> tuple[str, str]:
+    """A text's place in Excel's order (its own, not the code points' where é follows z)."""
+    low = text.lower()
+    if low.isascii():
+        return low, low
+    plain = "".join(c for c in unicodedata.normalize("NFD", low) if not unicodedata.combining(c))
+    return plain, low
+
+
+def significant15(x: torch.Tensor) -> torch.Tensor:
+    """Numbers to 15 significant digits, as Excel compares them (0.1+0.2=0.3 is TRUE)."""
+    a = x.detach().abs()
+    usable = torch.isfinite(a) & (a > 1e-290)
+    e = torch.floor(torch.log10(torch.where(usable, a, torch.ones_like(a))))
+    scale = torch.pow(torch.full_like(e, 10.0), 14 - e)
+    return torch.where(usable, torch.round(x.detach() * scale) / scale, x.detach())
 
 
 _CMP = {
@@ -99,12 +124,12 @@ def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
     is 0, "" or FALSE, whichever the other side is."""
     shape = broadcast(a, b)
     if a.numeric() and b.numeric():
-        x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
+        x = TORCH_COMPARE[op](significant15(a.x), significant15(b.x)).to(ctx.dtype)
         return V(torch.broadcast_to(x, shape).clone(), BOOL)
     ua, ub = _uniform(a), _uniform(b)
     if ua in (NUM, BOOL) and ub in (NUM, BOOL):  # (F6>0.5)=(B6=1): numbers or booleans all
         if ua == ub:
-            x = TORCH_COMPARE[op](a.x, b.x).to(ctx.dtype)
+            x = TORCH_COMPARE[op](significant15(a.x), significant15(b.x)).to(ctx.dtype)
         else:  # a number is less than any boolean
             x = torch.full((), float(_CMP[op](_RANK[ua] - _RANK[ub], 0)), dtype=ctx.dtype)
             x = x.to(a.x.device)
@@ -112,8 +137,8 @@ def compare(op: str, a: V, b: V, ctx: Ctx) -> V:
     ka, kb = np.broadcast_to(a.kinds(), shape), np.broadcast_to(b.kinds(), shape)
     ka2 = np.where(ka == BLANK, np.where(kb == BLANK, NUM, kb), ka)
     kb2 = np.where(kb == BLANK, np.where(ka == BLANK, NUM, ka), kb)
-    xa = np.broadcast_to(a.x.detach().cpu().numpy(), shape)
-    xb = np.broadcast_to(b.x.detach().cpu().numpy(), shape)
+    xa = np.broadcast_to(significant15(a.x).cpu().numpy(), shape)
+    xb = np.broadcast_to(significant15(b.x).cpu().numpy(), shape)
     ta, tb = np.broadcast_to(a.texts(), shape), np.broadcast_to(b.texts(), shape)
     with np.errstate(invalid="ignore"):  # inf - inf: its sign is settled below or moot
         sign = np.sign(xa - xb)
@@ -138,6 +163,8 @@ def _uniform(v: V) -> int | None:
 
 
 def unary(op: str, a: V, ctx: Ctx) -> V:
+    if op == "pos":  # Excel's unary plus changes nothing: =+"a" is "a"
+        return a
     x, errs = to_number(a)
     if op == "neg":
         x = -x
