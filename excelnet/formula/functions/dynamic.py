@@ -578,6 +578,7 @@ def _wrap(args, rows: bool) -> V:
         raise Bad("#NUM!")
     flat = _to_line([vector], False)
     total = flat.shape[2]
+    count = min(count, total)  # a vector shorter than one line is not padded (Excel's answer)
     lines = -(-total // count)
     fill = args[2] if len(args) > 2 and not isinstance(args[2], Omitted) else None
     padded = pad(flat, 1, lines * count, fill)
