@@ -149,6 +149,16 @@ _classes("VVVR", "NETWORKDAYS.INTL", "WORKDAY.INTL", "SERIESSUM")
 _classes("RVR", "TEXTJOIN")
 _classes("VAV", "TEXTBEFORE", "TEXTAFTER")  # several delimiters: an array
 _classes("VR", "CELL")
+# Excel 365's array functions take arrays: an expression over ranges is computed whole in them,
+# whether or not the file marks the formula as a dynamic array (Excel adds no @ there)
+_classes("AAV", "FILTER")
+_classes("AAAV", "SORT")
+_classes("A", "SORTBY", "VSTACK", "HSTACK", "CHOOSECOLS", "CHOOSEROWS")
+_classes("AVV", "UNIQUE", "TAKE", "DROP", "TOCOL", "TOROW", "WRAPROWS", "WRAPCOLS")
+_classes("AVVV", "EXPAND")
+_classes("VAAVVV", "TEXTSPLIT")
+# LET binds and the LAMBDA callers pass on what they are given: a range stays whole
+_classes("A", "LET", "LAMBDA", "MAP", "REDUCE", "SCAN", "BYROW", "BYCOL", "MAKEARRAY")
 
 PAIRS = frozenset({"SUMIFS", "AVERAGEIFS", "MAXIFS", "MINIFS", "COUNTIFS"})
 # IFS(test, value, test, value, …): each test a value, each result passed as it is
