@@ -185,9 +185,7 @@ def test_a_lambda_layer_trains(tmp_path):
     """A layer written as a workbook's LAMBDA, applied by BYROW over the data rows: gradient
     descent on its two weights brings the squared error down."""
     # SUMPRODUCT: a plain (not array) formula computes its expression over whole ranges there
-    formula = (
-        "SUMPRODUCT((BYROW(d!A1:B4,LAMBDA(r,TANH({P}*INDEX(r,1)+{Q}*INDEX(r,2))))-d!C1:C4)^2)"
-    )
+    formula = "SUMPRODUCT((BYROW(d!A1:B4,LAMBDA(r,TANH({P}*INDEX(r,1)+{Q}*INDEX(r,2))))-d!C1:C4)^2)"
     data = dict(DATA, C=[0.5, -0.2, 0.1, 0.9])
     model = formula_model(tmp_path, formula, 0.1, 0.1, data)
     x = model.params[0].value.x
