@@ -3,6 +3,7 @@
 block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexes them all."""
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
+    complex,
     database,
     date,
     distributions,
