@@ -14,6 +14,7 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
     lookup,
     math,
     reference,
+    securities,
     statistical,
     text,
 )

@@ -23,7 +23,7 @@ import re
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import elements
+from excelnet.formula.functions.kit import elements, expand
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.numfmt import number_text
 from excelnet.formula.parse import Error
@@ -80,20 +80,6 @@ def parse(text: str) -> tuple[float, float, str] | None:
     return None
 
 
-def _expand(t: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-    """A tensor over `shape` as Excel expands an array (the places past its end are #N/A,
-    found by `elements`; here they repeat its last element)."""
-    if tuple(t.shape) == shape:
-        return t
-    index = []
-    for axis, (have, want) in enumerate(zip(t.shape, shape, strict=True)):
-        i = np.zeros(want, int) if have == 1 else np.minimum(np.arange(want), have - 1)
-        view = [1, 1, 1]
-        view[axis] = want
-        index.append(torch.as_tensor(i.reshape(view), device=t.device))
-    return t[index[0], index[1], index[2]]
-
-
 def operand(ctx: Ctx, v: V, shape: tuple[int, int, int], blank_errors: bool = False):
     """An argument as complex numbers over `shape`: (re, im, unit, errors). Numbers keep their
     gradient; a `Complex` its parts'."""
@@ -118,7 +104,7 @@ def operand(ctx: Ctx, v: V, shape: tuple[int, int, int], blank_errors: bool = Fa
     im_t = torch.as_tensor(im_np, dtype=ctx.dtype, device=ctx.device)
     if isinstance(v, Complex):  # the text's values, the parts' gradients
         for name in ("re", "im"):
-            part = _expand(getattr(v, name), shape)
+            part = expand(getattr(v, name), shape)
             if part.requires_grad:
                 plain = re_t if name == "re" else im_t
                 carried = plain + (part - part.detach())
@@ -128,7 +114,7 @@ def operand(ctx: Ctx, v: V, shape: tuple[int, int, int], blank_errors: bool = Fa
                     im_t = carried
     elif v.x.requires_grad and not isinstance(v, Omitted):
         numbers = torch.as_tensor(v.kinds() == NUM, device=ctx.device)
-        re_t = torch.where(_expand(numbers, shape), _expand(v.x, shape), re_t)
+        re_t = torch.where(expand(numbers, shape), expand(v.x, shape), re_t)
     return re_t, im_t, unit, (errs if (errs != None).any() else None)  # noqa: E711
 
 
@@ -225,7 +211,7 @@ def _atp(ctx: Ctx, v: V, shape) -> tuple[torch.Tensor, np.ndarray | None]:
     out = torch.as_tensor(x, dtype=ctx.dtype, device=ctx.device)
     if v.x.requires_grad and not isinstance(v, Omitted):
         numbers = torch.as_tensor(v.kinds() == NUM, device=ctx.device)
-        out = torch.where(_expand(numbers, shape), _expand(v.x, shape), out)
+        out = torch.where(expand(numbers, shape), expand(v.x, shape), out)
     return out, (errs if (errs != None).any() else None)  # noqa: E711
 
 
