@@ -3,6 +3,7 @@
 block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexes them all."""
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
+    aggregate,
     complex,
     database,
     date,
@@ -13,6 +14,7 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
     logical,
     lookup,
     math,
+    matrices,
     reference,
     securities,
     statistical,
