@@ -15,6 +15,7 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
     lookup,
     math,
     matrices,
+    outside,
     reference,
     securities,
     statistical,

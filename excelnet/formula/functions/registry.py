@@ -185,6 +185,9 @@ CATEGORIES = (
     "FINANCIAL",
     "ENGINEERING",
     "DATABASE",
+    "WEB",
+    "CUBE",
+    "ADD_IN_AND_AUTOMATION",
 )
 
 NEWER = "_xlfn."  # a registered name written as files write it: a function since 2010
