@@ -23,12 +23,17 @@ from excelnet.formula.parse import (
 )
 from excelnet.xlsx.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.xlsx.scan import scan
+from excelnet.xlsx.xmltext import exact_strings, unescape_text
 
 
-def _literal(v: object, data_type: str) -> object:
+def _literal(v: object, data_type: str, shared: frozenset[int] = frozenset()) -> object:
+    """A value as openpyxl read it; text that is not one of the shared strings (already
+    exact) has its _xHHHH_ escapes decoded."""
     if data_type == "e":
         return Error(str(v).upper() if str(v).upper() in ERRORS + NEWER_ERRORS else "#N/A")
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, str):
+        return v if id(v) in shared else unescape_text(v)
+    if isinstance(v, bool):
         return v
     if isinstance(v, (int, float)):
         return float(v)
@@ -99,6 +104,8 @@ def read_book(
         if needed_by is not None and needed_by not in formulas.sheetnames:
             raise ExcelnetError(f"{path}: no sheet named {needed_by!r} ({_sheet_list(formulas)})")
         sheets = {}
+        for ws in formulas.worksheets[:1]:  # one list, shared by every sheet
+            exact_strings(path, getattr(ws, "_shared_strings", None))
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
         # each sheet's XML, read from the zip once; openpyxl's read-only sheets know its part
         xml = _members(
@@ -324,6 +331,9 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
     """Stored values of formula cells, through openpyxl, for sheets the scan could not read."""
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
+        strings = getattr(wb.worksheets[0], "_shared_strings", None) if wb.worksheets else None
+        exact_strings(path, strings)
+        shared = frozenset(map(id, strings or ()))
         for name, sheet in sheets.items():
             if sheet.cached is not None:
                 continue
@@ -334,7 +344,7 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
                     r0 <= key[0] <= r1 and c0 <= key[1] <= c1 for r0, c0, r1, c1 in areas
                 )
                 if key in sheet.formulas or in_array:
-                    sheet.cached[key] = _literal(v, data_type)
+                    sheet.cached[key] = _literal(v, data_type, shared)
     finally:
         wb.close()
 
@@ -365,6 +375,7 @@ def _read_cells(ws, sheet: Sheet) -> None:
     """Every cell of a sheet the scan could not read: formulas, arrays and literal values."""
     from openpyxl.utils.cell import range_boundaries
 
+    shared = frozenset(map(id, getattr(ws, "_shared_strings", None) or ()))
     for key, v, data_type in _parsed(ws):
         sheet.max_row = max(sheet.max_row, key[0])
         sheet.max_col = max(sheet.max_col, key[1])
@@ -374,4 +385,4 @@ def _read_cells(ws, sheet: Sheet) -> None:
         elif data_type == "f":
             sheet.formulas[key] = v
         else:
-            sheet.values[key] = _literal(v, data_type)
+            sheet.values[key] = _literal(v, data_type, shared)
