@@ -369,6 +369,8 @@ def _parsed(ws, data_only: bool = False) -> Iterator[tuple[Cell, object, str]]:
             for cell in row:
                 if cell["value"] is not None:
                     yield (cell["row"] - 1, cell["column"] - 1), cell["value"], cell["data_type"]
+                elif data_only and cell["data_type"] == "str":  # <v/>: an empty text result
+                    yield (cell["row"] - 1, cell["column"] - 1), "", "s"
 
 
 def _read_cells(ws, sheet: Sheet) -> None:
