@@ -130,13 +130,14 @@ def bench_read_compile(repeat: int) -> None:
 
 
 def bench_writeback(repeat: int) -> None:
+    from excelnet.fitting.options import FitOptions
     from excelnet.fitting.pipeline import compile_models
     from excelnet.fitting.train import train
     from excelnet.xlsx.read import read_book
 
     path, _ = big_workbook()
     (model,) = compile_models(read_book(path, "nn"), "nn")
-    train(model, epochs=1)
+    train(model, FitOptions(epochs=1))
     updates: dict = {}
     for (s, r, c), v in model.values().items():
         updates.setdefault(s, {})[(r, c)] = v

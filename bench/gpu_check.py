@@ -44,6 +44,7 @@ def build_in_background(passengers: int) -> tuple[Path, subprocess.Popen | None]
 
 def same_fit(label: str, book, epochs: int) -> object:
     """Train the nn model on the CPU (eager) and on CUDA from the same start; compare."""
+    from excelnet.fitting.options import FitOptions
     from excelnet.fitting.pipeline import compile_models
     from excelnet.fitting.train import train
 
@@ -54,8 +55,8 @@ def same_fit(label: str, book, epochs: int) -> object:
     (gpu,) = compile_models(book, "nn", device="cuda")
     torch.cuda.synchronize()
     compile_gpu = time.perf_counter() - t
-    a = train(cpu, epochs, LR, record=False, compiled=False)
-    b = train(gpu, epochs, LR, record=False)
+    a = train(cpu, FitOptions(epochs, LR, history=False, compiled=False))
+    b = train(gpu, FitOptions(epochs, LR, history=False))
     if b.engine_note:
         say(f"{label}: {b.engine_note}")
     worst = max(abs(x - y) / max(abs(x), 1e-300) for x, y in zip(a.losses, b.losses, strict=True))

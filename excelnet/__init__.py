@@ -24,6 +24,7 @@ _API = {
     "evaluate": "excelnet.fitting.pipeline",
     "lr_sweep": "excelnet.fitting.pipeline",
     "compare": "excelnet.fitting.pipeline",
+    "FitOptions": "excelnet.fitting.options",
     "load_titanic": "excelnet.data",
     "ExcelnetError": "excelnet.errors",
 }

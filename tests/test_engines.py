@@ -10,6 +10,7 @@ import numpy as np
 import openpyxl
 import pytest
 
+from excelnet.fitting.options import FitOptions
 from excelnet.fitting.pipeline import compile_models, fit
 from excelnet.fitting.train import train
 from excelnet.xlsx.read import read_book
@@ -22,7 +23,7 @@ def _both(path, sheet: str, **kw):
     runs = {}
     for compiled in (False, True):
         (model,) = compile_models(book, sheet)
-        runs[compiled] = train(model, compiled=compiled, **kw)
+        runs[compiled] = train(model, FitOptions(compiled=compiled, **kw))
     return runs[False], runs[True]
 
 
@@ -45,7 +46,7 @@ def test_compiled_steps_equal_eager_steps(titanic_book, sheet):
 
 
 def test_compiled_divergence_keeps_the_same_parameters(titanic_book):
-    eager, compiled = _both(titanic_book, "linear", epochs=200, lr=5.0, record=False)
+    eager, compiled = _both(titanic_book, "linear", epochs=200, lr=5.0, history=False)
     assert compiled.engine == "compiled" and eager.diverged is not None
     assert compiled.diverged == eager.diverged
     assert compiled.epochs == eager.epochs < 200
@@ -66,7 +67,7 @@ def test_a_compiled_fit_is_what_libreoffice_computes(titanic_book, tmp_path, rec
 
 def test_short_fits_stay_eager(titanic_book):
     (model,) = compile_models(read_book(titanic_book), "nn")
-    assert train(model, epochs=20).engine == "eager"
+    assert train(model, FitOptions(epochs=20)).engine == "eager"
 
 
 def test_a_step_that_depends_on_the_numbers_runs_eagerly(tmp_path):
@@ -126,7 +127,7 @@ def test_threads_by_size(titanic_book, monkeypatch):
     seen = []
     before = torch.get_num_threads()
     monkeypatch.setattr(optimisers, "evaluate", _counting(optimisers.evaluate, seen))
-    train(model, epochs=3, lr=0.1, compiled=False)
+    train(model, FitOptions(epochs=3, lr=0.1, compiled=False))
     assert set(seen) == {1} and torch.get_num_threads() == before
     monkeypatch.setattr(engines, "PARALLEL", 100)  # as if its columns were 100,000 rows
     assert engines.threads_for(model) == engines.THREADS

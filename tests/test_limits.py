@@ -17,6 +17,7 @@ import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
 from excelnet.cli import main
+from excelnet.fitting.options import FitOptions
 from excelnet.fitting.pipeline import compile_models, fit
 from excelnet.fitting.problem import Problem
 from excelnet.fitting.train import Losses, compile_pays, train
@@ -84,11 +85,11 @@ def test_a_long_fit_keeps_every_epochs_loss_up_to_the_bound(tmp_path, monkeypatc
 
     (model,) = compile_models(read_book(build_quadratic(tmp_path / "q.xlsx")))
     start = [p.detach().clone() for p in model.parameters()]
-    full = train(model, epochs=3000, lr=0.01, record=False, compiled=False)
+    full = train(model, FitOptions(epochs=3000, lr=0.01, history=False, compiled=False))
     monkeypatch.setattr(excelnet.fitting.train, "LOSS_POINTS", 100)
     for p, s in zip(model.parameters(), start, strict=True):
         p.data.copy_(s)
-    thin = train(model, epochs=3000, lr=0.01, record=False, compiled=False)
+    thin = train(model, FitOptions(epochs=3000, lr=0.01, history=False, compiled=False))
     assert full.epochs == thin.epochs == 3000 and len(full.losses) == 3000
     assert len(thin.losses) <= 100 and thin.loss_every == 32
     assert thin.losses == full.losses[::32]

@@ -20,6 +20,7 @@ import excelnet
 from excelnet import progress as progress_module
 from excelnet.cli import _parser, main
 from excelnet.errors import ExcelnetError
+from excelnet.fitting.options import FitOptions
 from excelnet.fitting.pipeline import fit, lr_sweep
 from excelnet.progress import Progress, Silent
 from tests.conftest import cli, one_line
@@ -150,6 +151,35 @@ def test_api_errors_speak_python(tmp_path):
         assert "--" not in str(e.value), str(e.value)
     with pytest.raises(ExcelnetError, match=r"force=True replaces it"):
         fit(book)
+
+
+def test_fit_options_are_checked_once_when_made(tmp_path):
+    """A fit's knobs in one FitOptions: refused when made (in the command's words where they
+    differ), and the API's keywords laid over an options object, one path after that."""
+    for knobs, words in [
+        ({"lr": 0.0}, "the learning rate must be a positive finite number, not 0"),
+        ({"epochs": -1}, "epochs must be a whole number, 0 or more, not -1"),
+        ({"method": "sgd"}, "unknown method 'sgd': choose gd, adam, lbfgs"),
+    ]:
+        with pytest.raises(ExcelnetError) as e:
+            FitOptions(**knobs)
+        assert str(e.value) == e.value.command_line == words
+    with pytest.raises(ExcelnetError) as e:
+        FitOptions(method="lbfgs", lr=0.1)
+    assert str(e.value).startswith("lr (a fixed step) is for method gd or adam")
+    assert e.value.command_line.startswith("--lr (a fixed step) is for --method gd or adam")
+    with pytest.raises(ExcelnetError, match="1 or more, not 0"):
+        FitOptions(epochs=0).at_least(1)
+    base = FitOptions(epochs=5, method="adam")
+    assert FitOptions.of(base, lr=0.1, history=None) == FitOptions(5, 0.1, "adam")
+    assert FitOptions.of() == FitOptions() and FitOptions.of(base) is base
+    assert FitOptions().chosen_method == "lbfgs" and FitOptions(lr=0.1).chosen_method == "gd"
+    book = line_fit(tmp_path / "book.xlsx")
+    with pytest.raises(ExcelnetError, match="lbfgs finds its steps itself"):
+        fit(book, lr=0.1, options=FitOptions(method="lbfgs"))
+    (r,) = fit(book, options=FitOptions(epochs=5, lr=0.5), history=False)
+    assert (r.method, r.epochs, r.lr) == ("gd", 5, 0.5)
+    assert "history" not in openpyxl.load_workbook(book, read_only=True).sheetnames
 
 
 class Recorded(Silent):

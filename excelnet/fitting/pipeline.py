@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excelnet.errors import ExcelnetError, ExcelnetWarning, where
 from excelnet.fitting.history import SHEET as HISTORY
-from excelnet.fitting.options import EPOCHS, METHODS
+from excelnet.fitting.options import FitOptions
 from excelnet.progress import Silent
 from excelnet.xlsx.files import (
     check_source,
@@ -150,23 +150,6 @@ def compile_book(
     return models
 
 
-def check_training(
-    epochs: int, lr: float | None, method: str | None = None, least: int = 0
-) -> None:
-    """Numbers and a method a fit can run with, refused before any work."""
-    if int(epochs) != epochs or epochs < least:
-        raise ExcelnetError(f"epochs must be a whole number, {least} or more, not {epochs}")
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
-    if method is not None and method not in METHODS:
-        raise ExcelnetError(f"unknown method {method!r}: choose {', '.join(METHODS)}")
-    if method == "lbfgs" and lr is not None:
-        raise ExcelnetError(
-            "lr (a fixed step) is for method gd or adam; lbfgs finds its steps itself",
-            "--lr (a fixed step) is for --method gd or adam; lbfgs finds its steps itself",
-        )
-
-
 def _read_and_compile(
     path: Path, sheet: str | None, device: str, progress: Silent, also: tuple[str, ...] = ()
 ) -> tuple[Book, list[Model], frozenset[str]]:
@@ -190,25 +173,20 @@ def _read_and_compile(
 def train_model(
     book: Book,
     model: Model,
-    epochs: int,
-    lr: float | None,
+    options: FitOptions,
     progress: Silent | None = None,
-    history: bool = True,
-    compiled: bool | None = None,
-    method: str | None = None,
     problem: Problem | None = None,
 ) -> SheetFit:
-    """Train one compiled model, as `fit` does for each, showing its epochs on `progress`.
-    `method`, `lr`: see excelnet.fitting.train.train; `problem`: the model's Solver goal and
-    constraints (default: read from its Solver names)."""
+    """Train one compiled model as `options` say, as `fit` does for each, showing its epochs on
+    `progress`. `problem`: the model's Solver goal and constraints (default: read from its
+    Solver names)."""
     from excelnet.fitting.train import train
 
     progress = progress or Silent()
     sheet = model.solver.sheet
-    tick = progress.epochs(sheet, epochs)
+    tick = progress.epochs(sheet, options.epochs)
     try:
-        metrics = metric_cells(book, sheet)
-        return train(model, epochs, lr, tick, metrics, history, compiled, method, problem)
+        return train(model, options, tick, metric_cells(book, sheet), problem)
     except ValueError as e:
         raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
     finally:
@@ -218,24 +196,27 @@ def train_model(
 def fit(
     path: str | Path,
     sheet: str | None = None,
-    epochs: int = EPOCHS,
+    epochs: int | None = None,
     lr: float | None = None,
-    device: str = "auto",
+    device: str | None = None,
     out: str | Path | None = None,
     progress: Silent | None = None,
-    history: bool = True,
+    history: bool | None = None,
     report=None,
     compiled: bool | None = None,
     force: bool = False,
     method: str | None = None,
+    options: FitOptions | None = None,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the best parameters
     seen, and fresh values of every cell that depends on them, into `out` (default: the
-    workbook). `method`: gd, adam or lbfgs (default: gd when `lr` is given, else lbfgs);
-    `lr` fixes gd's step. `history` also records the losses in the workbook's `history`
-    sheet, with a chart. `compiled` picks the CPU engine (see `excelnet.fitting.train.train`; None:
-    the faster one). `progress` shows each phase (excelnet.progress.Progress(); default:
-    nothing shown).
+    workbook). How: `options` (a FitOptions; default: FitOptions()), with any of `epochs`
+    (default 1000), `lr`, `method`, `device` (default auto), `compiled` and `history`
+    (default True) given here in its place. `method`: gd, adam or lbfgs (default: gd when
+    `lr` is given, else lbfgs); `lr` fixes gd's step. `history` also records the losses in
+    the workbook's `history` sheet, with a chart. `compiled` picks the CPU engine (see
+    `excelnet.fitting.train.train`; None: the faster one). `progress` shows each phase
+    (excelnet.progress.Progress(); default: nothing shown).
     `force` replaces a read-only workbook (or another user's) all the same.
     While it works, excelnet's lock keeps other excelnet processes off the workbook: one
     that wants it waits, then reads what this one wrote (its history included)."""
@@ -247,7 +228,15 @@ def fit(
         raise ExcelnetError(
             f"{out}: a fitted copy of {path.name} must keep its extension ({path.suffix})"
         )
-    check_training(epochs, lr, method)
+    options = FitOptions.of(
+        options,
+        epochs=epochs,
+        lr=lr,
+        method=method,
+        device=device,
+        compiled=compiled,
+        history=history,
+    )
     check_source(path)
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
@@ -255,14 +244,12 @@ def fit(
         from excelnet.fitting.problem import Problem
 
         book, models, checked = _read_and_compile(
-            path, sheet, device, progress, also=(HISTORY,) if history else ()
+            path, sheet, options.device, progress, also=(HISTORY,) if options.history else ()
         )
         problems = [Problem(model) for model in models]  # every model checked before any fit
         results, updates = [], {}
         for model, problem in zip(models, problems, strict=True):
-            fitted = train_model(
-                book, model, epochs, lr, progress, history, compiled, method, problem
-            )
+            fitted = train_model(book, model, options, progress, problem)
             results.append(fitted)
             for (s, r, c), v in model.values().items():
                 updates.setdefault(s, {})[(r, c)] = v
@@ -275,7 +262,7 @@ def fit(
             from excelnet.xlsx.writeback import write_values
 
             changes = Changes()
-            if history:
+            if options.history:
                 add_history(changes, path, book, results)
             if report is not None:
                 report(changes, path, results)
@@ -380,14 +367,16 @@ def lr_sweep(
     path: str | Path,
     sheet: str,
     lrs: list[float],
-    epochs: int = EPOCHS,
-    device: str = "auto",
+    epochs: int | None = None,
+    device: str | None = None,
     progress: Silent | None = None,
     force: bool = False,
+    options: FitOptions | None = None,
 ) -> list[SweepRun]:
     """Fit one sheet's Solver model from the same starting parameters with each learning rate,
     leave the model sheet as it is, and write an lr_sweep sheet: every rate's loss curve in one
-    chart (log scale), the rates that diverged marked."""
+    chart (log scale), the rates that diverged marked. How each fit runs: `options` (default:
+    FitOptions(): gd, 1000 epochs), with `epochs` and `device` given here in its place."""
     path = Path(path)
     progress = progress or Silent()
     if not lrs:
@@ -395,7 +384,8 @@ def lr_sweep(
     bad = [lr for lr in lrs if not (lr > 0 and math.isfinite(lr))]
     if bad:
         raise ExcelnetError(f"learning rates must be positive finite numbers, not {bad[0]:g}")
-    check_training(epochs, lrs[0], least=1)
+    options = FitOptions.of(options, epochs=epochs, device=device).at_least(1)
+    each = [replace(options, lr=lr) for lr in lrs]  # every rate checked before any work
     check_source(path)
     check_target(path, force)
     refuse_if_open(path)
@@ -406,20 +396,22 @@ def lr_sweep(
     from excelnet.xlsx.writeback import write_values
 
     with lock(progress, path):
-        _, (model,), _ = _read_and_compile(path, sheet, device, progress)
+        _, (model,), _ = _read_and_compile(path, sheet, options.device, progress)
         params = model.parameters()
         start = [p.detach().clone() for p in params]
         runs = []
-        for lr in lrs:
+        for how in each:
             with torch.no_grad():
                 for p, s in zip(params, start, strict=True):
                     p.copy_(s)
-            tick = progress.epochs(f"{sheet} at learning rate {lr:g}", epochs)
+            tick = progress.epochs(f"{sheet} at learning rate {how.lr:g}", how.epochs)
             try:
-                r = train(model, epochs, lr, tick)
+                r = train(model, how, tick)
             finally:
                 progress.done()
-            runs.append(SweepRun(lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged))
+            runs.append(
+                SweepRun(how.lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged)
+            )
 
         # one epoch column for all: the coarsest of the runs' (each a power of 2)
         every = max(r.loss_every for r in runs)
@@ -473,17 +465,19 @@ COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", "
 
 def compare(
     path: str | Path,
-    epochs: int = EPOCHS,
+    epochs: int | None = None,
     lr: float | None = None,
-    device: str = "auto",
+    device: str | None = None,
     out: str | Path | None = None,
     progress: Silent | None = None,
     force: bool = False,
     method: str | None = None,
+    options: FitOptions | None = None,
 ) -> list[SheetFit]:
-    """Fit every model sheet (as `fit` does) and write a compare sheet: per model its
-    validation loss and accuracy, number of parameters, fit time, method and constraint
-    status, with a chart."""
+    """Fit every model sheet (as `fit` does, with `options` and the knobs given here) and write
+    a compare sheet: per model its validation loss and accuracy, number of parameters, fit
+    time, method and constraint status, with a chart."""
+    options = FitOptions.of(options, epochs=epochs, lr=lr, method=method, device=device)
     from excelnet.xlsx.sheets import render
 
     def report(changes: Changes, book_path: Path, results: list[SheetFit]) -> None:
@@ -522,17 +516,7 @@ def compare(
         sheet = render(COMPARE_SHEET, COMPARE_HEADER, columns, chart, COMPARE_FORMATS)
         changes.place(book_path, COMPARE_SHEET, sheet)
 
-    return fit(
-        path,
-        epochs=epochs,
-        lr=lr,
-        device=device,
-        out=out,
-        report=report,
-        progress=progress,
-        force=force,
-        method=method,
-    )
+    return fit(path, out=out, progress=progress, report=report, force=force, options=options)
 
 
 def compile_models(

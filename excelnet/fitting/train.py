@@ -30,7 +30,7 @@ import torch
 
 from excelnet.fitting.engines import sized_threads, threads, threads_for
 from excelnet.fitting.optimisers import MU, evaluate, runner
-from excelnet.fitting.options import EPOCHS, METHOD, METHODS
+from excelnet.fitting.options import METHOD, FitOptions
 from excelnet.fitting.problem import Problem
 from excelnet.formula.graph import a1
 from excelnet.formula.model import Model
@@ -193,29 +193,21 @@ def compile_pays(problem: Problem, x0: torch.Tensor, epochs: int) -> bool:
 @sized_threads
 def train(
     model: Model,
-    epochs: int = EPOCHS,
-    lr: float | None = None,
+    options: FitOptions | None = None,
     progress=None,
     metrics: dict[str, tuple[str, int, int]] | None = None,
-    record: bool = True,
-    compiled: bool | None = None,
-    method: str | None = None,
     problem: Problem | None = None,
 ) -> SheetFit:
-    """Fit a compiled model by `method` (default: gd when `lr` is given, else METHOD); keep
-    the best parameters seen. `lr` fixes gd's step (or sets adam's). `record` logs the
-    metrics every few epochs (rows of the history sheet). `compiled` picks the CPU engine:
-    torch.compile (True), eager (False), or whichever is faster for this many epochs (None).
-    `problem` carries the Solver model's goal and constraints (default: read from the
-    model's Solver names)."""
-    method = method or ("gd" if lr is not None else METHOD)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: choose gd, adam or lbfgs")
-    if lr is not None and method == "lbfgs":
-        raise ValueError(
-            "a fixed learning rate is for the methods gd and adam; lbfgs finds its steps by "
-            "line search"
-        )
+    """Fit a compiled model as `options` say (default: FitOptions()) and keep the best
+    parameters seen. The method: the one named, else gd when a fixed `lr` is given, else
+    METHOD; `lr` fixes gd's step (or sets adam's). `history` logs the metrics every few
+    epochs (rows of the history sheet). `compiled` picks the CPU engine: torch.compile
+    (True), eager (False), or whichever is faster for this many epochs (None). `problem`
+    carries the Solver model's goal and constraints (default: read from the model's Solver
+    names)."""
+    options = options or FitOptions()
+    epochs, lr, compiled = options.epochs, options.lr, options.compiled
+    method = options.chosen_method
     metrics = metrics or {}
     problem = problem or Problem(model)
     start = time.perf_counter()
@@ -249,7 +241,7 @@ def train(
         return at, loss, seen.get("valid_loss"), seen.get("accuracy"), violation
 
     while epoch < epochs and not run.done:
-        if record and epoch % every == 0:
+        if options.history and epoch % every == 0:
             history.append(row(epoch, None, None))
         n = min(chunk, epochs - epoch, every - epoch % every)  # history rows fall on `every`
         began = time.perf_counter()

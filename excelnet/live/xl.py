@@ -19,7 +19,7 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from pathlib import Path
 
@@ -28,10 +28,9 @@ import numpy as np
 from excelnet.errors import ExcelnetError, ExcelnetWarning, WorkbookGone, where
 from excelnet.fitting.history import SHEET as HISTORY
 from excelnet.fitting.history import history_table
-from excelnet.fitting.options import EPOCHS, LR
+from excelnet.fitting.options import LR, FitOptions
 from excelnet.fitting.pipeline import (
     Evaluation,
-    check_training,
     compile_book,
     evaluate_model,
     gradient_cells,
@@ -102,24 +101,34 @@ def act(
     book,
     action: str | None = None,
     sheet: str | None = None,
-    epochs: int = EPOCHS,
+    epochs: int | None = None,
     lr: float | None = None,
-    device: str = "auto",
-    history: bool = True,
+    device: str | None = None,
+    history: bool | None = None,
     path: str | Path | None = None,
     every: float = EVERY,
     compiled: bool | None = None,
     method: str | None = None,
+    options: FitOptions | None = None,
 ) -> Outcome:
     """Train, reset or evaluate the Solver model of `sheet` (default: the active sheet) of an
     open workbook (an xlwings Book). `action` None: as the sheet's Action cell says (Train
     when it is empty or unknown, with a note). `path`: the workbook's file, for xlwings
-    engines that send no formulas (see read_live). `compiled`, `method` and `lr` as for
-    `excelnet.fit`, except that with neither `method` nor `lr` Train runs the lesson's
-    gradient descent at lr 0.1 (what the workbooks' about sheets say the button does). Bad
-    input raises ExcelnetError."""
-    if method is None and lr is None:
-        lr = LR
+    engines that send no formulas (see read_live). How Train trains and where the model
+    lives: `options` with the knobs given here in its place, as for `excelnet.fit`, except
+    that with neither a method nor an lr Train runs the lesson's gradient descent at lr 0.1
+    (what the workbooks' about sheets say the button does). Bad input raises ExcelnetError."""
+    options = FitOptions.of(
+        options,
+        epochs=epochs,
+        lr=lr,
+        method=method,
+        device=device,
+        compiled=compiled,
+        history=history,
+    )
+    if options.method is None and options.lr is None:
+        options = replace(options, lr=LR)
     if sheet is not None and sheet not in [s.name for s in book.sheets]:
         raise ExcelnetError(f"{where(book.fullname)}: no sheet named {sheet!r}")
     ws = book.sheets[sheet] if sheet is not None else book.sheets.active
@@ -132,11 +141,9 @@ def act(
     live = read_live(book, path)
     if action == "Reset":
         return _reset(book, live, ws, notes)
-    if action == "Train":
-        check_training(epochs, lr, method)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExcelnetWarning)
-        (model,) = compile_book(live, ws.name, resolve_device(device))
+        (model,) = compile_book(live, ws.name, resolve_device(options.device))
     for w in caught:  # the spreadsheet's user sees excelnet's warnings in the message box
         if issubclass(w.category, ExcelnetWarning):
             notes.append(str(w.message))
@@ -144,13 +151,11 @@ def act(
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if action == "Evaluate":
         return _evaluate(book, live, model, notes)
-    how = (epochs, lr, method, compiled)
-    return _train(book, live, model, how, history, every, notes)
+    return _train(book, live, model, options, every, notes)
 
 
 # -- the three actions -----------------------------------------------------------------------
-def _train(book, live: Book, model: Model, how, history, every, notes) -> Outcome:
-    epochs, lr, method, compiled = how
+def _train(book, live: Book, model: Model, options: FitOptions, every, notes) -> Outcome:
     sheet = model.solver.sheet
     due = [time.perf_counter() + every]  # when the parameters are next written
 
@@ -174,11 +179,11 @@ def _train(book, live: Book, model: Model, how, history, every, notes) -> Outcom
             return update
 
     try:
-        result = train_model(live, model, epochs, lr, Moving(), history, compiled, method)
+        result = train_model(live, model, options, Moving())
         values = [p.detach().cpu().reshape(-1).tolist() for p in model.parameters()]
         params = _write_params(book, model, values)
         _write_gradients(book, live, model)
-        if history:
+        if options.history:
             _write_history(book, live, result)
         _status(book, False)  # the status bar back to the application
     except WorkbookGone as e:

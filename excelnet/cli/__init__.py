@@ -1,0 +1,66 @@
+"""The `excelnet` command. Bad input: one line on stderr, exit code 2, no traceback.
+
+One module per group of commands, each with its parsers and what runs them: build.py (build),
+fit.py (fit, eval, lr-sweep, compare), calc.py (calc, check), predict.py (predict), live.py
+(live); common.py holds the options they share. A command imports torch, openpyxl and the
+rest only when it runs, after its input passed the quick checks: `excelnet --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from excelnet import __version__
+from excelnet.cli import build, calc, fit, live, predict
+from excelnet.cli.common import Parser, warning
+from excelnet.errors import ExcelnetError
+
+
+def _parser() -> Parser:
+    p = Parser(
+        prog="excelnet",
+        description="Neural nets as live spreadsheet formulas (the fast.ai lesson, in Excel).",
+        epilog="Run `excelnet COMMAND --help` for a command's options.",
+    )
+    p.add_argument("--version", action="version", version=f"excelnet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # in the order `excelnet --help` lists them; each sets `run`, the function that runs it
+    build.add(sub)
+    fit.add_fit(sub)
+    fit.add_sweep(sub)
+    fit.add_compare(sub)
+    live.add(sub)
+    calc.add_calc(sub)
+    calc.add_check(sub)
+    predict.add(sub)
+    fit.add_eval(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = warning  # one line each, no source location
+    args = _parser().parse_args(argv)
+    try:
+        code = args.run(args)
+        sys.stdout.flush()
+    except ExcelnetError as e:
+        print(f"excelnet: error: {e.command_line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("excelnet: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        # past the estimate made before the work (excelnet.xlsx.files.check_memory); a write is
+        # atomic, so the workbook is the old one
+        what = getattr(args, "book", None) or getattr(args, "output", None) or args.workbook
+        print(f"excelnet: error: {what}: out of memory; nothing was written", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader of our output left (`excelnet fit --json | head`): the work is done and
+        # written; say nothing more, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code or 0
