@@ -12,6 +12,8 @@ from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.fuse import member
 from excelnet.formula.graph import Block, BlockIndex, Graph, excel_knows, position
 from excelnet.formula.grid import Grid
+from excelnet.formula.lambdas import evaluate as evaluate_bound
+from excelnet.formula.lambdas import special
 from excelnet.formula.parse import (
     MISSING,
     Array,
@@ -60,6 +62,8 @@ class Evaluator:
         self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
         self.fused: dict[int, tuple] = {}  # SUMPRODUCT calls computed as matrix products (fuse)
         self.generation = 0  # a new one for every run of the blocks (fused results are per run)
+        self.env: dict = {}  # the names LET and LAMBDA bind where a formula is being built
+        self.live_seen = False  # a LAMBDA called by MAP, … gave a Live (lambdas.py)
         # whether Live values run again at every step (a Solver model) or once (a whole-workbook
         # calculation, where only volatile functions make them)
         self.steps = False
@@ -143,6 +147,8 @@ class Evaluator:
 
     def _node(self, node: Node, b: Block):
         ctx = self.ctx
+        if special(node):  # LET, LAMBDA, MAP, …, a name they bind, a function value's call
+            return evaluate_bound(self, node, b)
         if isinstance(node, Const):
             value = node.value
             return omitted(ctx) if value is MISSING else scalar(value, ctx)

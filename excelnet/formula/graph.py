@@ -223,6 +223,8 @@ class Graph:
         collect_refs(b.node, b.refs, b.picks)
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
+        elif b.kind == "column" and b.rows > 1 and sized_by_row(b.node):
+            self.split(b)  # FILTER(…, A2) copied down: each cell's array a size of its own
 
     def resolve(
         self, node: Node, sheet: str, depth: int, whole: bool = False, at: Block | None = None
@@ -232,6 +234,9 @@ class Graph:
         spill) where the references are known. `at`: the block the formula is in ([#This Row]
         and @ need its rows; None: a formula of no cell, such as a Solver constraint's)."""
         if isinstance(node, Name):
+            key = local_name(node.name)
+            if key in self._locals or node.name.lower().startswith(PARAMETERS):
+                return Name(key)  # bound by LET or LAMBDA: the evaluator's environment
             text, scope = self._name(node.name, sheet)
             if text is None and "!" not in node.name and self.book.table(node.name):
                 # a table's name alone: its data rows (Table1 is Table1[#Data])
@@ -270,6 +275,41 @@ class Graph:
             )
         if isinstance(node, Union):
             return Union(tuple(self.resolve(a, sheet, depth, False, at) for a in node.areas))
+        if isinstance(node, Call) and node.name in BINDERS:  # LET, LAMBDA: names of their own
+            bound = BINDERS[node.name](node.args)
+            if not all(isinstance(a, Name) for a in bound):
+                raise FormulaError(f"{node.name} names its values with names, not {bound}")
+            outer = self._locals
+            self._locals = outer | {local_name(a.name) for a in bound}
+            try:
+                args = tuple(
+                    Name(a.name.lower())
+                    if any(a is n for n in bound)
+                    else self.resolve(a, sheet, depth, False, at)
+                    for a in node.args
+                )  # a bound name as written: _xlop. marks a LAMBDA's optional parameter
+            finally:
+                self._locals = outer
+            return Call(node.name, args, node.new)
+        if isinstance(node, Call) and node.name not in FUNCTIONS:
+            # a function of the workbook's own (a name defined as a LAMBDA), or one a LET bound
+            key = local_name(node.name)
+            if key in self._locals:
+                f = Name(key)
+            else:
+                text, scope = self._name(node.name, sheet)
+                f = None if text is None or depth > 20 else parse(text, scope)
+                if f is not None and node.name.upper() in self._expanding:
+                    raise FormulaError(f"{node.name} calls itself: a recursive LAMBDA")
+            if f is not None:
+                outer = self._expanding
+                self._expanding = outer | {node.name.upper()}
+                try:
+                    f = self.resolve(f, sheet if key in self._locals else scope, depth + 1)
+                finally:
+                    self._expanding = outer
+                args = tuple(self.resolve(a, sheet, depth, False, at) for a in node.args)
+                return Op("invoke", (f, *args))
         if isinstance(node, Call):
             if node.name == "SINGLE" and len(node.args) == 1:  # @x, Excel 365's
                 return self._single(self.resolve(node.args[0], sheet, depth, True, at), at)
@@ -286,6 +326,9 @@ class Graph:
                 args = known.resolve(args)
             return Call(node.name, args, node.new)
         return node
+
+    _locals: frozenset = frozenset()  # the names LET and LAMBDA bind where resolve is
+    _expanding: frozenset = frozenset()  # the workbook's LAMBDA names being resolved
 
     # ---- structured references, @ and spills
     def a1_formula(self, b: Block) -> str:
@@ -478,6 +521,39 @@ class Graph:
             self._parse(one)
             cells.append(one)
         return cells
+
+
+# files write a name LET or LAMBDA binds _xlpm.name (an optional parameter: _xlop.name)
+PARAMETERS = ("_xlpm.", "_xlop.")
+
+# the arguments of LET and LAMBDA that are names they bind
+BINDERS = {
+    "LET": lambda args: args[0:-1:2],
+    "LAMBDA": lambda args: args[:-1],
+}
+
+
+def local_name(name: str) -> str:
+    """A name LET or LAMBDA binds, as the environment keys it (case ignored, no _xlpm.)."""
+    key = name.lower()
+    return key[6:] if key.startswith(PARAMETERS) else key
+
+
+# functions whose array's size depends on their arguments' values (LAMBDA's: on its results)
+SIZED_BY_VALUES = frozenset(
+    "FILTER UNIQUE SEQUENCE TAKE DROP EXPAND WRAPROWS WRAPCOLS TEXTSPLIT CHOOSECOLS CHOOSEROWS "
+    "TOCOL TOROW MAKEARRAY REDUCE LAMBDA".split()
+)
+
+
+def sized_by_row(node: Node) -> bool:
+    """Whether a formula copied down computes, in different rows, arrays of different sizes:
+    a function of SIZED_BY_VALUES over a reference that moves down the column."""
+    for n in walk(node):
+        if isinstance(n, Call) and n.name in SIZED_BY_VALUES:
+            if any(isinstance(r, Ref) and r.rel_r0 for r in walk(n)):
+                return True
+    return False
 
 
 def linked_note(linked: set[str]) -> str:

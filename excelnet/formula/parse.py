@@ -347,7 +347,7 @@ class _Parser:
             if ":" in name:  # A1:OFFSET(…): a range from a cell to a reference a function makes
                 start, name = name.rsplit(":", 1)
                 return Op(":", (self.reference(start), self.call(name.upper())))
-            return self.call(name.upper())
+            return self.invoked(self.call(name.upper()))
         if tok.type == Token.ARRAY and tok.subtype == Token.OPEN:
             return self.array()
         raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
@@ -377,6 +377,32 @@ class _Parser:
                 return Call(name, tuple(args), new)
             if tok.type != Token.SEP or tok.subtype != Token.ARG:
                 raise FormulaError(f"unexpected {tok.value!r} in {_short(self.formula)}")
+
+    def invoked(self, node: Node) -> Node:
+        """LAMBDA(x, x+1)(3): a function called where it is written, Op("invoke", (f, 3))."""
+        while (
+            self.peek() is not None
+            and self.peek().type == Token.PAREN
+            and self.peek().subtype == Token.OPEN
+        ):
+            self.next()
+            args: list[Node] = []
+            empty = False  # (1,): an argument left empty after the comma
+            while not (self.peek() is not None and self.peek().type == Token.PAREN):
+                if self.peek().type == Token.OP_IN and self.peek().value == ",":
+                    args.append(Const(_MISSING))
+                else:
+                    args.append(self.expr(1))
+                empty = False
+                tok = self.peek()
+                if tok is not None and tok.type == Token.OP_IN and tok.value == ",":
+                    self.next()
+                    empty = True
+            if empty:
+                args.append(Const(_MISSING))
+            self.next()
+            node = Op("invoke", (node, *args))
+        return node
 
     def array(self) -> Node:
         rows: list[list] = [[]]

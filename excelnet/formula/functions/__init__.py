@@ -4,10 +4,12 @@ block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexe
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
     aggregate,
+    calling,
     complex,
     database,
     date,
     distributions,
+    dynamic,
     engineering,
     financial,
     information,

@@ -157,10 +157,8 @@ FUNCTIONS: dict[str, Function] = {}
 # their records; openpyxl's FORMULAE lists the older ones).
 NEWER_NOT_COMPUTED = frozenset(
     """
-BYCOL BYROW CHOOSECOLS CHOOSEROWS DETECTLANGUAGE DROP EXPAND FILTER FORECAST.ETS
-FORECAST.ETS.CONFINT FORECAST.ETS.SEASONALITY FORECAST.ETS.STAT GROUPBY HSTACK ISOMITTED LAMBDA
-LET MAKEARRAY MAP PIVOTBY REDUCE SCAN SEQUENCE SINGLE SORT SORTBY TAKE TEXTSPLIT TOCOL
-TOROW TRANSLATE TRIMRANGE UNIQUE VSTACK WRAPCOLS WRAPROWS
+DETECTLANGUAGE FORECAST.ETS FORECAST.ETS.CONFINT FORECAST.ETS.SEASONALITY FORECAST.ETS.STAT
+GROUPBY PIVOTBY SINGLE TRANSLATE TRIMRANGE
 """.split()
 )
 
@@ -228,7 +226,7 @@ def registrar(category: str):
             body = _cellwise(params, fn) if cellwise else fn
             for written in names:
                 newer = written.startswith(NEWER)
-                name = written.removeprefix(NEWER)
+                name = written.removeprefix(NEWER).removeprefix("_xlws.")  # FILTER, SORT
                 if name in FUNCTIONS:
                     raise RuntimeError(f"{name} is defined twice")
                 FUNCTIONS[name] = Function(
