@@ -3,9 +3,9 @@ tests, MIT licence beside them) were saved by Microsoft Excel, so the value stor
 formula cell is what Excel computed.
 
 For each workbook: strip the stored values of its formula cells, recalculate it with
-`excelnet calc`, and compare each cell with Excel's value. Cells whose formulas use what
-excelnet leaves out by design (dynamic arrays, the LAMBDA family, other workbooks) are counted
-apart.
+`excelnet calc`, and compare each cell with Excel's value. Cells whose formulas use Excel
+365's dynamic arrays or the LAMBDA family are counted apart; every other cell is compared (an
+empty text result too, which Excel stores as <v/>).
 
     python -m tests.oracle [--markdown] [FILE_OR_FOLDER ...]   # the table by category
 """
@@ -189,7 +189,7 @@ def run(path: Path, tmp: Path) -> FileResult:
         result.tolerance = engine_tolerance(path)
     for cell in formula_cells(excel):
         want = excel.sheets[cell[0]].cached.get(cell[1:])
-        if want is None:  # Excel stored nothing (an empty result): nothing to compare
+        if want is None:  # Excel stored nothing: a cell a dynamic array spills into
             continue
         result.cells += 1
         formula = formula_of.get(cell, "")

@@ -61,7 +61,7 @@ def _broken(tmp_path, case: str):
         "text_input": "#VALUE!",
         "error_input": "inputs, cell B9: input holds #N/A",
         "div0": "#DIV/0!",
-        "unsupported": "Model, cell C7: function WEBSERVICE is not supported",
+        "unsupported": "Model, cell C7: function FORECAST.ETS is not supported",
         "unknown_sheet": "no sheet named 'Nope'",
     }[case]
     if case == "no_solver":
@@ -91,7 +91,7 @@ def _broken(tmp_path, case: str):
     elif case == "div0":
         ws["C7"] = "=SUMXMY2(E2:E21,inputs!B2:B21)/(C3-C3)"
     elif case == "unsupported":
-        ws["C7"] = '=WEBSERVICE("https://example.com")+C3'
+        ws["C7"] = "=_xlfn.FORECAST.ETS(6,{1;2;3;4;5},{1;2;3;4;5})+C3"
     wb.save(path)
     return path, expect
 

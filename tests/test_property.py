@@ -42,7 +42,7 @@ def num(draw, depth: int = 0):
         return draw(leaves)
     e = lambda: draw(num(depth + 1))  # noqa: E731
     c = lambda: draw(cond(depth + 1))  # noqa: E731
-    kind = draw(st.integers(0, 15))
+    kind = draw(st.integers(0, 16))
     if kind == 0:
         return f"({e()}{draw(st.sampled_from(['+', '-', '*', '/']))}{e()})"
     if kind == 1:
@@ -136,6 +136,23 @@ def num(draw, depth: int = 0):
                     f'AVERAGEIF(d!$A$1:$A$4,">0",{rng})+{e()}',
                     f"_xlfn.IFS({c()},{e()},TRUE,{e()})",
                     f"VLOOKUP(3,d!$A$1:$C$4,3,FALSE)*{e()}",
+                ]
+            )
+        )
+    if kind == 14:  # the library's later families, where LibreOffice computes as Excel
+        return draw(
+            st.sampled_from(
+                [
+                    f"IMABS(COMPLEX({e()},{e()}))",
+                    f"IMREAL(IMPRODUCT(COMPLEX({e()},1),COMPLEX(0.5,{e()})))",
+                    f'IMAGINARY(IMSUM(COMPLEX({e()},{e()}),"1-2i"))',
+                    f"SUBTOTAL(9,{{PQ}})*{e()}",
+                    f"SUBTOTAL(101,d!$A$1:$A$4,{{PQ}})+{e()}",
+                    f"_xlfn.AGGREGATE(9,6,{{PQ}})*{e()}",
+                    f"PRICE(DATE(2008,2,15),DATE(2017,11,15),0.0575,ABS({e()})/10,100,2,0)",
+                    f"PRICEDISC(DATE(2008,2,16),DATE(2008,3,1),ABS({e()})/100+0.01,100,2)",
+                    f"TBILLPRICE(DATE(2008,3,31),DATE(2008,6,1),ABS({e()})/100+0.01)",
+                    f"MDETERM(d!$A$1:$A$1)*{e()}",
                 ]
             )
         )

@@ -24,12 +24,17 @@ from excelnet.formula.parse import (
 from excelnet.xlsx import parts as wbparts
 from excelnet.xlsx.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.xlsx.scan import scan
+from excelnet.xlsx.xmltext import exact_strings, unescape_text
 
 
-def _literal(v: object, data_type: str, epoch=None) -> object:
+def _literal(v: object, data_type: str, shared: frozenset[int] = frozenset(), epoch=None) -> object:
+    """A value as openpyxl read it; text that is not one of the shared strings (already
+    exact) has its _xHHHH_ escapes decoded; a date counted in the workbook's `epoch`."""
     if data_type == "e":
         return Error(str(v).upper() if str(v).upper() in ERRORS + NEWER_ERRORS else "#N/A")
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, str):
+        return v if id(v) in shared else unescape_text(v)
+    if isinstance(v, bool):
         return v
     if isinstance(v, (int, float)):
         return float(v)
@@ -100,6 +105,8 @@ def read_book(
         if needed_by is not None and needed_by not in formulas.sheetnames:
             raise ExcelnetError(f"{path}: no sheet named {needed_by!r} ({_sheet_list(formulas)})")
         sheets = {}
+        for ws in formulas.worksheets[:1]:  # one list, shared by every sheet
+            exact_strings(path, getattr(ws, "_shared_strings", None))
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
         # each sheet's XML, read from the zip once; openpyxl's read-only sheets know its part
         paths = {ws.title: getattr(ws, "_worksheet_path", None) for ws in formulas.worksheets}
@@ -367,6 +374,9 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
     """Stored values of formula cells, through openpyxl, for sheets the scan could not read."""
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
+        strings = getattr(wb.worksheets[0], "_shared_strings", None) if wb.worksheets else None
+        exact_strings(path, strings)
+        shared = frozenset(map(id, strings or ()))
         for name, sheet in sheets.items():
             if sheet.cached is not None:
                 continue
@@ -378,7 +388,7 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
                     r0 <= key[0] <= r1 and c0 <= key[1] <= c1 for r0, c0, r1, c1 in areas
                 )
                 if key in sheet.formulas or in_array:
-                    sheet.cached[key] = _literal(v, data_type, wb.epoch)
+                    sheet.cached[key] = _literal(v, data_type, shared, wb.epoch)
     finally:
         wb.close()
 
@@ -403,12 +413,15 @@ def _parsed(ws, data_only: bool = False) -> Iterator[tuple[Cell, object, str]]:
             for cell in row:
                 if cell["value"] is not None:
                     yield (cell["row"] - 1, cell["column"] - 1), cell["value"], cell["data_type"]
+                elif data_only and cell["data_type"] == "str":  # <v/>: an empty text result
+                    yield (cell["row"] - 1, cell["column"] - 1), "", "s"
 
 
 def _read_cells(ws, sheet: Sheet) -> None:
     """Every cell of a sheet the scan could not read: formulas, arrays and literal values."""
     from openpyxl.utils.cell import range_boundaries
 
+    shared = frozenset(map(id, getattr(ws, "_shared_strings", None) or ()))
     for key, v, data_type in _parsed(ws):
         sheet.max_row = max(sheet.max_row, key[0])
         sheet.max_col = max(sheet.max_col, key[1])
@@ -420,4 +433,4 @@ def _read_cells(ws, sheet: Sheet) -> None:
         elif data_type == "f":
             sheet.formulas[key] = v
         else:
-            sheet.values[key] = _literal(v, data_type, getattr(ws.parent, "epoch", None))
+            sheet.values[key] = _literal(v, data_type, shared, getattr(ws.parent, "epoch", None))

@@ -14,7 +14,6 @@ from collections import deque
 from itertools import compress, repeat
 from operator import is_not, itemgetter
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
@@ -29,6 +28,7 @@ from excelnet.xlsx.files import (
     refuse_if_open,
     sheet_parts,
 )
+from excelnet.xlsx.xmltext import escape_text
 from excelnet.xlsx.zipcopy import can_copy, copy_with
 
 Value = float | bool | str | Error
@@ -51,8 +51,8 @@ def _typed(value: Value) -> tuple[bytes | None, bytes]:
         return b"b", b"1" if value else b"0"
     if isinstance(value, Error):
         return b"e", value.code.encode()
-    if isinstance(value, str):
-        return b"str", escape(value).encode()
+    if isinstance(value, str):  # control characters as Excel writes them (_x0007_)
+        return b"str", escape_text(value).encode()
     return None, _number(value).encode()
 
 
@@ -87,7 +87,8 @@ def _rewrite_cell(attrs: bytes, inner: bytes | None, value: Value) -> bytes:
         attrs += b' t="' + t + b'"'
     elif t is not None:  # a literal cell: booleans keep t="b"; text goes in as inline text
         if t == b"str":
-            return b"<c" + attrs + b' t="inlineStr"><is><t>' + v + b"</t></is></c>"
+            space = b' xml:space="preserve"' if v != v.strip() else b""
+            return b"<c" + attrs + b' t="inlineStr"><is><t' + space + b">" + v + b"</t></is></c>"
         attrs += b' t="' + t + b'"'
     return b"<c" + attrs + b">" + formula + b"<v>" + v + b"</v></c>"
 
@@ -265,6 +266,7 @@ def write_values(
             if part not in checked and part not in replace:
                 check_well_formed(path, part, xml, sheet)
             replace[part] = patch_sheet(xml, cells)
+            check_written(path, part, replace[part], sheet)
         with atomic_path(out, force) as tmp:
             try:
                 if can_copy(z):
@@ -277,6 +279,15 @@ def write_values(
             except zipfile.BadZipFile as e:
                 raise ExcelnetError(f"{path}: corrupt workbook ({e}); nothing written") from None
     return out
+
+
+def check_written(path: Path, part: str, xml: bytes, sheet: str) -> None:
+    """A part excelnet has patched is well-formed XML, or nothing is written: a value it
+    could not escape is excelnet's fault, never a damaged file left behind."""
+    try:
+        check_well_formed(path, part, xml, sheet)
+    except ExcelnetError as e:
+        raise ExcelnetError(f"{e} after excelnet wrote its values; nothing written") from None
 
 
 def _recompress(

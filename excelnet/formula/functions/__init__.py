@@ -3,7 +3,9 @@
 block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexes them all."""
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
+    aggregate,
     calling,
+    complex,
     database,
     date,
     distributions,
@@ -14,7 +16,10 @@ from excelnet.formula.functions import (  # noqa: F401  (each module registers i
     logical,
     lookup,
     math,
+    matrices,
+    outside,
     reference,
+    securities,
     statistical,
     text,
 )

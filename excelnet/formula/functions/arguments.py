@@ -148,7 +148,10 @@ _classes("VVR", "NETWORKDAYS", "WORKDAY")
 _classes("VVVR", "NETWORKDAYS.INTL", "WORKDAY.INTL", "SERIESSUM")
 _classes("RVR", "TEXTJOIN")
 _classes("VAV", "TEXTBEFORE", "TEXTAFTER")  # several delimiters: an array
-_classes("VR", "CELL")
+_classes("VR", "CELL", "SUBTOTAL")
+_classes("VVA", "AGGREGATE")  # its array form computes an expression whole, as LARGE's would
+_classes("R", "PERCENTOF", "IMSUM", "IMPRODUCT", "PHONETIC")
+_classes("AV", "ARRAYTOTEXT")
 # Excel 365's array functions take arrays: an expression over ranges is computed whole in them,
 # whether or not the file marks the formula as a dynamic array (Excel adds no @ there)
 _classes("AAV", "FILTER")

@@ -182,6 +182,20 @@ def _spread(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(idx, n - 1), idx >= n
 
 
+def expand(t: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """A tensor over `shape` as Excel expands an array argument: a size of 1 repeats (the
+    places past a shorter array's end, #N/A in `elements`, repeat its last element here)."""
+    if tuple(t.shape) == tuple(shape):
+        return t
+    index = []
+    for axis, (have, want) in enumerate(zip(t.shape, shape, strict=True)):
+        i = np.zeros(want, int) if have == 1 else np.minimum(np.arange(want), have - 1)
+        view = [1, 1, 1]
+        view[axis] = want
+        index.append(torch.as_tensor(i.reshape(view), device=t.device))
+    return t[index[0], index[1], index[2]]
+
+
 def elements(v: V, how: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
     """v's elements as Python values over `shape` (Excel's array expansion), with their errors,
     converted as the parameter letter `how` says (registry.py: the vocabulary): "t" text

@@ -428,6 +428,19 @@ excel("FLOOR", args="nn", gradient=False)(_floor_ceiling(np.floor, div0=True))
 excel("CEILING", args="nn", gradient=False)(_floor_ceiling(np.ceil, div0=False))
 
 
+@excel("_xlfn.ECMA.CEILING", args="nn", gradient=False)
+def f_ecma_ceiling(ctx, args):
+    """ECMA.CEILING(number, significance): CEILING as ECMA-376's first edition (Excel 2007)
+    defines it — away from zero to a multiple of the significance; a number and a
+    significance of different signs is #NUM!."""
+
+    def compute(x, s):
+        away = np.where(x < 0, -_multiple(-x, -s, np.ceil), _multiple(x, s, np.ceil))
+        return away, where_error(((x > 0) & (s < 0)) | ((x < 0) & (s > 0)), "#NUM!")
+
+    return on_numbers(ctx, args, compute)
+
+
 def _precise(how):
     """FLOOR.PRECISE, CEILING.PRECISE, ISO.CEILING (the significance's sign ignored, 1 when
     left out); FLOOR.MATH and CEILING.MATH add a mode: when it is not 0, a negative number

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from excelnet.formula.functions.kit import cellwise, row_index, row_lists
-from excelnet.formula.functions.registry import registrar
+from excelnet.formula.functions.registry import FUNCTIONS, registrar
 from excelnet.formula.numfmt import (
     FormatError,
     format_value,
@@ -24,7 +24,16 @@ from excelnet.formula.numfmt import (
     rounded,
 )
 from excelnet.formula.parse import Error
-from excelnet.formula.values import TEXT, Omitted, V, from_python, make, scalar, to_bool
+from excelnet.formula.values import (
+    TEXT,
+    Omitted,
+    V,
+    from_python,
+    make,
+    scalar,
+    to_bool,
+    to_number,
+)
 
 excel = registrar("TEXT")
 
@@ -85,17 +94,31 @@ def f_mid(s: str, start: float, n: float):
 
 @excel("LOWER", args="t", gradient=False, cellwise=True)
 def f_lower(s: str):
-    return "".join(_one(c, c.lower()) for c in s)
+    return "".join(map(_lower, s))
 
 
 @excel("UPPER", args="t", gradient=False, cellwise=True)
 def f_upper(s: str):
-    return "".join(_one(c, c.upper()) for c in s)
+    return "".join(map(_upper, s))
 
 
-def _one(c: str, mapped: str) -> str:
-    """Excel maps case one character to one character (UPPER("ß") stays "ß")."""
-    return mapped if len(mapped) == 1 else c
+@lru_cache(maxsize=4096)
+def _upper(c: str) -> str:
+    """Excel maps case one character to one character, by Unicode's simple mappings:
+    UPPER("ß") stays "ß", UPPER("ᾳ") is "ᾼ" (not "ΑΙ")."""
+    mapped = c.upper()
+    if len(mapped) == 1:
+        return mapped
+    title = c.title()
+    return title if len(title) == 1 else c
+
+
+@lru_cache(maxsize=4096)
+def _lower(c: str) -> str:
+    mapped = c.lower()
+    if len(mapped) == 1:
+        return mapped
+    return "i" if c == "\u0130" else c  # İ: its simple lower case is i
 
 
 @excel("PROPER", args="t", gradient=False, cellwise=True)
@@ -104,7 +127,7 @@ def f_proper(s: str) -> str:
     "don't" → "Don'T", as Excel does)."""
     out, prev_letter = [], False
     for c in s:
-        out.append(_one(c, c.lower() if prev_letter else c.upper()))
+        out.append(_lower(c) if prev_letter else _upper(c))
         prev_letter = c.isalpha()
     return "".join(out)
 
@@ -536,3 +559,193 @@ def f_regexextract(ctx, args):
         kind = np.full((1, 1, len(items)), TEXT, np.int8)
         return make(x, kind, np.array(items, dtype=object).reshape(1, 1, -1))
     return v
+
+
+# -- byte-counting twins, widths, currency, Thai, numbers in any notation ---------------------
+
+# LENB, LEFTB, …: bytes where the default language is a double-byte one; otherwise (as in
+# Excel in English, whose answers these are) the same as their twins.
+for _twin, _b in (
+    ("LEN", "LENB"),
+    ("LEFT", "LEFTB"),
+    ("RIGHT", "RIGHTB"),
+    ("MID", "MIDB"),
+    ("FIND", "FINDB"),
+    ("SEARCH", "SEARCHB"),
+    ("REPLACE", "REPLACEB"),
+):
+    _f = FUNCTIONS[_twin]
+    excel(_b, args=_f.args.spec, gradient=False)(lambda ctx, args, _fn=_f.fn: _fn(ctx, args))
+
+
+def _half_width() -> dict[str, str]:
+    """Full-width characters and their half-width forms: ASCII's (U+FF01-FF5E), the ideographic
+    space, and katakana (a voiced one to two characters, ｶﾞ)."""
+    import unicodedata
+
+    table = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
+    table["\u3000"] = " "
+    for c in range(0xFF61, 0xFFA0):
+        full = unicodedata.normalize("NFKC", chr(c))
+        if len(full) == 1 and full != chr(c):
+            table.setdefault(full, chr(c))
+    for full in map(chr, range(0x30A1, 0x30FF)):  # ガ → ｶﾞ, パ → ﾊﾟ
+        base = unicodedata.normalize("NFD", full)
+        if len(base) == 2 and base[0] in table and base[1] in "\u3099\u309a":
+            table[full] = table[base[0]] + ("\uff9e" if base[1] == "\u3099" else "\uff9f")
+    return table
+
+
+_HALF = _half_width()
+_FULL = {half: full for full, half in _HALF.items()}
+
+
+@excel("ASC", args="t", gradient=False, cellwise=True)
+def f_asc(s: str):
+    """Full-width (double-byte) letters, digits, signs and katakana to half-width."""
+    return "".join(_HALF.get(c, c) for c in s)
+
+
+@excel("JIS", "DBCS", args="t", gradient=False, cellwise=True)
+def f_jis(s: str):
+    """Half-width letters, digits, signs and katakana to full-width (JIS in files, DBCS in
+    Excel in English); a katakana and its voicing mark become one character."""
+    out, i = [], 0
+    while i < len(s):
+        pair = s[i : i + 2]
+        if len(pair) == 2 and pair in _FULL:
+            out.append(_FULL[pair])
+            i += 2
+            continue
+        out.append(_FULL.get(s[i], s[i]))
+        i += 1
+    return "".join(out)
+
+
+@excel("DOLLAR", args="nn?", gradient=False, cellwise=True)
+def f_dollar(x: float, decimals: float = 2.0):
+    """DOLLAR(number, [decimals=2]): rounded, as text in the currency format ("$1,234.57",
+    negatives in parentheses: "($1,234.57)")."""
+    d = int(decimals)
+    if d > 127:
+        return VALUE
+    x = rounded(x, d)
+    digits = format_value(abs(x), "#,##0" + ("." + "0" * d if d > 0 else ""))
+    return f"(${digits})" if x < 0 else f"${digits}"
+
+
+_THAI = ["", "หนึ่ง", "สอง", "สาม", "สี่", "ห้า", "หก", "เจ็ด", "แปด", "เก้า"]
+_THAI_POWERS = {2: "ร้อย", 3: "พัน", 4: "หมื่น", 5: "แสน"}
+
+
+def _thai_block(block: str) -> str:
+    """Up to six digits (1 to 999,999) in Thai words."""
+    out = []
+    for power, digit in zip(range(len(block) - 1, 1, -1), block, strict=False):
+        if digit != "0":
+            out.append(_THAI[int(digit)] + _THAI_POWERS[power])
+    ten = block[-2] if len(block) > 1 else "0"
+    one = block[-1]
+    if ten != "0":
+        out.append({"1": "", "2": "ยี่"}.get(ten, _THAI[int(ten)]) + "สิบ")
+    if ten != "0" and one == "1":
+        out.append("เอ็ด")
+    elif one != "0":
+        out.append(_THAI[int(one)])
+    return "".join(out)
+
+
+@excel("BAHTTEXT", args="n", gradient=False, cellwise=True)
+def f_bahttext(x: float):
+    """A number as Thai words for baht and satang (two decimals), "ถ้วน" when no satang."""
+    baht, satang = f"{rounded(abs(x), 2):.2f}".split(".")
+    if baht == "0" and satang == "00":
+        return "ศูนย์บาทถ้วน"
+    out = "ลบ" if x < 0 else ""
+    if baht != "0":
+        blocks, first = [], len(baht) % 6 or 6
+        blocks.append(baht[:first])
+        blocks += [baht[i : i + 6] for i in range(first, len(baht), 6)]
+        out += "ล้าน".join(_thai_block(b) for b in blocks) + "บาท"
+    return out + ("ถ้วน" if satang == "00" else _thai_block(satang) + "สตางค์")
+
+
+@excel("_xlfn.NUMBERVALUE", args="tt?t?", gradient=False, cellwise=True)
+def f_numbervalue(text: str, decimal: str | None = None, group: str | None = None):
+    """NUMBERVALUE(text, [decimal_separator], [group_separator]): text in any notation as a
+    number — spaces ignored, group separators before the decimal one dropped (after it
+    #VALUE!), each % at the end dividing by 100; an empty text is 0."""
+    decimal = "." if decimal is None else decimal[:1]
+    group = "," if group is None else group[:1]
+    if not decimal or decimal == group:
+        return VALUE
+    t = re.sub(r"\s", "", text)
+    percent = len(t) - len(t.rstrip("%"))
+    t = t[: len(t) - percent]
+    if t == "":
+        return 0.0 if not percent else VALUE
+    if t.count(decimal) > 1:
+        return VALUE
+    whole, _, fraction = t.partition(decimal)
+    if group and group in fraction:
+        return VALUE
+    if group:
+        whole = whole.replace(group, "")
+    plain = whole + ("." + fraction if _ else "")
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", plain):
+        return VALUE
+    return float(plain) / 100.0**percent
+
+
+@excel("PHONETIC", args="r", gradient=False)
+def f_phonetic(ctx, args):
+    """PHONETIC(reference): the furigana of the text in the range's first cell; a workbook
+    that stores none gives the text itself ("" for a number)."""
+    v = args[0]
+    rows = v.shape[0]
+
+    def first(row):
+        k, t = v.kinds()[row, 0, 0], v.texts()[row, 0, 0]
+        if k == TEXT:
+            return str(t)
+        return Error(str(t)) if k == 4 else ""
+
+    out = np.array([first(r) for r in range(rows)], dtype=object).reshape(rows, 1, 1)
+    return from_python(out, ctx)
+
+
+@excel("_xlfn.ARRAYTOTEXT", args="rn?", gradient=False)
+def f_arraytotext(ctx, args):
+    """ARRAYTOTEXT(array, [format]): the values of an array as one text — 0 (concise) joined
+    by ", ", 1 (strict) as an array constant, text in quotes, rows split by ";"."""
+    rows = args[0].shape[0]
+    values, _ = row_lists(args[0], "e", rows)
+    form = 0.0
+    if len(args) == 2 and not isinstance(args[1], Omitted):
+        f, errs = to_number_of(args[1])
+        if errs is not None:
+            return from_python(np.array([[[Error(errs)]]], dtype=object), ctx)
+        form = f
+    if form not in (0, 1):
+        return from_python(np.array([[[VALUE]]], dtype=object), ctx)
+    width = args[0].shape[2]
+
+    def one(items):
+        if form == 0:
+            return ", ".join(as_text(x) for x in items)
+        cells = [
+            '"' + x.replace('"', '""') + '"' if isinstance(x, str) else as_text(x) for x in items
+        ]
+        lines = [",".join(cells[i : i + width]) for i in range(0, len(cells), width)]
+        return "{" + ";".join(lines) + "}"
+
+    out = np.array([_text_result(one(v)) for v in values], dtype=object).reshape(rows, 1, 1)
+    return from_python(out, ctx)
+
+
+def to_number_of(v: V) -> tuple[float, str | None]:
+    """A single argument as a number (its first element), or its error code."""
+    x, errs = to_number(v)
+    if errs is not None and errs.reshape(-1)[0] is not None:
+        return 0.0, str(errs.reshape(-1)[0])
+    return float(x.reshape(-1)[0]), None
