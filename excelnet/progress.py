@@ -82,10 +82,12 @@ class Progress(Silent):
         timer.start()
         try:
             yield
-        finally:
-            timer.cancel()
-            if said.is_set():
-                self._line(f"{text}: done in {time.monotonic() - start:.1f} s")
+        except BaseException:
+            timer.cancel()  # the error says what happened; not "done"
+            raise
+        timer.cancel()
+        if said.is_set():
+            self._line(f"{text}: done in {time.monotonic() - start:.1f} s")
 
     def epochs(self, sheet: str, total: int) -> Tick:
         start = time.monotonic()

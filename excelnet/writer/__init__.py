@@ -14,6 +14,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from excelnet.errors import ExcelnetError
+from excelnet.xlsx.text import Worksheet as EscapingWorksheet
 
 # A fixed timestamp: the same input and seed give a byte-identical file.
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -37,7 +38,7 @@ def _function_names(formula: str) -> set[str]:
     return {m.group(0)[:-1] for m in _PREFIXED.finditer(formula)}
 
 
-class FastWorksheet(Worksheet):
+class FastWorksheet(EscapingWorksheet):
     """XlsxWriter's worksheet with two shortcuts that write the same bytes, faster:
     formulas that name no function XlsxWriter rewrites (excelnet's never do) skip its ~30
     regex substitutions, and `write_column` stores a whole column as XML fragments instead

@@ -30,6 +30,7 @@ from xlsxwriter.utility import xl_col_to_name
 from excelnet.data import MISSING_MARKS, Csv
 from excelnet.errors import ExcelnetError
 from excelnet.writer.features import DATA_SHEET, Feature, Stat
+from excelnet.xlsx.text import formula_text
 
 MAX_TEXT_LEVELS = 10
 MAX_NUMBER_LEVELS = 3
@@ -66,7 +67,8 @@ def number_text(x: float) -> str:
 
 
 def text_literal(s: str) -> str:
-    return '"' + s.replace('"', '""') + '"'
+    """A text as a formula's literal ("…", quotes doubled; control characters as CHAR(n))."""
+    return formula_text(s)
 
 
 @dataclass

@@ -131,6 +131,20 @@ def check_target(path: Path, force: bool = False) -> None:
         )
 
 
+def refuse_existing(path: Path, force: bool = False) -> None:
+    """A build writes a new workbook: one already there (a fitted workbook, its history) is
+    replaced only when `force`d."""
+    check_target(path, force)  # a folder, a read-only file, another user's: said first
+    st = _stat(real_target(path), "write it")
+    if force or st is None:
+        return
+    what = f"{path}: already exists; a build would replace it (fitted parameters and history too)"
+    raise ExcelnetError(
+        f"{what}: name another file, or force=True replaces it",
+        f"{what}: name another file (-o), or --force replaces it",
+    )
+
+
 # -- Excel's and LibreOffice's own lock files ----------------------------------------------
 
 

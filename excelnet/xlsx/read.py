@@ -21,6 +21,7 @@ from excelnet.formula.parse import (
     NEWER_ERRORS,
     Error,
 )
+from excelnet.xlsx import strings as shared_strings
 from excelnet.xlsx.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.xlsx.scan import scan
 
@@ -78,6 +79,10 @@ def read_book(
             parts = sheet_parts(archive)
             missing = {t: p for t, p in parts.items() if p not in archive.NameToInfo}
             check_memory(path, archive, list(parts.values()))
+            sheet_bytes = sum(
+                archive.getinfo(p).file_size for p in parts.values() if p in archive.NameToInfo
+            )
+            strings = shared_strings.read(path, archive, sheet_bytes)
     except (zipfile.BadZipFile, KeyError, OSError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
     if missing:
@@ -88,7 +93,7 @@ def read_book(
     try:
         # One pass: formulas and literal values. Stored results of formulas are read only when
         # asked for: excelnet computes everything the model needs from the formulas themselves.
-        formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        formulas = _load(path, data_only=False, strings=strings)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
     except MemoryError:
@@ -112,7 +117,7 @@ def read_book(
             if ws.title in wanted:
                 sheets[ws.title] = _read_sheet(ws, part, cached)
         if cached and any(s.cached is None for s in sheets.values()):
-            _read_cached(path, sheets)
+            _read_cached(path, sheets, strings)
         if any(s.rich for s in sheets.values()):
             with zipfile.ZipFile(path) as archive:
                 errors = rich_errors(archive)
@@ -127,6 +132,22 @@ def read_book(
     finally:
         formulas.close()
     return Book(path, sheets, names, cached, reread=lambda: read_book(path, cached=True))
+
+
+def _load(path: Path, data_only: bool, strings: list[str] | None):
+    """openpyxl's read-only workbook, with the shared strings read here (counted, bounded
+    and unescaped: see excelnet.xlsx.strings) where they were; else it reads them itself."""
+    if strings is None:
+        return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
+    from openpyxl.reader.excel import ExcelReader
+
+    class Reader(ExcelReader):
+        def read_strings(self) -> None:
+            self.shared_strings = strings
+
+    reader = Reader(path, read_only=True, data_only=data_only)
+    reader.read()
+    return reader.wb
 
 
 def _members(path: Path, parts: dict[str, str | None]) -> dict[str, bytes | None]:
@@ -320,9 +341,9 @@ def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> Sheet:
     return sheet
 
 
-def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
+def _read_cached(path: Path, sheets: dict[str, Sheet], strings: list[str] | None) -> None:
     """Stored values of formula cells, through openpyxl, for sheets the scan could not read."""
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    wb = _load(path, data_only=True, strings=strings)
     try:
         for name, sheet in sheets.items():
             if sheet.cached is not None:

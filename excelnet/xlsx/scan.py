@@ -19,6 +19,7 @@ from openpyxl.formula.translate import Translator
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
 from excelnet.formula.parse import ERRORS, NEWER_ERRORS, CopiedDown, Error
+from excelnet.xlsx.text import unescape
 
 _CELL = re.compile(
     r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'
@@ -123,7 +124,7 @@ class Cells:
 def _value(t: str | None, v: str, shared_strings: list[str]) -> object:
     """A <v> as a Python value, by the cell's type (None: no value stored)."""
     if t == "str":
-        return _text(v)
+        return unescape(_text(v))
     if v == "":
         return None
     if t is None or t == "n":
@@ -251,13 +252,13 @@ def _cells(
             if v != "":
                 values[key] = shared_strings[int(v)]
         elif t == "inlineStr":
-            values[key] = _text("".join(_TEXT.findall(inline)))
+            values[key] = unescape(_text("".join(_TEXT.findall(inline))))
         elif v == "":
             continue
         elif t is None or t == "n":
             values[key] = float(v)
         elif t == "str":
-            values[key] = _text(v)
+            values[key] = unescape(_text(v))
         elif t == "b":
             values[key] = v.strip() in ("1", "true")
         elif t == "e":

@@ -17,6 +17,7 @@ import xlsxwriter
 from excelnet.errors import ExcelnetError, where
 from excelnet.xlsx import styles
 from excelnet.xlsx.files import sheet_parts
+from excelnet.xlsx.text import Worksheet
 
 Parts = dict[str, bytes]
 
@@ -58,6 +59,7 @@ def render_sheet(name: str, fill: Callable[[xlsxwriter.Workbook, object], None])
     excelnet.xlsx.styles), and its drawing and chart if it inserted one. It prints one page wide."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
+    wb.worksheet_class = Worksheet  # text escaped as Excel escapes it
     ws = wb.add_worksheet(name)
     ws.set_landscape()
     ws.fit_to_pages(1, 0)

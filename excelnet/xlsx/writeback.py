@@ -14,7 +14,6 @@ from collections import deque
 from itertools import compress, repeat
 from operator import is_not, itemgetter
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
@@ -29,6 +28,7 @@ from excelnet.xlsx.files import (
     refuse_if_open,
     sheet_parts,
 )
+from excelnet.xlsx.text import xml_text
 from excelnet.xlsx.zipcopy import can_copy, copy_with
 
 Value = float | bool | str | Error
@@ -52,7 +52,7 @@ def _typed(value: Value) -> tuple[bytes | None, bytes]:
     if isinstance(value, Error):
         return b"e", value.code.encode()
     if isinstance(value, str):
-        return b"str", escape(value).encode()
+        return b"str", xml_text(value).encode()
     return None, _number(value).encode()
 
 

@@ -1,0 +1,135 @@
+"""A user's worst day: input that would corrupt or lose a file, hang, eat the memory, or end in
+a traceback. Each case ends in a file that Excel, LibreOffice, openpyxl and excelnet read back,
+or in one line, exit code 2 and the file as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests.conftest import cli, one_line
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def well_formed(book: Path) -> None:
+    """Every XML part of the zip parses."""
+    from xml.parsers import expat
+
+    with zipfile.ZipFile(book) as z:
+        for name in z.namelist():
+            if name.endswith((".xml", ".rels")):
+                expat.ParserCreate().Parse(z.read(name), True)
+
+
+def table_csv(path: Path, rows: int = 40, category=("x\x01y", "z", "w")) -> Path:
+    lines = ["a,b,cat,y"]
+    for i in range(rows):
+        lines.append(f"{i},{(i * 37 % 11) / 10},{category[i % len(category)]},{i % 2}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- never a file excelnet cannot read back ---------------------------------------------------
+
+
+def test_a_control_character_in_a_category_is_escaped_as_excel_does(tmp_path, capsys, recalc):
+    """U+0001 in a category value: the features sheet was not well-formed XML (LibreOffice
+    opened it empty). Now every part parses, LibreOffice computes the dummy column as excelnet
+    does, and openpyxl reads the value back as written."""
+    from excelnet.xlsx.recalc import check
+
+    book = tmp_path / "ctl.xlsx"
+    code, _, err = cli(
+        capsys, "build", "table", "--csv", table_csv(tmp_path / "ctl.csv"), "--target", "y",
+        "-o", book,
+    )  # fmt: skip
+    assert code == 0, err
+    well_formed(book)
+    data = openpyxl.load_workbook(book)["data"]
+    assert "x_x0001_y" in {data.cell(r, 3).value for r in range(2, 5)}  # openpyxl: as stored
+    reports = check(book)
+    assert {r.sheet for r in reports} >= {"features", "linear"}
+    assert all(r.computed == r.equal == r.formula_cells for r in reports), reports
+    (lo,) = recalc([book])
+    features = openpyxl.load_workbook(lo, data_only=True)["features"]
+    header = [c.value for c in features[1]]
+    dummy = next(i for i, h in enumerate(header) if h and h.startswith("cat_x"))
+    got = [features.cell(r, dummy + 1).value for r in range(2, 8)]
+    assert got == [1, 0, 0, 1, 0, 0], got  # rows 0 and 3 hold "x\x01y"
+
+
+def test_a_table_wider_than_a_sheet_is_refused_before_anything_is_written(tmp_path, capsys):
+    """17,000 columns: references past XFD, data dropped, every model cell #NAME?; now one
+    line, at once."""
+    import time
+
+    csv = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(17_000))
+    csv.write_text(header + ",y\n" + ",".join(["1"] * 17_001) + "\n" + ",".join(["2"] * 17_001))
+    start = time.monotonic()
+    code, out, err = cli(
+        capsys, "build", "table", "--csv", csv, "--target", "y", "-o", tmp_path / "w.xlsx", "-q"
+    )
+    assert code == 2 and out == ""
+    one_line(err, "wide.csv", "17,001 columns", "16,384")
+    assert time.monotonic() - start < 20
+    assert not (tmp_path / "w.xlsx").exists()
+
+
+def test_features_wider_than_a_sheet_are_refused(tmp_path, capsys):
+    """Fewer than 16,384 CSV columns, but more features than a model sheet holds."""
+    csv = tmp_path / "wide.csv"
+    n = 8_200
+    rows = [",".join(f"c{i}" for i in range(n)) + ",y"]
+    for r in range(4):
+        rows.append(",".join(["a", "b", "c"][(r + i) % 3] for i in range(n)) + f",{r % 2}")
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, err = cli(
+        capsys, "build", "table", "--csv", csv, "--target", "y", "-o", tmp_path / "w.xlsx", "-q"
+    )
+    assert code == 2 and out == ""
+    one_line(err, "wide.csv", "columns", "16,384 (A to XFD)", "features")
+    assert not (tmp_path / "w.xlsx").exists()
+
+
+def test_a_text_longer_than_a_cell_holds_is_refused(tmp_path, capsys):
+    csv = tmp_path / "long.csv"
+    csv.write_text("a,b,y\n1,short,0\n2," + "x" * 40_000 + ",1\n3,s,0\n")
+    code, out, err = cli(
+        capsys, "build", "table", "--csv", csv, "--target", "y", "-o", tmp_path / "l.xlsx", "-q"
+    )
+    assert code == 2 and out == ""
+    one_line(err, "long.csv", "40,000 characters", "32,767")
+    assert not (tmp_path / "l.xlsx").exists()
+
+
+def test_building_over_a_fitted_workbook_is_refused_without_force(tmp_path, capsys):
+    book = tmp_path / "titanic.xlsx"
+    assert cli(capsys, "build", "titanic", "-o", book)[0] == 0
+    assert cli(capsys, "fit", book, "--sheet", "linear", "--epochs", 3)[0] == 0
+    fitted = md5(book)
+    code, out, err = cli(capsys, "build", "titanic", "-o", book)
+    assert code == 2 and out == ""
+    one_line(err, "titanic.xlsx: already exists", "--force")
+    assert md5(book) == fitted
+    code, _, err = cli(capsys, "build", "titanic", "-o", book, "--force")
+    assert code == 0, err
+    assert md5(book) != fitted
+    assert "history" not in openpyxl.load_workbook(book, read_only=True).sheetnames
+
+
+def test_the_api_refuses_to_build_over_a_workbook_in_its_words(tmp_path):
+    import excelnet
+    from excelnet.errors import ExcelnetError
+
+    book = excelnet.build_quadratic(tmp_path / "q.xlsx")
+    with pytest.raises(ExcelnetError, match="already exists.*force=True"):
+        excelnet.build_quadratic(book)
+    excelnet.build_quadratic(book, force=True)
