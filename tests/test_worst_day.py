@@ -133,3 +133,30 @@ def test_the_api_refuses_to_build_over_a_workbook_in_its_words(tmp_path):
     with pytest.raises(ExcelnetError, match="already exists.*force=True"):
         excelnet.build_quadratic(book)
     excelnet.build_quadratic(book, force=True)
+
+
+# -- bounded: no waits on itself, no unbounded memory -----------------------------------------
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_an_output_that_is_the_workbook_under_another_name_does_not_wait_on_itself(tmp_path, link):
+    """fit o.xlsx --out link.xlsx, and calc -o link.xlsx, where the link is o.xlsx: one file,
+    one lock (it waited forever on its own)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.handmade import line_fit
+
+    book = line_fit(tmp_path / "o.xlsx")
+    other = tmp_path / "link.xlsx"
+    (os.symlink if link == "symbolic" else os.link)(book, other)
+    for args in (["fit", book, "--out", other, "--epochs", 2], ["calc", book, "-o", other]):
+        run = subprocess.run(
+            [sys.executable, "-m", "excelnet", *map(str, args), "-q"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stderr
+    openpyxl.load_workbook(other)

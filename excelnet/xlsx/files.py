@@ -193,19 +193,27 @@ def refuse_if_open(*paths: Path) -> None:
 
 # -- excelnet's own lock ------------------------------------------------------------------
 
-_HELD: dict[str, list] = {}  # locked path -> [fd, depth]
+_HELD: dict[tuple[int, int], list] = {}  # locked file's (st_dev, st_ino) -> [fd, depth]
 
 
-def _lock_key(path: Path) -> str:
-    """What to lock for `path`: the file when it exists, else its folder (locks need one)."""
+def _lock_key(path: Path) -> tuple[tuple[int, int], str] | None:
+    """What to lock for `path`, as the file's identity (st_dev, st_ino) and a path to open:
+    the file when it exists (through symlinks: one name or another, or a hard link, is one
+    file and one lock), else its folder (locks need a file). None: nothing to lock."""
     real = real_target(path)
-    return str(real) if real.exists() else str(real.parent.resolve())
+    for target in (real, real.parent if str(real.parent) else Path(".")):
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue
+        return (st.st_dev, st.st_ino), str(target)
+    return None
 
 
-def _acquire(key: str, on_wait: Callable[[], None] | None) -> int | None:
+def _acquire(key: tuple[int, int], name: str, on_wait: Callable[[], None] | None) -> int | None:
     while True:
         try:
-            fd = os.open(key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None  # nothing to lock (gone, or not ours to open): go on without
         try:
@@ -220,7 +228,7 @@ def _acquire(key: str, on_wait: Callable[[], None] | None) -> int | None:
             return None
         # the holder before us may have replaced the file (a rename): lock the new one
         try:
-            same = os.path.samestat(os.fstat(fd), os.stat(key))
+            same = os.path.samestat(os.fstat(fd), os.stat(name))
         except FileNotFoundError:
             same = False
         if same:
@@ -232,19 +240,24 @@ def _acquire(key: str, on_wait: Callable[[], None] | None) -> int | None:
 def locked(*paths: Path, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
     """Hold excelnet's advisory lock on workbooks while reading and writing them: another
     excelnet process that wants one of them waits until this one is done (then reads what
-    it wrote). Re-entrant within a process; taken in one order, so two processes never wait
-    on each other. Where the file system has no locks, nothing is locked."""
+    it wrote). One lock per file, whatever its names (a symlink, a hard link); re-entrant
+    within a process; taken in one order, so two processes never wait on each other. Where
+    the file system has no locks, nothing is locked."""
     if fcntl is None:
         yield
         return
-    keys = sorted({_lock_key(Path(p)): Path(p) for p in paths}.items())
+    found = {}
+    for p in paths:
+        key = _lock_key(Path(p))
+        if key is not None:
+            found.setdefault(key[0], (key[1], Path(p)))
     taken = []
     try:
-        for key, path in keys:
+        for key, (name, path) in sorted(found.items()):
             if key in _HELD:
                 _HELD[key][1] += 1
             else:
-                fd = _acquire(key, (lambda p=path: on_wait(p)) if on_wait else None)
+                fd = _acquire(key, name, (lambda p=path: on_wait(p)) if on_wait else None)
                 _HELD[key] = [fd, 1]
             taken.append(key)
         yield
