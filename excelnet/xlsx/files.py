@@ -210,7 +210,7 @@ def _lock_key(path: Path) -> tuple[tuple[int, int], str] | None:
     return None
 
 
-def _acquire(key: tuple[int, int], name: str, on_wait: Callable[[], None] | None) -> int | None:
+def _acquire(name: str, on_wait: Callable[[], None] | None) -> int | None:
     while True:
         try:
             fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -254,11 +254,17 @@ def locked(*paths: Path, on_wait: Callable[[Path], None] | None = None) -> Itera
     taken = []
     try:
         for key, (name, path) in sorted(found.items()):
-            if key in _HELD:
-                _HELD[key][1] += 1
-            else:
-                fd = _acquire(key, name, (lambda p=path: on_wait(p)) if on_wait else None)
-                _HELD[key] = [fd, 1]
+            if key not in _HELD:
+                fd = _acquire(name, (lambda p=path: on_wait(p)) if on_wait else None)
+                if fd is not None:  # the file locked: another than at first if it was replaced
+                    st = os.fstat(fd)
+                    key = (st.st_dev, st.st_ino)
+                if key in _HELD:
+                    if fd is not None:
+                        os.close(fd)
+                else:
+                    _HELD[key] = [fd, 0]
+            _HELD[key][1] += 1
             taken.append(key)
         yield
     finally:
