@@ -160,3 +160,91 @@ def test_an_output_that_is_the_workbook_under_another_name_does_not_wait_on_itse
         )
         assert run.returncode == 0, run.stderr
     openpyxl.load_workbook(other)
+
+
+# -- a full disk: one line, exit 2, the file as it was ----------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """small_disk(kilobytes) -> a folder on a file system of that size (a tmpfs: root only)."""
+    import subprocess
+
+    mounted = []
+
+    def mount(kb: int) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        run = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={kb}k", "tmpfs", str(folder)],
+            capture_output=True,
+        )
+        if run.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {run.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_the_file_stays(tmp_path, small_disk, capsys, titanic_book):
+    """No space left on device while fit, calc, predict --workbook and build write: one line,
+    exit 2, the workbook as it was and no temporary file left."""
+    import shutil
+
+    size = titanic_book.stat().st_size
+    disk = small_disk(size // 1024 + 48)  # the workbook fits; a second copy does not
+    book = disk / "t.xlsx"
+    shutil.copy(titanic_book, book)
+    before = md5(book)
+    csv = Path(__file__).resolve().parents[1] / "excelnet" / "data" / "test.csv"
+    for args in (
+        ["fit", book, "--sheet", "linear", "--epochs", 2],
+        ["calc", book],
+        [
+            "predict",
+            book,
+            "--sheet",
+            "nn",
+            "--csv",
+            csv,
+            "-o",
+            tmp_path / "p.csv",
+            "--workbook",
+            disk / "p.xlsx",
+        ],
+        ["build", "titanic", "-o", disk / "new.xlsx"],
+    ):
+        code, _, err = cli(capsys, *args, "-q")
+        assert code == 2, (args, err)
+        one_line(err, "no space left on device")
+        assert md5(book) == before
+        assert sorted(p.name for p in disk.iterdir()) == ["t.xlsx"], list(disk.iterdir())
+
+
+def test_a_failing_write_anywhere_is_one_line(tmp_path, capsys, monkeypatch):
+    """The same without a small disk: the flush to disk fails (as it does on a full disk)."""
+    import errno
+    import os
+
+    from tests.handmade import line_fit
+
+    book = line_fit(tmp_path / "book.xlsx")
+    before = md5(book)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    for args in (
+        ["fit", book, "--epochs", 2],
+        ["calc", book],
+        ["build", "quadratic", "-o", tmp_path / "q.xlsx"],
+    ):
+        code, _, err = cli(capsys, *args, "-q")
+        assert code == 2, (args, err)
+        one_line(err, "cannot write it: no space left on device")
+        assert md5(book) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book.xlsx"]

@@ -63,4 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         # written; say nothing more, and keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        from excelnet.xlsx.atomic import write_failure
+
+        full = write_failure(e)
+        if full is None:
+            raise
+        # a write outside the workbook's own (its temporary copy is handled where it is made)
+        print(f"excelnet: error: {e.filename or 'a write'}: {full}", file=sys.stderr)
+        return 2
     return code or 0
