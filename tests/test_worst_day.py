@@ -248,3 +248,43 @@ def test_a_failing_write_anywhere_is_one_line(tmp_path, capsys, monkeypatch):
         one_line(err, "cannot write it: no space left on device")
         assert md5(book) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book.xlsx"]
+
+
+# -- text no encoding holds: escaped where excelnet writes a workbook, else one line ------------
+
+
+def test_a_lone_surrogate_is_written_as_excel_escapes_it(tmp_path, capsys, recalc):
+    """=LEFT("😀",1) gives half of a character: calc and fit wrote it as UTF-8, which cannot
+    hold it (a traceback, and the fit's training lost). Now it is stored as _xD83D_, and read
+    back as the same half."""
+    from excelnet.xlsx.read import read_book
+    from tests.handmade import line_fit
+
+    book = line_fit(tmp_path / "sur.xlsx")
+    wb = openpyxl.load_workbook(book)
+    wb["Model"]["G1"] = '=LEFT("😀",1)'
+    wb["Model"]["G2"] = '=IF(C3>0,LEFT("😀",1),"no")&CHAR(1)'  # on the fit's path
+    wb.save(book)
+    for args in (["calc", book], ["fit", book, "--epochs", 3]):
+        code, _, err = cli(capsys, *args, "-q")
+        assert code == 0, err
+        well_formed(book)
+        cached = read_book(book, cached=True).sheets["Model"].cached
+        assert cached[(0, 6)] == "\ud83d" and cached[(1, 6)] == "\ud83d\x01"
+    code, out, _ = cli(capsys, "check", book)
+    assert code == 0 and "0 different" in out
+    (lo,) = recalc([book])
+    assert openpyxl.load_workbook(lo, data_only=True)["Model"]["C7"].value is not None
+
+
+def test_text_a_csv_cannot_hold_is_one_line(tmp_path, capsys, monkeypatch, titanic_book):
+    """Where no escape exists (a CSV is UTF-8), one line and nothing written."""
+    import excelnet.predictions as predictions
+
+    monkeypatch.setattr(predictions, "_csv_text", lambda frame: "x\ud83d\n")
+    csv = Path(__file__).resolve().parents[1] / "excelnet" / "data" / "test.csv"
+    out = tmp_path / "p.csv"
+    code, _, err = cli(capsys, "predict", titanic_book, "--sheet", "nn", "--csv", csv, "-o", out)
+    assert code == 2
+    one_line(err, "'\\ud83d'", "utf-8 cannot hold", "nothing was written")
+    assert list(tmp_path.iterdir()) == []
