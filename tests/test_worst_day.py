@@ -288,3 +288,52 @@ def test_text_a_csv_cannot_hold_is_one_line(tmp_path, capsys, monkeypatch, titan
     assert code == 2
     one_line(err, "'\\ud83d'", "utf-8 cannot hold", "nothing was written")
     assert list(tmp_path.iterdir()) == []
+
+
+def _with_shared_strings(book: Path, out: Path, strings: int) -> Path:
+    """A copy of `book` whose shared-string table holds `strings` more empty strings."""
+    with zipfile.ZipFile(book) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/sharedStrings.xml":
+                data = data.replace(b"</sst>", b"<si><t/></si>" * strings + b"</sst>")
+            dst.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+    return out
+
+
+def test_millions_of_empty_shared_strings_are_refused_at_once(tmp_path, capsys):
+    """10M near-empty shared strings in a file of a few hundred KB took 89 s and 1.2 GB."""
+    import time
+
+    from excelnet.writer.lessons import build_quadratic
+
+    book = build_quadratic(tmp_path / "book.xlsx")
+    bomb = _with_shared_strings(book, tmp_path / "bomb.xlsx", 10_000_000)
+    assert bomb.stat().st_size < 1_000_000
+    before = md5(bomb)
+    for command in ("fit", "calc", "check"):
+        start = time.monotonic()
+        code, _, err = cli(capsys, command, bomb, "-q")
+        assert code == 2
+        one_line(err, "bomb.xlsx", "10,000,0", "shared-string", "damaged or crafted")
+        assert time.monotonic() - start < 15
+    assert md5(bomb) == before
+
+
+def test_shared_strings_are_read_and_unescaped(tmp_path):
+    """A few more strings than cells is fine (Excel keeps none unused, others may); and
+    _xHHHH_ is the character, _x005F_xHHHH_ the text itself."""
+    from excelnet.xlsx.strings import parse
+
+    assert parse(
+        b'<sst xmlns="x"><si><t>a_x0001_b</t></si><si><t/></si><si/>'
+        b'<si><r><t xml:space="preserve">R&amp;</t></r><r><rPr><b/></rPr><t>D</t></r>'
+        b"<rPh><t>ignored</t></rPh></si><si><t>_x005F_x0041_</t></si></sst>"
+    ) == ["a\x01b", "", "", "R&D", "_x0041_"]
+    from excelnet.writer.lessons import build_quadratic
+
+    book = build_quadratic(tmp_path / "book.xlsx")
+    few = _with_shared_strings(book, tmp_path / "few.xlsx", 1000)
+    from excelnet.xlsx.read import read_book
+
+    read_book(few)
