@@ -337,3 +337,56 @@ def test_shared_strings_are_read_and_unescaped(tmp_path):
     from excelnet.xlsx.read import read_book
 
     read_book(few)
+
+
+def limited(args: list, gigabytes: float, cwd: Path | None = None, **kwargs):
+    """excelnet in a subprocess whose address space is capped (RLIMIT_AS)."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    cap = int(gigabytes * (1 << 30))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "excelnet", *map(str, args)],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("case", ["rows", "bytes", "cells"])
+def test_a_csv_too_large_is_refused_within_a_memory_budget(tmp_path, case):
+    """build table read a whole 1 GB CSV before refusing it (22.5 GB, then killed). Now, in
+    2 GB of address space: too many rows, refused as the stream passes the limit; a file too
+    large for the memory, before it is read; a table whose workbook would not fit, before
+    anything is written."""
+    csv = tmp_path / "big.csv"
+    if case == "bytes":
+        with open(csv, "wb") as f:
+            f.truncate(1 << 30)  # sparse: refused by its size alone
+        words = ["big.csv", "1.07 GB", "GB of memory", "is available"]
+    else:
+        rows = 1_048_600 if case == "rows" else 600_000
+        with open(csv, "w") as f:
+            f.write("a,b,y\n")
+            f.writelines(f"{i % 7},{i % 5 / 4},{i % 2}\n" for i in range(rows))
+        words = (
+            ["big.csv", "more than 1,048,571 rows", "a workbook holds at most"]
+            if case == "rows"
+            else ["big.csv", "600,000 rows", "GB of memory to build"]
+        )
+    out = tmp_path / "big.xlsx"
+    run = limited(["build", "table", "--csv", csv, "--target", "y", "-o", out, "-q"], 2)
+    assert run.returncode == 2, run.stderr
+    one_line(run.stderr, *words)
+    assert not out.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from excelnet.errors import ExcelnetError
+from excelnet.memory import available_memory
 
 # Kaggle's train.csv columns, in the order the `data` sheet lays them out (A..L).
 COLUMNS = [
@@ -74,31 +75,10 @@ class Csv:
         return [row[i] for row in self.rows]
 
 
-# Peak memory of a build per byte of its CSV (measured: about 20 on wide and on long tables):
-# a CSV that cannot fit is refused before it is read.
+# Peak memory of reading a CSV per byte of it (about 20: a Python string and a list slot per
+# field): a CSV that cannot fit is refused before it is read.
 MEMORY_PER_CSV_BYTE = 20
 DECIMAL_COMMA = re.compile(r"-?[0-9]*,[0-9]+(?:[eE][-+]?[0-9]+)?")
-
-
-def _available_memory() -> int | None:
-    """Bytes this process may still allocate (see excelnet.xlsx.files.available_memory)."""
-    import contextlib
-
-    found = []
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    with contextlib.suppress(OSError, ValueError, ImportError):
-        import resource  # POSIX
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            with open("/proc/self/statm") as f:
-                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            found.append(soft - used)
-    return min(found) if found else None
 
 
 def _open_text(path: Path):
@@ -111,7 +91,7 @@ def _open_text(path: Path):
         raise ExcelnetError(f"{path}: a folder, not a CSV file")
     if not stat.S_ISREG(st.st_mode):
         raise ExcelnetError(f"{path}: not a regular file; excelnet reads CSV files")
-    have = _available_memory()
+    have = available_memory()
     if have is not None and st.st_size * MEMORY_PER_CSV_BYTE > have:
         raise ExcelnetError(
             f"{path}: {st.st_size / 1e9:.2f} GB; reading it needs about "

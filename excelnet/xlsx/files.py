@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import unescape
 
 from excelnet.errors import ExcelnetError
+from excelnet.memory import available_memory
 from excelnet.progress import Silent
 
 try:  # POSIX; elsewhere (Windows) the lock is not taken and replacing an open file fails anyway
@@ -345,31 +346,6 @@ def check_zip(path: Path, z: zipfile.ZipFile) -> None:
                 f"{path}: {info.filename} inflates to {info.file_size / 1e9:.1f} GB, more than "
                 f"the {MEMBER_BUDGET / 1e9:.1f} GB excelnet reads of one zip member"
             )
-
-
-def available_memory() -> int | None:
-    """Bytes this process may still allocate: what the system has available, within its
-    cgroup's limit and its own address-space limit. None where that is not known."""
-    found = []
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    with contextlib.suppress(OSError, ValueError):
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            found.append(int(limit) - used)
-    with contextlib.suppress(OSError, ValueError, IndexError, ImportError):
-        import resource  # POSIX
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            with open("/proc/self/statm") as f:
-                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            found.append(soft - used)
-    return min(found) if found else None
 
 
 def check_memory(path: Path, z: zipfile.ZipFile, parts: list[str]) -> None:
