@@ -390,3 +390,41 @@ def test_a_csv_too_large_is_refused_within_a_memory_budget(tmp_path, case):
     assert run.returncode == 2, run.stderr
     one_line(run.stderr, *words)
     assert not out.exists()
+
+
+def test_predict_takes_any_number_of_rows_in_bounded_memory(tmp_path):
+    """predict took ~9 KB a row (2M rows: past 13 GB). Now a chunk at a time: 300,000 rows in
+    1.3 GB of address space (the interpreter, torch and the workbook take about 0.9 GB, and
+    every row at once 3.5 KB a row more: 2 GB)."""
+    small = tmp_path / "small.csv"
+    small.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 5 / 4},{i % 2}\n" for i in range(200)))
+    book = tmp_path / "small.xlsx"
+    assert (
+        limited(["build", "table", "--csv", small, "--target", "y", "-o", book, "-q"], 4).returncode
+        == 0
+    )
+    rows = 300_000
+    new = tmp_path / "new.csv"
+    new.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 5 / 4},{i % 2}\n" for i in range(rows)))
+    out = tmp_path / "p.csv"
+    run = limited(["predict", book, "--sheet", "nn", "--csv", new, "-o", out, "-q"], 1.3)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"wrote {out} ({rows:,} rows)\n"
+    import pandas as pd
+
+    got = pd.read_csv(out)
+    assert len(got) == rows and got["Prediction"].notna().all()
+    assert got["Prediction"][70] == pytest.approx(got["Prediction"][0], abs=1e-12)  # same row
+
+
+def test_predictions_in_chunks_equal_predictions_at_once(monkeypatch, titanic_book, tmp_path):
+    import excelnet.predictions as predictions
+
+    csv = Path(__file__).resolve().parents[1] / "excelnet" / "data" / "test.csv"
+    whole = predictions.predict(titanic_book, "nn", csv, out=tmp_path / "a.csv")
+    monkeypatch.setattr(predictions, "CHUNK_ROWS", (7, 7))
+    parts = predictions.predict(titanic_book, "nn", csv, out=tmp_path / "b.csv", kaggle=False)
+    assert whole.equals(parts)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    kaggle = predictions.predict(titanic_book, "nn", csv, kaggle=True)
+    assert len(kaggle) == 418 and set(kaggle["Survived"]) <= {0, 1}

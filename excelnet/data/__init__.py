@@ -233,6 +233,30 @@ def read_csv(
     return Csv(path, header, rows, lines)
 
 
+def read_chunks(path: str | Path, size: int, what: str = "data", max_rows: int | None = None):
+    """A CSV (see iter_csv) as its header and a stream of Csv tables of up to `size` rows
+    each: any number of rows in bounded memory. The header is checked before this returns,
+    the rows as they come; a file with none is refused at the end of the stream."""
+    path = Path(path)
+    header, stream = iter_csv(path, max_rows)
+
+    def chunks():
+        rows, lines, any_rows = [], [], False
+        for n, row in stream:
+            rows.append(row)
+            lines.append(n)
+            if len(rows) == size:
+                any_rows = True
+                yield Csv(path, header, rows, lines)
+                rows, lines = [], []
+        if rows:
+            yield Csv(path, header, rows, lines)
+        elif not any_rows:
+            raise ExcelnetError(f"{path}: no {what} rows after the header")
+
+    return header, chunks()
+
+
 def number(path: Path, line: int, col: str, value: str) -> float:
     """A CSV field that must be a finite number."""
     try:
