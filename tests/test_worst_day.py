@@ -428,3 +428,40 @@ def test_predictions_in_chunks_equal_predictions_at_once(monkeypatch, titanic_bo
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     kaggle = predictions.predict(titanic_book, "nn", csv, kaggle=True)
     assert len(kaggle) == 418 and set(kaggle["Survived"]) <= {0, 1}
+
+
+# -- words that say what happened ---------------------------------------------------------------
+
+INDEPENDENT = {
+    "indirect": ('=INDIRECT("A1")^2+1', "m!C1 reaches cells through INDIRECT"),
+    "offset": ("=OFFSET(B1,0,-1)^2+1", "m!C1 reaches cells through OFFSET"),
+    "external": ("=[1]Sheet1!A1+A1^2", "refers to another workbook"),
+    "external_named": ("='[other.xlsx]Sheet1'!$A$1^2", "refers to another workbook"),
+    "structured": ("=SUM(Table1[x])^2", "structured reference"),
+    "long": ("=" + "+".join(["0"] * 5000) + "+A1^2", "10,004 characters long; Excel allows 8,192"),
+    "nested": ("=" + "(" * 120 + "A1" + ")" * 120 + "^2", "nests 120 levels deep"),
+    "constant": ("=5", None),
+}
+
+
+@pytest.mark.parametrize("case", list(INDEPENDENT))
+def test_an_objective_that_looks_independent_says_why(tmp_path, capsys, case):
+    """'The objective does not depend on the adjustable cells' when in Excel it does: the
+    reason is named (the formula excelnet cannot read or follow)."""
+    from tests.handmade import solver_names
+
+    formula, why = INDEPENDENT[case]
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "m"
+    ws["A1"], ws["B1"], ws["C1"] = 1.0, 0.0, formula
+    solver_names(wb, "m", "m!$C$1", "m!$A$1")
+    book = tmp_path / "b.xlsx"
+    wb.save(book)
+    code, _, err = cli(capsys, "fit", book, "--epochs", 2, "-q")
+    assert code == 2
+    line = one_line(err, "cell C1: the objective does not depend on the adjustable cells")
+    if why is None:
+        assert "as excelnet reads it" not in line
+    else:
+        assert "as excelnet reads it: " in line and why in line, line
