@@ -465,3 +465,69 @@ def test_an_objective_that_looks_independent_says_why(tmp_path, capsys, case):
         assert "as excelnet reads it" not in line
     else:
         assert "as excelnet reads it: " in line and why in line, line
+
+
+def test_a_long_category_value_is_named_as_the_reason_it_is_left_out(tmp_path):
+    from excelnet.data import read_csv
+    from excelnet.writer.recipe import choose_rules, typed
+
+    csv = tmp_path / "t.csv"
+    long = "x" * 300
+    csv.write_text(
+        "a,note,y\n" + "".join(f"{i},{[long, 's', 't'][i % 3]},{i % 2}\n" for i in range(9))
+    )
+    table = read_csv(csv)
+    (note,) = [
+        r.note for r in choose_rules(table, typed(table), "y", None, []) if r.column == "note"
+    ]
+    assert "300 characters long" in note and "255" in note and "3 different values" not in note
+
+
+def test_a_table_of_two_rows_builds_without_numpys_words(tmp_path):
+    """numpy printed 'Mean of empty slice' (no validation rows): now the sheet's #DIV/0! is
+    what the file stores, as Excel computes it."""
+    from tests.conftest import run_cli
+
+    csv = tmp_path / "two.csv"
+    csv.write_text("a,b,y\n1,2,0\n3,5,1\n")
+    run = run_cli("build", "table", "--csv", csv, "--target", "y", "-o", tmp_path / "two.xlsx")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    ws = openpyxl.load_workbook(tmp_path / "two.xlsx", data_only=True)["linear"]
+    assert ws["N2"].value == "#DIV/0!"  # the validation loss of no rows
+    run = run_cli("check", tmp_path / "two.xlsx")
+    assert run.returncode == 0 and "0 different" in run.stdout and run.stderr == "", run.stderr
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_semicolon_separated_csv_with_decimal_commas_is_read(tmp_path, capsys, sep):
+    """Excel's CSV in much of Europe: 'no column named churned (the columns:
+    customer_id;name;…;churned)'. Now the separator is read from the header, and decimal
+    commas are numbers."""
+    rows = ["customer_id;name;monthly;plan;churned".replace(";", sep)]
+    for i in range(30):
+        rows.append(
+            sep.join(
+                [str(i), f"name {i}", f"{10 + i % 7},{i % 10}5", ["a", "b"][i % 2], str(i % 3 == 0)]
+            )
+        )
+    csv = tmp_path / "churn.csv"
+    csv.write_text("\n".join(rows) + "\n", encoding="utf-8-sig")  # as Excel saves it, with a BOM
+    book = tmp_path / "churn.xlsx"
+    code, _, err = cli(
+        capsys,
+        "build",
+        "table",
+        "--csv",
+        csv,
+        "--target",
+        "churned",
+        "--id",
+        "customer_id",
+        "-o",
+        book,
+    )
+    assert code == 0, err
+    wb = openpyxl.load_workbook(book)
+    assert [c.value for c in wb["data"][1]] == ["customer_id", "name", "monthly", "plan", "churned"]
+    assert wb["data"]["C2"].value == 10.05  # a number, from "10,05"
+    assert "monthly" in [c.value for c in wb["features"][1]]

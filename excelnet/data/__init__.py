@@ -202,7 +202,7 @@ def iter_csv(
                         f"{path}: more than {max_rows:,} rows (line {n}); a workbook holds at "
                         f"most {max_rows:,}{why}"
                     )
-                if sep == ";":
+                if sep != ",":  # no comma separates fields: a comma is a decimal point
                     row = [v.replace(",", ".") if DECIMAL_COMMA.fullmatch(v) else v for v in row]
                 yield n, row
         finally:

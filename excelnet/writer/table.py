@@ -299,7 +299,7 @@ def _model_sheet(
     write_header(ws, 0, mc, frame.metrics, fmt["header"])
     for j, (formula, value) in enumerate(zip(metric_formulas(m, n), scores["values"], strict=True)):
         style = fmt["metric"] if j < 2 else fmt["metric_pct"]
-        ws.write_formula(1, mc + j, formula, style, float(value))
+        ws.write_formula(1, mc + j, formula, style, value)
     loss = xl_rowcol_to_cell(1, mc, row_abs=True, col_abs=True)
     define_solver_model(wb, m.name, loss, m.params_ref)
     cells = [xl_rowcol_to_cell(1, mc + j, row_abs=True, col_abs=True) for j in (1, 3)]
