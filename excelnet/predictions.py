@@ -44,7 +44,7 @@ from excelnet.memory import available_memory
 from excelnet.progress import Silent
 from excelnet.writer.table import ID_NAME, TARGET_NAME
 from excelnet.xlsx.atomic import atomic_path
-from excelnet.xlsx.files import check_source, check_target, refuse_if_open
+from excelnet.xlsx.files import check_source, check_target, refuse_if_open, resolve_sheet
 from excelnet.xlsx.read import read_book
 from excelnet.xlsx.sheets import HEADER, Changes, render_sheet
 from excelnet.xlsx.writeback import write_values
@@ -526,6 +526,7 @@ def predict_rows(
     book_path = Path(book)
     progress = progress or Silent()
     check_source(book_path)
+    sheet = resolve_sheet(book_path, sheet)  # as Excel finds it: any case
     for target in (out, workbook):  # both checked before anything is written
         if target is not None:
             check_target(Path(target), force)
@@ -592,7 +593,8 @@ def predict_rows(
                 if workbook is None:
                     del pred
         if text is not None:
-            text.close()
+            with progress.phase(f"writing {out}"):  # the rest, flushed, and renamed into place
+                stack.close()
     if workbook is not None:
         with progress.phase(f"writing {workbook}"):
             _write_workbook(book_path, workbook, pred, lay, force)

@@ -531,3 +531,111 @@ def test_a_semicolon_separated_csv_with_decimal_commas_is_read(tmp_path, capsys,
     assert [c.value for c in wb["data"][1]] == ["customer_id", "name", "monthly", "plan", "churned"]
     assert wb["data"]["C2"].value == 10.05  # a number, from "10,05"
     assert "monthly" in [c.value for c in wb["features"][1]]
+
+
+# -- the first hour: what a newcomer reads ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted_book(tmp_path_factory):
+    import excelnet
+
+    return excelnet.build_titanic(tmp_path_factory.mktemp("fit") / "titanic.xlsx")
+
+
+def test_the_fit_summary_is_readable_at_80_columns(fitted_book, tmp_path):
+    """The table was cut at 80 columns (para… meth… epoc…, losses cut): now every line fits
+    and every number is whole; and the fit says what it wrote."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    book = tmp_path / "t.xlsx"
+    shutil.copy(fitted_book, book)
+    run = subprocess.run(
+        [sys.executable, "-m", "excelnet", "fit", str(book), "--epochs", "3", "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), run.stdout
+    assert "…" not in run.stdout
+    for sheet in ("linear", "nn", "mmult"):
+        assert any(
+            line.startswith(f"{sheet}: 10 parameters") or line.startswith(f"{sheet}: 20 parameters")
+            for line in lines
+        ), run.stdout
+    assert any("objective 0." in line and "→ 0." in line and "accuracy" in line for line in lines)
+    assert f"wrote {book}: the fitted parameters of linear, nn, mmult" in run.stdout.replace(
+        "\n", " "
+    )
+
+
+def test_solver_notes_only_for_settings_someone_made(fitted_book, tmp_path, capsys):
+    """Every fit printed two lines on Solver settings the learner never made (solver_neg = 2,
+    and the names Excel always writes): now only under --verbose."""
+    import shutil
+
+    book = tmp_path / "t.xlsx"
+    shutil.copy(fitted_book, book)
+    code, out, err = cli(capsys, "fit", book, "--sheet", "linear", "--epochs", 2, "-q")
+    assert code == 0, err
+    assert "solver_neg" not in out and "Solver names read" not in out
+    code, out, err = cli(capsys, "fit", book, "--sheet", "linear", "--epochs", 2, "-q", "--verbose")
+    assert "solver_neg = 2" in out and "Solver names read, not used" in out
+    from openpyxl.workbook.defined_name import DefinedName
+
+    wb = openpyxl.load_workbook(fitted_book)  # a setting someone made: an iteration limit
+    wb["linear"].defined_names["solver_itr"] = DefinedName("solver_itr", attr_text="50")
+    wb.save(book)
+    code, out, err = cli(capsys, "fit", book, "--sheet", "linear", "--epochs", 2, "-q")
+    assert "Solver names read, not used (see --json): solver_itr" in out, out
+
+
+def test_fit_json_has_the_fitted_values(fitted_book, tmp_path, capsys):
+    import json
+    import shutil
+
+    book = tmp_path / "t.xlsx"
+    shutil.copy(fitted_book, book)
+    code, out, _ = cli(capsys, "fit", book, "--sheet", "nn", "--epochs", 2, "--json", "-q")
+    (fit,) = json.loads(out)["fits"]
+    ws = openpyxl.load_workbook(book)["nn"]
+    assert len(fit["params"]) == 20
+    assert fit["params"]["nn!B2"] == ws["B2"].value and fit["params"]["nn!K3"] == ws["K3"].value
+
+
+def test_sheet_names_ignore_case_as_excel_does_and_are_checked_first(fitted_book, capsys):
+    import time
+
+    code, out, _ = cli(capsys, "eval", fitted_book, "--sheet", "NN", "-q")
+    assert code == 0 and out.startswith("nn:")
+    start = time.monotonic()
+    code, _, err = cli(capsys, "fit", fitted_book, "--sheet", "nope", "-q")
+    assert code == 2 and time.monotonic() - start < 2  # before reading or compiling
+    one_line(err, "no sheet named 'nope'", "with a Solver model: linear, nn, mmult")
+
+
+def test_no_time_left_is_guessed_before_the_rate_is_known(monkeypatch):
+    """74 minutes were announced while compiling (2 remained): the rate is measured from the
+    first step on."""
+    import io
+
+    from excelnet import progress as progress_
+
+    now = [0.0]
+    monkeypatch.setattr(progress_.time, "monotonic", lambda: now[0])
+    stream = io.StringIO()
+    tick = progress_.Progress(stream, live=False).epochs("nn", 1000)
+    now[0] = 70.0  # compiling: the first step ends here
+    tick(1, 0.5)
+    now[0] = 71.0
+    tick(10, 0.4)
+    now[0] = 81.0  # ten seconds after: a line
+    tick(100, 0.3)
+    line = stream.getvalue().strip().splitlines()[-1]
+    assert "epoch 100 of 1,000" in line and "about 1 min" not in line
+    assert "about 100 s left" in line, line  # 99 steps in 11 s: 900 more in 100 s

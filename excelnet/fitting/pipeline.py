@@ -20,6 +20,7 @@ from excelnet.xlsx.files import (
     check_well_formed,
     lock,
     refuse_if_open,
+    resolve_sheet,
     sheet_parts,
 )
 
@@ -238,6 +239,7 @@ def fit(
         history=history,
     )
     check_source(path)
+    sheet = resolve_sheet(path, sheet) if sheet is not None else None  # as Excel: any case
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
     with lock(progress, path, out):
@@ -324,6 +326,7 @@ def evaluate(
     path = Path(path)
     progress = progress or Silent()
     check_source(path)
+    sheet = resolve_sheet(path, sheet) if sheet is not None else None
     with lock(progress, path):
         _, models, _ = _read_and_compile(path, sheet, device, progress)
         out, updates = [], {}
@@ -387,6 +390,7 @@ def lr_sweep(
     options = FitOptions.of(options, epochs=epochs, device=device).at_least(1)
     each = [replace(options, lr=lr) for lr in lrs]  # every rate checked before any work
     check_source(path)
+    sheet = resolve_sheet(path, sheet)
     check_target(path, force)
     refuse_if_open(path)
     import torch

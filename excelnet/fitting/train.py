@@ -111,6 +111,7 @@ class SheetFit:
                 "engine_note",
                 "honoured",
                 "ignored",
+                "params",  # the fitted value of each adjustable cell, by its address
             )
         }
 

@@ -329,6 +329,41 @@ def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
+_DEFINED = re.compile(rb"<definedName\b([^>]*)>")
+_SOLVER = (b"solver_opt", b"solver_adj", b"solver_typ")
+
+
+def resolve_sheet(path: Path, name: str) -> str:
+    """The sheet `name` stands for, as Excel finds it: ignoring case (--sheet NN is sheet nn).
+    Read from workbook.xml alone, before any slow work; a name no sheet has is refused with
+    the sheets there are. A workbook.xml in another form: `name` as given, for the reader."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            wb = z.read("xl/workbook.xml")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return name  # the reader says what is wrong with the file
+    titles = [
+        unescape(m.decode("utf-8", "replace"), _QUOTES)
+        for m in re.findall(rb'<sheet\b[^>]*?\bname="([^"]*)"', wb)
+    ]
+    if not titles or name in titles:
+        return name
+    same = [t for t in titles if t.casefold() == name.casefold()]
+    if same:
+        return same[0]
+    models = []
+    for m in _DEFINED.finditer(wb):
+        attrs = dict(_ATTR.findall(m.group(1)))
+        local = attrs.get(b"localSheetId", b"")
+        if attrs.get(b"name") in _SOLVER and local.isdigit() and int(local) < len(titles):
+            models.append(titles[int(local)])
+    models = [t for t in titles if t in models]
+    found = f"with a Solver model: {', '.join(models)}" if models else "none has a Solver model"
+    raise ExcelnetError(
+        f"{path}: no sheet named {name!r} (its sheets: {', '.join(titles)}; {found})"
+    )
+
+
 def check_zip(path: Path, z: zipfile.ZipFile) -> None:
     """Before anything is read from the archive: no member twice (which copy would count?),
     none larger, inflated, than excelnet reads. zipfile never inflates a member past the
