@@ -631,20 +631,24 @@ def _write_workbook(book: Path, out: Path, pred: Predicted, lay: Layout, force: 
         ws.freeze_panes(1, 0)
         ws.set_column(0, max(len(lay.header) - 1, 0), 12)
         header = wb.add_format(HEADER)
+        number = wb.add_format({"num_format": "0.0000"})  # what the model computes, per row
         for (r, c), v in sorted(s.values.items()):
             if isinstance(v, str):
                 ws.write_string(r, c, v, header if r == 0 else None)
             else:
                 ws.write_number(r, c, v)
         for (r, c), text in s.formulas.items():
-            ws.write_formula(r, c, text, None, _cached(pred.cached[(r, c)]))
+            ws.write_formula(r, c, text, number, _cached(pred.cached[(r, c)]))
         for (r0, c0), (text, (_, _, r1, c1)) in s.arrays.items():
-            ws.write_array_formula(r0, c0, r1, c1, text, None, _cached(pred.cached[(r0, c0)]))
+            ws.write_array_formula(r0, c0, r1, c1, text, number, _cached(pred.cached[(r0, c0)]))
             for r in range(r0, r1 + 1):
                 for c in range(c0, c1 + 1):
                     if (r, c) != (r0, c0):
                         v = _cached(pred.cached[(r, c)])
-                        (ws.write_string if isinstance(v, str) else ws.write_number)(r, c, v)
+                        if isinstance(v, str):
+                            ws.write_string(r, c, v)
+                        else:
+                            ws.write_number(r, c, v, number)
 
     changes = Changes()
     changes.place(book, SHEET, render_sheet(SHEET, fill))

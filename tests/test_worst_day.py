@@ -639,3 +639,48 @@ def test_no_time_left_is_guessed_before_the_rate_is_known(monkeypatch):
     line = stream.getvalue().strip().splitlines()[-1]
     assert "epoch 100 of 1,000" in line and "about 1 min" not in line
     assert "about 100 s left" in line, line  # 99 steps in 11 s: 900 more in 100 s
+
+
+def test_printed_pages_headers_wrap_wide_sheets_in_sections_helpers_hidden(tmp_path):
+    """Headers wrap in rows tall enough; a sheet too wide for a readable page prints a page
+    wide per section with its first column on each; xlwings' settings sheet (printed over 11
+    pages) is hidden."""
+    from excelnet.writer.table import build_table
+    from excelnet.writer.titanic import build_titanic
+
+    book = build_titanic(tmp_path / "t.xlsm", passengers=40, macros=True)
+    wb = openpyxl.load_workbook(book)
+    assert wb["_xlwings.conf"].sheet_state == "hidden"
+    nn = wb["nn"]
+    assert nn["A5"].alignment.wrap_text  # the table's headers: "Squared error" in 12
+    assert nn.row_dimensions[5].height >= 30
+    csv = tmp_path / "wide.csv"
+    names = [f"measurement_{i}" for i in range(60)]
+    csv.write_text(
+        ",".join([*names, "y"])
+        + "\n"
+        + "".join(
+            ",".join([*(str((r * 7 + i) % 11) for i in range(60)), str(r % 2)]) + "\n"
+            for r in range(30)
+        )
+    )
+    wide = openpyxl.load_workbook(build_table(tmp_path / "wide.xlsx", csv, "y"))
+    for name in ("data", "features"):
+        ws = wide[name]
+        assert ws.page_setup.fitToWidth > 1 and ws.page_setup.fitToHeight == 0, name
+        assert ws.print_title_cols == "$A:$A" and ws.print_title_rows == "$1:$1", name
+        assert ws.page_setup.orientation == "landscape"
+
+
+def test_history_rows_for_every_iteration_of_a_short_lbfgs_fit(tmp_path):
+    """An L-BFGS quadratic's history chart had 2 points: a short fit now records a row for
+    every iteration."""
+    from excelnet.fitting.pipeline import fit
+    from excelnet.writer.lessons import build_quadratic
+
+    book = build_quadratic(tmp_path / "q.xlsx")
+    (r,) = fit(book)  # 1,000 epochs planned: a row every 20; L-BFGS converges in about 13
+    assert r.method == "lbfgs" and r.converged and r.epochs < 20
+    ws = openpyxl.load_workbook(book)["history"]
+    epochs = [row[0] for row in ws.iter_rows(min_row=2, values_only=True) if row[0] is not None]
+    assert epochs == list(range(r.epochs + 1)), epochs

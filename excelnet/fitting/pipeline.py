@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excelnet.errors import ExcelnetError, ExcelnetWarning, where
+from excelnet.fitting.history import LOSS, VIOLATION
 from excelnet.fitting.history import SHEET as HISTORY
 from excelnet.fitting.options import FitOptions
 from excelnet.progress import Silent
@@ -445,7 +446,7 @@ def lr_sweep(
 
         with progress.phase(f"writing {path}"):
             changes = Changes()
-            formats = ["0"] + ["0.000E+00"] * len(runs)  # losses over orders of magnitude
+            formats = ["0"] + [LOSS] * len(runs)  # losses over orders of magnitude
             sheet = render(SWEEP_SHEET, header, columns, chart, formats)
             changes.place(path, SWEEP_SHEET, sheet)
             write_values(path, {}, extra=changes.extra, replace=changes.replace, force=force)
@@ -464,7 +465,7 @@ COMPARE_HEADER = [
     "constraints",
     "max violation",
 ]
-COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", "0.0E+00"]
+COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", VIOLATION]
 
 
 def compare(

@@ -207,6 +207,7 @@ def add_conf_sheet(wb: Workbook, fmt: dict) -> None:
 
     source = openpyxl.load_workbook(quickstart())[CONF_SHEET]
     ws = wb.add_worksheet(CONF_SHEET)
+    ws.hide()  # settings, not a page to print or read
     ws.set_column(0, 0, source.column_dimensions["A"].width)
     ws.set_column(1, 1, source.column_dimensions["B"].width)
     bold = wb.add_format({"bold": True})
