@@ -684,3 +684,23 @@ def test_history_rows_for_every_iteration_of_a_short_lbfgs_fit(tmp_path):
     ws = openpyxl.load_workbook(book)["history"]
     epochs = [row[0] for row in ws.iter_rows(min_row=2, values_only=True) if row[0] is not None]
     assert epochs == list(range(r.epochs + 1)), epochs
+
+
+def test_eval_names_each_gradient_by_its_headers_and_rounds_it(capsys):
+    """eval labelled 17-digit gradients by cell address only."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    book = root / "workbooks" / "titanic.xlsx"
+    code, out, _ = cli(capsys, "eval", book, "--sheet", "nn", "-q")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("nn: objective Training loss (nn!M2) = 0.")
+    assert any(
+        line.split() == ["Unit", "1,", "Ones", "(nn!B2)", line.split()[-1]] for line in lines
+    )
+    numbers = [line.split()[-1] for line in lines[2:-1]]
+    assert len(numbers) == 20 and all(len(n) <= 12 for n in numbers), numbers  # 6 digits
+    code, out, _ = cli(capsys, "eval", book, "--sheet", "mmult", "--json", "-q")
+    (m,) = json.loads(out)["models"]
+    assert m["labels"]["mmult!N7"] == "Age, Unit 2" and m["labels"]["mmult!M2"] == "Training loss"

@@ -260,9 +260,22 @@ def _eval(args: argparse.Namespace) -> None:
         print(json.dumps({"book": str(args.book), "models": rows}, indent=2))
         return
     for r in rows:
-        print(f"{r['sheet']}: objective {r['objective_cell']} = {r['objective']!r}")
-        for cell, g in r["gradients"].items():
-            print(f"  d/d {cell} = {g!r}")
+        names = r["labels"]
+        what = names.get(r["objective_cell"])
+        named = f"{what} ({r['objective_cell']})" if what else r["objective_cell"]
+        print(f"{r['sheet']}: objective {named} = {_number(r['objective'])}")
+        print("  gradient (d objective / d parameter), by parameter:")
+        cells = list(r["gradients"])
+        tags = [f"{names[c]} ({c})" if c in names else c for c in cells]
+        width = max(map(len, tags), default=0)
+        for tag, cell in zip(tags, cells, strict=True):
+            print(f"    {tag:<{width}}  {_number(r['gradients'][cell])}")
+        print("  (--json: every digit)")
+
+
+def _number(x) -> str:
+    """A value to read: six significant digits (--json keeps them all)."""
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
 def _rates(text: str) -> list[float]:

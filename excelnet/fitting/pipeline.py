@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -288,6 +288,7 @@ class Evaluation:
     objective: float
     gradients: dict[str, float]  # parameter cell -> d objective / d parameter
     values: dict[str, object]  # every formula cell that depends on the parameters
+    labels: dict[str, str] = field(default_factory=dict)  # cell -> the headers that name it
 
     def summary(self) -> dict:
         return {
@@ -295,7 +296,33 @@ class Evaluation:
             "objective_cell": self.objective_cell,
             "objective": self.objective,
             "gradients": self.gradients,
+            "labels": self.labels,
         }
+
+
+LABEL_REACH = 50  # cells up and to the left a header is looked for
+
+
+def label(book: Book, sheet: str, r: int, c: int) -> str:
+    """The headers that name a cell, as a reader finds them: the text that heads its row
+    (to its left) and its column (above it), across the numbers of its table but not across
+    an empty cell ("Unit 1, Ones"); empty if there is none."""
+    sheet_ = book.sheets.get(sheet)
+    values = sheet_.values if sheet_ is not None else {}
+    formulas = sheet_.formulas if sheet_ is not None else {}
+
+    def nearest(cells) -> str | None:
+        for key in cells:
+            v = values.get(key)
+            if isinstance(v, str) and v.strip():
+                return v.strip()
+            if v is None and key not in formulas:  # a gap: this cell has no header that way
+                return None
+        return None
+
+    left = nearest((r, k) for k in range(c - 1, max(c - LABEL_REACH, 0) - 1, -1))
+    above = nearest((k, c) for k in range(r - 1, max(r - LABEL_REACH, 0) - 1, -1))
+    return ", ".join(x for x in (left, above) if x)
 
 
 def evaluate_model(model: Model) -> Evaluation:
@@ -304,12 +331,24 @@ def evaluate_model(model: Model) -> Evaluation:
 
     grads = gradients(model)
     names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+    where_ = [
+        (b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)
+        for b in model.params
+        for i in range(b.size)
+    ]
     model.evaluate()
     o = model.solver.objective
     cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
     objective = f"{o.sheet}!{a1(o.r0, o.c0)}"
+    labels = {name: label(model.book, *at) for name, at in zip(names, where_, strict=True)}
+    labels[objective] = label(model.book, o.sheet, o.r0, o.c0)
     return Evaluation(
-        model.solver.sheet, objective, cells[objective], dict(zip(names, grads, strict=True)), cells
+        model.solver.sheet,
+        objective,
+        cells[objective],
+        dict(zip(names, grads, strict=True)),
+        cells,
+        {k: v for k, v in labels.items() if v},
     )
 
 
