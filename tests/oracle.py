@@ -36,52 +36,24 @@ TARGET = {
     "DATE_AND_TIME",
     "FINANCIAL",
 }
-# Excel 365's dynamic arrays and the LAMBDA family: formulas excelnet does not read (Excel 2010
-# has none of them).
+# Excel 365's functions excelnet does not read (spill references, A1#, are not compared either).
 OUT_OF_SCOPE = {
-    "LAMBDA",
-    "LET",
-    "MAP",
-    "REDUCE",
-    "SCAN",
-    "BYROW",
-    "BYCOL",
-    "MAKEARRAY",
-    "ISOMITTED",
-    "FILTER",
-    "SORT",
-    "SORTBY",
-    "UNIQUE",
-    "SEQUENCE",
     "RANDARRAY",
     "ANCHORARRAY",
     "SINGLE",
-    "TEXTSPLIT",
-    "VSTACK",
-    "HSTACK",
-    "TOCOL",
-    "TOROW",
-    "WRAPROWS",
-    "WRAPCOLS",
-    "TAKE",
-    "DROP",
-    "CHOOSEROWS",
-    "CHOOSECOLS",
-    "EXPAND",
     "TRIMRANGE",
 }
 _NAME = re.compile(r"(?:_xlfn\.|_xlws\.|_xlpm\.)*([A-Za-z][A-Za-z0-9._]*)\(")
 _STRING = re.compile(r'"(?:[^"]|"")*"')
 
 
-def out_of_scope(formula: str, lambdas: frozenset[str] = frozenset()) -> str | None:
-    """Why a formula is outside what excelnet reads, or None (`lambdas`: names the workbook
-    defines with LAMBDA, called like functions)."""
+def out_of_scope(formula: str) -> str | None:
+    """Why a formula is outside what excelnet reads, or None."""
     text = _STRING.sub('""', formula)
     for name in _NAME.findall(text):
-        if name.upper() in OUT_OF_SCOPE or name.upper() in lambdas:
+        if name.upper() in OUT_OF_SCOPE:
             return name.upper()
-    if re.search(r"[A-Z]+\d+#", text) or "_xlpm." in formula:
+    if re.search(r"[A-Z]+\d+#", text):
         return "dynamic array"
     return None
 
@@ -204,10 +176,6 @@ def run(path: Path, tmp: Path) -> FileResult:
             cells = {(rr, cc) for rr in range(r0, r1 + 1) for cc in range(c0, c1 + 1)}
             areas.setdefault(sheet.name, set()).update(cells)
             formula_of.update({(sheet.name, rr, cc): f for rr, cc in cells})
-    defined = list(excel.names.items()) + [
-        item for sheet in excel.sheets.values() for item in sheet.names.items()
-    ]
-    lambdas = frozenset(n.upper() for n, text in defined if "LAMBDA(" in (text or "").upper())
     bare = tmp / path.name
     strip(path, bare, areas)
     try:
@@ -225,7 +193,7 @@ def run(path: Path, tmp: Path) -> FileResult:
             continue
         result.cells += 1
         formula = formula_of.get(cell, "")
-        why = out_of_scope(formula, lambdas)
+        why = out_of_scope(formula)
         if why:
             result.out_of_scope[why] += 1
             continue
@@ -252,7 +220,7 @@ def table(results: list[FileResult]) -> str:
         row[2] += r.equal
         row[3] += sum(r.out_of_scope.values())
     lines = [
-        "| category | files | formula cells | equal to Excel | left out (dynamic arrays, LAMBDA) |",
+        "| category | files | formula cells | equal to Excel | left out (A1#, RANDARRAY) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     total = [0, 0, 0, 0]

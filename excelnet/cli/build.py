@@ -54,6 +54,12 @@ def add(sub) -> None:
         "CSV.xlsm, as a module name)",
     )
     b.add_argument(
+        "--tables",
+        action="store_true",
+        help="titanic: laid out as the course lays it out, in Excel Tables whose columns are "
+        "formulas of structured references (the same models and numbers)",
+    )
+    b.add_argument(
         "--force",
         action="store_true",
         help="replace an output file already there (a fitted workbook's parameters and history "
@@ -89,6 +95,8 @@ def _build(args: argparse.Namespace) -> None:
         args.csv is not None or args.passengers is not None
     ):
         raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
+    if args.tables and args.workbook != "titanic":
+        raise ExcelnetError("--tables is for the titanic workbook only")
     # the modules first (a second or two on a busy machine): the phase is the work itself
     from excelnet.writer import lessons
     from excelnet.writer.table import build_table
@@ -114,6 +122,7 @@ def _build(args: argparse.Namespace) -> None:
                 passengers=args.passengers,
                 macros=args.macros,
                 force=args.force,
+                tables=args.tables,
             )
         else:
             build = getattr(lessons, "build_" + args.workbook.replace("-", "_"))

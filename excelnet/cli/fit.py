@@ -17,7 +17,7 @@ from excelnet.cli.common import (
     workbook_options,
 )
 from excelnet.errors import ExcelnetError
-from excelnet.fitting.options import EPOCHS
+from excelnet.fitting.options import EPOCHS, SEED
 
 
 def add_fit(sub) -> None:
@@ -32,6 +32,13 @@ def add_fit(sub) -> None:
         "--no-history",
         action="store_true",
         help="do not record the losses in the workbook's history sheet",
+    )
+    f.add_argument(
+        "--seed",
+        type=count,
+        default=SEED,
+        help="cells that call RAND, RANDBETWEEN or RANDARRAY are drawn afresh at every "
+        f"evaluation, from this seed: the same seed, the same fit (default {SEED})",
     )
     f.add_argument(
         "--verbose",

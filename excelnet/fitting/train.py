@@ -231,9 +231,13 @@ def train(
     start = time.perf_counter()
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
     x0 = problem.start()
+    drawn = model.redrawn()
+    if drawn:  # a traced or captured step would replay the same draws: op by op
+        compiled = False
     if compiled is None and x0.device.type == "cpu":  # worth seconds once?
         compiled = compile_pays(problem, x0, epochs)
-    kind = "cuda graph" if x0.device.type == "cuda" else "compiled" if compiled else "eager"
+    cuda = x0.device.type == "cuda" and not drawn
+    kind = "cuda graph" if cuda else "compiled" if compiled else "eager"
     fast = min(every, CHUNK)  # steps a fast engine runs between looks (its buffer's rows)
     run, (initial, f0_big) = runner(problem, method, lr, kind, fast)
     if not math.isfinite(initial):
@@ -329,7 +333,8 @@ def train(
         accuracy=_metric(model, metrics, "accuracy"),
         diverged=diverged,
         engine=run.engine,
-        engine_note=run.note,
+        engine_note=run.note
+        or (f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps" if drawn else None),
         method=method,
         goal=goal,
         constraints=sum(r.kind != "ignored" for r in problem.rows),

@@ -39,12 +39,14 @@ def build_titanic(
     passengers: int | None = None,
     macros: bool = False,
     force: bool = False,
+    tables: bool = False,
 ) -> Path:
     """Write the Titanic workbook to `path` (replaced atomically) and return the path.
     `passengers` resamples the rows (with replacement, seeded) to that many: the same
     formulas at any scale. `macros`: an .xlsm with a Train button on each model sheet and the
     companion module beside it (see excelnet.writer.macros). `force` replaces a read-only
-    file."""
+    file. `tables`: laid out as the course lays it out, in Excel Tables with structured
+    references (see excelnet.writer.tables); the same models and numbers."""
     check_seed(seed)
     if passengers is not None and not 1 <= passengers <= MAX_PASSENGERS:
         raise ExcelnetError(
@@ -59,6 +61,13 @@ def build_titanic(
         df = df.iloc[rows].reset_index(drop=True)
     book = recipe(len(df), seed)
     check_limits(Path(csv) if csv is not None else Path("train.csv"), df, book, macros)
+    if tables:
+        from excelnet.writer.tables import write_tables_book
+
+        def write(tmp: Path) -> None:
+            write_tables_book(tmp, df, book, seed, macros, rows_name="Passengers")
+
+        return save_book(path, write, macros, force)
     return save_book(path, lambda tmp: write_book(tmp, df, book, seed, macros), macros, force)
 
 

@@ -67,18 +67,26 @@ def has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
 
 
+_IN_FORMULA = re.compile("([\x00-\x08\x0b-\x1f])|_(?=x[0-9A-Fa-f]{4}_)")
+
+
 def formula_text(text: str) -> str:
-    """A text literal for a formula: "…" with quotes doubled, and each control character as
-    &CHAR(n)& between literals (which Excel and LibreOffice both read)."""
+    """A text literal for a formula: "…" with quotes doubled; each control character (CR
+    included) as &CHAR(n)& between literals, which Excel and LibreOffice both read; and a
+    literal _xHHHH_ split after its underscore, so that no reader takes it for an escape."""
     quoted = '"' + text.replace('"', '""') + '"'
-    if not has_control(text):
+    if not _IN_FORMULA.search(text):
         return quoted
-    parts = []
-    for piece in re.split("([\x00-\x08\x0b\x0c\x0e-\x1f])", text):
-        if len(piece) == 1 and _CONTROL.fullmatch(piece):
-            parts.append(f"CHAR({ord(piece)})")
-        elif piece:
-            parts.append('"' + piece.replace('"', '""') + '"')
+    parts, start = [], 0
+    for m in _IN_FORMULA.finditer(text):
+        end = m.start() + (0 if m.group(1) else 1)  # an underscore ends the literal before
+        if end > start:
+            parts.append('"' + text[start:end].replace('"', '""') + '"')
+        if m.group(1):
+            parts.append(f"CHAR({ord(m.group(1))})")
+        start = m.end() if m.group(1) else end
+    if start < len(text):
+        parts.append('"' + text[start:].replace('"', '""') + '"')
     return "(" + "&".join(parts) + ")" if len(parts) > 1 else parts[0]
 
 

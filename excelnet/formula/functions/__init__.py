@@ -3,9 +3,11 @@
 block, and its gradient where Excel's function is continuous. `FUNCTIONS` indexes them all."""
 
 from excelnet.formula.functions import (  # noqa: F401  (each module registers its functions)
+    calling,
     database,
     date,
     distributions,
+    dynamic,
     engineering,
     financial,
     information,

@@ -76,6 +76,9 @@ def f_if(ctx, args):
     yes = args[1] if len(args) > 1 else _logical_value(True, ctx)
     no = args[2] if len(args) > 2 else _logical_value(False, ctx)
     c, ec = to_bool(cond)
+    if c.numel() == 1 and ec is None and yes.shape[1:] != no.shape[1:]:
+        # one condition picks one branch as it is: IF(FALSE,{1,2,3}) is FALSE, not three
+        return yes if bool(c.reshape(())) else no
     v = select((~c).to(torch.int8), [yes, no], ec)
     # IF hands on a reference as a reference: SUM(IF(…, A1, 0)) skips text in A1 (numbers
     # alone count the same either way: no need to read the condition)
