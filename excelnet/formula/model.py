@@ -5,7 +5,6 @@ autograd, everything else evaluated once as data (constant folding reaches insid
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 
 import numpy as np
@@ -44,12 +43,6 @@ from excelnet.formula.values import (
     errors_of,
     from_python,
 )
-
-# what makes a formula look independent of cells it reads in Excel (see Model._why_independent)
-_EXTERNAL = re.compile(r"\[[^\]\[\"]*\][^!\"]*!")  # [1]Sheet1!A1, '[other.xlsx]Sheet1'!A1
-_DYNAMIC = re.compile(r"\b(OFFSET|INDIRECT)\s*\(", re.I)
-_STRUCTURED = re.compile(r"[A-Za-z_\\][\w.]*\[|\[@|\[#", re.I)  # Table1[x], [@x], [#All]
-
 
 # -- one Solver model, compiled ----------------------------------------------------------------
 
@@ -151,12 +144,10 @@ class Model(Evaluator):
                         f"({obj.sheet}!{a1(obj.r0, obj.c0)}) depends on this cell, and "
                         f"through it cannot reach the adjustable cells"
                     )
-            why = self._why_independent()
             raise ExcelnetError(
                 f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
                 f"objective does not depend on the adjustable cells "
                 f"({', '.join(self._param_names())})"
-                + (f" as excelnet reads it: {why}" if why else "")
             )
         live = self.live
         watched = set()  # the blocks the watched formulas read
@@ -253,34 +244,6 @@ class Model(Evaluator):
         return sorted(
             {n for b in self.train_blocks if b in drawn for n in unknown_and_volatile(b.node)[1]}
         )
-
-    def _why_independent(self) -> str | None:
-        """Why the objective may look independent of the parameters when in Excel it is not:
-        a formula on its way that excelnet could not read (past Excel's length or nesting
-        limits, another workbook), or one that reaches cells through references made as it
-        runs (OFFSET, INDIRECT) or through a Table's columns. None: it truly does not."""
-        found = ancestors([self.objective]) | {self.objective}
-        order = sorted(found, key=lambda b: (b is not self.objective, b.sheet, b.r0, b.c0))
-        for b in order:
-            at = f"{b.sheet}!{b.cell()}"
-            if b.problem is not None:
-                return f"{at} cannot be read ({b.problem})"
-            text = b.formula or ""
-            if _EXTERNAL.search(text):
-                return f"{at} refers to another workbook, whose cells excelnet does not read"
-            if _DYNAMIC.search(text):
-                fn = _DYNAMIC.search(text).group(1).upper()
-                return (
-                    f"{at} reaches cells through {fn}, whose reference is made as the formula "
-                    f"runs and which excelnet does not follow to the adjustable cells; write "
-                    f"the reference itself"
-                )
-            if _STRUCTURED.search(text):
-                return (
-                    f"{at} uses a structured reference (a Table's column, Name[column]), which "
-                    f"excelnet does not follow to the adjustable cells; write the range itself"
-                )
-        return None
 
     def _param_names(self) -> list[str]:
         return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
