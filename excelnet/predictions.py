@@ -18,10 +18,12 @@ LibreOffice recompute — and that `excelnet fit` refreshes after a new fit.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,17 +32,19 @@ import torch
 from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils import get_column_letter
 
-from excelnet.data import MISSING_MARKS, Csv, number, read_csv
+from excelnet.data import MISSING_MARKS, Csv, number, read_chunks
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Sheet, SolverModel
 from excelnet.formula.graph import Block, Graph, a1
 from excelnet.formula.model import Model
+from excelnet.formula.parse import ROWS as SHEET_ROWS
 from excelnet.formula.parse import CopiedDown, Error, FormulaError, Ref, parse_ref
 from excelnet.formula.values import Ctx
+from excelnet.memory import available_memory
 from excelnet.progress import Silent
 from excelnet.writer.table import ID_NAME, TARGET_NAME
 from excelnet.xlsx.atomic import atomic_path
-from excelnet.xlsx.files import check_source, check_target, refuse_if_open
+from excelnet.xlsx.files import check_source, check_target, refuse_if_open, resolve_sheet
 from excelnet.xlsx.read import read_book
 from excelnet.xlsx.sheets import HEADER, Changes, render_sheet
 from excelnet.xlsx.writeback import write_values
@@ -485,10 +489,49 @@ def predict(
     with a Prediction column — or with `kaggle`, Kaggle's submission: the id and the target
     (0/1 for a 0/1 target: prediction > 0.5). `out` writes that table as CSV; `workbook`
     writes a copy of the workbook with a `predictions` sheet of live formulas. `progress`
-    shows each phase (excelnet.progress); `force` replaces read-only outputs."""
+    shows each phase (excelnet.progress); `force` replaces read-only outputs. The rows are
+    computed a chunk at a time (see predict_rows, which does not keep them: any number)."""
+    frames: list[pd.DataFrame] = []
+    predict_rows(
+        book, sheet, csv_path, out, workbook, kaggle, column, progress, force, frames.append
+    )
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+# Peak memory per new row and per column of the predictions sheet while a chunk is computed
+# (measured: about 8 KB a row over the Titanic nn model's 28 columns), and the rows a chunk holds
+MEMORY_PER_CELL = 320
+CHUNK_ROWS = (1_000, 20_000)
+
+
+def chunk_rows(columns: int) -> int:
+    """Rows per chunk: as many as a quarter of the available memory holds, within CHUNK_ROWS."""
+    have = available_memory()
+    low, high = CHUNK_ROWS
+    if have is None:
+        return high
+    return max(low, min(high, have // 4 // (MEMORY_PER_CELL * max(columns, 1))))
+
+
+def predict_rows(
+    book: str | Path,
+    sheet: str,
+    csv_path: str | Path,
+    out: str | Path | None = None,
+    workbook: str | Path | None = None,
+    kaggle: bool = False,
+    column: str = PREDICTION,
+    progress: Silent | None = None,
+    force: bool = False,
+    keep: Callable[[pd.DataFrame], None] | None = None,
+) -> int:
+    """What predict does, a chunk of rows at a time, each chunk's table written to `out` and
+    handed to `keep` (if given) and then let go: memory stays bounded for any number of rows
+    (with `workbook`, the rows a sheet holds, in memory there is). Returns the number of rows."""
     book_path = Path(book)
     progress = progress or Silent()
     check_source(book_path)
+    sheet = resolve_sheet(book_path, sheet)  # as Excel finds it: any case
     for target in (out, workbook):  # both checked before anything is written
         if target is not None:
             check_target(Path(target), force)
@@ -506,13 +549,13 @@ def predict(
                 f"({book_path.suffix})"
             )
         refuse_if_open(workbook)
-    table = read_csv(csv_path, what="data")
+    # the header now; the rows as they are computed (a sheet's worth with a workbook)
+    limit = SHEET_ROWS - 1 if workbook is not None else None
+    _, first = read_chunks(csv_path, CHUNK_ROWS[0], what="data", max_rows=limit)
     with progress.phase(f"reading {book_path}"):
         wb = read_book(book_path, needed_by=sheet)
     (solver,) = wb.solver_models(sheet)
     p = plan(wb, solver, column)
-    rows = new_rows(p, table)
-    lay = layout(p, len(table.rows))
     name = SHEET
     if name in wb.sheets or any(s.lower() == name for s in wb.sheets):
         if workbook is not None:
@@ -521,27 +564,66 @@ def predict(
                 f"rename it, or predict from the workbook without it"
             )
         name = "excelnet " + name
-    with progress.phase(f"computing the predictions of {len(table.rows):,} rows"):
-        pred = evaluate(wb, solver, p, lay, predictions_sheet(p, lay, rows, name))
-    _check(pred, lay, table)
-    if kaggle:
-        result = _kaggle(wb, p, table, pred.values)
-    else:
-        result = pd.DataFrame({h: table.column(h) for h in table.header})
-        result[_unique(lay.header[pred.column] or PREDICTION, table.header)] = pred.values
-    if out is not None:
-        with progress.phase(f"writing {out}"), atomic_path(out, force) as tmp:
-            tmp.write_text(_csv_text(result), encoding="utf-8")
+    columns = len(layout(p, 1).header)
+    size = SHEET_ROWS if workbook is not None else chunk_rows(columns)
+    first.close()  # the header was checked; the rows are read again in chunks of `size`
+    del first
+    _, tables = read_chunks(csv_path, size, what="data", max_rows=limit)
+    count = 0
+    with contextlib.ExitStack() as stack:
+        text = None
+        if out is not None:
+            tmp = stack.enter_context(atomic_path(out, force))
+            text = stack.enter_context(open(tmp, "w", encoding="utf-8", newline=""))
+        with progress.phase("computing the predictions"):
+            for table in tables:
+                if workbook is not None:
+                    check_rows_fit(table, columns)
+                rows = new_rows(p, table)
+                lay = layout(p, len(table.rows))
+                pred = evaluate(wb, solver, p, lay, predictions_sheet(p, lay, rows, name))
+                _check(pred, lay, table)
+                if kaggle:
+                    result = _kaggle(wb, p, table, pred.values)
+                else:
+                    result = pd.DataFrame({h: table.column(h) for h in table.header})
+                    header = lay.header[pred.column] or PREDICTION
+                    result[_unique(header, table.header)] = pred.values
+                if text is not None:
+                    text.write(_csv_text(result, header=count == 0))
+                if keep is not None:
+                    keep(result)
+                count += len(result)
+                del rows, result
+                if workbook is None:
+                    del pred
+        if text is not None:
+            with progress.phase(f"writing {out}"):  # the rest, flushed, and renamed into place
+                stack.close()
     if workbook is not None:
         with progress.phase(f"writing {workbook}"):
             _write_workbook(book_path, workbook, pred, lay, force)
-    return result
+    return count
 
 
-def _csv_text(frame: pd.DataFrame) -> str:
+def check_rows_fit(table: Csv, columns: int) -> None:
+    """A predictions sheet of all the rows is built in memory: refused before the work if it
+    cannot fit."""
+    need = len(table.rows) * columns * MEMORY_PER_CELL * 2  # the formulas, then the sheet
+    have = available_memory()
+    if have is not None and need > have:
+        raise ExcelnetError(
+            f"{table.path}: {len(table.rows):,} rows make a predictions sheet that needs about "
+            f"{need / 1e9:.1f} GB of memory; {max(have, 0) / 1e9:.1f} GB is available (without "
+            f"--workbook, predict takes any number of rows, a chunk at a time)"
+        )
+
+
+def _csv_text(frame: pd.DataFrame, header: bool = True) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(frame.columns)
+    if header:
+        w.writerow(frame.columns)
     for row in frame.itertuples(index=False):
         w.writerow([repr(v) if isinstance(v, float) else v for v in row])
     return buf.getvalue()
@@ -554,20 +636,24 @@ def _write_workbook(book: Path, out: Path, pred: Predicted, lay: Layout, force: 
         ws.freeze_panes(1, 0)
         ws.set_column(0, max(len(lay.header) - 1, 0), 12)
         header = wb.add_format(HEADER)
+        number = wb.add_format({"num_format": "0.0000"})  # what the model computes, per row
         for (r, c), v in sorted(s.values.items()):
             if isinstance(v, str):
                 ws.write_string(r, c, v, header if r == 0 else None)
             else:
                 ws.write_number(r, c, v)
         for (r, c), text in s.formulas.items():
-            ws.write_formula(r, c, text, None, _cached(pred.cached[(r, c)]))
+            ws.write_formula(r, c, text, number, _cached(pred.cached[(r, c)]))
         for (r0, c0), (text, (_, _, r1, c1)) in s.arrays.items():
-            ws.write_array_formula(r0, c0, r1, c1, text, None, _cached(pred.cached[(r0, c0)]))
+            ws.write_array_formula(r0, c0, r1, c1, text, number, _cached(pred.cached[(r0, c0)]))
             for r in range(r0, r1 + 1):
                 for c in range(c0, c1 + 1):
                     if (r, c) != (r0, c0):
                         v = _cached(pred.cached[(r, c)])
-                        (ws.write_string if isinstance(v, str) else ws.write_number)(r, c, v)
+                        if isinstance(v, str):
+                            ws.write_string(r, c, v)
+                        else:
+                            ws.write_number(r, c, v, number)
 
     changes = Changes()
     changes.place(book, SHEET, render_sheet(SHEET, fill))

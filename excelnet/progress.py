@@ -82,10 +82,12 @@ class Progress(Silent):
         timer.start()
         try:
             yield
-        finally:
-            timer.cancel()
-            if said.is_set():
-                self._line(f"{text}: done in {time.monotonic() - start:.1f} s")
+        except BaseException:
+            timer.cancel()  # the error says what happened; not "done"
+            raise
+        timer.cancel()
+        if said.is_set():
+            self._line(f"{text}: done in {time.monotonic() - start:.1f} s")
 
     def epochs(self, sheet: str, total: int) -> Tick:
         start = time.monotonic()
@@ -106,25 +108,39 @@ class Progress(Silent):
             self._bar = bar
             task = bar.add_task(sheet, total=total, loss="")
             shown = [0.0]
+            first = [True]
 
             def tick(epoch: int, loss: float) -> None:
                 now = time.monotonic()
+                if first[0]:  # the rate is measured from here: compiling came before
+                    first[0] = False
+                    bar.reset(task, total=total, completed=epoch, loss=f"loss {loss:.5g}")
+                    return
                 if now - shown[0] > 0.1 or epoch == total:  # redraws cost; ten a second do
                     shown[0] = now
                     bar.update(task, completed=epoch, loss=f"loss {loss:.5g}")
 
             return tick
         last = [start + PLAIN_DELAY - PLAIN_EVERY]
+        first: list[tuple[float, int]] = []  # the first tick: after compiling, tracing
 
         def tick(epoch: int, loss: float) -> None:
             now = time.monotonic()
+            if not first:
+                first.append((now, epoch))
             if now - last[0] >= PLAIN_EVERY and epoch < total:
                 last[0] = now
                 spent = now - start
-                left = spent / max(epoch, 1) * (total - epoch)
+                # the rate of the steps since the first tick, not of the compiling before it:
+                # no estimate until there is one
+                t0, e0 = first[0]
+                left = ""
+                if epoch > e0 and now > t0:
+                    rest = (now - t0) / (epoch - e0) * (total - epoch)
+                    left = f", about {_duration(rest)} left"
                 self._line(
                     f"fitting {sheet}: epoch {epoch:,} of {total:,}, loss {loss:.5g} "
-                    f"({_duration(spent)} so far, about {_duration(left)} left)"
+                    f"({_duration(spent)} so far{left})"
                 )
 
         return tick

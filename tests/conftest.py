@@ -109,6 +109,16 @@ def cli(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+def same_value(a, b, rel: float = 1e-12, abs: float = 0.0) -> bool:
+    """Whether a cell's value `a` is `b`: numbers within `rel` (and `abs`), anything else —
+    text, booleans, errors, empty — exactly (pytest.approx with a tolerance refuses text)."""
+    import pytest
+
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        return a == pytest.approx(b, rel=rel, abs=abs)
+    return a == b
+
+
 def one_line(err: str, *words: str) -> str:
     """stderr is one line, no traceback, holding each of the words: that line."""
     lines = err.strip().splitlines()

@@ -20,7 +20,7 @@ from excelnet.errors import ExcelnetError
 from excelnet.formula.calculation import Calculation
 from excelnet.formula.parse import Error
 from excelnet.xlsx.read import read_book
-from tests.conftest import run_cli
+from tests.conftest import run_cli, same_value
 from tests.excel_xml import data_tables, external_link
 
 
@@ -44,7 +44,7 @@ def _same_as_libreoffice(path, lo, sheet: str, cells) -> None:
     ours = openpyxl.load_workbook(copy, data_only=True)[sheet]
     theirs = openpyxl.load_workbook(lo, data_only=True)[sheet]
     for cell in cells:
-        assert ours[cell].value == pytest.approx(theirs[cell].value, rel=1e-12), cell
+        assert same_value(ours[cell].value, theirs[cell].value), (cell, ours[cell].value)
 
 
 # -- @ and dynamic arrays -----------------------------------------------------------------------

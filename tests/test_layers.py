@@ -14,7 +14,7 @@ PACKAGE = ROOT / "excelnet"
 STAGES = [
     {"excelnet.errors"},
     {"excelnet.formula"},  # the engine: below everything but errors
-    {"excelnet.progress", "excelnet.data"},
+    {"excelnet.progress", "excelnet.memory", "excelnet.data"},
     {"excelnet.xlsx"},  # the file: read into the engine's Book, patched back
     {"excelnet.writer"},  # building new workbooks
     {"excelnet.fitting"},  # read → compile → train → write back

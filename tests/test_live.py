@@ -274,3 +274,61 @@ def test_excelnet_live_trains_the_open_document(office, live, titanic_book, tmp_
 
     r = run_cli("live", tmp_path / "missing.xlsx")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such file" in r.stderr
+
+
+def _processes_naming(text: str) -> list[str]:
+    """The command lines of running processes that name `text` (a folder)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line:
+            found.append(f"{pid}: {line}")
+    return found
+
+
+@pytest.mark.parametrize("when", ["starting", "training"])
+def test_ctrl_c_on_live_leaves_no_libreoffice_profile_or_lock(quadratic, tmp_path, when):
+    """Ctrl-C on `excelnet live` left LibreOffice running, its profile folder and the
+    document's lock file behind (the next fit refused), with a traceback from the bridge.
+    Now: one line, and nothing left, whether LibreOffice was starting or training."""
+    import subprocess
+    import sys
+    import time
+
+    temp = tmp_path / "temp"  # LibreOffice's profile goes under TMPDIR
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    lock = quadratic.parent / f".~lock.{quadratic.name}#"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "excelnet", "live", str(quadratic), "--epochs", "100000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # a process group of its own, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 120
+    if when == "starting":
+        while not any(temp.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # training
+    assert run.poll() is None, run.communicate()
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: to the terminal's foreground process group
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert err.strip() == "excelnet: interrupted", err
+    time.sleep(1)
+    assert _processes_naming(str(temp)) == []
+    assert list(temp.iterdir()) == []
+    assert not lock.exists()
+    r = run_cli("fit", quadratic, "--epochs", "2", "-q")
+    assert r.returncode == 0, r.stderr

@@ -69,10 +69,11 @@ def test_added_sheets_have_styled_headers_number_formats_and_axes_from_0(tmp_pat
     lr_sweep(book, "quadratic", [0.01, 0.1], epochs=30)
     wb = openpyxl.load_workbook(book)
     history, compared, sweep = wb["history"], wb["compare"], wb["lr_sweep"]
+    loss = "[>=100000]0.00E+00;[>=0.0001]0.00000;0.00E+00"  # E notation only at the extremes
     expected = {  # column: format (the quadratic has no validation loss or accuracy)
         history: {1: "0", 2: "0.00000"},
         compared: {1: "General", 2: "0", 3: "0.00000", 6: "0.00"},
-        sweep: {1: "0", 2: "0.000E+00", 3: "0.000E+00"},
+        sweep: {1: "0", 2: loss, 3: loss},
     }
     for ws, formats in expected.items():
         assert header_styled(ws), ws.title
@@ -85,7 +86,7 @@ def test_added_sheets_have_styled_headers_number_formats_and_axes_from_0(tmp_pat
     lo = openpyxl.load_workbook(lo)
     assert lo["history"]["B2"].number_format == "0.00000"
     assert lo["compare"]["F2"].number_format == "0.00"
-    assert lo["lr_sweep"]["B2"].number_format == "0.000E+00"
+    assert lo["lr_sweep"]["B2"].number_format == loss
     assert header_styled(lo["history"])
 
 
@@ -118,4 +119,9 @@ def test_the_predictions_sheet_has_a_styled_header_repeated_on_every_page(tmp_pa
     predict(ROOT / "workbooks" / "titanic.xlsx", "nn", bundled("test.csv"), workbook=copy)
     ws = openpyxl.load_workbook(copy)["predictions"]
     assert header_styled(ws)
-    assert ws.print_title_rows == "$1:$1" and one_page_wide(ws)
+    # 28 columns: too wide for one page, so a page wide per section, the ids on each
+    assert ws.print_title_rows == "$1:$1" and ws.print_title_cols == "$A:$A"
+    assert ws.page_setup.fitToWidth == 2 and ws.page_setup.fitToHeight == 0
+    assert ws.page_setup.orientation == "landscape"
+    formats = {ws.cell(2, c).number_format for c in range(13, ws.max_column + 1)}
+    assert formats == {"0.0000"}, formats  # the model's columns, each a number format

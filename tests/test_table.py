@@ -207,7 +207,10 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case, capsys):
     (tmp_path / "in.csv").write_text(text)
     out = tmp_path / "out.xlsx"
     out.write_bytes(b"the user's old file")
-    code = main(["build", "table", "--csv", str(tmp_path / "in.csv"), "-o", str(out), *args])
+    # --force: the user's file is kept whenever the input is refused, even when forced
+    code = main(
+        ["build", "table", "--csv", str(tmp_path / "in.csv"), "-o", str(out), "--force", *args]
+    )
     stdout, stderr = capsys.readouterr()
     assert code == 2 and stdout == "" and len(stderr.strip().splitlines()) == 1, stderr
     assert "in.csv" in stderr and message in stderr, stderr

@@ -259,7 +259,8 @@ def test_bad_csv_one_line_exit_2_nothing_written(tmp_path, case):
     (tmp_path / "in.csv").write_bytes(content)
     out = tmp_path / "out.xlsx"
     out.write_bytes(b"the user's old file")
-    run = cli("build", "titanic", "--csv", "in.csv", "-o", "out.xlsx", cwd=tmp_path)
+    # --force: the user's file is kept whenever the input is refused, even when forced
+    run = cli("build", "titanic", "--csv", "in.csv", "-o", "out.xlsx", "--force", cwd=tmp_path)
     assert run.returncode == 2
     assert run.stdout == "" and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "in.csv" in run.stderr and message in run.stderr, run.stderr

@@ -13,7 +13,9 @@ from excelnet.formula.functions.text import f_char
 from excelnet.xlsx.files import sheet_parts
 from excelnet.xlsx.read import read_book
 from excelnet.xlsx.recalc import calc
-from excelnet.xlsx.xmltext import escape_text, shared_strings, unescape_text
+from excelnet.xlsx.strings import parse as shared_strings
+from excelnet.xlsx.text import unescape as unescape_text
+from excelnet.xlsx.text import xml_text as escape_text
 
 
 def test_escapes_as_excel_writes_them():

@@ -58,9 +58,29 @@ def main(argv: list[str] | None = None) -> int:
         what = getattr(args, "book", None) or getattr(args, "output", None) or args.workbook
         print(f"excelnet: error: {what}: out of memory; nothing was written", file=sys.stderr)
         return 2
+    except UnicodeEncodeError as e:
+        # a text no encoding of the file can hold (a lone surrogate: =LEFT("😀",1) gives one);
+        # excelnet's workbooks escape it (_xD83D_), so this is a CSV or the terminal
+        bad = e.object[e.start : e.end] if isinstance(e.object, str) else "?"
+        what = getattr(args, "book", None) or getattr(args, "output", None) or "the output"
+        print(
+            f"excelnet: error: {what}: a text holds {ascii(bad)}, which {e.encoding} cannot "
+            f"hold (half of a character); nothing was written",
+            file=sys.stderr,
+        )
+        return 2
     except BrokenPipeError:
         # the reader of our output left (`excelnet fit --json | head`): the work is done and
         # written; say nothing more, and keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        from excelnet.xlsx.atomic import write_failure
+
+        full = write_failure(e)
+        if full is None:
+            raise
+        # a write outside the workbook's own (its temporary copy is handled where it is made)
+        print(f"excelnet: error: {e.filename or 'a write'}: {full}", file=sys.stderr)
+        return 2
     return code or 0

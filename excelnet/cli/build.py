@@ -60,7 +60,10 @@ def add(sub) -> None:
         "formulas of structured references (the same models and numbers)",
     )
     b.add_argument(
-        "--force", action="store_true", help="replace the output file even if it is read-only"
+        "--force",
+        action="store_true",
+        help="replace an output file already there (a fitted workbook's parameters and history "
+        "with it), even a read-only one",
     )
     b.add_argument("-q", "--quiet", action="store_true", help="show no progress on stderr")
     b.set_defaults(run=_build)
@@ -94,10 +97,13 @@ def _build(args: argparse.Namespace) -> None:
         raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
     if args.tables and args.workbook != "titanic":
         raise ExcelnetError("--tables is for the titanic workbook only")
+    # the modules first (a second or two on a busy machine): the phase is the work itself
+    from excelnet.writer import lessons
+    from excelnet.writer.table import build_table
+    from excelnet.writer.titanic import build_titanic
+
     with progress(args).phase(f"building {out}"):
         if args.workbook == "table":
-            from excelnet.writer.table import build_table
-
             build_table(
                 out,
                 args.csv,
@@ -109,8 +115,6 @@ def _build(args: argparse.Namespace) -> None:
                 force=args.force,
             )
         elif args.workbook == "titanic":
-            from excelnet.writer.titanic import build_titanic
-
             build_titanic(
                 out,
                 csv=args.csv,
@@ -121,8 +125,6 @@ def _build(args: argparse.Namespace) -> None:
                 tables=args.tables,
             )
         else:
-            from excelnet.writer import lessons
-
             build = getattr(lessons, "build_" + args.workbook.replace("-", "_"))
             build(out, seed=args.seed, macros=args.macros, force=args.force)
     print(f"wrote {out}")

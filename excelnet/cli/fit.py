@@ -40,6 +40,12 @@ def add_fit(sub) -> None:
         help="cells that call RAND, RANDBETWEEN or RANDARRAY are drawn afresh at every "
         f"evaluation, from this seed: the same seed, the same fit (default {SEED})",
     )
+    f.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also the Solver settings the workbook holds as Excel and excelnet write them "
+        "(by default only those someone changed are noted)",
+    )
     workbook_options(f)
     f.set_defaults(run=_fit)
 
@@ -95,62 +101,142 @@ def _fit(args: argparse.Namespace) -> None:
 
         print(json.dumps({"book": str(args.out or args.book), "fits": rows}, indent=2))
         return
+    _print_fits(args, results, rows)
+
+
+# Solver settings as Excel's Solver (or excelnet build) writes them when nobody changes them:
+# a fit notes only the others, unless --verbose (solver_neg = 2: nothing applied)
+SOLVER_DEFAULTS = {
+    "solver_eng": 1,  # GRG Nonlinear
+    "solver_lin": 2,  # not assumed linear
+    "solver_val": 0,
+    "solver_ver": 3,
+    "solver_num": 0,
+    "solver_cvg": 0.0001,
+    "solver_drv": 1,
+    "solver_est": 1,
+    "solver_itr": 2147483647,
+    "solver_mip": 2147483647,
+    "solver_nod": 2147483647,
+    "solver_tim": 2147483647,
+    "solver_pre": 0.000001,
+    "solver_rbv": 1,
+    "solver_rlx": 2,
+    "solver_scl": 1,
+    "solver_sho": 2,
+    "solver_ssz": 100,
+    "solver_tol": 0.01,
+    "solver_mrt": 0.075,
+    "solver_msl": 2,
+    "solver_nwt": 1,
+    "solver_rsd": 0,
+}
+
+
+def _is_default(name: str, text: str) -> bool:
+    """Whether a Solver name's value ("2", or "2: why" as fit reports it) is the default."""
+    value = text.split(":", 1)[0].strip().lstrip("=")
+    try:
+        return float(value) == SOLVER_DEFAULTS.get(name)
+    except ValueError:
+        return False
+
+
+def _notes(r, verbose: bool) -> tuple[list[str], list[str]]:
+    """The lines on what excelnet applied (the goal aside) and the Solver names read but not
+    used, less the settings nobody made (unless `verbose`)."""
+    honoured, ignored = list(r.honoured[1:]), list(r.ignored)
+    if verbose:
+        return honoured, ignored
+    quiet = ("solver_neg = 2:", "solver_pre = 1e-06:")
+    honoured = [line for line in honoured if not line.startswith(quiet)]
+    ignored = [k for k in ignored if not _is_default(k, str(r.ignored[k]))]
+    return honoured, ignored
+
+
+COLUMNS = ("sheet", "params", "method", "epochs", "device", "start", "final", "valid", "acc", "s")
+
+
+def _cells(r: dict) -> list[str]:
+    return [
+        r["sheet"],
+        str(r["parameters"]),
+        r["method"],
+        str(r["epochs"]),
+        r["device"],
+        f"{r['initial_loss']:.5f}",
+        f"{r['final_loss']:.5f}",
+        "" if r["valid_loss"] is None else f"{r['valid_loss']:.5f}",
+        "" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
+        f"{r['seconds']:.2f}",
+    ]
+
+
+def _print_fits(args: argparse.Namespace, results: list, rows: list[dict]) -> None:
+    """The summary: a table where the terminal is wide enough, else a few lines a sheet
+    (nothing cut at 80 columns); the notes; and what was written."""
+    import os
+
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        title=f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else ""),
-    )
-    for col in (
-        "sheet",
-        "params",
-        "method",
-        "epochs",
-        "device",
-        "start",
-        "final",
-        "valid",
-        "acc",
-        "s",
-    ):
+    wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+    console = Console(width=None if wide else 100)
+    title = f"excelnet fit {args.book}" + (f" → {args.out}" if args.out else "")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title)
+    for col in COLUMNS:
         table.add_column(
             col, justify="left" if col in ("sheet", "device") else "right", no_wrap=True
         )
     for r in rows:
-        table.add_row(
-            r["sheet"],
-            str(r["parameters"]),
-            r["method"],
-            str(r["epochs"]),
-            r["device"],
-            f"{r['initial_loss']:.5f}",
-            f"{r['final_loss']:.5f}",
-            "" if r["valid_loss"] is None else f"{r['valid_loss']:.5f}",
-            "" if r["accuracy"] is None else f"{r['accuracy']:.1%}",
-            f"{r['seconds']:.2f}",
+        table.add_row(*_cells(r))
+    # the table's width uncut (measured as if the terminal had no edge)
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        console.print(
+            "start, final: the objective at the start and after the fit (the best parameters "
+            "seen); valid: validation loss; acc: validation accuracy; s: seconds",
+            style="dim",
         )
-    console = Console(width=None if sys.stdout.isatty() else 100)
-    console.print(table)
-    console.print(
-        "start, final: the objective at the start and after the fit (the best parameters "
-        "seen); valid: validation loss; acc: validation accuracy; s: seconds",
-        style="dim",
-    )
+    else:  # stacked: each sheet in two short lines
+        console.print(title, highlight=False)
+        for r in rows:
+            valid = "" if r["valid_loss"] is None else f"; validation loss {r['valid_loss']:.5f}"
+            acc = "" if r["accuracy"] is None else f"; accuracy {r['accuracy']:.1%}"
+            console.print(
+                f"{r['sheet']}: {r['parameters']} parameters, {r['method']}, {r['epochs']} "
+                f"epochs on {r['device']}, {r['seconds']:.2f} s",
+                highlight=False,
+            )
+            console.print(
+                f"  objective {r['initial_loss']:.5f} → {r['final_loss']:.5f}{valid}{acc}",
+                highlight=False,
+            )
     for r in results:
         console.print(f"{r.sheet}: {_outcome(r)}", highlight=False)
-        for line in r.honoured[1:]:  # the first is the goal, said above
+        honoured, ignored = _notes(r, args.verbose)
+        for line in honoured:
             console.print(f"  {line}", style="dim", highlight=False)
-        if r.ignored:
+        if ignored:
             console.print(
-                f"  Solver names read, not used (see --json): {', '.join(r.ignored)}",
+                f"  Solver names read, not used (see --json): {', '.join(ignored)}",
                 style="dim",
                 highlight=False,
             )
         if r.diverged:
             console.print(f"[bold red]{r.sheet}: {r.diverged}[/]")
+    written = args.out or args.book
+    sheets = ", ".join(r.sheet for r in results)
+    history = "" if args.no_history else "; their losses in sheet history"
+    console.print(
+        f"wrote {written}: the fitted parameters of {sheets} and the cells that depend on "
+        f"them{history}",
+        highlight=False,
+    )
 
 
 def _outcome(r) -> str:
@@ -181,9 +267,22 @@ def _eval(args: argparse.Namespace) -> None:
         print(json.dumps({"book": str(args.book), "models": rows}, indent=2))
         return
     for r in rows:
-        print(f"{r['sheet']}: objective {r['objective_cell']} = {r['objective']!r}")
-        for cell, g in r["gradients"].items():
-            print(f"  d/d {cell} = {g!r}")
+        names = r["labels"]
+        what = names.get(r["objective_cell"])
+        named = f"{what} ({r['objective_cell']})" if what else r["objective_cell"]
+        print(f"{r['sheet']}: objective {named} = {_number(r['objective'])}")
+        print("  gradient (d objective / d parameter), by parameter:")
+        cells = list(r["gradients"])
+        tags = [f"{names[c]} ({c})" if c in names else c for c in cells]
+        width = max(map(len, tags), default=0)
+        for tag, cell in zip(tags, cells, strict=True):
+            print(f"    {tag:<{width}}  {_number(r['gradients'][cell])}")
+        print("  (--json: every digit)")
+
+
+def _number(x) -> str:
+    """A value to read: six significant digits (--json keeps them all)."""
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
 def _rates(text: str) -> list[float]:

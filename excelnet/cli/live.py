@@ -60,8 +60,15 @@ def add(sub) -> None:
 
 def _live(args: argparse.Namespace) -> None:
     options = fit_options(args)
+    import signal
+
     from excelnet.live.uno_engine import disconnect, open_book
 
+    def stop(signum, frame):  # as Ctrl-C: the document closed, LibreOffice stopped, no trace
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     book = open_book(args.book, connect=args.connect, headless=args.headless or None)
     from excelnet.live import xl  # torch: after the quick checks
     from excelnet.live.source import read_live

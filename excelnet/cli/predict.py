@@ -35,10 +35,10 @@ def add(sub) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from excelnet.predictions import predict
+    from excelnet.predictions import predict_rows
 
     out = args.output or Path("submission.csv" if args.kaggle else "predictions.csv")
-    rows = predict(
+    rows = predict_rows(
         args.book,
         args.sheet,
         args.csv,
@@ -49,6 +49,6 @@ def _predict(args: argparse.Namespace) -> None:
         progress=progress(args),
         force=args.force,
     )
-    print(f"wrote {out} ({len(rows)} rows)")
+    print(f"wrote {out} ({rows:,} rows)")
     if args.workbook:
         print(f"wrote {args.workbook} (sheet predictions)")

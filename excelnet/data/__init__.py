@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
+import os
+import re
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from excelnet.errors import ExcelnetError
+from excelnet.memory import available_memory
 
 # Kaggle's train.csv columns, in the order the `data` sheet lays them out (A..L).
 COLUMNS = [
@@ -72,49 +75,186 @@ class Csv:
         return [row[i] for row in self.rows]
 
 
-def read_csv(path: str | Path, what: str = "data") -> Csv:
-    """Read a CSV file with a header row. Raises ExcelnetError naming the file (and the line):
-    unreadable, not UTF-8 text, empty, not a CSV, a row of the wrong length, an empty or
-    repeated header, no rows after the header. Rows that are entirely empty are skipped."""
-    path = Path(path)
+# Peak memory of reading a CSV per byte of it (about 20: a Python string and a list slot per
+# field): a CSV that cannot fit is refused before it is read.
+MEMORY_PER_CSV_BYTE = 20
+DECIMAL_COMMA = re.compile(r"-?[0-9]*,[0-9]+(?:[eE][-+]?[0-9]+)?")
+
+
+def _open_text(path: Path):
+    """The file as text (UTF-8, a BOM skipped), after the checks that need no reading."""
     try:
-        raw = path.read_bytes()
+        st = os.stat(path)
     except OSError as e:
         raise ExcelnetError(f"{path}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ExcelnetError(f"{path}: a folder, not a CSV file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ExcelnetError(f"{path}: not a regular file; excelnet reads CSV files")
+    have = available_memory()
+    if have is not None and st.st_size * MEMORY_PER_CSV_BYTE > have:
+        raise ExcelnetError(
+            f"{path}: {st.st_size / 1e9:.2f} GB; reading it needs about "
+            f"{st.st_size * MEMORY_PER_CSV_BYTE / 1e9:.1f} GB of memory, and "
+            f"{max(have, 0) / 1e9:.1f} GB is available"
+        )
     try:
-        text = raw.decode("utf-8-sig")
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as e:
+        raise ExcelnetError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _delimiter(path: Path, first: str) -> str:
+    """The CSV's separator, from its header line: a comma; or a semicolon (Excel's CSV where
+    the comma is the decimal separator, much of Europe) or a tab, when the header holds that
+    and no comma (or more of that than commas)."""
+    commas = first.count(",")
+    for sep in (";", "\t"):
+        if first.count(sep) > commas:
+            return sep
+    return ","
+
+
+def iter_csv(
+    path: str | Path,
+    max_rows: int | None = None,
+    max_columns: int | None = None,
+    rows_why: str = "",
+):
+    """(header, rows): a CSV's header and an iterator of (line number, fields) for each row
+    that is not entirely empty, every field stripped, read as a stream: refused (ExcelnetError
+    naming the file and line) as soon as it is not UTF-8 text, holds a NUL byte, is not a CSV,
+    has a row of the wrong length, or passes `max_rows` rows or `max_columns` columns. A file
+    separated by semicolons (or tabs) is read as such, its decimal commas as points."""
+    path = Path(path)
+    f = _open_text(path)
+    try:
+        first = f.readline()
+        while first and not first.strip():
+            first = f.readline()
     except UnicodeDecodeError:
+        f.close()
         raise ExcelnetError(f"{path}: not a CSV file (not UTF-8 text)") from None
-    if not text.strip():
+    if not first.strip():
+        f.close()
         raise ExcelnetError(f"{path}: the file is empty")
-    if "\0" in text:
-        raise ExcelnetError(f"{path}: not a CSV file (it holds NUL bytes)")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    records, line = [], 1
-    try:
-        for record in reader:
-            records.append((line, record))
-            line = reader.line_num + 1
-    except csv.Error as e:
-        raise ExcelnetError(f"{path}: line {reader.line_num}: not a CSV file ({e})") from None
-    records = [(n, [v.strip() for v in r]) for n, r in records if any(v.strip() for v in r)]
-    if not records:
+    sep = _delimiter(path, first)
+    f.seek(0)
+    if f.read(1) != "\ufeff":  # utf-8-sig: a BOM is skipped; seek(0) would read it again
+        f.seek(0)
+    reader = csv.reader(f, delimiter=sep)
+
+    def records():
+        line = 1
+        try:
+            for record in reader:
+                yield line, record
+                line = reader.line_num + 1
+        except UnicodeDecodeError:
+            raise ExcelnetError(
+                f"{path}: line {reader.line_num + 1}: not a CSV file (not UTF-8 text)"
+            ) from None
+        except csv.Error as e:
+            if "NUL" in str(e):
+                raise ExcelnetError(f"{path}: not a CSV file (it holds NUL bytes)") from None
+            raise ExcelnetError(f"{path}: line {reader.line_num}: not a CSV file ({e})") from None
+
+    stream = records()
+    header, head_line = None, 1
+    for n, record in stream:
+        if any(v.strip() for v in record):
+            header, head_line = [v.strip() for v in record], n
+            break
+    if header is None:
+        f.close()
         raise ExcelnetError(f"{path}: the file is empty")
-    header = records[0][1]
+    seen: set[str] = set()
     for i, name in enumerate(header):
         if not name:
-            raise ExcelnetError(f"{path}: line 1, column {i + 1}: the header is empty")
-        if name in header[:i]:
-            raise ExcelnetError(f"{path}: line 1: the header names column {name!r} twice")
-    body = records[1:]
-    if not body:
+            f.close()
+            raise ExcelnetError(f"{path}: line {head_line}, column {i + 1}: the header is empty")
+        if name in seen:
+            f.close()
+            raise ExcelnetError(f"{path}: line {head_line}: the header names column {name!r} twice")
+        seen.add(name)
+    if max_columns is not None and len(header) > max_columns:
+        f.close()
+        raise ExcelnetError(
+            f"{path}: line {head_line}: {len(header):,} columns; an Excel sheet has "
+            f"{max_columns:,} (A to XFD)"
+        )
+
+    def rows():
+        count = 0
+        try:
+            for n, record in stream:
+                row = [v.strip() for v in record]
+                if not any(row):
+                    continue
+                if len(row) != len(header):
+                    raise ExcelnetError(
+                        f"{path}: line {n}: {len(row)} fields where the header has {len(header)}"
+                    )
+                count += 1
+                if max_rows is not None and count > max_rows:
+                    why = f" ({rows_why})" if rows_why else ""
+                    raise ExcelnetError(
+                        f"{path}: more than {max_rows:,} rows (line {n}); a workbook holds at "
+                        f"most {max_rows:,}{why}"
+                    )
+                if sep != ",":  # no comma separates fields: a comma is a decimal point
+                    row = [v.replace(",", ".") if DECIMAL_COMMA.fullmatch(v) else v for v in row]
+                yield n, row
+        finally:
+            f.close()
+
+    return header, rows()
+
+
+def read_csv(
+    path: str | Path,
+    what: str = "data",
+    max_rows: int | None = None,
+    max_columns: int | None = None,
+    rows_why: str = "",
+) -> Csv:
+    """Read a CSV file with a header row (see iter_csv). Raises ExcelnetError naming the file
+    (and the line): unreadable, not UTF-8 text, empty, not a CSV, a row of the wrong length,
+    an empty or repeated header, no rows after the header, past `max_rows` or `max_columns`.
+    Rows that are entirely empty are skipped."""
+    path = Path(path)
+    header, stream = iter_csv(path, max_rows, max_columns, rows_why)
+    rows, lines = [], []
+    for n, row in stream:
+        rows.append(row)
+        lines.append(n)
+    if not rows:
         raise ExcelnetError(f"{path}: no {what} rows after the header")
-    for n, row in body:
-        if len(row) != len(header):
-            raise ExcelnetError(
-                f"{path}: line {n}: {len(row)} fields where the header has {len(header)}"
-            )
-    return Csv(path, header, [r for _, r in body], [n for n, _ in body])
+    return Csv(path, header, rows, lines)
+
+
+def read_chunks(path: str | Path, size: int, what: str = "data", max_rows: int | None = None):
+    """A CSV (see iter_csv) as its header and a stream of Csv tables of up to `size` rows
+    each: any number of rows in bounded memory. The header is checked before this returns,
+    the rows as they come; a file with none is refused at the end of the stream."""
+    path = Path(path)
+    header, stream = iter_csv(path, max_rows)
+
+    def chunks():
+        rows, lines, any_rows = [], [], False
+        for n, row in stream:
+            rows.append(row)
+            lines.append(n)
+            if len(rows) == size:
+                any_rows = True
+                yield Csv(path, header, rows, lines)
+                rows, lines = [], []
+        if rows:
+            yield Csv(path, header, rows, lines)
+        elif not any_rows:
+            raise ExcelnetError(f"{path}: no {what} rows after the header")
+
+    return header, chunks()
 
 
 def number(path: Path, line: int, col: str, value: str) -> float:

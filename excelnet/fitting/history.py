@@ -20,7 +20,12 @@ if TYPE_CHECKING:
 
 SHEET = "history"
 SUFFIXES = ["epoch", "training loss", "validation loss", "accuracy", "method", "max violation"]
-FORMATS = ["0", "0.00000", "0.00000", "0.0%", None, "0.0E+00"]  # number formats of the columns
+# Number formats that stay readable over many orders of magnitude (Excel's conditional
+# sections): a loss as 0.00000, in E notation only past 100,000 or under 0.0001; a constraint's
+# violation the same, and 0 as 0
+LOSS = "[>=100000]0.00E+00;[>=0.0001]0.00000;0.00E+00"
+VIOLATION = "[>=0.0001]0.00000;[=0]0;0.0E+00"
+FORMATS = ["0", "0.00000", "0.00000", "0.0%", None, VIOLATION]  # number formats of the columns
 WIDTH = len(SUFFIXES)
 OLD_WIDTH = 4  # the layout before method and violation
 Row = tuple[float, float | None, float | None, float | None, str | None, float | None]

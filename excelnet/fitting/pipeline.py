@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 import warnings
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excelnet.errors import ExcelnetError, ExcelnetWarning, where
+from excelnet.fitting.history import LOSS, VIOLATION
 from excelnet.fitting.history import SHEET as HISTORY
 from excelnet.fitting.options import SEED, FitOptions
 from excelnet.progress import Silent
@@ -20,6 +21,7 @@ from excelnet.xlsx.files import (
     check_well_formed,
     lock,
     refuse_if_open,
+    resolve_sheet,
     sheet_parts,
 )
 
@@ -256,6 +258,7 @@ def fit(
         seed=seed,
     )
     check_source(path)
+    sheet = resolve_sheet(path, sheet) if sheet is not None else None  # as Excel: any case
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
     with lock(progress, path, out):
@@ -304,6 +307,7 @@ class Evaluation:
     objective: float
     gradients: dict[str, float]  # parameter cell -> d objective / d parameter
     values: dict[str, object]  # every formula cell that depends on the parameters
+    labels: dict[str, str] = field(default_factory=dict)  # cell -> the headers that name it
 
     def summary(self) -> dict:
         return {
@@ -311,7 +315,33 @@ class Evaluation:
             "objective_cell": self.objective_cell,
             "objective": self.objective,
             "gradients": self.gradients,
+            "labels": self.labels,
         }
+
+
+LABEL_REACH = 50  # cells up and to the left a header is looked for
+
+
+def label(book: Book, sheet: str, r: int, c: int) -> str:
+    """The headers that name a cell, as a reader finds them: the text that heads its row
+    (to its left) and its column (above it), across the numbers of its table but not across
+    an empty cell ("Unit 1, Ones"); empty if there is none."""
+    sheet_ = book.sheets.get(sheet)
+    values = sheet_.values if sheet_ is not None else {}
+    formulas = sheet_.formulas if sheet_ is not None else {}
+
+    def nearest(cells) -> str | None:
+        for key in cells:
+            v = values.get(key)
+            if isinstance(v, str) and v.strip():
+                return v.strip()
+            if v is None and key not in formulas:  # a gap: this cell has no header that way
+                return None
+        return None
+
+    left = nearest((r, k) for k in range(c - 1, max(c - LABEL_REACH, 0) - 1, -1))
+    above = nearest((k, c) for k in range(r - 1, max(r - LABEL_REACH, 0) - 1, -1))
+    return ", ".join(x for x in (left, above) if x)
 
 
 def evaluate_model(model: Model) -> Evaluation:
@@ -320,12 +350,24 @@ def evaluate_model(model: Model) -> Evaluation:
 
     grads = gradients(model)
     names = [f"{b.sheet}!{b.cell(i)}" for b in model.params for i in range(b.size)]
+    where_ = [
+        (b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)
+        for b in model.params
+        for i in range(b.size)
+    ]
     model.evaluate()
     o = model.solver.objective
     cells = {f"{s}!{a1(r, c)}": v for (s, r, c), v in model.values().items()}
     objective = f"{o.sheet}!{a1(o.r0, o.c0)}"
+    labels = {name: label(model.book, *at) for name, at in zip(names, where_, strict=True)}
+    labels[objective] = label(model.book, o.sheet, o.r0, o.c0)
     return Evaluation(
-        model.solver.sheet, objective, cells[objective], dict(zip(names, grads, strict=True)), cells
+        model.solver.sheet,
+        objective,
+        cells[objective],
+        dict(zip(names, grads, strict=True)),
+        cells,
+        {k: v for k, v in labels.items() if v},
     )
 
 
@@ -343,6 +385,7 @@ def evaluate(
     path = Path(path)
     progress = progress or Silent()
     check_source(path)
+    sheet = resolve_sheet(path, sheet) if sheet is not None else None
     with lock(progress, path):
         _, models, _ = _read_and_compile(path, sheet, device, progress)
         out, updates = [], {}
@@ -406,6 +449,7 @@ def lr_sweep(
     options = FitOptions.of(options, epochs=epochs, device=device).at_least(1)
     each = [replace(options, lr=lr) for lr in lrs]  # every rate checked before any work
     check_source(path)
+    sheet = resolve_sheet(path, sheet)
     check_target(path, force)
     refuse_if_open(path)
     import torch
@@ -460,7 +504,7 @@ def lr_sweep(
 
         with progress.phase(f"writing {path}"):
             changes = Changes()
-            formats = ["0"] + ["0.000E+00"] * len(runs)  # losses over orders of magnitude
+            formats = ["0"] + [LOSS] * len(runs)  # losses over orders of magnitude
             sheet = render(SWEEP_SHEET, header, columns, chart, formats)
             changes.place(path, SWEEP_SHEET, sheet)
             write_values(path, {}, extra=changes.extra, replace=changes.replace, force=force)
@@ -479,7 +523,7 @@ COMPARE_HEADER = [
     "constraints",
     "max violation",
 ]
-COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", "0.0E+00"]
+COMPARE_FORMATS = [None, "0", "0.00000", "0.00000", "0.0%", "0.00", None, "0", VIOLATION]
 
 
 def compare(

@@ -530,11 +530,18 @@ _COMBINATIONS = {
 }
 
 
+_TYPED_EXTERNAL = re.compile(r"^'?\[[^\]]+\][^!\[\]]*'?!")
+
+
 def structured(text: str) -> Structured:
     """A structured reference (Table1[…] or […]) read as Excel reads it: special items and
     column names in brackets, ' escaping the next character ('[ '] '# ''), any case, spaces
     around the items; [@a] and [@[a]:[b]] (Excel 2010's This Row); [[#This Row],a] as
     XlsxWriter writes an @ it was given."""
+    if _TYPED_EXTERNAL.match(text):  # '[other.xlsx]Sheet1'!A1: typed, never linked
+        raise FormulaError(
+            f"{text} refers to another workbook, of which the file keeps no copy (no link)"
+        )
     start = _first_bracket(text)
     if start is None or not text.endswith("]"):
         raise FormulaError(f"cannot read the structured reference {text}")

@@ -50,6 +50,7 @@ class Office:
 
     def __init__(self, path, connect=None, headless=True):
         self.process, self.profile, self.status = None, None, None
+        self.path, self.doc = os.path.abspath(path), None
         try:
             self._open(path, connect, headless)
         except BaseException:
@@ -306,21 +307,37 @@ class Office:
             self.stop()
 
     def stop(self):
-        if self.process is not None and self.hidden:
+        """Close the document and stop the LibreOffice started here (a headless one, or one
+        that never showed the document), and remove its profile and the document's lock
+        file; one with a window stays with the user. Safe to call twice."""
+        if self.process is not None and (self.hidden or getattr(self, "doc", None) is None):
             for part in ("doc", "desktop"):  # closing the document removes its lock file
                 try:
-                    if part == "doc":
+                    if part == "doc" and self.doc is not None:
                         self.doc.close(True)
-                    else:
+                    elif part == "desktop":
                         self.desktop.terminate()
                 except Exception:
                     pass
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:  # soffice and its children: their own group
-                os.killpg(self.process.pid, signal.SIGKILL)
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                    self.process.wait(timeout=20)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            # a LibreOffice stopped before it closed the document leaves the lock file
+            if self.profile and self.process.poll() is not None:
+                folder, name = os.path.split(self.path)
+                try:
+                    os.unlink(os.path.join(folder, f".~lock.{name}#"))
+                except OSError:
+                    pass
+            self.process = None
         if self.profile:
             shutil.rmtree(self.profile, ignore_errors=True)
+            self.profile = None
 
 
 def _put_digits(template, text):
@@ -355,31 +372,45 @@ def _plain(v):
     return v
 
 
+def _exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def serve(stdin, stdout):
+    """Answer requests until `quit` or the end of stdin (excelnet gone, even killed). However
+    it ends (SIGTERM and SIGHUP too) the LibreOffice started here stops, and its profile and
+    the document's lock file go. Ctrl-C is excelnet's to handle: it says quit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit)
     office = None
-    for line in stdin:
-        request = json.loads(line)
-        op = request.pop("op")
-        try:
-            if op == "open":
-                office = Office(**request)
-                result = office.op_info()
-            elif op == "quit":
-                if office is not None:
-                    office.stop()
-                stdout.write(json.dumps({"ok": None}) + "\n")
-                stdout.flush()
-                return
-            else:
-                result = getattr(office, "op_" + op)(**request)
-            reply = {"ok": _plain(result)}
-        except Exception as e:
-            gone = op != "open" and (_gone(e) or (office is not None and not office.alive()))
-            reply = {"error": str(e) or type(e).__name__, "gone": gone}
-        stdout.write(json.dumps(reply) + "\n")
-        stdout.flush()
-    if office is not None:  # excelnet went away without saying quit
-        office.stop()
+    try:
+        for line in stdin:
+            request = json.loads(line)
+            op = request.pop("op")
+            try:
+                if op == "open":
+                    office = Office(**request)
+                    result = office.op_info()
+                elif op == "quit":
+                    if office is not None:
+                        office.stop()
+                    stdout.write(json.dumps({"ok": None}) + "\n")
+                    stdout.flush()
+                    return
+                else:
+                    result = getattr(office, "op_" + op)(**request)
+                reply = {"ok": _plain(result)}
+            except Exception as e:
+                gone = op != "open" and (_gone(e) or (office is not None and not office.alive()))
+                reply = {"error": str(e) or type(e).__name__, "gone": gone}
+            stdout.write(json.dumps(reply) + "\n")
+            stdout.flush()
+    except (BrokenPipeError, SystemExit):
+        pass  # excelnet went away, or this helper was told to stop: clean up, quietly
+    finally:
+        if office is not None:
+            office.stop()
 
 
 if __name__ == "__main__":

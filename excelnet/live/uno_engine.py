@@ -56,15 +56,24 @@ class Helper:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            # its own session: Ctrl-C reaches excelnet alone, which then closes the document
+            # and stops LibreOffice through it; if excelnet dies, the end of its stdin does
+            start_new_session=True,
         )
+        self.pending = 0  # replies owed to requests that were interrupted
 
     def __call__(self, op: str, **args):
         if self.process.poll() is not None:
             raise WorkbookGone("the connection to LibreOffice is closed")
         try:
+            for _ in range(self.pending):  # an interrupted request's late reply: not ours
+                self.process.stdout.readline()
+            self.pending = 0
             self.process.stdin.write(json.dumps({"op": op, **args}) + "\n")
             self.process.stdin.flush()
+            self.pending = 1
             line = self.process.stdout.readline()
+            self.pending = 0
         except (BrokenPipeError, OSError):
             line = ""
         if not line:
@@ -79,16 +88,28 @@ class Helper:
         return reply["ok"]
 
     def close(self) -> None:
+        """Say quit (the helper closes the document, stops a LibreOffice of its own and
+        removes its profile and lock file) and wait for the helper to end; a helper that
+        does not, is told by SIGTERM, which it answers the same way."""
         ENGINE.apps.apps[:] = [a for a in ENGINE.apps.apps if a.helper is not self]
         if self.process.poll() is None:
             try:
                 self("quit")
             except ExcelnetError:
                 pass
+            for stop in (None, self.process.terminate, self.process.kill):
+                if stop is not None:
+                    stop()
+                try:
+                    self.process.wait(timeout=30)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        for pipe in (self.process.stdin, self.process.stdout):
             try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+                pipe.close()
+            except OSError:
+                pass
 
 
 def open_book(
@@ -110,6 +131,9 @@ def open_book(
     except ExcelnetError as e:
         helper.close()
         raise ExcelnetError(f"{path}: {e}") from None
+    except BaseException:  # Ctrl-C while LibreOffice starts: stop it, leave nothing behind
+        helper.close()
+        raise
     _register()
     return xw.Book(impl=Book(App(helper, info), info))
 

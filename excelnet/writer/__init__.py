@@ -14,6 +14,8 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from excelnet.errors import ExcelnetError
+from excelnet.xlsx.sheets import pages_wide, widths
+from excelnet.xlsx.text import Worksheet as EscapingWorksheet
 
 # A fixed timestamp: the same input and seed give a byte-identical file.
 CREATED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -37,7 +39,7 @@ def _function_names(formula: str) -> set[str]:
     return {m.group(0)[:-1] for m in _PREFIXED.finditer(formula)}
 
 
-class FastWorksheet(Worksheet):
+class FastWorksheet(EscapingWorksheet):
     """XlsxWriter's worksheet with two shortcuts that write the same bytes, faster:
     formulas that name no function XlsxWriter rewrites (excelnet's never do) skip its ~30
     regex substitutions, and `write_column` stores a whole column as XML fragments instead
@@ -245,7 +247,11 @@ def new_workbook(path: Path) -> tuple[Workbook, dict]:
     wb.set_calc_mode("auto")
     base = {"font_name": "Calibri", "font_size": 11}
     formats = {
-        "header": wb.add_format({**base, "bold": True, "bg_color": "#D9E1F2", "bottom": 1}),
+        # headers wrap (a long one in a narrow column), their rows made tall enough by
+        # print_setup
+        "header": wb.add_format(
+            {**base, "bold": True, "bg_color": "#D9E1F2", "bottom": 1, "text_wrap": True}
+        ),
         "param": wb.add_format(
             {
                 **base,
@@ -308,15 +314,34 @@ def print_setup(
     area: tuple[int, int, int, int] | None = None,
     landscape: bool = True,
 ) -> None:
-    """Print (and PDF) a sheet one page wide, as many pages tall as it needs, with its header
-    row repeated on every page; `area` (first row, col, last row, col) limits what prints."""
+    """Print (and PDF) a sheet as wide as its columns need — one page wide, or for a wide
+    sheet one page per section of SECTION_WIDTH characters, its first column repeated — and
+    as many pages tall as it needs, with its header row repeated on every page and tall
+    enough for its wrapped headers; `area` (first row, col, last row, col) limits what
+    prints. Call it once the sheet's columns have their widths."""
     if landscape:
         ws.set_landscape()
-    ws.fit_to_pages(1, 0)
+    pages_wide(ws, area[3] if area is not None else None)
     if header_row is not None:
         ws.repeat_rows(header_row)
+        _tall_enough(ws, header_row)
     if area is not None:
         ws.print_area(*area)
+
+
+def _tall_enough(ws: Worksheet, row: int) -> None:
+    """The header row as tall as its most wrapped header needs (LibreOffice does not grow a
+    row the file gives no height)."""
+    texts = getattr(ws, "headers", {}).get(row, {})
+    if not texts or row in ws.row_info:
+        return
+    lines = max(
+        math.ceil(len(text) / max(int(width * 0.95), 1))
+        for c, text in texts.items()
+        for width in widths(ws, c, c)
+    )
+    if lines > 1:
+        ws.set_row(row, 15 * lines + 2)
 
 
 def write_wrapped(ws: Worksheet, row: int, text: str, fmt, width: float) -> None:
@@ -329,5 +354,9 @@ def write_wrapped(ws: Worksheet, row: int, text: str, fmt, width: float) -> None
 
 
 def write_header(ws: Worksheet, row: int, col: int, headers: list[str], fmt) -> None:
+    """Headers along a row (print_setup makes the row tall enough for the wrapped ones)."""
+    if not hasattr(ws, "headers"):
+        ws.headers = {}
     for i, h in enumerate(headers):
         ws.write_string(row, col + i, h, fmt)
+        ws.headers.setdefault(row, {})[col + i] = h

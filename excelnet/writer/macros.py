@@ -27,7 +27,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from excelnet.errors import ExcelnetError
 from excelnet.xlsx.atomic import atomic_path
-from excelnet.xlsx.files import check_target
+from excelnet.xlsx.files import check_target, refuse_existing
 
 ACTIONS = ("Train", "Reset", "Evaluate")  # the Action cell's choices; Train is the default
 ACTION_NAME, SEED_NAME = "excelnet_action", "excelnet_seed"  # sheet-scoped names of the cells
@@ -207,6 +207,7 @@ def add_conf_sheet(wb: Workbook, fmt: dict) -> None:
 
     source = openpyxl.load_workbook(quickstart())[CONF_SHEET]
     ws = wb.add_worksheet(CONF_SHEET)
+    ws.hide()  # settings, not a page to print or read
     ws.set_column(0, 0, source.column_dimensions["A"].width)
     ws.set_column(1, 1, source.column_dimensions["B"].width)
     bold = wb.add_format({"bold": True})
@@ -243,11 +244,14 @@ def save_book(
 ) -> Path:
     """Write a built workbook with `write(tmp)`, atomically. With `macros`, check its name and
     its companion module first (nothing is written if a check fails) and write the companion
-    after it. `force` replaces a read-only file (see excelnet.xlsx.files.check_target)."""
+    after it. A file already there is replaced only when `force`d (a read-only one too: see
+    excelnet.xlsx.files.check_target)."""
     path = Path(path)
+    refuse_existing(path, force)
     if macros:
         check_output(path)
         check_companion(path)
+        refuse_existing(companion_path(path), force)
         check_target(companion_path(path), force)
     with atomic_path(path, force) as tmp:
         write(tmp)

@@ -196,7 +196,12 @@ def metrics(
     sq = (pred - target) ** 2
     ok = ((pred > 0.5) == (target == 1)).astype(float)
     t, v = valid == 0, valid == 1
-    values = [sq[t].mean(), sq[v].mean(), ok[t].mean(), ok[v].mean()]
+
+    def mean(x: np.ndarray, rows: np.ndarray) -> float | str:
+        # no rows (a table of one or two): the sheet's SUMIF/COUNTIF is #DIV/0!, and says so
+        return float(x[rows].mean()) if rows.any() else "#DIV/0!"
+
+    values = [mean(sq, t), mean(sq, v), mean(ok, t), mean(ok, v)]
     return {"sq": sq, "ok": ok, "values": values if binary else values[:2]}
 
 

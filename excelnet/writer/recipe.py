@@ -30,8 +30,10 @@ from xlsxwriter.utility import xl_col_to_name
 from excelnet.data import MISSING_MARKS, Csv
 from excelnet.errors import ExcelnetError
 from excelnet.writer.features import DATA_SHEET, Feature, Stat
+from excelnet.xlsx.text import formula_text
 
 MAX_TEXT_LEVELS = 10
+MAX_LEVEL_CHARS = 255  # Excel's text comparisons (COUNTIF's criteria) stop there
 MAX_NUMBER_LEVELS = 3
 MAX_COUNT = 10
 SKEWED = 1.0
@@ -66,7 +68,8 @@ def number_text(x: float) -> str:
 
 
 def text_literal(s: str) -> str:
-    return '"' + s.replace('"', '""') + '"'
+    """A text as a formula's literal ("…", quotes doubled; control characters as CHAR(n))."""
+    return formula_text(s)
 
 
 @dataclass
@@ -206,11 +209,20 @@ def _rule(name: str, col: pd.Series) -> Rule:
         keys.setdefault(v.lower(), [v, 0])[1] += 1
     if len(keys) == 1:
         return Rule(name, "left out", f"left out: {present.iloc[0]!r} in every row")
-    if len(keys) > MAX_TEXT_LEVELS or any(len(v) > 255 for v, _ in keys.values()):
+    if len(keys) > MAX_TEXT_LEVELS:
         return Rule(
             name,
             "left out",
             f"left out: text with {len(keys)} different values (free text or an identifier)",
+        )
+    longest = max(len(v) for v, _ in keys.values())
+    if longest > MAX_LEVEL_CHARS:
+        return Rule(
+            name,
+            "left out",
+            f"left out: a value {longest:,} characters long (free text); a category's values "
+            f"are at most {MAX_LEVEL_CHARS} characters, the longest text Excel's formulas "
+            f"compare",
         )
     levels = [v for v, _ in sorted(keys.values(), key=lambda vc: -vc[1])]  # stable: first met
     return Rule(name, "category", _category_note(levels, repr, fill), levels)

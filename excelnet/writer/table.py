@@ -48,12 +48,23 @@ from excelnet.writer.nets import (
     mmult_formula,
     models,
 )
-from excelnet.writer.recipe import choose_rules, choose_target, stats_and_features, typed
+from excelnet.writer.recipe import (
+    choose_rules,
+    choose_target,
+    stats_and_features,
+    text_literal,
+    typed,
+)
+from excelnet.xlsx.files import available_memory, refuse_existing
+from excelnet.xlsx.text import MAX_CELL_CHARS, MAX_COLUMNS, MAX_FORMULA_CHARS, check_cell_text
 
 # Workbook-level names that say which data column is the id and which the target (each names
 # the column's header cell on the data sheet): `excelnet predict --kaggle` reads them.
 ID_NAME, TARGET_NAME = "excelnet_id", "excelnet_target"
 MAX_ROWS = SHEET_ROWS - TABLE_ROW  # data rows the model sheets can hold below their header
+ROWS_WHY = f"a sheet holds {SHEET_ROWS:,} rows; the model sheets start at row {TABLE_ROW + 1}"
+# Peak memory of a build per cell it writes (measured: 190 bytes on a 150,000-row table)
+MEMORY_PER_CELL = 200
 ABOUT_WIDTH = 80  # characters: the about sheet's one column, a portrait page wide at 100%
 
 
@@ -99,6 +110,63 @@ def initial_parameters(seed: int, n: int, k: int) -> tuple[np.ndarray, dict[str,
     linear = rng.uniform(-0.5, 0.5, size=(1, k))
     nn = rng.uniform(-0.5, 0.5, size=(2, k))
     return valid, {"linear": linear, "nn": nn, "mmult": nn.T.copy()}
+
+
+def check_limits(source: Path, df: pd.DataFrame, recipe: Recipe, macros: bool = False) -> None:
+    """Refuse, before anything is written, a workbook past Excel's limits: a sheet wider than
+    16,384 columns (XlsxWriter drops what is past XFD without a word), a text longer than a
+    cell holds (it cuts it), a formula longer than Excel reads."""
+    n, frame = len(df), recipe.frame
+    if n > MAX_ROWS:
+        raise ExcelnetError(
+            f"{source}: {n:,} rows; a workbook holds at most {MAX_ROWS:,} ({ROWS_WHY})"
+        )
+    k = len(recipe.features)
+    widths = {
+        DATA_SHEET: (len(recipe.columns), f"the CSV has {len(recipe.columns):,} columns"),
+        FEATURES_SHEET: (
+            recipe.stats_col + 2,
+            f"{k:,} features (Ones, the numbers and a dummy column per category value)",
+        ),
+    }
+    for m in models(frame):
+        (_, pc), (_, pw) = m.param_origin, m.param_shape
+        width = max(pc + pw, frame.metrics_col + len(frame.metrics) + (3 if macros else 0))
+        widths[m.name] = (width, f"{k:,} features, each with its weights")
+    for sheet, (width, why) in widths.items():
+        if width > MAX_COLUMNS:
+            raise ExcelnetError(
+                f"{source}: sheet {sheet} would need {width:,} columns, and an Excel sheet has "
+                f"{MAX_COLUMNS:,} (A to XFD): {why}; leave columns out (--drop) or split the table"
+            )
+    for name in recipe.columns:
+        check_cell_text(name, f"{source}: line 1, the header of column {name[:20]!r}…")
+        col = df[name]
+        if col.dtype == object:
+            lengths = col.map(lambda v: len(v) if isinstance(v, str) else 0)
+            if len(lengths) and lengths.max() > MAX_CELL_CHARS:
+                i = int(lengths.to_numpy().argmax())
+                check_cell_text(col.iloc[i], f"{source}: row {i + 1} of the data, column {name}")
+    for f in recipe.features:
+        check_cell_text(f.name, f"{source}: feature {f.name[:20]!r}…")
+    for text, _ in recipe.about:
+        check_cell_text(text, f"{source}: the about sheet's line {text[:20]!r}…")
+    cells = n * (len(recipe.columns) + k + 1 + sum(len(m.headers) for m in models(frame)))
+    need, have = cells * MEMORY_PER_CELL, available_memory()
+    if have is not None and need > have:
+        raise ExcelnetError(
+            f"{source}: {n:,} rows make {cells:,} cells, which need about {need / 1e9:.1f} GB "
+            f"of memory to build; {max(have, 0) / 1e9:.1f} GB is available"
+        )
+    formulas = [(s.label, s.formula(n)) for s in recipe.stats]
+    formulas += [(f.name, f.formula(n + 1)) for f in recipe.features]
+    for label, text in formulas:
+        if len(text) - 1 > MAX_FORMULA_CHARS:
+            raise ExcelnetError(
+                f"{source}: the formula of {label} would be {len(text) - 1:,} characters long; "
+                f"Excel reads formulas of up to {MAX_FORMULA_CHARS:,} (its values are long "
+                f"texts: leave the column out with --drop)"
+            )
 
 
 def write_book(
@@ -231,7 +299,7 @@ def _model_sheet(
     write_header(ws, 0, mc, frame.metrics, fmt["header"])
     for j, (formula, value) in enumerate(zip(metric_formulas(m, n), scores["values"], strict=True)):
         style = fmt["metric"] if j < 2 else fmt["metric_pct"]
-        ws.write_formula(1, mc + j, formula, style, float(value))
+        ws.write_formula(1, mc + j, formula, style, value)
     loss = xl_rowcol_to_cell(1, mc, row_abs=True, col_abs=True)
     define_solver_model(wb, m.name, loss, m.params_ref)
     cells = [xl_rowcol_to_cell(1, mc + j, row_abs=True, col_abs=True) for j in (1, 3)]
@@ -313,15 +381,12 @@ def build_table(
     on each model sheet and the companion module beside it (see excelnet.writer.macros).
     `force` replaces a read-only file."""
     check_seed(seed)
-    table = read_csv(csv)
-    if len(table.rows) > MAX_ROWS:
-        raise ExcelnetError(
-            f"{table.path}: {len(table.rows):,} rows; a workbook holds at most {MAX_ROWS:,} (a "
-            f"sheet holds {SHEET_ROWS:,} rows; the model sheets start at row {TABLE_ROW + 1})"
-        )
     if path is None:  # with macros, a name that xlwings' SampleCall can import
         stem = Path(csv).stem
         path = f"{macros_.module_name(stem)}.xlsm" if macros else f"{stem}.xlsx"
+    refuse_existing(Path(path), force)  # before the work
+    # read as a stream, refused as soon as a sheet could not hold it
+    table = read_csv(csv, max_rows=MAX_ROWS, max_columns=MAX_COLUMNS, rows_why=ROWS_WHY)
     df = typed(table)
     goal = choose_target(table, df, target)
     rules = choose_rules(table, df, target, id, list(drop))
@@ -335,7 +400,8 @@ def build_table(
         values = lambda df: df[target].to_numpy(float)  # noqa: E731
     else:
         positive = goal.positive
-        target_formula = lambda d: f'=IF({DATA_SHEET}!{letter}{d}="{positive}",1,0)'  # noqa: E731
+        literal = text_literal(positive)
+        target_formula = lambda d: f"=IF({DATA_SHEET}!{letter}{d}={literal},1,0)"  # noqa: E731
         values = lambda df: (df[target].str.lower() == positive.lower()).to_numpy(float)  # noqa: E731
     frame = Frame([f.name for f in features], id, target, goal.binary)
     recipe = Recipe(
@@ -347,6 +413,7 @@ def build_table(
         values,
         _table_about(table, rules, goal, frame, seed),
     )
+    check_limits(table.path, df, recipe, macros)
     write = lambda tmp: write_book(tmp, df, recipe, seed, macros)  # noqa: E731
     return macros_.save_book(path, write, macros, force)
 

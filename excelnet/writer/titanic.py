@@ -12,7 +12,8 @@ from excelnet.writer import check_seed
 from excelnet.writer.features import DATA_SHEET, FEATURE_NAMES, FEATURES, STATS
 from excelnet.writer.macros import save_book
 from excelnet.writer.nets import TABLE_ROW, Frame
-from excelnet.writer.table import MAX_ROWS, SHEET_ROWS, Recipe, write_book
+from excelnet.writer.table import MAX_ROWS, SHEET_ROWS, Recipe, check_limits, write_book
+from excelnet.xlsx.files import refuse_existing
 
 MAX_PASSENGERS = MAX_ROWS
 FRAME = Frame(FEATURE_NAMES, "PassengerId", "Survived", binary=True)
@@ -53,11 +54,13 @@ def build_titanic(
             f"{SHEET_ROWS:,} rows; the model sheets start at row {TABLE_ROW + 1}), "
             f"not {passengers:,}"
         )
+    refuse_existing(Path(path), force)  # before the work
     df = load_titanic(csv)
     if passengers is not None:
         rows = np.random.default_rng([seed, 1]).integers(0, len(df), size=passengers)
         df = df.iloc[rows].reset_index(drop=True)
     book = recipe(len(df), seed)
+    check_limits(Path(csv) if csv is not None else Path("train.csv"), df, book, macros)
     if tables:
         from excelnet.writer.tables import write_tables_book
 

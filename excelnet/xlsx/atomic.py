@@ -9,6 +9,7 @@ the target are removed first (under the lock, no live process is writing them).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,10 +39,18 @@ def atomic_path(target: str | Path, force: bool = False) -> Iterator[Path]:
             ) from None
         os.close(fd)
         try:
-            yield Path(tmp)
-            _keep_mode_and_owner(Path(tmp), real)
-            with open(tmp, "rb+") as f:  # on disk before the rename: old-or-new survives a crash
-                os.fsync(f.fileno())
+            try:
+                yield Path(tmp)
+                _keep_mode_and_owner(Path(tmp), real)
+                with open(tmp, "rb+") as f:  # on disk before the rename: old-or-new survives
+                    os.fsync(f.fileno())
+            except Exception as e:
+                full = write_failure(e)
+                if full is None:
+                    raise
+                _let_go(e)
+                what = "the file is as it was" if real.exists() else "nothing was written"
+                raise ExcelnetError(f"{target}: cannot write it: {full}; {what}") from None
             try:
                 os.replace(tmp, real)
             except OSError as e:
@@ -49,6 +58,39 @@ def atomic_path(target: str | Path, force: bool = False) -> Iterator[Path]:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+
+
+def _let_go(e: BaseException) -> None:
+    """Close what the failed write left open, quietly: a zip file that XlsxWriter was writing
+    tries to write its end again when it is collected, and would print a second error."""
+    import gc
+    import sys
+    import traceback
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        seen: set[int] = set()
+        while e is not None and id(e) not in seen:  # the whole chain: the OSError holds it
+            seen.add(id(e))
+            traceback.clear_frames(e.__traceback__)
+            e = e.__context__ or e.__cause__
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+# errors of a write that the disk, not excelnet, causes: said in one line
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}
+
+
+def write_failure(e: BaseException) -> str | None:
+    """The words for a failed write (a full disk, a quota, an I/O error), else None. XlsxWriter
+    wraps the OSError in its FileCreateError."""
+    for err in (e, *getattr(e, "args", ())[:1], e.__cause__, e.__context__):
+        if isinstance(err, OSError) and err.errno in WRITE_ERRORS:
+            return (err.strerror or os.strerror(err.errno)).lower()
+    return None
 
 
 def _keep_mode_and_owner(tmp: Path, real: Path) -> None:

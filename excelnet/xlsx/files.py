@@ -18,6 +18,7 @@ from pathlib import Path
 from xml.sax.saxutils import unescape
 
 from excelnet.errors import ExcelnetError
+from excelnet.memory import available_memory
 from excelnet.progress import Silent
 
 try:  # POSIX; elsewhere (Windows) the lock is not taken and replacing an open file fails anyway
@@ -131,6 +132,20 @@ def check_target(path: Path, force: bool = False) -> None:
         )
 
 
+def refuse_existing(path: Path, force: bool = False) -> None:
+    """A build writes a new workbook: one already there (a fitted workbook, its history) is
+    replaced only when `force`d."""
+    check_target(path, force)  # a folder, a read-only file, another user's: said first
+    st = _stat(real_target(path), "write it")
+    if force or st is None:
+        return
+    what = f"{path}: already exists; a build would replace it (fitted parameters and history too)"
+    raise ExcelnetError(
+        f"{what}: name another file, or force=True replaces it",
+        f"{what}: name another file (-o), or --force replaces it",
+    )
+
+
 # -- Excel's and LibreOffice's own lock files ----------------------------------------------
 
 
@@ -179,19 +194,27 @@ def refuse_if_open(*paths: Path) -> None:
 
 # -- excelnet's own lock ------------------------------------------------------------------
 
-_HELD: dict[str, list] = {}  # locked path -> [fd, depth]
+_HELD: dict[tuple[int, int], list] = {}  # locked file's (st_dev, st_ino) -> [fd, depth]
 
 
-def _lock_key(path: Path) -> str:
-    """What to lock for `path`: the file when it exists, else its folder (locks need one)."""
+def _lock_key(path: Path) -> tuple[tuple[int, int], str] | None:
+    """What to lock for `path`, as the file's identity (st_dev, st_ino) and a path to open:
+    the file when it exists (through symlinks: one name or another, or a hard link, is one
+    file and one lock), else its folder (locks need a file). None: nothing to lock."""
     real = real_target(path)
-    return str(real) if real.exists() else str(real.parent.resolve())
+    for target in (real, real.parent if str(real.parent) else Path(".")):
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue
+        return (st.st_dev, st.st_ino), str(target)
+    return None
 
 
-def _acquire(key: str, on_wait: Callable[[], None] | None) -> int | None:
+def _acquire(name: str, on_wait: Callable[[], None] | None) -> int | None:
     while True:
         try:
-            fd = os.open(key, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None  # nothing to lock (gone, or not ours to open): go on without
         try:
@@ -206,7 +229,7 @@ def _acquire(key: str, on_wait: Callable[[], None] | None) -> int | None:
             return None
         # the holder before us may have replaced the file (a rename): lock the new one
         try:
-            same = os.path.samestat(os.fstat(fd), os.stat(key))
+            same = os.path.samestat(os.fstat(fd), os.stat(name))
         except FileNotFoundError:
             same = False
         if same:
@@ -218,20 +241,31 @@ def _acquire(key: str, on_wait: Callable[[], None] | None) -> int | None:
 def locked(*paths: Path, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
     """Hold excelnet's advisory lock on workbooks while reading and writing them: another
     excelnet process that wants one of them waits until this one is done (then reads what
-    it wrote). Re-entrant within a process; taken in one order, so two processes never wait
-    on each other. Where the file system has no locks, nothing is locked."""
+    it wrote). One lock per file, whatever its names (a symlink, a hard link); re-entrant
+    within a process; taken in one order, so two processes never wait on each other. Where
+    the file system has no locks, nothing is locked."""
     if fcntl is None:
         yield
         return
-    keys = sorted({_lock_key(Path(p)): Path(p) for p in paths}.items())
+    found = {}
+    for p in paths:
+        key = _lock_key(Path(p))
+        if key is not None:
+            found.setdefault(key[0], (key[1], Path(p)))
     taken = []
     try:
-        for key, path in keys:
-            if key in _HELD:
-                _HELD[key][1] += 1
-            else:
-                fd = _acquire(key, (lambda p=path: on_wait(p)) if on_wait else None)
-                _HELD[key] = [fd, 1]
+        for key, (name, path) in sorted(found.items()):
+            if key not in _HELD:
+                fd = _acquire(name, (lambda p=path: on_wait(p)) if on_wait else None)
+                if fd is not None:  # the file locked: another than at first if it was replaced
+                    st = os.fstat(fd)
+                    key = (st.st_dev, st.st_ino)
+                if key in _HELD:
+                    if fd is not None:
+                        os.close(fd)
+                else:
+                    _HELD[key] = [fd, 0]
+            _HELD[key][1] += 1
             taken.append(key)
         yield
     finally:
@@ -295,6 +329,41 @@ def sheet_parts(z: zipfile.ZipFile) -> dict[str, str]:
     return out
 
 
+_DEFINED = re.compile(rb"<definedName\b([^>]*)>")
+_SOLVER = (b"solver_opt", b"solver_adj", b"solver_typ")
+
+
+def resolve_sheet(path: Path, name: str) -> str:
+    """The sheet `name` stands for, as Excel finds it: ignoring case (--sheet NN is sheet nn).
+    Read from workbook.xml alone, before any slow work; a name no sheet has is refused with
+    the sheets there are. A workbook.xml in another form: `name` as given, for the reader."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            wb = z.read("xl/workbook.xml")
+    except (zipfile.BadZipFile, KeyError, OSError):
+        return name  # the reader says what is wrong with the file
+    titles = [
+        unescape(m.decode("utf-8", "replace"), _QUOTES)
+        for m in re.findall(rb'<sheet\b[^>]*?\bname="([^"]*)"', wb)
+    ]
+    if not titles or name in titles:
+        return name
+    same = [t for t in titles if t.casefold() == name.casefold()]
+    if same:
+        return same[0]
+    models = []
+    for m in _DEFINED.finditer(wb):
+        attrs = dict(_ATTR.findall(m.group(1)))
+        local = attrs.get(b"localSheetId", b"")
+        if attrs.get(b"name") in _SOLVER and local.isdigit() and int(local) < len(titles):
+            models.append(titles[int(local)])
+    models = [t for t in titles if t in models]
+    found = f"with a Solver model: {', '.join(models)}" if models else "none has a Solver model"
+    raise ExcelnetError(
+        f"{path}: no sheet named {name!r} (its sheets: {', '.join(titles)}; {found})"
+    )
+
+
 def check_zip(path: Path, z: zipfile.ZipFile) -> None:
     """Before anything is read from the archive: no member twice (which copy would count?),
     none larger, inflated, than excelnet reads. zipfile never inflates a member past the
@@ -312,31 +381,6 @@ def check_zip(path: Path, z: zipfile.ZipFile) -> None:
                 f"{path}: {info.filename} inflates to {info.file_size / 1e9:.1f} GB, more than "
                 f"the {MEMBER_BUDGET / 1e9:.1f} GB excelnet reads of one zip member"
             )
-
-
-def available_memory() -> int | None:
-    """Bytes this process may still allocate: what the system has available, within its
-    cgroup's limit and its own address-space limit. None where that is not known."""
-    found = []
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    with contextlib.suppress(OSError, ValueError):
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            found.append(int(limit) - used)
-    with contextlib.suppress(OSError, ValueError, IndexError, ImportError):
-        import resource  # POSIX
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft != resource.RLIM_INFINITY:
-            with open("/proc/self/statm") as f:
-                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-            found.append(soft - used)
-    return min(found) if found else None
 
 
 def check_memory(path: Path, z: zipfile.ZipFile, parts: list[str]) -> None:

@@ -22,9 +22,10 @@ from excelnet.formula.parse import (
     Error,
 )
 from excelnet.xlsx import parts as wbparts
+from excelnet.xlsx import strings as shared_strings
 from excelnet.xlsx.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.xlsx.scan import scan
-from excelnet.xlsx.xmltext import exact_strings, unescape_text
+from excelnet.xlsx.text import unescape
 
 
 def _literal(v: object, data_type: str, shared: frozenset[int] = frozenset(), epoch=None) -> object:
@@ -33,7 +34,7 @@ def _literal(v: object, data_type: str, shared: frozenset[int] = frozenset(), ep
     if data_type == "e":
         return Error(str(v).upper() if str(v).upper() in ERRORS + NEWER_ERRORS else "#N/A")
     if isinstance(v, str):
-        return v if id(v) in shared else unescape_text(v)
+        return v if id(v) in shared else unescape(v)
     if isinstance(v, bool):
         return v
     if isinstance(v, (int, float)):
@@ -84,6 +85,10 @@ def read_book(
             parts = sheet_parts(archive)
             missing = {t: p for t, p in parts.items() if p not in archive.NameToInfo}
             check_memory(path, archive, list(parts.values()))
+            sheet_bytes = sum(
+                archive.getinfo(p).file_size for p in parts.values() if p in archive.NameToInfo
+            )
+            strings = shared_strings.read(path, archive, sheet_bytes)
     except (zipfile.BadZipFile, KeyError, OSError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
     if missing:
@@ -94,7 +99,7 @@ def read_book(
     try:
         # One pass: formulas and literal values. Stored results of formulas are read only when
         # asked for: excelnet computes everything the model needs from the formulas themselves.
-        formulas = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        formulas = _load(path, data_only=False, strings=strings)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise ExcelnetError(f"{path}: not a readable .xlsx/.xlsm workbook ({e})") from None
     except MemoryError:
@@ -105,8 +110,9 @@ def read_book(
         if needed_by is not None and needed_by not in formulas.sheetnames:
             raise ExcelnetError(f"{path}: no sheet named {needed_by!r} ({_sheet_list(formulas)})")
         sheets = {}
-        for ws in formulas.worksheets[:1]:  # one list, shared by every sheet
-            exact_strings(path, getattr(ws, "_shared_strings", None))
+        if strings is None:  # openpyxl read them: one list, shared by every sheet
+            for ws in formulas.worksheets[:1]:
+                shared_strings.exact(getattr(ws, "_shared_strings", None))
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
         # each sheet's XML, read from the zip once; openpyxl's read-only sheets know its part
         paths = {ws.title: getattr(ws, "_worksheet_path", None) for ws in formulas.worksheets}
@@ -127,7 +133,7 @@ def read_book(
             if ws.title in wanted:
                 sheets[ws.title], meta[ws.title] = _read_sheet(ws, part, cached)
         if cached and any(s.cached is None for s in sheets.values()):
-            _read_cached(path, sheets)
+            _read_cached(path, sheets, strings)
         with zipfile.ZipFile(path) as archive:
             if any(s.rich for s in sheets.values()):
                 errors = rich_errors(archive)
@@ -158,6 +164,22 @@ def read_book(
     )
     book.externals = linked
     return book
+
+
+def _load(path: Path, data_only: bool, strings: list[str] | None):
+    """openpyxl's read-only workbook, with the shared strings read here (counted, bounded
+    and unescaped: see excelnet.xlsx.strings) where they were; else it reads them itself."""
+    if strings is None:
+        return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
+    from openpyxl.reader.excel import ExcelReader
+
+    class Reader(ExcelReader):
+        def read_strings(self) -> None:
+            self.shared_strings = strings
+
+    reader = Reader(path, read_only=True, data_only=data_only)
+    reader.read()
+    return reader.wb
 
 
 def _members(path: Path, parts: dict[str, str | None]) -> dict[str, bytes | None]:
@@ -370,12 +392,13 @@ def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> tuple[Sheet, dic
     return sheet, meta
 
 
-def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
+def _read_cached(path: Path, sheets: dict[str, Sheet], strings: list[str] | None) -> None:
     """Stored values of formula cells, through openpyxl, for sheets the scan could not read."""
-    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    wb = _load(path, data_only=True, strings=strings)
     try:
-        strings = getattr(wb.worksheets[0], "_shared_strings", None) if wb.worksheets else None
-        exact_strings(path, strings)
+        if strings is None:
+            strings = getattr(wb.worksheets[0], "_shared_strings", None) if wb.worksheets else None
+            shared_strings.exact(strings)
         shared = frozenset(map(id, strings or ()))
         for name, sheet in sheets.items():
             if sheet.cached is not None:

@@ -19,7 +19,7 @@ from openpyxl.formula.translate import Translator
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 
 from excelnet.formula.parse import ERRORS, NEWER_ERRORS, CopiedDown, Error
-from excelnet.xlsx.xmltext import cell_text
+from excelnet.xlsx.text import cell_text
 
 _CELL = re.compile(
     r'<c r="([A-Z]{1,3})([0-9]+)"([^>]*?)(?:/>|>'

@@ -6,6 +6,7 @@ beyond the bookkeeping a new sheet needs (workbook.xml, its rels, [Content_Types
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 import re
 import zipfile
@@ -17,11 +18,43 @@ import xlsxwriter
 from excelnet.errors import ExcelnetError, where
 from excelnet.xlsx import styles
 from excelnet.xlsx.files import sheet_parts
+from excelnet.xlsx.text import Worksheet
 
 Parts = dict[str, bytes]
 
 
-HEADER = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1}  # as the builder's headers
+HEADER = {"bold": True, "bg_color": "#D9E1F2", "bottom": 1, "text_wrap": True}  # as a build's
+
+
+# Characters of column width a landscape page shows at a size still read (Calibri 11 at about
+# 55%): a sheet wider than that prints in sections, each one page wide, its first column
+# repeated on each
+SECTION_WIDTH = 240
+DEFAULT_WIDTH = 8.43  # a column's width when the sheet sets none
+
+
+def widths(ws, first: int, last: int) -> list[float]:
+    """The widths of an XlsxWriter sheet's columns first..last, in characters (XlsxWriter
+    keeps pixels: 7 a character and 5 of padding)."""
+    out = []
+    for c in range(first, last + 1):
+        info = ws.col_info.get(c)
+        pixels = getattr(info, "width", None) if info is not None else None
+        out.append(DEFAULT_WIDTH if pixels is None else max(pixels - 5, 0) / 7)
+    return out
+
+
+def pages_wide(ws, last: int | None = None) -> None:
+    """Print an XlsxWriter sheet (through column `last`, default its last used) one page
+    wide, or when that would shrink it past reading, in sections of SECTION_WIDTH characters
+    a page wide each, its first column repeated; as many pages tall as it needs. Call it once
+    the columns have their widths."""
+    last = ws.dim_colmax if last is None else last
+    width = sum(widths(ws, 0, last)) if last is not None else 0
+    sections = max(1, math.ceil(width / SECTION_WIDTH))
+    ws.fit_to_pages(sections, 0)
+    if sections > 1:
+        ws.repeat_columns(0)
 
 
 def render(
@@ -55,13 +88,16 @@ def render(
 def render_sheet(name: str, fill: Callable[[xlsxwriter.Workbook, object], None]) -> Parts:
     """A sheet that `fill(workbook, worksheet)` writes with XlsxWriter, as the zip parts to
     place: its XML, its styles (merged into the workbook's when it is placed, see
-    excelnet.xlsx.styles), and its drawing and chart if it inserted one. It prints one page wide."""
+    excelnet.xlsx.styles), its drawing and chart if it inserted one, and the rows (and columns)
+    its pages repeat. It prints one page wide, or a wide sheet in sections (pages_wide)."""
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False})
+    wb.worksheet_class = Worksheet  # text escaped as Excel escapes it
     ws = wb.add_worksheet(name)
     ws.set_landscape()
-    ws.fit_to_pages(1, 0)
     fill(wb, ws)
+    ws.repeat_rows(0)  # the header row, on every page
+    pages_wide(ws)
     wb.close()
     z = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
     sheet = z.read("xl/worksheets/sheet1.xml").replace(b' tabSelected="1"', b"")
@@ -83,6 +119,12 @@ def render_sheet(name: str, fill: Callable[[xlsxwriter.Workbook, object], None])
         sheet,
     )
     parts = {"sheet": sheet, "styles": z.read("xl/styles.xml")}
+    titles = re.search(
+        rb'<definedName name="_xlnm.Print_Titles"[^>]*>([^<]*)</definedName>',
+        z.read("xl/workbook.xml"),
+    )
+    if titles is not None:  # the rows (and for a wide sheet, the column) every page repeats
+        parts["titles"] = titles.group(1)
     if "xl/drawings/drawing1.xml" in names:
         parts["drawing"] = z.read("xl/drawings/drawing1.xml")
         parts["chart"] = z.read("xl/charts/chart1.xml")
@@ -214,10 +256,12 @@ class Changes:
             wb = wb.replace(b"</sheets>", entry.encode() + b"</sheets>")
             # its header row repeats on every printed page (the sheet is the last one)
             quoted = name if re.fullmatch(r"\w+", name) else "'" + name.replace("'", "''") + "'"
+            repeat = parts.get("titles") or f"{quoted}!$1:$1".encode()
             titles = (
-                f'<definedName name="_xlnm.Print_Titles" localSheetId="{len(sheet_ids)}">'
-                f"{quoted}!$1:$1</definedName>"
-            ).encode()
+                f'<definedName name="_xlnm.Print_Titles" localSheetId="{len(sheet_ids)}">'.encode()
+                + repeat
+                + b"</definedName>"
+            )
             if b"</definedNames>" in wb:
                 wb = wb.replace(b"</definedNames>", titles + b"</definedNames>")
             else:

@@ -28,7 +28,7 @@ from excelnet.xlsx.files import (
     refuse_if_open,
     sheet_parts,
 )
-from excelnet.xlsx.xmltext import escape_text
+from excelnet.xlsx.text import xml_text
 from excelnet.xlsx.zipcopy import can_copy, copy_with
 
 Value = float | bool | str | Error
@@ -52,7 +52,7 @@ def _typed(value: Value) -> tuple[bytes | None, bytes]:
     if isinstance(value, Error):
         return b"e", value.code.encode()
     if isinstance(value, str):  # control characters as Excel writes them (_x0007_)
-        return b"str", escape_text(value).encode()
+        return b"str", xml_text(value).encode()
     return None, _number(value).encode()
 
 
