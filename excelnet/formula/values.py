@@ -28,6 +28,10 @@ class Ctx:
     device: torch.device
     dtype: torch.dtype = torch.float64
     strict: bool = True
+    # LibreOffice's + and −: a result within rounding (2^-48 relative) of 0 is 0
+    # (rtl::math::approxAdd/approxSub); `snaps` counts where that would change a result
+    libreoffice: bool = False
+    snaps: int | None = None
 
 
 class V:
