@@ -159,7 +159,7 @@ def test_fit_options_are_checked_once_when_made(tmp_path):
     for knobs, words in [
         ({"lr": 0.0}, "the learning rate must be a positive finite number, not 0"),
         ({"epochs": -1}, "epochs must be a whole number, 0 or more, not -1"),
-        ({"method": "sgd"}, "unknown method 'sgd': choose gd, adam, lbfgs"),
+        ({"method": "sgd"}, "unknown method 'sgd': choose gd, adam, lbfgs, simplex, evolutionary"),
     ]:
         with pytest.raises(ExcelnetError) as e:
             FitOptions(**knobs)

@@ -19,13 +19,36 @@ from excelnet.cli.common import (
 from excelnet.errors import ExcelnetError
 from excelnet.fitting.options import EPOCHS
 
+AUTOMATIC = (
+    "as the Solver model asks: simplex when it is linear, evolutionary for solver_eng 3, "
+    "else lbfgs; gd when --lr is given"
+)
+
+
+def solver_options(p) -> None:
+    """The options of a fit as Excel's Solver has them: the evolutionary method's seed, and
+    what to write when no point meets the constraints."""
+    p.add_argument(
+        "--seed",
+        type=count,
+        help="random seed of the evolutionary method (default: the file's solver_rsd, else a "
+        "fresh one, reported in --json)",
+    )
+    p.add_argument(
+        "--keep-infeasible",
+        action="store_true",
+        help="when no point meets the constraints, write the one closest to feasible (exit "
+        "code 3 all the same; without it the file is left unchanged)",
+    )
+
 
 def add_fit(sub) -> None:
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
     epochs_option(f)
-    method_options(f)
+    method_options(f, AUTOMATIC)
+    solver_options(f)
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of into the workbook")
     engine_option(f)
     f.add_argument(
@@ -57,7 +80,8 @@ def add_compare(sub) -> None:
     c = sub.add_parser("compare", help="fit every model sheet; add a compare sheet and chart")
     c.add_argument("book", type=Path, help="an .xlsx/.xlsm with Solver models on its sheets")
     epochs_option(c)
-    method_options(c)
+    method_options(c, AUTOMATIC)
+    solver_options(c)
     workbook_options(c)
     c.set_defaults(run=_compare)
 
@@ -70,24 +94,79 @@ def add_eval(sub) -> None:
     e.set_defaults(run=_eval)
 
 
-def _fit(args: argparse.Namespace) -> None:
-    options = fit_options(args)
-    from excelnet.fitting.pipeline import fit
+def _options(args: argparse.Namespace):
+    """fit_options with the Solver options of fit and compare."""
+    from dataclasses import replace
 
-    results = fit(
-        args.book,
-        sheet=args.sheet,
-        out=args.out,
-        progress=progress(args),
-        force=args.force,
-        options=options,
+    return replace(
+        fit_options(args),
+        seed=getattr(args, "seed", None),
+        keep_infeasible=getattr(args, "keep_infeasible", False),
     )
-    rows = [r.summary() for r in results]
+
+
+def _solve(args: argparse.Namespace, run) -> tuple[list, int, str | None]:
+    """run() (fit or compare): its results, the exit code and the line for stderr. No answer
+    to write (NotSolved) is code 3; Ctrl-C is 130: once, the best point so far was written;
+    twice (or before the fit began), nothing was, and the results are None."""
+    from excelnet.errors import NotSolved
+
+    try:
+        results = run()
+    except NotSolved as e:
+        return e.results, 3, e.command_line
+    except KeyboardInterrupt:
+        return None, 130, "interrupted before the write: the file is unchanged"
+    if any(r.interrupted for r in results):
+        return results, 130, "interrupted (Ctrl-C): wrote the best point found so far"
+    return results, 0, None
+
+
+def _report(args: argparse.Namespace, results, code: int, line: str | None, key: str) -> int:
+    """The JSON (when asked) and the line on stderr; the exit code."""
     if args.json:
         import json
 
-        print(json.dumps({"book": str(args.out or args.book), "fits": rows}, indent=2))
-        return
+        rows = [r.summary() for r in results or []]
+        written = bool(results) and any(r.written for r in results)
+        interrupted = None
+        if code == 130:
+            interrupted = "written" if results else "unchanged"
+        print(
+            json.dumps(
+                {
+                    "book": str(getattr(args, "out", None) or args.book),
+                    key: rows,
+                    "written": written,
+                    "interrupted": interrupted,
+                },
+                indent=2,
+            )
+        )
+    if line is not None:
+        word = "error" if code == 3 else "note"
+        print(f"excelnet: {word}: {line}", file=sys.stderr)
+    return code
+
+
+def _fit(args: argparse.Namespace) -> int:
+    options = _options(args)
+    from excelnet.fitting.pipeline import fit
+
+    results, code, line = _solve(
+        args,
+        lambda: fit(
+            args.book,
+            sheet=args.sheet,
+            out=args.out,
+            progress=progress(args),
+            force=args.force,
+            options=options,
+        ),
+    )
+    if args.json or results is None:
+        return _report(args, results, code, line, "fits")
+    rows = [r.summary() for r in results]
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -134,8 +213,12 @@ def _fit(args: argparse.Namespace) -> None:
     )
     for r in results:
         console.print(f"{r.sheet}: {_outcome(r)}", highlight=False)
-        for line in r.honoured[1:]:  # the first is the goal, said above
-            console.print(f"  {line}", style="dim", highlight=False)
+        if r.message:
+            console.print(f"  {r.message}", highlight=False)
+        for line_ in r.honoured[1:]:  # the first is the goal, said above
+            console.print(f"  {line_}", style="dim", highlight=False)
+        for note in r.notes:
+            console.print(f"  note: {note}", highlight=False)
         if r.ignored:
             console.print(
                 f"  Solver names read, not used (see --json): {', '.join(r.ignored)}",
@@ -144,12 +227,18 @@ def _fit(args: argparse.Namespace) -> None:
             )
         if r.diverged:
             console.print(f"[bold red]{r.sheet}: {r.diverged}[/]")
+    return _report(args, results, code, line, "fits")
 
 
 def _outcome(r) -> str:
     """One line: the goal, the constraints and how the method ended."""
     words = [r.goal, r.status]  # r: a SheetFit
-    if r.method == "lbfgs":
+    if r.method == "simplex":
+        gap = f", gap {r.gap:.2g}" if r.gap else ""
+        words.append(f"HiGHS: {r.solution} after {r.epochs} iterations{gap}")
+    elif r.method == "evolutionary":
+        words.append(f"evolutionary: {r.epochs} generations, seed {r.seed}")
+    elif r.method == "lbfgs":
         words.append(
             f"lbfgs {'converged' if r.converged else 'stopped'} after {r.epochs} iterations"
         )
@@ -158,6 +247,8 @@ def _outcome(r) -> str:
     last = r.final_loss if r.last_loss is None else r.last_loss
     if abs(last - r.final_loss) > 1e-12 * max(abs(last), abs(r.final_loss)):
         words.append(f"kept the best parameters seen, of epoch {r.best_epoch}")
+    if r.written is False:
+        words.append("not written")
     return "; ".join(words)
 
 
@@ -210,22 +301,23 @@ def _sweep(args: argparse.Namespace) -> None:
     print(f"wrote sheet lr_sweep into {args.book}")
 
 
-def _compare(args: argparse.Namespace) -> None:
-    options = fit_options(args)
+def _compare(args: argparse.Namespace) -> int:
+    options = _options(args)
     from excelnet.fitting.pipeline import compare
 
-    results = compare(args.book, progress=progress(args), force=args.force, options=options)
-    rows = [r.summary() for r in results]
-    if args.json:
-        import json
-
-        print(json.dumps({"book": str(args.book), "fits": rows}, indent=2))
-        return
-    for r in rows:
+    results, code, line = _solve(
+        args,
+        lambda: compare(args.book, progress=progress(args), force=args.force, options=options),
+    )
+    if args.json or results is None:
+        return _report(args, results, code, line, "fits")
+    for r in [r.summary() for r in results]:
         valid = "" if r["valid_loss"] is None else f" validation loss {r['valid_loss']:.5f}"
         acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.1%}"
         print(
             f"{r['sheet']:<12} {r['parameters']:>4} parameters  training loss "
             f"{r['final_loss']:.5f}{valid}{acc} ({r['method']}, {r['seconds']:.2f} s)"
         )
-    print(f"wrote sheet compare into {args.book}")
+    if any(r.written for r in results):
+        print(f"wrote sheet compare into {args.book}")
+    return _report(args, results, code, line, "fits")

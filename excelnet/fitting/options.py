@@ -11,8 +11,10 @@ from excelnet.errors import ExcelnetError
 
 EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
-METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.optimisers
-METHOD = "lbfgs"  # the default; docs/solver.md, "Methods", says why
+# gd, adam, lbfgs: excelnet.fitting.optimisers; simplex: HiGHS on a linear model
+# (excelnet.fitting.linear); evolutionary: scipy's differential evolution
+METHODS = ("gd", "adam", "lbfgs", "simplex", "evolutionary")
+METHOD = "lbfgs"  # the default for a model that is not linear; docs/solver.md says why
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,15 @@ class FitOptions:
     """The knobs of a fit, shared by fit, compare, lr_sweep, the Train button and `excelnet
     live`; checked when made, so that a bad one is refused before any work.
 
-    epochs: steps (gd, adam) or iterations (lbfgs). lr: a fixed step for gd (or adam's);
-    None: gd finds its own step. method: gd, adam or lbfgs; None: gd when `lr` is given, else
-    lbfgs (see `chosen_method`). device: auto, cpu, cuda or cuda:N (checked when the model is
-    compiled: whether CUDA is there needs torch). compiled: the CPU engine — torch.compile
+    epochs: steps (gd, adam), iterations (lbfgs) or generations (evolutionary). lr: a fixed
+    step for gd (or adam's); None: gd finds its own step. method: gd, adam, lbfgs, simplex or
+    evolutionary; None: gd when `lr` is given, else as the model asks (see
+    excelnet.fitting.train.plan: HiGHS for a linear model, the Evolutionary method for
+    solver_eng 3, else lbfgs). seed: the evolutionary method's random seed (None: the file's
+    solver_rsd, else a fresh one, reported). keep_infeasible: write the point closest to
+    feasible when no point meets the constraints (else the file is left unchanged). device:
+    auto, cpu, cuda or cuda:N (checked when the model is compiled: whether CUDA is there needs
+    torch). compiled: the CPU engine — torch.compile
     (True), eager (False) or whichever is faster for this many epochs (None). history: record
     the metrics every few epochs (the rows of the workbook's history sheet)."""
 
@@ -33,6 +40,8 @@ class FitOptions:
     device: str = "auto"
     compiled: bool | None = None
     history: bool = True
+    seed: int | None = None
+    keep_infeasible: bool = False
 
     def __post_init__(self) -> None:
         self.at_least(0)
@@ -41,6 +50,13 @@ class FitOptions:
             raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
         if self.method is not None and self.method not in METHODS:
             raise ExcelnetError(f"unknown method {self.method!r}: choose {', '.join(METHODS)}")
+        if self.seed is not None and not (int(self.seed) == self.seed and self.seed >= 0):
+            raise ExcelnetError(f"the seed must be a whole number, 0 or more, not {self.seed}")
+        if self.method in ("simplex", "evolutionary") and lr is not None:
+            raise ExcelnetError(
+                f"lr (a fixed step) is for method gd or adam, not {self.method}",
+                f"--lr (a fixed step) is for --method gd or adam, not {self.method}",
+            )
         if self.method == "lbfgs" and lr is not None:
             raise ExcelnetError(
                 "lr (a fixed step) is for method gd or adam; lbfgs finds its steps itself",
@@ -57,8 +73,14 @@ class FitOptions:
 
     @property
     def chosen_method(self) -> str:
-        """The method that runs: `method`, or by default gd when `lr` is given, else METHOD."""
+        """The method asked for: `method`, or gd when `lr` is given, else METHOD (which a
+        fit replaces by what the model asks for, when neither is given: see `automatic`)."""
         return self.method or ("gd" if self.lr is not None else METHOD)
+
+    @property
+    def automatic(self) -> bool:
+        """Whether the model picks the method (neither a method nor an lr given)."""
+        return self.method is None and self.lr is None
 
     @classmethod
     def of(cls, options: FitOptions | None = None, **knobs) -> FitOptions:

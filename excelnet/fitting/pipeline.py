@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from excelnet.errors import ExcelnetError, ExcelnetWarning, where
+from excelnet.errors import ExcelnetError, ExcelnetWarning, NotSolved, where
 from excelnet.fitting.history import SHEET as HISTORY
+from excelnet.fitting.interrupt import Interrupt
 from excelnet.fitting.options import FitOptions
 from excelnet.progress import Silent
 from excelnet.xlsx.files import (
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # torch, openpyxl and XlsxWriter load when the work starts, a
     import torch
 
     from excelnet.fitting.problem import Problem
-    from excelnet.fitting.train import SheetFit
+    from excelnet.fitting.train import Plan, SheetFit
     from excelnet.formula.book import Book
     from excelnet.formula.model import Model
     from excelnet.formula.parse import Ref
@@ -176,17 +177,20 @@ def train_model(
     options: FitOptions,
     progress: Silent | None = None,
     problem: Problem | None = None,
+    how: Plan | None = None,
+    stop=None,
 ) -> SheetFit:
     """Train one compiled model as `options` say, as `fit` does for each, showing its epochs on
     `progress`. `problem`: the model's Solver goal and constraints (default: read from its
-    Solver names)."""
+    Solver names); `how`: its method (default: excelnet.fitting.train.plan's); `stop`: when
+    to stop early (see train)."""
     from excelnet.fitting.train import train
 
     progress = progress or Silent()
     sheet = model.solver.sheet
     tick = progress.epochs(sheet, options.epochs)
     try:
-        return train(model, options, tick, metric_cells(book, sheet), problem)
+        return train(model, options, tick, metric_cells(book, sheet), problem, how, stop)
     except ValueError as e:
         raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
     finally:
@@ -219,7 +223,15 @@ def fit(
     (excelnet.progress.Progress(); default: nothing shown).
     `force` replaces a read-only workbook (or another user's) all the same.
     While it works, excelnet's lock keeps other excelnet processes off the workbook: one
-    that wants it waits, then reads what this one wrote (its history included)."""
+    that wants it waits, then reads what this one wrote (its history included).
+
+    Each model is fitted by the method its Solver model asks for (see
+    excelnet.fitting.train.plan). A fit that ends without an answer — no point meeting the
+    constraints to solver_pre, an unbounded LP, or a best point the sheet shows an error for —
+    raises excelnet.errors.NotSolved, with every result, and leaves the file unchanged (with
+    `options.keep_infeasible`, the points closest to feasible are written first). Ctrl-C
+    stops the fit and writes the best point so far (the result says `interrupted`); a second
+    Ctrl-C raises KeyboardInterrupt before the write, and the file is unchanged."""
     path = Path(path)
     out = Path(out) if out is not None else path
     progress = progress or Silent()
@@ -240,22 +252,38 @@ def fit(
     check_source(path)
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
-    with lock(progress, path, out):
+    with lock(progress, path, out), Interrupt() as interrupt:
         from excelnet.fitting.problem import Problem
+        from excelnet.fitting.train import plan
 
         book, models, checked = _read_and_compile(
             path, sheet, options.device, progress, also=(HISTORY,) if options.history else ()
         )
         problems = [Problem(model) for model in models]  # every model checked before any fit
+        plans = [plan(problem, options) for problem in problems]
         results, updates = [], {}
-        for model, problem in zip(models, problems, strict=True):
-            fitted = train_model(book, model, options, progress, problem)
+        for model, problem, how in zip(models, problems, plans, strict=True):
+            if interrupt():  # Esc: the sheets not reached keep their values
+                results[-1].notes.append(
+                    f"the sheets after {results[-1].sheet} were not fitted (Ctrl-C)"
+                )
+                break
+            fitted = train_model(book, model, options, progress, problem, how, interrupt)
             results.append(fitted)
+            keep = fitted.solved or (options.keep_infeasible and fitted.solution == "infeasible")
+            fitted.written = keep
+            if not keep:
+                continue
             for (s, r, c), v in model.values().items():
                 updates.setdefault(s, {})[(r, c)] = v
             cells = gradient_cells(book, model)
             for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
                 updates.setdefault(s, {})[(r, c)] = g
+        unsolved = [r for r in results if not r.solved]
+        if unsolved and not options.keep_infeasible:
+            for r in results:
+                r.written = False
+            raise NotSolved(_unsolved(path, unsolved, written=False), results, written=False)
         with progress.phase(f"writing {out}"):
             from excelnet.fitting.history import add_history
             from excelnet.xlsx.sheets import Changes
@@ -263,7 +291,7 @@ def fit(
 
             changes = Changes()
             if options.history:
-                add_history(changes, path, book, results)
+                add_history(changes, path, book, [r for r in results if r.written])
             if report is not None:
                 report(changes, path, results)
             write_values(
@@ -275,7 +303,35 @@ def fit(
                 force=force,
                 checked=checked,
             )
+        if unsolved:
+            raise NotSolved(_unsolved(out, unsolved, written=True), results, written=True)
     return results
+
+
+def _unsolved(path: Path, unsolved: list[SheetFit], written: bool) -> str:
+    """One line: why the first model without an answer has none, and what became of the file."""
+    from excelnet.fitting.linear import INFEASIBLE
+
+    r = unsolved[0]
+    at = where(path, r.sheet)
+    if r.solution == "infeasible" and r.method == "simplex":
+        why = f"{INFEASIBLE} (HiGHS proved that no point meets the constraints)"
+        why += ": no feasible point found"
+    elif r.solution == "infeasible":
+        why = (
+            f"constraints broken by up to {r.max_violation:.2g} (solver_pre "
+            f"{r.precision:g}): no feasible point found"
+        )
+    elif r.solution == "error":
+        why = f"{r.message}, an error value where the objective or a constraint reads"
+    else:
+        why = r.message
+    others = f" (and {len(unsolved) - 1} more sheets)" if len(unsolved) > 1 else ""
+    if not written:
+        return f"{at}: {why}{others}; the file is unchanged"
+    kept = [x for x in unsolved if x.written]
+    what = "wrote the point closest to feasible" if kept else "wrote the other sheets' fits"
+    return f"{at}: {why}{others}; {what} (keep_infeasible)"
 
 
 @dataclass
