@@ -214,21 +214,26 @@ def sequence(path: Path, start: float = 1.0, **more) -> dict:
 
 def two_variables(path: Path, objective: str, rows, typ: int = 1, neg: int = 1,
                   engine: dict = SIMPLEX, start=(1.0, 1.0), **more) -> None:  # fmt: skip
-    """x in B1, y in B2, the objective in B4, constraint cells C1:C4 as given (formulas)."""
+    """x in B1, y in B2, the objective in B4; each row's left-hand side a formula (put in
+    C1, C2, …) or a reference to cells (M!$B$1: a bound)."""
     wb, ws = _sheet("M")
     ws["A1"], ws["B1"], ws["A2"], ws["B2"] = "x", start[0], "y", start[1]
     ws["A4"], ws["B4"] = "objective", objective
-    cells = [("M!$C$" + str(i + 1), rel, rhs) for i, (_, rel, rhs) in enumerate(rows)]
-    for i, (formula, _, _) in enumerate(rows):
-        ws[f"C{i + 1}"] = formula
+    cells = []
+    for i, (lhs, rel, rhs) in enumerate(rows):
+        if lhs.startswith("="):
+            ws[f"C{i + 1}"] = lhs
+            lhs = f"M!$C${i + 1}"
+        cells.append((lhs, rel, rhs))
     solver_names(wb, "M", "M!$B$4", "M!$B$1:$B$2", typ, neg, cells, engine=engine, **more)
     wb.save(path)
 
 
-def sigmoid_net(path: Path, **more) -> dict:
+def sigmoid_net(path: Path, square: str = "^2", **more) -> dict:
     """A one-unit sigmoid net on data it can separate: prediction 1/(1+EXP(-(w·x+b))),
-    squared error. The error falls as w grows without end, until EXP(-z) overflows to #NUM!
-    in Excel (z < -709.78): the points a fit must never keep."""
+    squared error (by ^2, or `square` "*": the difference times itself). The error falls as w
+    grows without end, until EXP(-z) overflows to #NUM! in Excel (z < -709.78): the points a
+    fit must never keep."""
     x = np.array([-3.0, -2.0, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0])
     y = (x > 0).astype(float)
     wb, ws = _sheet("Net")
@@ -237,7 +242,8 @@ def sigmoid_net(path: Path, **more) -> dict:
     for i, (a, t) in enumerate(zip(x, y, strict=True), start=2):
         ws[f"D{i}"], ws[f"E{i}"] = float(a), float(t)
         ws[f"F{i}"] = f"=1/(1+EXP(-($B$1*D{i}+$B$2)))"
-        ws[f"G{i}"] = f"=(F{i}-E{i})^2"
+        d = f"(F{i}-E{i})"
+        ws[f"G{i}"] = f"={d}^2" if square == "^2" else f"={d}*{d}"
     n = len(x) + 1
     ws["A4"], ws["B4"] = "loss", f"=SUM(G2:G{n})"
     solver_names(wb, "Net", "Net!$B$4", "Net!$B$1:$B$2", 2, 2, engine=GRG, **more)

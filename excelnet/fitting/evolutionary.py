@@ -100,24 +100,27 @@ def evolve(problem: Problem, options, notes: list[str], progress, stop):
     limit = problem.option("solver_tim", math.inf)
     limit = math.inf if limit >= 1e9 else limit
     start = np.clip(x0.cpu().numpy().astype(float), lo, hi)
-    start[problem.integer] = np.clip(np.round(start[problem.integer]), lo, hi)[problem.integer]
+    ints = problem.integer
+    start[ints] = np.clip(np.round(start[ints]), lo[ints], hi[ints])
+    first = point(start)[0]
+    scale = max(1.0, abs(first)) if math.isfinite(first) else 1.0
     state = {"best": math.inf, "since": time.perf_counter(), "generation": 0, "why": None}
     history = [(0, point(start)[1], None, None, None)]
     every = max(1, options.epochs // 50)
 
-    def watch(intermediate) -> bool:
+    def watch(intermediate_result) -> bool:
         """After each generation: progress, and whether to stop (Ctrl-C, solver_mni,
         solver_tim)."""
         state["generation"] += 1
         now = time.perf_counter()
-        fun = float(intermediate.fun)
+        fun = float(intermediate_result.fun)
         best = state["best"]
         if fun < best and (not math.isfinite(best) or best - fun > 1e-12 * abs(best)):
             state["best"], state["since"] = fun, now
         if state["generation"] % every == 0:
-            history.append((state["generation"], point(intermediate.x)[1], None, None, None))
+            history.append((state["generation"], point(intermediate_result.x)[1], None, None, None))
         if progress is not None:
-            progress(state["generation"], point(intermediate.x)[1])
+            progress(state["generation"], point(intermediate_result.x)[1])
         if stop():
             state["why"] = "interrupted"
         elif now - state["since"] > patience:
@@ -132,7 +135,7 @@ def evolve(problem: Problem, options, notes: list[str], progress, stop):
         maxiter=max(1, options.epochs),
         popsize=popsize,
         tol=tolerance,
-        atol=0.0,
+        atol=tolerance * scale,  # the spread that ends it near an optimum of 0 too
         rng=np.random.default_rng(seed),
         callback=watch,
         polish=False,

@@ -36,9 +36,10 @@ from excelnet.fitting.linear import INFEASIBLE
 from excelnet.fitting.optimisers import MU, evaluate, runner
 from excelnet.fitting.options import METHOD, FitOptions
 from excelnet.fitting.problem import Problem, _cells
+from excelnet.formula.evaluator import python_value
 from excelnet.formula.graph import a1
 from excelnet.formula.model import Model
-from excelnet.formula.values import errors_of
+from excelnet.formula.values import V, errors_of
 
 # What torch.compile costs, measured: ~3 s for any step, and more than linearly in the number
 # of operations of its autograd graph: Titanic nn (22 operations) 3.4 s, a model of 200
@@ -519,24 +520,22 @@ def conclude(
     constraint reads, cells LibreOffice would show as errors (a warning)."""
     problem.restore(x)
     ctx = model.ctx
-    ctx.snaps = 0  # count where LibreOffice's + and − would round to 0
+    ctx.snaps = 0  # count where LibreOffice's arithmetic would differ from Excel's
     try:
         violations = problem.row_violations()  # a strict evaluate of every dependent cell
         snaps = ctx.snaps
     finally:
         ctx.snaps = None
-    excel = _error_cells(model)
     libreoffice = {}
-    if snaps:
-        ctx.libreoffice = True
-        try:
-            model.evaluate()
-            libreoffice = {k: v for k, v in _error_cells(model).items() if k not in excel}
-        finally:
-            ctx.libreoffice = False
-        violations = problem.row_violations()
+    if snaps:  # the cells that show an error value in LibreOffice and not in Excel
+        excel = _error_cells(model, libreoffice=False)
+        libreoffice = {
+            k: v for k, v in _error_cells(model, libreoffice=True).items() if k not in excel
+        }
+        violations = problem.row_violations()  # Excel's values again, for the write-back
     obj = model.solver.objective
-    final = model.value_at(obj.sheet, obj.r0, obj.c0)
+    v = model.objective.value  # detached: the objective may be a variable cell's own value
+    final = python_value(V(v.x.detach(), v.kind, v.text), model.objective_pos)
     error = problem.error_now(x)
     worst = max(violations.values(), default=None)
     if error is not None:
@@ -583,10 +582,10 @@ def conclude(
         shown = ", ".join(f"{s}!{a1(r, c)}" for s, r, c in list(libreoffice)[:3])
         more_cells = f" and {len(libreoffice) - 3} more" if len(libreoffice) > 3 else ""
         warnings.warn(
-            f"{where(model.book.path, model.solver.sheet)}: LibreOffice will show "
-            f"{next(iter(libreoffice.values()))} in {shown}{more_cells}, which Excel computes: "
-            f"it rounds a difference within 2^-48 of its operands to 0 (1 - F9 with F9 = "
-            f"1 - 2e-15 is 0 there)",
+            f"{where(model.book.path, model.solver.sheet)}: LibreOffice will show an error "
+            f"value in {shown}{more_cells}, which Excel computes: it rounds a difference "
+            f"within 2^-48 of its operands to 0 (1 - F9 with F9 = 1 - 2e-15 is 0 there), and "
+            f"a power that underflows is #NUM! there",
             ExcelnetWarning,
             stacklevel=4,
         )
@@ -624,15 +623,32 @@ def conclude(
     )
 
 
-def _error_cells(model: Model) -> dict[tuple[str, int, int], str]:
-    """Every cell that depends on the parameters and shows an error value (after a strict
-    evaluate)."""
+def _error_cells(model: Model, libreoffice: bool) -> dict[tuple[str, int, int], str]:
+    """Every cell that depends on the parameters and shows an error value, by Excel's rules or
+    LibreOffice's: the blocks evaluated strictly in order, each error a NaN for the cells that
+    read it (a block's readers take its kinds as they were when it was traced), so that an
+    error reaches the sums and the objective that use it."""
+    from excelnet.formula.site import current
+
+    ctx = model.ctx
+    ctx.strict, ctx.libreoffice = True, libreoffice
     out = {}
-    for b in model.report_blocks:
-        errs = errors_of(b.value)
-        if errs is None:
-            continue
-        flat = errs.reshape(-1)
-        for i in np.flatnonzero(flat != None):  # noqa: E711
-            out[(b.sheet, b.r0 + int(i) // b.cols, b.c0 + int(i) % b.cols)] = str(flat[i])
+    try:
+        with torch.no_grad():
+            model.generation += 1
+            for b in model.report_blocks:
+                v = model._fit(b, current(b.thunk))
+                errs = errors_of(v)
+                if errs is not None and (errs != None).any():  # noqa: E711
+                    bad = np.array(np.broadcast_to(errs != None, v.x.shape))  # noqa: E711
+                    x = v.x.detach().clone()
+                    x[torch.as_tensor(bad, device=x.device)] = math.nan
+                    v = V(x, v.kind, v.text)
+                    flat = np.broadcast_to(errs, v.x.shape).reshape(-1)
+                    for i in np.flatnonzero(bad.reshape(-1)):
+                        cell = (b.sheet, b.r0 + int(i) // b.cols, b.c0 + int(i) % b.cols)
+                        out[cell] = str(flat[i])
+                b.value = v
+    finally:
+        ctx.libreoffice = False
     return out

@@ -28,8 +28,9 @@ class Ctx:
     device: torch.device
     dtype: torch.dtype = torch.float64
     strict: bool = True
-    # LibreOffice's + and −: a result within rounding (2^-48 relative) of 0 is 0
-    # (rtl::math::approxAdd/approxSub); `snaps` counts where that would change a result
+    # LibreOffice's arithmetic: + and − give 0 for a result within rounding (2^-48 relative)
+    # of 0 (rtl::math::approxAdd/approxSub), ^ is #NUM! where it underflows; `snaps` counts
+    # the places where that would change a result
     libreoffice: bool = False
     snaps: int | None = None
 
