@@ -32,7 +32,7 @@ from excelnet.fitting.problem import Problem, _label
 RTOL = 1e-9  # how closely a linear model equals its linearisation (relative)
 POINTS = (1.0, 0.1, 10.0)  # the random points' spread, in units of each cell's size
 FEASIBLE = 1e-10  # HiGHS's primal and dual feasibility tolerances (its smallest)
-CHUNK = 1 << 22  # numbers in one batch of the Jacobian's rows
+BATCHED = 2.0  # seconds: what a batched backward pass costs first (torch's vmap, loaded)
 SEED = 20_231  # the random points are the same every run: one model, one answer
 UNLIMITED = 1e9  # Excel's "no limit" (2147483647) in solver_tim, solver_itr, solver_nod
 
@@ -87,39 +87,42 @@ def _at(problem: Problem, x: np.ndarray, w: torch.Tensor | None):
 
 
 def _jacobian(problem: Problem, x0: np.ndarray):
-    """The residuals' Jacobian at x0, row by row in batches, as a sparse matrix."""
+    """The residuals' Jacobian at x0, as a sparse matrix, constraint by constraint (each
+    through its own graph): one backward pass per row, or — where those would take longer
+    than loading torch's vmap machinery (about 2 s, once per process) — one batched pass."""
     from scipy import sparse
 
     n, m = problem.n, problem.m
     t = torch.as_tensor(x0, dtype=problem.lo.dtype, device=problem.lo.device).requires_grad_(True)
-    _, _, c = problem.terms(t)
-    if not m or not c.requires_grad:
+    blocks = []
+    for part in problem.residual_parts(t) if m else []:
+        size = part.numel()
+        if not part.requires_grad:
+            blocks.append(sparse.csr_matrix((size, n)))
+            continue
+        began = time.perf_counter()
+        first = _row(part, 0, t)
+        rows = [first]
+        if (size - 1) * (time.perf_counter() - began) > BATCHED:
+            try:
+                eye = torch.eye(size, dtype=part.dtype, device=part.device)[1:]
+                (rest,) = torch.autograd.grad(
+                    part, t, grad_outputs=eye, retain_graph=True, is_grads_batched=True
+                )
+                rows.append(rest.detach().cpu().numpy())
+            except RuntimeError:  # an operation without a batched rule: row by row
+                pass
+        if len(rows) == 1:
+            rows += [_row(part, i, t) for i in range(1, size)]
+        blocks.append(sparse.csr_matrix(np.vstack(rows)))
+    if not blocks:
         return sparse.csr_matrix((m, n))
-    rows = []
-    step = max(1, CHUNK // max(n, 1))
-    for start in range(0, m, step):
-        stop = min(m, start + step)
-        eye = torch.zeros(stop - start, m, dtype=c.dtype, device=c.device)
-        eye[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-        try:
-            (block,) = torch.autograd.grad(
-                c, t, grad_outputs=eye, retain_graph=True, is_grads_batched=True, allow_unused=True
-            )
-        except RuntimeError:  # an operation without a batched rule: one row at a time
-            block = torch.stack(
-                [
-                    _or_zeros(torch.autograd.grad(c[i], t, retain_graph=True, allow_unused=True))
-                    for i in range(start, stop)
-                ]
-            )
-        block = torch.zeros(stop - start, n) if block is None else block
-        rows.append(sparse.csr_matrix(block.detach().cpu().numpy()))
-    return sparse.vstack(rows).tocsr()
+    return sparse.vstack(blocks).tocsr()
 
 
-def _or_zeros(grads) -> torch.Tensor:
-    (g,) = grads
-    return g if g is not None else torch.zeros(0)
+def _row(part: torch.Tensor, i: int, t: torch.Tensor) -> np.ndarray:
+    (g,) = torch.autograd.grad(part[i], t, retain_graph=True, allow_unused=True)
+    return np.zeros((1, t.numel())) if g is None else g.detach().cpu().numpy().reshape(1, -1)
 
 
 def _points(problem: Problem, x0: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:

@@ -260,10 +260,13 @@ def fit(
             path, sheet, options.device, progress, also=(HISTORY,) if options.history else ()
         )
         problems = [Problem(model) for model in models]  # every model checked before any fit
-        plans = [plan(problem, options) for problem in problems]
+        with progress.phase(f"choosing the methods for {path.name}"):  # a linearity check each
+            plans = [plan(problem, options) for problem in problems]
         results, updates = [], {}
         for model, problem, how in zip(models, problems, plans, strict=True):
             if interrupt():  # Esc: the sheets not reached keep their values
+                if not results:  # before any fit: nothing to keep
+                    raise KeyboardInterrupt
                 results[-1].notes.append(
                     f"the sheets after {results[-1].sheet} were not fitted (Ctrl-C)"
                 )

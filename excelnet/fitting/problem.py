@@ -158,6 +158,7 @@ class Problem:
         )
         dev, dtype = model.ctx.device, model.ctx.dtype
         self.leaves = model.parameters()  # the tensors the blocks read between fits
+        self.x0 = self.start()  # the start, which a fit's last step replaces in the leaves
         self.no_residuals = torch.zeros(0, dtype=dtype, device=dev)
         self.no_violation = torch.zeros((), dtype=dtype, device=dev)
         self.sizes = [b.size for b in model.params]
@@ -353,12 +354,23 @@ class Problem:
             big_f = (f - self.target) ** 2
         if not self.general:
             return f, big_f, self.no_residuals
+        return f, big_f, torch.cat(self._parts(values))
+
+    def _parts(self, values: list[V]) -> list[torch.Tensor]:
+        """The residuals of each general constraint, ≤/≥ rows first, then = rows."""
         parts = []
         for r in self.unequal + self.equal:
             lhs, rhs = values[r.lhs].x.reshape(-1), values[r.rhs].x.reshape(-1)
             d = lhs - rhs
             parts.append(-d if r.constraint.rel == 3 else d)
-        return f, big_f, torch.cat(parts)
+        return parts
+
+    def residual_parts(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """At x: the residuals, one tensor per general constraint (in terms' order), each with
+        a graph of its own ancestors only (a backward pass through one is short)."""
+        self.load(x)
+        self.model.objective_value()
+        return self._parts(self.model.watched())
 
     def suspect(self, x: torch.Tensor) -> torch.Tensor | bool:
         """After terms(x): whether x is a point the sheet cannot compute. Training evaluates
@@ -379,7 +391,7 @@ class Problem:
         """The first cell the objective or a constraint reads that shows an error at x, by
         Excel's rules, and did not at the start ('Sheet!B7 #NUM!'); None if there is none."""
         m = self.model
-        for point in ([self.start()] if self._start_errors is None else []) + [x]:
+        for point in ([self.x0] if self._start_errors is None else []) + [x]:
             self.load(point.detach())
             m.ctx.strict = True
             with torch.no_grad():

@@ -100,6 +100,7 @@ class SheetFit:
     written: bool | None = None  # whether the point went into the file (set by fit)
     duals: dict | None = None  # an LP's shadow prices and reduced costs
     gap: float | None = None  # branch and bound: the relative gap HiGHS stopped at
+    solver_seconds: float | None = None  # simplex: HiGHS's own time, of `seconds`
     seed: int | None = None  # the evolutionary method's random seed
     error: str | None = None  # solution "error": the cell and its error value
     libreoffice: dict[str, str] = field(default_factory=dict)  # cells LibreOffice shows as errors
@@ -140,6 +141,7 @@ class SheetFit:
                 "written",
                 "duals",
                 "gap",
+                "solver_seconds",
                 "seed",
                 "error",
                 "libreoffice",
@@ -387,6 +389,7 @@ def _simplex(model: Model, problem: Problem, how: Plan, metrics) -> SheetFit | N
         )
     fitted.duals = answer.duals
     fitted.gap = answer.gap
+    fitted.solver_seconds = answer.seconds
     fitted.converged = answer.status == "optimal"
     return fitted
 
@@ -537,6 +540,9 @@ def conclude(
     v = model.objective.value  # detached: the objective may be a variable cell's own value
     final = python_value(V(v.x.detach(), v.kind, v.text), model.objective_pos)
     error = problem.error_now(x)
+    if problem.goal == 3:  # Value Of is a constraint to Solver: the objective at its value
+        gap = abs(final - float(problem.target)) if isinstance(final, float) else math.inf
+        violations["solver_val"] = gap
     worst = max(violations.values(), default=None)
     if error is not None:
         solution, message = "error", f"the sheet shows {error} at the best point found"
