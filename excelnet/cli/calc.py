@@ -24,7 +24,8 @@ def add_check(sub) -> None:
     h = sub.add_parser(
         "check",
         help="recalculate every formula cell and compare with the values stored in the file "
-        "(exit 0: all equal, 1: some differ)",
+        "(exit 0: all equal, 1: some differ; cells that depend on RAND, NOW, … are listed "
+        "apart, not compared)",
     )
     h.add_argument("book", type=Path, help="any .xlsx/.xlsm")
     h.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -55,6 +56,8 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
         if what == "check":
             line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+            if r.volatile:
+                line += f", {sum(v.count for v in r.volatile)} volatile (not compared)"
         print(line)
         for d in r.different:
             if limit is None or shown < limit:
@@ -63,6 +66,9 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         for f in r.not_computed:
             keep = "kept the stored values" if what == "calc" else "not computed"
             print(f"  {f.where} {f.formula}: {keep}: {f.reason}")
+        if what == "check":
+            for v in r.volatile:
+                print(f"  {v.cells} {v.formula}: volatile, not compared")
         if r.unknown:
             counts = ", ".join(f"{n} ({k})" for n, k in r.unknown.most_common())
             print(f"  functions excelnet does not know: {counts}")
@@ -79,8 +85,8 @@ def _calc(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from excelnet.xlsx.recalc import check
+    from excelnet.xlsx.recalc import check, exit_code
 
     reports = check(args.book, progress(args))
     _report(reports, args, "check")
-    return 1 if any(r.different for r in reports) else 0
+    return exit_code(reports)

@@ -17,7 +17,7 @@ from excelnet.cli.common import (
     workbook_options,
 )
 from excelnet.errors import ExcelnetError
-from excelnet.fitting.options import EPOCHS
+from excelnet.fitting.options import EPOCHS, SEED
 
 AUTOMATIC = (
     "as the Solver model asks: simplex when it is linear, evolutionary for solver_eng 3, "
@@ -26,13 +26,16 @@ AUTOMATIC = (
 
 
 def solver_options(p) -> None:
-    """The options of a fit as Excel's Solver has them: the evolutionary method's seed, and
-    what to write when no point meets the constraints."""
+    """The options of a fit as Excel's Solver has them: the seed of its random draws, and what
+    to write when no point meets the constraints."""
     p.add_argument(
         "--seed",
         type=count,
-        help="random seed of the evolutionary method (default: the file's solver_rsd, else a "
-        "fresh one, reported in --json)",
+        default=SEED,
+        help="where a fit's random draws come from: cells that call RAND, RANDBETWEEN or "
+        "RANDARRAY, drawn afresh at every evaluation, and the evolutionary method's population "
+        f"(at {SEED}, a file's solver_rsd, when not 0); the same seed, the same fit "
+        f"(default {SEED})",
     )
     p.add_argument(
         "--keep-infeasible",
@@ -98,11 +101,7 @@ def _options(args: argparse.Namespace):
     """fit_options with the Solver options of fit and compare."""
     from dataclasses import replace
 
-    return replace(
-        fit_options(args),
-        seed=getattr(args, "seed", None),
-        keep_infeasible=getattr(args, "keep_infeasible", False),
-    )
+    return replace(fit_options(args), keep_infeasible=getattr(args, "keep_infeasible", False))
 
 
 def _solve(args: argparse.Namespace, run) -> tuple[list, int, str | None]:

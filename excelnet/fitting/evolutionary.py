@@ -4,7 +4,7 @@ where a gradient says little. As Excel's, it needs bounds on every variable cell
 rows are its integrality; general constraints are kept to solver_pre.
 
 Solver's settings it honours: solver_ssz (population size, in all: scipy's popsize is per
-variable), solver_rsd (random seed, 0: a fresh one; --seed wins), solver_cvg (convergence:
+variable), solver_rsd (random seed, where --seed is left at 0), solver_cvg (convergence:
 the spread of the population's objective values, relative), solver_mni (seconds without
 improvement), solver_tim (seconds in all). --epochs caps the generations. The start (the
 file's values, within the bounds) is one of the first population, and the point kept is never
@@ -14,13 +14,13 @@ worse than it.
 from __future__ import annotations
 
 import math
-import secrets
 import time
 
 import numpy as np
 import torch
 
 from excelnet.errors import ExcelnetError
+from excelnet.fitting.options import SEED
 from excelnet.fitting.problem import Problem
 
 POPULATION = 100  # Excel's default population size (solver_ssz)
@@ -59,9 +59,9 @@ def evolve(problem: Problem, options, notes: list[str], progress, stop):
     started = time.perf_counter()
     n, m, k = problem.n, problem.m, problem.k
     seed, used = options.seed, ["solver_ssz", "solver_cvg", "solver_mni", "solver_tim"]
-    if seed is None:
-        rsd = int(problem.option("solver_rsd", 0))
-        seed = rsd if rsd > 0 else secrets.randbelow(2**31)
+    rsd = int(problem.option("solver_rsd", 0))
+    if seed == SEED and rsd > 0:  # the seed left as it is: Excel's random seed, if it has one
+        seed = rsd
         used.append("solver_rsd")
     lo, hi = problem.lo.cpu().numpy().astype(float), problem.hi.cpu().numpy().astype(float)
     x0 = problem.start()

@@ -15,6 +15,7 @@ LR = 0.1  # the lesson's learning rate (gd's own step starts there)
 # (excelnet.fitting.linear); evolutionary: scipy's differential evolution
 METHODS = ("gd", "adam", "lbfgs", "simplex", "evolutionary")
 METHOD = "lbfgs"  # the default for a model that is not linear; docs/solver.md says why
+SEED = 0  # a fit's random draws (RAND cells, the Evolutionary method): reproducible by default
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,16 @@ class FitOptions:
     step for gd (or adam's); None: gd finds its own step. method: gd, adam, lbfgs, simplex or
     evolutionary; None: gd when `lr` is given, else as the model asks (see
     excelnet.fitting.train.plan: HiGHS for a linear model, the Evolutionary method for
-    solver_eng 3, else lbfgs). seed: the evolutionary method's random seed (None: the file's
-    solver_rsd, else a fresh one, reported). keep_infeasible: write the point closest to
+    solver_eng 3, else lbfgs). keep_infeasible: write the point closest to
     feasible when no point meets the constraints (else the file is left unchanged). device:
     auto, cpu, cuda or cuda:N (checked when the model is compiled: whether CUDA is there needs
     torch). compiled: the CPU engine — torch.compile
     (True), eager (False) or whichever is faster for this many epochs (None). history: record
-    the metrics every few epochs (the rows of the workbook's history sheet)."""
+    the metrics every few epochs (the rows of the workbook's history sheet). seed: where a
+    fit's random draws come from — the cells that call RAND, RANDBETWEEN or RANDARRAY, drawn
+    afresh at every evaluation as Solver recalculates them, and the Evolutionary method's
+    population (a file's solver_rsd, Excel's random seed, where the seed is left at 0): the
+    same seed, the same fit."""
 
     epochs: int = EPOCHS
     lr: float | None = None
@@ -40,18 +44,18 @@ class FitOptions:
     device: str = "auto"
     compiled: bool | None = None
     history: bool = True
-    seed: int | None = None
+    seed: int = SEED
     keep_infeasible: bool = False
 
     def __post_init__(self) -> None:
         self.at_least(0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ExcelnetError(f"the seed must be a whole number from 0, not {self.seed!r}")
         lr = self.lr
         if lr is not None and not (lr > 0 and math.isfinite(lr)):
             raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
         if self.method is not None and self.method not in METHODS:
             raise ExcelnetError(f"unknown method {self.method!r}: choose {', '.join(METHODS)}")
-        if self.seed is not None and not (int(self.seed) == self.seed and self.seed >= 0):
-            raise ExcelnetError(f"the seed must be a whole number, 0 or more, not {self.seed}")
         if self.method in ("simplex", "evolutionary") and lr is not None:
             raise ExcelnetError(
                 f"lr (a fixed step) is for method gd or adam, not {self.method}",

@@ -404,9 +404,13 @@ def _descend(model, problem, options, how, progress, metrics, stop) -> SheetFit:
     limit = math.inf if limit >= 1e9 else limit  # Excel's "no limit" is 2147483647
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
     x0 = problem.start()
+    drawn = model.redrawn()
+    if drawn:  # a traced or captured step would replay the same draws: op by op
+        compiled = False
     if compiled is None and x0.device.type == "cpu":  # worth seconds once?
         compiled = compile_pays(problem, x0, epochs)
-    kind = "cuda graph" if x0.device.type == "cuda" else "compiled" if compiled else "eager"
+    cuda = x0.device.type == "cuda" and not drawn
+    kind = "cuda graph" if cuda else "compiled" if compiled else "eager"
     fast = min(every, CHUNK)  # steps a fast engine runs between looks (its buffer's rows)
     run, (initial, f0_big) = runner(problem, method, lr, kind, fast)
     if not math.isfinite(initial):
@@ -484,7 +488,8 @@ def _descend(model, problem, options, how, progress, metrics, stop) -> SheetFit:
         lr=run.step_size(),
         diverged=diverged,
         engine=run.engine,
-        engine_note=run.note,
+        engine_note=run.note
+        or (f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps" if drawn else None),
         best_epoch=best_epoch,
         converged=method == "lbfgs" and run.done,
         interrupted=interrupted,
