@@ -206,7 +206,7 @@ def test_every_phase_reports_progress(tmp_path):
     book = line_fit(tmp_path / "book.xlsx")
     recorded = Recorded()
     fit(book, epochs=20, progress=recorded)
-    assert recorded.seen == ["reading", "compiling", "fitting Model", "tick", "writing"]
+    assert recorded.seen == ["reading", "compiling", "choosing", "fitting Model", "tick", "writing"]
 
 
 def test_plain_progress_lines_when_not_a_terminal(tmp_path, monkeypatch):

@@ -37,10 +37,11 @@ def evaluate(problem: Problem, x: torch.Tensor, lam: torch.Tensor, mu: torch.Ten
     loss = problem.lagrangian(big_f, c, lam, mu)
     (g,) = torch.autograd.grad(loss, x)
     with torch.no_grad():
-        # A point whose gradient holds a NaN is one the sheet cannot compute: an error value on
-        # the objective's path (EXP past 709 is #NUM!, a division by 0 #DIV/0!) that float
-        # arithmetic carried on to a finite number (1/(1+EXP(800)) is 0 in floats) leaves
-        # 0 × inf in the chain rule. Its values are NaN: a failed step, never the best point.
+        # A point the sheet cannot compute — an error value on the objective's path (EXP past
+        # 709.78 is #NUM!, a division by 0 #DIV/0!) that float arithmetic carried on to a
+        # finite number (1/(1+EXP(800)) is 0 in floats) — is a failed step, never the best
+        # point: its values are NaN. Problem.suspect finds those behind a guarded operation; a
+        # NaN in the gradient (0 × inf in the chain rule) those behind any other.
         ok = ~torch.isnan(g).any()
         bad = problem.suspect(x)
         if isinstance(bad, torch.Tensor):
