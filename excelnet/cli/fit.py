@@ -115,9 +115,9 @@ def _solve(args: argparse.Namespace, run) -> tuple[list, int, str | None]:
     except NotSolved as e:
         return e.results, 3, e.command_line
     except KeyboardInterrupt:
-        return None, 130, "interrupted before the write: the file is unchanged"
+        return None, 130, "stopped before the write: the file is unchanged"
     if any(r.interrupted for r in results):
-        return results, 130, "interrupted (Ctrl-C): wrote the best point found so far"
+        return results, 130, "wrote the best point found so far (Ctrl-C)"
     return results, 0, None
 
 
@@ -143,7 +143,7 @@ def _report(args: argparse.Namespace, results, code: int, line: str | None, key:
             )
         )
     if line is not None:
-        word = "error" if code == 3 else "note"
+        word = "error" if code == 3 else "interrupted"
         print(f"excelnet: {word}: {line}", file=sys.stderr)
     return code
 
