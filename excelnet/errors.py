@@ -27,3 +27,17 @@ class ExcelnetWarning(UserWarning):
 
 class WorkbookGone(ExcelnetError):
     """A live workbook stopped answering: its application quit or the workbook was closed."""
+
+
+class NotSolved(ExcelnetError):
+    """A fit ended without an answer to write: no point meets the constraints, an LP is
+    unbounded, or the best point shows an error value. The CLI exits with code 3. `results`:
+    every model's SheetFit (its `solution` says which); `written`: whether the file was
+    written all the same (keep_infeasible: the point closest to feasible)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, results: list, written: bool):
+        super().__init__(message)
+        self.results = results
+        self.written = written

@@ -159,7 +159,7 @@ def test_fit_options_are_checked_once_when_made(tmp_path):
     for knobs, words in [
         ({"lr": 0.0}, "the learning rate must be a positive finite number, not 0"),
         ({"epochs": -1}, "epochs must be a whole number, 0 or more, not -1"),
-        ({"method": "sgd"}, "unknown method 'sgd': choose gd, adam, lbfgs"),
+        ({"method": "sgd"}, "unknown method 'sgd': choose gd, adam, lbfgs, simplex, evolutionary"),
     ]:
         with pytest.raises(ExcelnetError) as e:
             FitOptions(**knobs)
@@ -206,7 +206,7 @@ def test_every_phase_reports_progress(tmp_path):
     book = line_fit(tmp_path / "book.xlsx")
     recorded = Recorded()
     fit(book, epochs=20, progress=recorded)
-    assert recorded.seen == ["reading", "compiling", "fitting Model", "tick", "writing"]
+    assert recorded.seen == ["reading", "compiling", "choosing", "fitting Model", "tick", "writing"]
 
 
 def test_plain_progress_lines_when_not_a_terminal(tmp_path, monkeypatch):

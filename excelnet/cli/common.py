@@ -66,7 +66,8 @@ def method_options(
         "--method",
         choices=list(METHODS),
         help=f"gd: the lesson's gradient descent; adam; lbfgs: quasi-Newton with a line search, "
-        f"as Solver's GRG (default: {default})",
+        f"as Solver's GRG; simplex: HiGHS on a linear model (Simplex LP); evolutionary: "
+        f"differential evolution (default: {default})",
     )
     p.add_argument(
         "--lr",

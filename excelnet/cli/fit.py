@@ -19,26 +19,45 @@ from excelnet.cli.common import (
 from excelnet.errors import ExcelnetError
 from excelnet.fitting.options import EPOCHS, SEED
 
+AUTOMATIC = (
+    "as the Solver model asks: simplex when it is linear, evolutionary for solver_eng 3, "
+    "else lbfgs; gd when --lr is given"
+)
+
+
+def solver_options(p) -> None:
+    """The options of a fit as Excel's Solver has them: the seed of its random draws, and what
+    to write when no point meets the constraints."""
+    p.add_argument(
+        "--seed",
+        type=count,
+        default=SEED,
+        help="where a fit's random draws come from: cells that call RAND, RANDBETWEEN or "
+        "RANDARRAY, drawn afresh at every evaluation, and the evolutionary method's population "
+        f"(at {SEED}, a file's solver_rsd, when not 0); the same seed, the same fit "
+        f"(default {SEED})",
+    )
+    p.add_argument(
+        "--keep-infeasible",
+        action="store_true",
+        help="when no point meets the constraints, write the one closest to feasible (exit "
+        "code 3 all the same; without it the file is left unchanged)",
+    )
+
 
 def add_fit(sub) -> None:
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
     f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
     f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
     epochs_option(f)
-    method_options(f)
+    method_options(f, AUTOMATIC)
+    solver_options(f)
     f.add_argument("--out", type=Path, help="write a fitted copy here instead of into the workbook")
     engine_option(f)
     f.add_argument(
         "--no-history",
         action="store_true",
         help="do not record the losses in the workbook's history sheet",
-    )
-    f.add_argument(
-        "--seed",
-        type=count,
-        default=SEED,
-        help="cells that call RAND, RANDBETWEEN or RANDARRAY are drawn afresh at every "
-        f"evaluation, from this seed: the same seed, the same fit (default {SEED})",
     )
     f.add_argument(
         "--verbose",
@@ -70,7 +89,8 @@ def add_compare(sub) -> None:
     c = sub.add_parser("compare", help="fit every model sheet; add a compare sheet and chart")
     c.add_argument("book", type=Path, help="an .xlsx/.xlsm with Solver models on its sheets")
     epochs_option(c)
-    method_options(c)
+    method_options(c, AUTOMATIC)
+    solver_options(c)
     workbook_options(c)
     c.set_defaults(run=_compare)
 
@@ -83,25 +103,77 @@ def add_eval(sub) -> None:
     e.set_defaults(run=_eval)
 
 
-def _fit(args: argparse.Namespace) -> None:
-    options = fit_options(args)
-    from excelnet.fitting.pipeline import fit
+def _options(args: argparse.Namespace):
+    """fit_options with the Solver options of fit and compare."""
+    from dataclasses import replace
 
-    results = fit(
-        args.book,
-        sheet=args.sheet,
-        out=args.out,
-        progress=progress(args),
-        force=args.force,
-        options=options,
-    )
-    rows = [r.summary() for r in results]
+    return replace(fit_options(args), keep_infeasible=getattr(args, "keep_infeasible", False))
+
+
+def _solve(args: argparse.Namespace, run) -> tuple[list, int, str | None]:
+    """run() (fit or compare): its results, the exit code and the line for stderr. No answer
+    to write (NotSolved) is code 3; Ctrl-C is 130: once, the best point so far was written;
+    twice (or before the fit began), nothing was, and the results are None."""
+    from excelnet.errors import NotSolved
+
+    try:
+        results = run()
+    except NotSolved as e:
+        return e.results, 3, e.command_line
+    except KeyboardInterrupt:
+        return None, 130, "stopped before the write: the file is unchanged"
+    if any(r.interrupted for r in results):
+        return results, 130, "wrote the best point found so far (Ctrl-C)"
+    return results, 0, None
+
+
+def _report(args: argparse.Namespace, results, code: int, line: str | None, key: str) -> int:
+    """The JSON (when asked) and the line on stderr; the exit code."""
     if args.json:
         import json
 
-        print(json.dumps({"book": str(args.out or args.book), "fits": rows}, indent=2))
-        return
+        rows = [r.summary() for r in results or []]
+        written = bool(results) and any(r.written for r in results)
+        interrupted = None
+        if code == 130:
+            interrupted = "written" if results else "unchanged"
+        print(
+            json.dumps(
+                {
+                    "book": str(getattr(args, "out", None) or args.book),
+                    key: rows,
+                    "written": written,
+                    "interrupted": interrupted,
+                },
+                indent=2,
+            )
+        )
+    if line is not None:
+        word = "error" if code == 3 else "interrupted"
+        print(f"excelnet: {word}: {line}", file=sys.stderr)
+    return code
+
+
+def _fit(args: argparse.Namespace) -> int:
+    options = _options(args)
+    from excelnet.fitting.pipeline import fit
+
+    results, code, line = _solve(
+        args,
+        lambda: fit(
+            args.book,
+            sheet=args.sheet,
+            out=args.out,
+            progress=progress(args),
+            force=args.force,
+            options=options,
+        ),
+    )
+    if args.json or results is None:
+        return _report(args, results, code, line, "fits")
+    rows = [r.summary() for r in results]
     _print_fits(args, results, rows)
+    return _report(args, results, code, line, "fits")
 
 
 # Solver settings as Excel's Solver (or excelnet build) writes them when nobody changes them:
@@ -218,9 +290,13 @@ def _print_fits(args: argparse.Namespace, results: list, rows: list[dict]) -> No
             )
     for r in results:
         console.print(f"{r.sheet}: {_outcome(r)}", highlight=False)
+        if r.message:
+            console.print(f"  {r.message}", highlight=False)
         honoured, ignored = _notes(r, args.verbose)
         for line in honoured:
             console.print(f"  {line}", style="dim", highlight=False)
+        for note in r.notes:
+            console.print(f"  note: {note}", highlight=False)
         if ignored:
             console.print(
                 f"  Solver names read, not used (see --json): {', '.join(ignored)}",
@@ -229,20 +305,26 @@ def _print_fits(args: argparse.Namespace, results: list, rows: list[dict]) -> No
             )
         if r.diverged:
             console.print(f"[bold red]{r.sheet}: {r.diverged}[/]")
-    written = args.out or args.book
-    sheets = ", ".join(r.sheet for r in results)
-    history = "" if args.no_history else "; their losses in sheet history"
-    console.print(
-        f"wrote {written}: the fitted parameters of {sheets} and the cells that depend on "
-        f"them{history}",
-        highlight=False,
-    )
+    if any(r.written is not False for r in results):
+        written = args.out or args.book
+        sheets = ", ".join(r.sheet for r in results if r.written is not False)
+        history = "" if args.no_history else "; their losses in sheet history"
+        console.print(
+            f"wrote {written}: the fitted parameters of {sheets} and the cells that depend on "
+            f"them{history}",
+            highlight=False,
+        )
 
 
 def _outcome(r) -> str:
     """One line: the goal, the constraints and how the method ended."""
     words = [r.goal, r.status]  # r: a SheetFit
-    if r.method == "lbfgs":
+    if r.method == "simplex":
+        gap = f", gap {r.gap:.2g}" if r.gap else ""
+        words.append(f"HiGHS: {r.solution} after {r.epochs} iterations{gap}")
+    elif r.method == "evolutionary":
+        words.append(f"evolutionary: {r.epochs} generations, seed {r.seed}")
+    elif r.method == "lbfgs":
         words.append(
             f"lbfgs {'converged' if r.converged else 'stopped'} after {r.epochs} iterations"
         )
@@ -251,6 +333,8 @@ def _outcome(r) -> str:
     last = r.final_loss if r.last_loss is None else r.last_loss
     if abs(last - r.final_loss) > 1e-12 * max(abs(last), abs(r.final_loss)):
         words.append(f"kept the best parameters seen, of epoch {r.best_epoch}")
+    if r.written is False:
+        words.append("not written")
     return "; ".join(words)
 
 
@@ -316,22 +400,23 @@ def _sweep(args: argparse.Namespace) -> None:
     print(f"wrote sheet lr_sweep into {args.book}")
 
 
-def _compare(args: argparse.Namespace) -> None:
-    options = fit_options(args)
+def _compare(args: argparse.Namespace) -> int:
+    options = _options(args)
     from excelnet.fitting.pipeline import compare
 
-    results = compare(args.book, progress=progress(args), force=args.force, options=options)
-    rows = [r.summary() for r in results]
-    if args.json:
-        import json
-
-        print(json.dumps({"book": str(args.book), "fits": rows}, indent=2))
-        return
-    for r in rows:
+    results, code, line = _solve(
+        args,
+        lambda: compare(args.book, progress=progress(args), force=args.force, options=options),
+    )
+    if args.json or results is None:
+        return _report(args, results, code, line, "fits")
+    for r in [r.summary() for r in results]:
         valid = "" if r["valid_loss"] is None else f" validation loss {r['valid_loss']:.5f}"
         acc = "" if r["accuracy"] is None else f" accuracy {r['accuracy']:.1%}"
         print(
             f"{r['sheet']:<12} {r['parameters']:>4} parameters  training loss "
             f"{r['final_loss']:.5f}{valid}{acc} ({r['method']}, {r['seconds']:.2f} s)"
         )
-    print(f"wrote sheet compare into {args.book}")
+    if any(r.written for r in results):
+        print(f"wrote sheet compare into {args.book}")
+    return _report(args, results, code, line, "fits")

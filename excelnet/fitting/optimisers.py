@@ -37,7 +37,20 @@ def evaluate(problem: Problem, x: torch.Tensor, lam: torch.Tensor, mu: torch.Ten
     loss = problem.lagrangian(big_f, c, lam, mu)
     (g,) = torch.autograd.grad(loss, x)
     with torch.no_grad():
-        return loss.detach(), g, f.detach(), big_f.detach(), problem.violation(c.detach())
+        # A point the sheet cannot compute — an error value on the objective's path (EXP past
+        # 709.78 is #NUM!, a division by 0 #DIV/0!) that float arithmetic carried on to a
+        # finite number (1/(1+EXP(800)) is 0 in floats) — is a failed step, never the best
+        # point: its values are NaN. Problem.suspect finds those behind a guarded operation; a
+        # NaN in the gradient (0 × inf in the chain rule) those behind any other.
+        ok = ~torch.isnan(g).any()
+        bad = problem.suspect(x)
+        if isinstance(bad, torch.Tensor):
+            ok = ok & ~bad
+        elif bad:
+            ok = torch.zeros_like(ok)
+        nan = torch.full_like(loss, math.nan)
+        loss, f, big_f = (torch.where(ok, t.detach(), nan) for t in (loss, f, big_f))
+        return loss, g, f, big_f, problem.violation(c.detach())
 
 
 def better(F, v, best_F, best_v, tol: float, rho) -> torch.Tensor:
@@ -159,9 +172,11 @@ class Steps:
         self.layout = Layout({k: v.numel() for k, v in s.items()}, scalars)
         self.state = self.layout.pack(s)
         self.since_outer = 0
+        problem.exact = kind == "eager"  # traced steps cannot look at a point strictly
         self.run_fn, self.engine, self.note = engine(
             lambda flat: self.fn(flat), [self.state], problem.model, kind, True, most
         )
+        problem.exact = self.engine == "eager"
         # Eager on the CPU, a number costs nothing to read: the best point is kept in Python,
         # five tensor operations fewer per step (with constraints the rule needs the tensors)
         self.python_best = self.engine == "eager" and x.device.type == "cpu" and not problem.m
@@ -295,7 +310,9 @@ class LBFGS:
             return evaluate(problem, x, lam, mu)
 
         example = [self.x, self.multipliers.lam, self.multipliers.mu]
+        problem.exact = kind == "eager"
         self.fg, self.engine, self.note = engine(fg, example, problem.model, kind, False, most)
+        problem.exact = self.engine == "eager"
         self.evaluations = 0
         self.done = False
         self._reset()

@@ -11,9 +11,11 @@ from excelnet.errors import ExcelnetError
 
 EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
-METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.optimisers
-METHOD = "lbfgs"  # the default; docs/solver.md, "Methods", says why
-SEED = 0  # where RAND, RANDBETWEEN and RANDARRAY cells draw from in a fit: reproducible by default
+# gd, adam, lbfgs: excelnet.fitting.optimisers; simplex: HiGHS on a linear model
+# (excelnet.fitting.linear); evolutionary: scipy's differential evolution
+METHODS = ("gd", "adam", "lbfgs", "simplex", "evolutionary")
+METHOD = "lbfgs"  # the default for a model that is not linear; docs/solver.md says why
+SEED = 0  # a fit's random draws (RAND cells, the Evolutionary method): reproducible by default
 
 
 @dataclass(frozen=True)
@@ -21,14 +23,20 @@ class FitOptions:
     """The knobs of a fit, shared by fit, compare, lr_sweep, the Train button and `excelnet
     live`; checked when made, so that a bad one is refused before any work.
 
-    epochs: steps (gd, adam) or iterations (lbfgs). lr: a fixed step for gd (or adam's);
-    None: gd finds its own step. method: gd, adam or lbfgs; None: gd when `lr` is given, else
-    lbfgs (see `chosen_method`). device: auto, cpu, cuda or cuda:N (checked when the model is
-    compiled: whether CUDA is there needs torch). compiled: the CPU engine — torch.compile
+    epochs: steps (gd, adam), iterations (lbfgs) or generations (evolutionary). lr: a fixed
+    step for gd (or adam's); None: gd finds its own step. method: gd, adam, lbfgs, simplex or
+    evolutionary; None: gd when `lr` is given, else as the model asks (see
+    excelnet.fitting.train.plan: HiGHS for a linear model, the Evolutionary method for
+    solver_eng 3, else lbfgs). keep_infeasible: write the point closest to
+    feasible when no point meets the constraints (else the file is left unchanged). device:
+    auto, cpu, cuda or cuda:N (checked when the model is compiled: whether CUDA is there needs
+    torch). compiled: the CPU engine — torch.compile
     (True), eager (False) or whichever is faster for this many epochs (None). history: record
-    the metrics every few epochs (the rows of the workbook's history sheet). seed: where the
-    cells that call RAND, RANDBETWEEN or RANDARRAY draw from, afresh at every evaluation as
-    Solver recalculates them: the same seed, the same fit."""
+    the metrics every few epochs (the rows of the workbook's history sheet). seed: where a
+    fit's random draws come from — the cells that call RAND, RANDBETWEEN or RANDARRAY, drawn
+    afresh at every evaluation as Solver recalculates them, and the Evolutionary method's
+    population (a file's solver_rsd, Excel's random seed, where the seed is left at 0): the
+    same seed, the same fit."""
 
     epochs: int = EPOCHS
     lr: float | None = None
@@ -37,6 +45,7 @@ class FitOptions:
     compiled: bool | None = None
     history: bool = True
     seed: int = SEED
+    keep_infeasible: bool = False
 
     def __post_init__(self) -> None:
         self.at_least(0)
@@ -47,6 +56,11 @@ class FitOptions:
             raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")
         if self.method is not None and self.method not in METHODS:
             raise ExcelnetError(f"unknown method {self.method!r}: choose {', '.join(METHODS)}")
+        if self.method in ("simplex", "evolutionary") and lr is not None:
+            raise ExcelnetError(
+                f"lr (a fixed step) is for method gd or adam, not {self.method}",
+                f"--lr (a fixed step) is for --method gd or adam, not {self.method}",
+            )
         if self.method == "lbfgs" and lr is not None:
             raise ExcelnetError(
                 "lr (a fixed step) is for method gd or adam; lbfgs finds its steps itself",
@@ -63,8 +77,14 @@ class FitOptions:
 
     @property
     def chosen_method(self) -> str:
-        """The method that runs: `method`, or by default gd when `lr` is given, else METHOD."""
+        """The method asked for: `method`, or gd when `lr` is given, else METHOD (which a
+        fit replaces by what the model asks for, when neither is given: see `automatic`)."""
         return self.method or ("gd" if self.lr is not None else METHOD)
+
+    @property
+    def automatic(self) -> bool:
+        """Whether the model picks the method (neither a method nor an lr given)."""
+        return self.method is None and self.lr is None
 
     @classmethod
     def of(cls, options: FitOptions | None = None, **knobs) -> FitOptions:

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from excelnet.errors import ExcelnetError, ExcelnetWarning, where
+from excelnet.errors import ExcelnetError, ExcelnetWarning, NotSolved, where
 from excelnet.fitting.history import LOSS, VIOLATION
 from excelnet.fitting.history import SHEET as HISTORY
+from excelnet.fitting.interrupt import Interrupt
 from excelnet.fitting.options import SEED, FitOptions
 from excelnet.progress import Silent
 from excelnet.xlsx.files import (
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # torch, openpyxl and XlsxWriter load when the work starts, a
     import torch
 
     from excelnet.fitting.problem import Problem
-    from excelnet.fitting.train import SheetFit
+    from excelnet.fitting.train import Plan, SheetFit
     from excelnet.formula.book import Book
     from excelnet.formula.model import Model
     from excelnet.formula.parse import Ref
@@ -191,17 +192,20 @@ def train_model(
     options: FitOptions,
     progress: Silent | None = None,
     problem: Problem | None = None,
+    how: Plan | None = None,
+    stop=None,
 ) -> SheetFit:
     """Train one compiled model as `options` say, as `fit` does for each, showing its epochs on
     `progress`. `problem`: the model's Solver goal and constraints (default: read from its
-    Solver names)."""
+    Solver names); `how`: its method (default: excelnet.fitting.train.plan's); `stop`: when
+    to stop early (see train)."""
     from excelnet.fitting.train import train
 
     progress = progress or Silent()
     sheet = model.solver.sheet
     tick = progress.epochs(sheet, options.epochs)
     try:
-        return train(model, options, tick, metric_cells(book, sheet), problem)
+        return train(model, options, tick, metric_cells(book, sheet), problem, how, stop)
     except ValueError as e:
         raise ExcelnetError(f"{where(book.path, sheet)}: {e}") from None
     finally:
@@ -228,17 +232,27 @@ def fit(
     seen, and fresh values of every cell that depends on them, into `out` (default: the
     workbook). How: `options` (a FitOptions; default: FitOptions()), with any of `epochs`
     (default 1000), `lr`, `method`, `device` (default auto), `compiled`, `history`
-    (default True) and `seed` (default 0) given here in its place. `method`: gd, adam or lbfgs
-    (default: gd when `lr` is given, else lbfgs); `lr` fixes gd's step. `history` also records
+    (default True) and `seed` (default 0) given here in its place. `method`: gd, adam, lbfgs,
+    simplex or evolutionary (default: gd when `lr` is given, else as the Solver model asks:
+    excelnet.fitting.train.plan); `lr` fixes gd's step. `history` also records
     the losses in the workbook's `history` sheet, with a chart. `compiled` picks the CPU
     engine (see `excelnet.fitting.train.train`; None: the faster one). Cells that call RAND,
     RANDBETWEEN or RANDARRAY are drawn afresh at every evaluation, as Solver recalculates them
     (a RAND dropout mask trains as dropout), from `seed`: the same seed, the same fit; the
-    values written are one final recalculation's. `progress` shows each phase
+    values written are one final recalculation's; the Evolutionary method draws from it too.
+    `progress` shows each phase
     (excelnet.progress.Progress(); default: nothing shown).
     `force` replaces a read-only workbook (or another user's) all the same.
     While it works, excelnet's lock keeps other excelnet processes off the workbook: one
-    that wants it waits, then reads what this one wrote (its history included)."""
+    that wants it waits, then reads what this one wrote (its history included).
+
+    Each model is fitted by the method its Solver model asks for (see
+    excelnet.fitting.train.plan). A fit that ends without an answer — no point meeting the
+    constraints to solver_pre, an unbounded LP, or a best point the sheet shows an error for —
+    raises excelnet.errors.NotSolved, with every result, and leaves the file unchanged (with
+    `options.keep_infeasible`, the points closest to feasible are written first). Ctrl-C
+    stops the fit and writes the best point so far (the result says `interrupted`); a second
+    Ctrl-C raises KeyboardInterrupt before the write, and the file is unchanged."""
     path = Path(path)
     out = Path(out) if out is not None else path
     progress = progress or Silent()
@@ -261,23 +275,42 @@ def fit(
     sheet = resolve_sheet(path, sheet) if sheet is not None else None  # as Excel: any case
     check_target(out, force)
     refuse_if_open(path, out)  # before the work, not only at the write
-    with lock(progress, path, out):
+    with lock(progress, path, out), Interrupt() as interrupt:
         from excelnet.fitting.problem import Problem
+        from excelnet.fitting.train import plan
 
         also = (HISTORY,) if options.history else ()
         book, models, checked = _read_and_compile(
             path, sheet, options.device, progress, also, options.seed
         )
         problems = [Problem(model) for model in models]  # every model checked before any fit
+        with progress.phase(f"choosing the methods for {path.name}"):  # a linearity check each
+            plans = [plan(problem, options) for problem in problems]
         results, updates = [], {}
-        for model, problem in zip(models, problems, strict=True):
-            fitted = train_model(book, model, options, progress, problem)
+        for model, problem, how in zip(models, problems, plans, strict=True):
+            if interrupt():  # Esc: the sheets not reached keep their values
+                if not results:  # before any fit: nothing to keep
+                    raise KeyboardInterrupt
+                results[-1].notes.append(
+                    f"the sheets after {results[-1].sheet} were not fitted (Ctrl-C)"
+                )
+                break
+            fitted = train_model(book, model, options, progress, problem, how, interrupt)
             results.append(fitted)
+            keep = fitted.solved or (options.keep_infeasible and fitted.solution == "infeasible")
+            fitted.written = keep
+            if not keep:
+                continue
             for (s, r, c), v in model.values().items():
                 updates.setdefault(s, {})[(r, c)] = v
             cells = gradient_cells(book, model)
             for (s, r, c), g in zip(cells, gradients(model) if cells else [], strict=True):
                 updates.setdefault(s, {})[(r, c)] = g
+        unsolved = [r for r in results if not r.solved]
+        if unsolved and not options.keep_infeasible:
+            for r in results:
+                r.written = False
+            raise NotSolved(_unsolved(path, unsolved, written=False), results, written=False)
         with progress.phase(f"writing {out}"):
             from excelnet.fitting.history import add_history
             from excelnet.xlsx.sheets import Changes
@@ -285,7 +318,7 @@ def fit(
 
             changes = Changes()
             if options.history:
-                add_history(changes, path, book, results)
+                add_history(changes, path, book, [r for r in results if r.written])
             if report is not None:
                 report(changes, path, results)
             write_values(
@@ -297,7 +330,35 @@ def fit(
                 force=force,
                 checked=checked,
             )
+        if unsolved:
+            raise NotSolved(_unsolved(out, unsolved, written=True), results, written=True)
     return results
+
+
+def _unsolved(path: Path, unsolved: list[SheetFit], written: bool) -> str:
+    """One line: why the first model without an answer has none, and what became of the file."""
+    from excelnet.fitting.linear import INFEASIBLE
+
+    r = unsolved[0]
+    at = where(path, r.sheet)
+    if r.solution == "infeasible" and r.method == "simplex":
+        why = f"{INFEASIBLE} (HiGHS proved that no point meets the constraints)"
+        why += ": no feasible point found"
+    elif r.solution == "infeasible":
+        why = (
+            f"constraints broken by up to {r.max_violation:.2g} (solver_pre "
+            f"{r.precision:g}): no feasible point found"
+        )
+    elif r.solution == "error":
+        why = f"{r.message}, an error value where the objective or a constraint reads"
+    else:
+        why = r.message
+    others = f" (and {len(unsolved) - 1} more sheets)" if len(unsolved) > 1 else ""
+    if not written:
+        return f"{at}: {why}{others}; the file is unchanged"
+    kept = [x for x in unsolved if x.written]
+    what = "wrote the point closest to feasible" if kept else "wrote the other sheets' fits"
+    return f"{at}: {why}{others}; {what} (keep_infeasible)"
 
 
 @dataclass

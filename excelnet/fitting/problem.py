@@ -18,11 +18,12 @@ import torch
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Constraint, SolverModel
+from excelnet.formula.functions.kit import watch_guards
 from excelnet.formula.graph import a1, collect_refs
 from excelnet.formula.model import Model
 from excelnet.formula.parse import Const, Error, FormulaError, Node, Ref, parse
 from excelnet.formula.site import Live
-from excelnet.formula.values import BLANK, BOOL, ERR, NUM, TEXT, V
+from excelnet.formula.values import BLANK, BOOL, ERR, NUM, TEXT, V, errors_of
 
 PRECISION = 1e-6  # Solver's default constraint precision (solver_pre)
 GOALS = {1: "maximise", 2: "minimise", 3: "value of"}
@@ -148,21 +149,16 @@ class Problem:
         self.goal = solver.goal
         opts = solver.options
         self.precision = _positive(opts, "solver_pre", PRECISION, at)
-        relax = opts.get("solver_rlx", "2").strip() == "1"
-        if opts.get("solver_int", "").strip() in ("1", "true", "TRUE"):
-            raise ExcelnetError(
-                f"{at}: solver_int = 1 makes every variable an integer; excelnet does not "
-                f"solve integer models (nothing was written)"
-            )
-        integer = [c for c in solver.constraints if c.rel > 3]
-        if integer and not relax:
-            c = integer[0]
-            raise ExcelnetError(
-                f"{at}: solver_rel{c.index} makes {_cells(c.lhs)} {c.relation} (an integer "
-                f"model); excelnet does not solve integer models (nothing was written)"
-            )
+        self.relaxed = opts.get("solver_rlx", "2").strip() == "1"
+        # solver_int (older Solvers): every variable an integer
+        self.all_integer = not self.relaxed and opts.get("solver_int", "").strip() in (
+            "1",
+            "true",
+            "TRUE",
+        )
         dev, dtype = model.ctx.device, model.ctx.dtype
         self.leaves = model.parameters()  # the tensors the blocks read between fits
+        self.x0 = self.start()  # the start, which a fit's last step replaces in the leaves
         self.no_residuals = torch.zeros(0, dtype=dtype, device=dev)
         self.no_violation = torch.zeros((), dtype=dtype, device=dev)
         self.sizes = [b.size for b in model.params]
@@ -178,7 +174,11 @@ class Problem:
         self.lo = torch.full((self.n,), -math.inf, dtype=dtype, device=dev)
         self.hi = torch.full((self.n,), math.inf, dtype=dtype, device=dev)
         has_lower = torch.zeros(self.n, dtype=torch.bool, device=dev)
-        slot = {}  # (sheet, row, col) of every adjustable cell -> its place in the flat vector
+        self.linear = False  # set when HiGHS solves it (excelnet.fitting.linear)
+        self.smell: torch.Tensor | None = None  # see terms() and suspect()
+        self.exact = True  # steps run eagerly: suspect() may evaluate strictly
+        self._start_errors: dict | None = None
+        self._slot = slot = {}  # (sheet, row, col) of each adjustable cell -> its place in x
         offset = 0
         for b in model.params:
             for k in range(b.size):
@@ -193,10 +193,29 @@ class Problem:
             if self.target.numel() != 1:
                 raise ExcelnetError(f"{at}: solver_val must be one number")
             self.target = self.target.reshape(())
+        self.integer = np.zeros(self.n, dtype=bool)  # int, bin and dif cells
+        self.binary = np.zeros(self.n, dtype=bool)
+        self.alldifferent: list[list[int]] = []  # each dif row's cells (positions)
         for c in solver.constraints:
             text = f"{_cells(c.lhs)} {c.relation} {c.rhs}"
             if c.rel > 3:
-                self.rows.append(Row(c, "ignored", -1, -1, text))
+                if self.relaxed:
+                    self.rows.append(Row(c, "ignored", -1, -1, text))
+                    continue
+                self.rows.append(Row(c, "integer", -1, -1, text))
+                where_ = [slot.get((c.lhs.sheet, r, col)) for r, col in _each(c.lhs)]
+                if None in where_:
+                    r, col = list(_each(c.lhs))[where_.index(None)]
+                    raise ExcelnetError(
+                        f"{at}: solver_rel{c.index} makes {_cells(c.lhs)} {c.relation}, but "
+                        f"{c.lhs.sheet}!{a1(r, col)} is not a variable cell (Excel's Solver "
+                        f"allows int, bin and dif on variable cells only)"
+                    )
+                self.integer[where_] = True
+                if c.rel == 5:
+                    self.binary[where_] = True
+                elif c.rel == 6:
+                    self.alldifferent.append(where_)
                 continue
             li, ri = labels[_label(c)], labels[f"solver_rhs{c.index}"]
             self._numbers(values[li], _label(c), c.lhs)
@@ -228,6 +247,16 @@ class Problem:
         self.nonnegative = solver.nonnegative
         if solver.nonnegative:
             self.lo = torch.where(has_lower, self.lo, self.lo.clamp(min=0.0))
+        if self.all_integer:
+            self.integer[:] = True
+        if self.binary.any():  # bin: 0 or 1, an integer within [0, 1]
+            b = torch.as_tensor(self.binary, device=dev)
+            self.lo = torch.where(b, self.lo.clamp(min=0.0), self.lo)
+            self.hi = torch.where(b, self.hi.clamp(max=1.0), self.hi)
+        for cells in self.alldifferent:  # dif: a permutation of 1..N
+            idx = torch.tensor(cells, device=dev)
+            self.lo[idx] = self.lo[idx].clamp(min=1.0)
+            self.hi[idx] = self.hi[idx].clamp(max=float(len(cells)))
         empty = (self.lo > self.hi).nonzero()
         if len(empty):
             i = int(empty[0])
@@ -312,7 +341,11 @@ class Problem:
         −f, or (f − target)² for Value Of), and the residuals of the general constraints, ≤/≥
         rows first (feasible where ≤ 0), then = rows (feasible where 0)."""
         self.load(x)
-        f = self.model.objective_value()
+        with watch_guards() as guards:
+            f = self.model.objective_value()
+            values = self.model.watched() if self.general else []
+        # whether a guarded operation met a place where Excel shows an error (see suspect)
+        self.smell = torch.stack([~ok.all() for ok in guards]).any() if guards else None
         if self.goal == 1:
             big_f = -f
         elif self.goal == 2:
@@ -321,13 +354,84 @@ class Problem:
             big_f = (f - self.target) ** 2
         if not self.general:
             return f, big_f, self.no_residuals
-        values = self.model.watched()
+        return f, big_f, torch.cat(self._parts(values))
+
+    def _parts(self, values: list[V]) -> list[torch.Tensor]:
+        """The residuals of each general constraint, ≤/≥ rows first, then = rows."""
         parts = []
         for r in self.unequal + self.equal:
             lhs, rhs = values[r.lhs].x.reshape(-1), values[r.rhs].x.reshape(-1)
             d = lhs - rhs
             parts.append(-d if r.constraint.rel == 3 else d)
-        return f, big_f, torch.cat(parts)
+        return parts
+
+    def residual_parts(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """At x: the residuals, one tensor per general constraint (in terms' order), each with
+        a graph of its own ancestors only (a backward pass through one is short)."""
+        self.load(x)
+        self.model.objective_value()
+        return self._parts(self.model.watched())
+
+    def suspect(self, x: torch.Tensor) -> torch.Tensor | bool:
+        """After terms(x): whether x is a point the sheet cannot compute. Training evaluates
+        without Excel's error values (fast); a guarded operation (EXP, LN, a division, a
+        power) that met an input where Excel shows an error says to look. Eager steps (exact)
+        then evaluate x by Excel's rules: an error in a cell the objective or a constraint
+        reads, where the start had none, makes x unusable; an IF's branch not taken does not.
+        Traced steps (compiled, a CUDA graph: no look possible) count every such point as
+        unusable (a 0-d tensor)."""
+        smell = self.smell
+        if smell is None:
+            return False
+        if not self.exact:
+            return smell
+        return bool(smell) and self.error_at(x) is not None
+
+    def error_at(self, x: torch.Tensor) -> str | None:
+        """The first cell the objective or a constraint reads that shows an error at x, by
+        Excel's rules, and did not at the start ('Sheet!B7 #NUM!'); None if there is none."""
+        m = self.model
+        for point in ([self.x0] if self._start_errors is None else []) + [x]:
+            self.load(point.detach())
+            m.ctx.strict = True
+            with torch.no_grad():
+                m.run(m.train_blocks)
+            if self._start_errors is None:
+                self._start_errors = self._collect()
+        return self.error_now(x)
+
+    def error_now(self, x: torch.Tensor | None = None) -> str | None:
+        """error_at x, the point the blocks were last run at strictly (the start's errors are
+        found, when there are any here to compare with, by running the start too: then x,
+        given, is run again)."""
+        for (label, _), v in zip(self.model.watch, self.model.watched(), strict=True):
+            errs = errors_of(v)
+            if errs is not None and (errs != None).any():  # noqa: E711
+                return f"{label} {next(e for e in errs.reshape(-1) if e is not None)}"
+        found = self._collect()
+        if found and self._start_errors is None:
+            if x is None:
+                raise RuntimeError("error_now: the start's errors are not known")
+            error = self.error_at(x)
+            self.restore(x)
+            return error
+        for key, code in found.items():
+            if key not in self._start_errors:
+                return f"{key[0]}!{a1(key[1], key[2])} {code}"
+        return None
+
+    def _collect(self) -> dict[tuple[str, int, int], str]:
+        """The cells with an error value among those the objective and constraints read."""
+        out = {}
+        for b in self.model.train_blocks:
+            errs = errors_of(b.value)
+            if errs is None:
+                continue
+            flat = errs.reshape(-1)
+            for i in np.flatnonzero(flat != None):  # noqa: E711
+                r, c = b.r0 + int(i) // b.cols, b.c0 + int(i) % b.cols
+                out[(b.sheet, r, c)] = str(flat[i])
+        return out
 
     def violation(self, c: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """The largest violation among residuals c (0-d; 0 when there are none), and of the
@@ -363,16 +467,31 @@ class Problem:
         self.model.evaluate()
         values = self.model.watched()
         out = {}
+        x = self.start()
         for r in self.rows:
             if r.kind == "ignored":
+                continue
+            if r.kind == "integer":
+                out[_label(r.constraint)] = self._integer_violation(r.constraint, x)
                 continue
             d = (values[r.lhs].x.reshape(-1) - values[r.rhs].x.reshape(-1)).detach()
             v = {1: d.clamp(min=0), 2: d.abs(), 3: (-d).clamp(min=0)}[r.constraint.rel]
             out[_label(r.constraint)] = float(v.max()) if v.numel() else 0.0
         if self.nonnegative:
-            x = self.start()
             out["solver_neg"] = float((self.lo - x).clamp(min=0).max())
         return out
+
+    def _integer_violation(self, c: Constraint, x: torch.Tensor) -> float:
+        """How far an int, bin or dif row is from holding at x: the largest distance of a cell
+        from a whole number (from 0 or 1, for bin); for dif, 1 unless the cells hold 1..N."""
+        cells = [self._slot[(c.lhs.sheet, r, col)] for r, col in _each(c.lhs)]
+        v = x[cells].detach().cpu().double()
+        if c.rel == 5:
+            return float(torch.minimum(v.abs(), (v - 1).abs()).max())
+        far = float((v - v.round()).abs().max())
+        if c.rel == 6 and sorted(v.round().tolist()) != list(range(1, len(cells) + 1)):
+            return max(far, 1.0)
+        return far
 
     def honoured(self) -> list[str]:
         """What excelnet applied, in words."""
@@ -391,23 +510,51 @@ class Problem:
                 "bound": "bound, by projection",
                 "general": "general constraint",
                 "ignored": "ignored (solver_rlx = 1)",
+                "integer": "integer, by branch and bound" if self.linear else "integer",
             }[r.kind]
             out.append(f"{_label(r.constraint)}: {r.text} ({how})")
         if self.general or self.bounded:
             out.append(f"solver_pre = {self.precision:g}: the feasibility tolerance")
         return out
 
-    def ignored(self) -> dict[str, str]:
-        """The Solver names present that excelnet does not use, and why."""
+    @property
+    def engine(self) -> int:
+        """Solver's engine as the file names it: solver_eng 1 GRG Nonlinear, 2 Simplex LP, 3
+        Evolutionary (Excel 2007's solver_lin = 1, Assume Linear Model, is Simplex LP)."""
+        opts = self.model.solver.options
+        eng = opts.get("solver_eng", "").strip()
+        if eng in ("1", "2", "3"):
+            return int(eng)
+        return 2 if opts.get("solver_lin", "").strip() == "1" else 1
+
+    def option(self, key: str, default: float) -> float:
+        """A number among the Solver options (a limit, a tolerance), or `default` when it is
+        missing or not a number at or above 0."""
+        try:
+            v = float(self.model.solver.options.get(key, "").strip())
+        except ValueError:
+            return default
+        return v if v >= 0 and math.isfinite(v) else default
+
+    def ignored(self, used: tuple[str, ...] = ()) -> dict[str, str]:
+        """The Solver names present that excelnet does not use (those `used` by the method
+        that ran aside), and why."""
         opts = self.model.solver.options
         out = {}
         for k, v in opts.items():
-            if k in ("solver_neg", "solver_pre", "solver_rlx", "solver_int") or (
+            if k in ("solver_neg", "solver_pre", "solver_rlx", "solver_int", *used) or (
                 k == "solver_val" and self.goal == 3
             ):
                 continue
             out[k] = f"{v}: {NOT_USED.get(k, 'not a Solver name excelnet knows')}"
         return out
+
+
+def _each(ref: Ref):
+    """The (row, column) of every cell of a range, row by row."""
+    for r in range(ref.r0, ref.r1 + 1):
+        for c in range(ref.c0, ref.c1 + 1):
+            yield r, c
 
 
 def _cells(ref: Ref) -> str:

@@ -23,17 +23,23 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from excelnet.errors import ExcelnetError, ExcelnetWarning, where
 from excelnet.fitting.engines import sized_threads, threads, threads_for
+from excelnet.fitting.linear import INFEASIBLE
 from excelnet.fitting.optimisers import MU, evaluate, runner
 from excelnet.fitting.options import METHOD, FitOptions
-from excelnet.fitting.problem import Problem
+from excelnet.fitting.problem import Problem, _cells
+from excelnet.formula.evaluator import python_value
 from excelnet.formula.graph import a1
 from excelnet.formula.model import Model
+from excelnet.formula.values import V, errors_of
 
 # What torch.compile costs, measured: ~3 s for any step, and more than linearly in the number
 # of operations of its autograd graph: Titanic nn (22 operations) 3.4 s, a model of 200
@@ -84,6 +90,28 @@ class SheetFit:
     ignored: dict[str, str] = field(default_factory=dict)  # Solver names present, not used
     best_epoch: int = 0  # the epoch whose parameters were kept (0: the start)
     converged: bool = False  # lbfgs: stopped because steps no longer improved the objective
+    # how it ended: "optimal" (HiGHS proved it), "feasible" (a point meeting every constraint:
+    # a local optimum, or where the method stopped), "infeasible", "unbounded" (an LP's
+    # objective without end), "limit" (HiGHS's time or iteration limit, no point), "error"
+    # (the best point found shows an error value where the objective or a constraint reads)
+    solution: str = "feasible"
+    message: str = ""  # the same in Excel's words, where Excel has some
+    interrupted: bool = False  # stopped by Ctrl-C (Esc in Solver): the best point so far
+    written: bool | None = None  # whether the point went into the file (set by fit)
+    duals: dict | None = None  # an LP's shadow prices and reduced costs
+    gap: float | None = None  # branch and bound: the relative gap HiGHS stopped at
+    solver_seconds: float | None = None  # simplex: HiGHS's own time, of `seconds`
+    seed: int | None = None  # the evolutionary method's random seed
+    error: str | None = None  # solution "error": the cell and its error value
+    libreoffice: dict[str, str] = field(default_factory=dict)  # cells LibreOffice shows as errors
+    notes: list[str] = field(default_factory=list)  # what else a user should know, one line each
+    precision: float = 1e-6  # solver_pre: how far a constraint may be broken
+
+    @property
+    def solved(self) -> bool:
+        """Whether the point is an answer to write: it meets the constraints, and the sheet
+        computes it."""
+        return self.solution in ("optimal", "feasible")
 
     def summary(self) -> dict:
         return {
@@ -107,6 +135,17 @@ class SheetFit:
                 "diverged",
                 "converged",
                 "best_epoch",
+                "solution",
+                "message",
+                "interrupted",
+                "written",
+                "duals",
+                "gap",
+                "solver_seconds",
+                "seed",
+                "error",
+                "libreoffice",
+                "notes",
                 "engine",
                 "engine_note",
                 "honoured",
@@ -203,9 +242,84 @@ def compile_pays(problem: Problem, x0: torch.Tensor, epochs: int) -> bool:
             evaluate(problem, x0, lam, mu)
             times.append(time.perf_counter() - t)
     eager = min(times)  # the machine's speed, not a moment when other work held it
+    if problem.smell is not None and bool(problem.smell):
+        # a guarded operation meets an error already at the start (an IF's branch not taken,
+        # say): eager steps tell such points from errors on the objective's path, traced
+        # steps cannot (see Problem.suspect)
+        return False
     saved = epochs * eager * (1 - 1 / COMPILED_SPEEDUP)
     ops = _operations(problem, x0, lam, mu)
     return saved > COMPILE_BASE + COMPILE_PER_OP * ops + COMPILE_PER_OP_SQUARED * ops**2
+
+
+@dataclass
+class Plan:
+    """How a model is fitted: the method and what it needs (the LP, for simplex), decided
+    before any fit (see plan)."""
+
+    method: str
+    linear: object | None = None  # excelnet.fitting.linear.Linear, for simplex
+    automatic: bool = False  # the model picked the method: a linearity slip falls back to GRG
+    notes: list[str] = field(default_factory=list)
+    used: tuple[str, ...] = ()  # the Solver names the choice honoured
+
+
+GRG_INTEGER = (
+    "{at}: solver_rel{n} makes {cells} {relation} (an integer model), and the model is not "
+    "linear: excelnet solves integer models by HiGHS's branch and bound when they are linear, "
+    "or by --method evolutionary (solver_eng 3); {method} does not (nothing was written)"
+)
+
+
+def plan(problem: Problem, options: FitOptions | None = None) -> Plan:
+    """The method for a model, as Excel's Solver would choose, or a refusal in one line: the
+    method named (--method, or gd for a fixed --lr); else solver_eng 3 is the Evolutionary
+    method; else a model linear in its variable cells (decided from its formulas) is an LP
+    for HiGHS, whatever solver_eng says, and solver_eng 2 (Simplex LP) on a model that is not
+    linear gets Excel's own message; else GRG's place: lbfgs."""
+    from excelnet.fitting.linear import NOT_LINEAR, linearise
+
+    options = options or FitOptions()
+    at = problem.at
+    asked = None if options.automatic else options.chosen_method
+    engine = problem.engine
+    integer = [r for r in problem.rows if r.kind == "integer"]
+    used = ("solver_eng", "solver_lin") if asked is None else ()
+    if asked in ("gd", "adam", "lbfgs"):
+        if integer or problem.all_integer:
+            _refuse_integer(problem, integer, asked)
+        return Plan(asked)
+    if asked == "evolutionary" or (asked is None and engine == 3):
+        from excelnet.fitting.evolutionary import check
+
+        check(problem)
+        return Plan("evolutionary", used=used)
+    lin, why = linearise(problem)
+    if lin is None:
+        if asked == "simplex" or engine == 2:
+            how = "--method simplex" if asked == "simplex" else "solver_eng = 2 (Simplex LP)"
+            raise ExcelnetError(
+                f"{at}: {NOT_LINEAR} ({how}; {why}; choose GRG Nonlinear, solver_eng 1, or "
+                f"another --method; nothing was written)"
+            )
+        if integer or problem.all_integer:
+            _refuse_integer(problem, integer, "GRG (lbfgs)")
+        return Plan(METHOD, automatic=True, used=used)
+    return Plan("simplex", lin, automatic=asked is None, used=used)
+
+
+def _refuse_integer(problem: Problem, integer: list, method: str) -> None:
+    if not integer:  # solver_int = 1
+        raise ExcelnetError(
+            f"{problem.at}: solver_int = 1 makes every variable an integer, and the model is "
+            f"not linear: {method} does not solve integer models (nothing was written)"
+        )
+    c = integer[0].constraint
+    raise ExcelnetError(
+        GRG_INTEGER.format(
+            at=problem.at, n=c.index, cells=_cells(c.lhs), relation=c.relation, method=method
+        )
+    )
 
 
 @sized_threads
@@ -215,20 +329,97 @@ def train(
     progress=None,
     metrics: dict[str, tuple[str, int, int]] | None = None,
     problem: Problem | None = None,
+    how: Plan | None = None,
+    stop=None,
 ) -> SheetFit:
     """Fit a compiled model as `options` say (default: FitOptions()) and keep the best
-    parameters seen. The method: the one named, else gd when a fixed `lr` is given, else
-    METHOD; `lr` fixes gd's step (or sets adam's). `history` logs the metrics every few
-    epochs (rows of the history sheet). `compiled` picks the CPU engine: torch.compile
-    (True), eager (False), or whichever is faster for this many epochs (None). `problem`
-    carries the Solver model's goal and constraints (default: read from the model's Solver
-    names)."""
+    parameters seen; `how` (default: plan(problem, options)) is the method. `lr` fixes gd's
+    step (or sets adam's). `history` logs the metrics every few epochs (rows of the history
+    sheet). `compiled` picks the CPU engine: torch.compile (True), eager (False), or whichever
+    is faster for this many epochs (None). `problem` carries the Solver model's goal and
+    constraints (default: read from the model's Solver names). `stop`: a function that says
+    when to stop early (Ctrl-C: the best point so far is kept). The result's `solution` says
+    whether the point kept is an answer (see SheetFit.solved); the model's parameters hold it."""
     options = options or FitOptions()
-    epochs, lr, compiled = options.epochs, options.lr, options.compiled
-    method = options.chosen_method
     metrics = metrics or {}
     problem = problem or Problem(model)
+    how = how or plan(problem, options)
+    stop = stop or (lambda: False)
+    if how.method == "simplex":
+        fitted = _simplex(model, problem, how, metrics)
+        if fitted is not None:
+            return fitted
+        how = Plan(METHOD, automatic=True, used=how.used, notes=how.notes + [LINEAR_SLIP])
+    if how.method == "evolutionary":
+        from excelnet.fitting.evolutionary import evolve
+
+        began = time.perf_counter()
+        x, fields = evolve(problem, options, how.notes, progress, stop)
+        return conclude(model, problem, x, metrics, began, how, **fields)
+    return _descend(model, problem, options, how, progress, metrics, stop)
+
+
+LINEAR_SLIP = (
+    "the model looked linear, but HiGHS's optimum is not one on its formulas (an IF or a MAX "
+    "that bends outside the points looked at): fitted by lbfgs instead"
+)
+
+
+def _simplex(model: Model, problem: Problem, how: Plan, metrics) -> SheetFit | None:
+    """The LP by HiGHS, checked on the formulas; None when the formulas disagree with it
+    (they are not linear everywhere) and the model picked simplex itself."""
+    from excelnet.fitting.linear import NOT_LINEAR, solve
+
+    began = time.perf_counter()
+    lin = how.linear
+    problem.linear = True
+    answer = solve(problem, lin)
+    x0 = problem.start()
+    x = x0 if answer.x is None else torch.as_tensor(answer.x, dtype=x0.dtype, device=x0.device)
+    fitted = conclude(
+        model,
+        problem,
+        x,
+        metrics,
+        began,
+        how,
+        method="simplex",
+        epochs=answer.iterations,
+        initial=lin.f0,
+        solution="feasible"
+        if answer.status == "limit" and answer.x is not None
+        else (answer.status),
+        message=answer.message,
+        used=tuple(answer.used),
+    )
+    if answer.x is None:
+        return fitted
+    scale = abs(answer.objective) + float(np.abs(lin.g) @ np.abs(answer.x)) + abs(lin.f0)
+    agrees = abs(fitted.final_loss - answer.objective) <= 1e-9 * scale + 1e-300
+    if fitted.solution == "error" or not agrees or not fitted.solved:
+        if how.automatic:
+            problem.linear = False
+            problem.restore(x0)
+            return None
+        raise ExcelnetError(
+            f"{problem.at}: {NOT_LINEAR} (HiGHS's optimum is not one on the formulas: an IF "
+            f"or a MAX bends where the points looked at did not show it; nothing was written)"
+        )
+    fitted.duals = answer.duals
+    fitted.gap = answer.gap
+    fitted.solver_seconds = answer.seconds
+    fitted.converged = answer.status == "optimal"
+    return fitted
+
+
+def _descend(model, problem, options, how, progress, metrics, stop) -> SheetFit:
+    """gd, adam or lbfgs: the steps, in chunks, until the epochs are done, the method stops,
+    `stop` says so or solver_tim runs out."""
+    epochs, lr, compiled = options.epochs, options.lr, options.compiled
+    method = how.method
     start = time.perf_counter()
+    limit = problem.option("solver_tim", math.inf)
+    limit = math.inf if limit >= 1e9 else limit  # Excel's "no limit" is 2147483647
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
     x0 = problem.start()
     drawn = model.redrawn()
@@ -247,11 +438,13 @@ def train(
         return not math.isfinite(value) or value > f0_big + EXPLODE * max(abs(f0_big), 1e-12)
 
     # eager: steps between looks sized to ~0.1 s, so that the progress bar moves smoothly
-    # without a look (a pack of the state, a transfer) costing every step
-    chunk = 1 if run.engine == "eager" and progress is not None else fast
+    # and Ctrl-C is answered promptly, without a look (a pack of the state, a transfer)
+    # costing every step
+    chunk = 1 if run.engine == "eager" else fast
     losses = Losses()
     history = []
     diverged = None
+    interrupted = False
     epoch = 0
 
     named = [k for k in ("valid_loss", "accuracy") if k in metrics]
@@ -263,12 +456,18 @@ def train(
         return at, loss, seen.get("valid_loss"), seen.get("accuracy"), violation
 
     while epoch < epochs and not run.done:
+        if stop():
+            interrupted = True
+            break
+        if time.perf_counter() - start > limit:
+            how.notes.append(f"stopped at solver_tim = {limit:g} seconds")
+            break
         if options.history and epoch % every == 0:
             history.append(row(epoch, None, None))
         n = min(chunk, epochs - epoch, every - epoch % every)  # history rows fall on `every`
         began = time.perf_counter()
         rows = run.run(n).tolist()
-        if run.engine == "eager" and progress is not None:
+        if run.engine == "eager":
             spent = max(time.perf_counter() - began, 1e-9)
             chunk = max(1, min(fast, int(chunk * LOOK / spent)))
         if not rows:
@@ -291,21 +490,106 @@ def train(
         if progress is not None:
             progress(epoch, rows[-1][0])
     best_x, best_epoch = run.best()
-    step = run.step_size()
-    problem.restore(best_x)
-    violations = problem.row_violations()  # a strict evaluate of every dependent cell
+    used = ("solver_tim",) if limit < math.inf else ()
+    return conclude(
+        model,
+        problem,
+        best_x,
+        metrics,
+        start,
+        how,
+        method=method,
+        epochs=losses.count,
+        initial=initial,
+        history=history,
+        losses=losses,
+        lr=run.step_size(),
+        diverged=diverged,
+        engine=run.engine,
+        engine_note=run.note
+        or (f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps" if drawn else None),
+        best_epoch=best_epoch,
+        converged=method == "lbfgs" and run.done,
+        interrupted=interrupted,
+        used=used,
+    )
+
+
+# Excel's words for how GRG and the Evolutionary method end
+CONVERGED = "Solver has converged to the current solution. All Constraints are satisfied."
+STOPPED = "Solver stopped at user's request."
+LIMITED = "Solver stopped at its limit (--epochs, solver_tim). All Constraints are satisfied."
+
+
+def conclude(
+    model: Model,
+    problem: Problem,
+    x: torch.Tensor,
+    metrics,
+    start: float,
+    how: Plan,
+    *,
+    method: str,
+    epochs: int,
+    initial: float,
+    history: list | None = None,
+    losses: Losses | None = None,
+    solution: str = "feasible",
+    message: str | None = None,
+    interrupted: bool = False,
+    used: tuple[str, ...] = (),
+    **more,
+) -> SheetFit:
+    """The fit's result at x, the point kept: x put into the model's parameters, every cell
+    that depends on them evaluated by Excel's rules (what fit writes), and what that shows:
+    the constraints met or not (solver_pre), an error value where the objective or a
+    constraint reads, cells LibreOffice would show as errors (a warning)."""
+    problem.restore(x)
+    ctx = model.ctx
+    ctx.snaps = 0  # count where LibreOffice's arithmetic would differ from Excel's
+    try:
+        violations = problem.row_violations()  # a strict evaluate of every dependent cell
+        snaps = ctx.snaps
+    finally:
+        ctx.snaps = None
+    libreoffice = {}
+    if snaps:  # the cells that show an error value in LibreOffice and not in Excel
+        excel = _error_cells(model, libreoffice=False)
+        libreoffice = {
+            k: v for k, v in _error_cells(model, libreoffice=True).items() if k not in excel
+        }
+        violations = problem.row_violations()  # Excel's values again, for the write-back
     obj = model.solver.objective
-    final = model.value_at(obj.sheet, obj.r0, obj.c0)
+    v = model.objective.value  # detached: the objective may be a variable cell's own value
+    final = python_value(V(v.x.detach(), v.kind, v.text), model.objective_pos)
+    error = problem.error_now(x)
+    if problem.goal == 3:  # Value Of is a constraint to Solver: the objective at its value
+        gap = abs(final - float(problem.target)) if isinstance(final, float) else math.inf
+        violations["solver_val"] = gap
+    worst = max(violations.values(), default=None)
+    if error is not None:
+        solution, message = "error", f"the sheet shows {error} at the best point found"
+    elif (
+        solution in ("optimal", "feasible")
+        and worst is not None
+        and not (worst <= problem.precision)
+    ):
+        solution, message = "infeasible", INFEASIBLE
+    if message is None:
+        message = STOPPED if interrupted else CONVERGED if more.get("converged") else LIMITED
+    history = list(history or [])
+    if not history:
+        history.append((0, initial, None, None, None))
     history.append(
         (
-            losses.count,
+            losses.count if losses is not None else epochs,
             final,
             _metric(model, metrics, "valid_loss"),
             _metric(model, metrics, "accuracy"),
-            max(violations.values(), default=None),
+            worst,
         )
     )
-    if options.history:
+    if losses is not None:  # a fit that stopped early: its chart from the losses kept
         history = _filled(history, losses)
     values = {}
     for b in model.params:
@@ -315,33 +599,87 @@ def train(
     goal = {1: f"maximise {cell}", 2: f"minimise {cell}"}.get(problem.goal)
     if problem.goal == 3:
         goal = f"drive {cell} to {float(problem.target):g} (value of)"
+    notes = list(how.notes)
+    leftover = model.solver.leftover
+    if leftover:
+        notes.append(
+            f"{', '.join(leftover)} ignored: solver_num is "
+            f"{len(model.solver.constraints)}, and Excel reads only the first solver_num "
+            f"constraints (names a deleted constraint left behind)"
+        )
+    if interrupted:
+        notes.append("stopped by Ctrl-C: kept the best point so far (Keep Solver Solution)")
+    if libreoffice:
+        shown = ", ".join(f"{s}!{a1(r, c)}" for s, r, c in list(libreoffice)[:3])
+        more_cells = f" and {len(libreoffice) - 3} more" if len(libreoffice) > 3 else ""
+        warnings.warn(
+            f"{where(model.book.path, model.solver.sheet)}: LibreOffice will show an error "
+            f"value in {shown}{more_cells}, which Excel computes: it rounds a difference "
+            f"within 2^-48 of its operands to 0 (1 - F9 with F9 = 1 - 2e-15 is 0 there), and "
+            f"a power that underflows is #NUM! there",
+            ExcelnetWarning,
+            stacklevel=4,
+        )
     return SheetFit(
         sheet=model.solver.sheet,
         parameters=problem.n,
-        epochs=losses.count,
-        device=str(x0.device),
-        lr=step,
+        epochs=epochs,
+        device=str(x.device),
+        lr=more.pop("lr", None),
         initial_loss=initial,
         final_loss=final if isinstance(final, float) else math.nan,
         seconds=time.perf_counter() - start,
-        losses=losses.kept,
-        loss_every=losses.every,
-        last_loss=losses.last,
+        losses=losses.kept if losses is not None else [initial],
+        loss_every=losses.every if losses is not None else 1,
+        last_loss=losses.last if losses is not None else None,
         params=values,
         history=history,
         valid_loss=_metric(model, metrics, "valid_loss"),
         accuracy=_metric(model, metrics, "accuracy"),
-        diverged=diverged,
-        engine=run.engine,
-        engine_note=run.note
-        or (f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps" if drawn else None),
         method=method,
         goal=goal,
-        constraints=sum(r.kind != "ignored" for r in problem.rows),
-        max_violation=max(violations.values(), default=None),
+        constraints=sum(r.kind not in ("ignored",) for r in problem.rows),
+        max_violation=worst,
         violations=violations,
         honoured=problem.honoured(),
-        ignored=problem.ignored(),
-        best_epoch=best_epoch,
-        converged=method == "lbfgs" and run.done,
+        ignored=problem.ignored(how.used + used),
+        solution=solution,
+        message=message,
+        interrupted=interrupted,
+        error=error,
+        libreoffice={f"{s}!{a1(r, c)}": v for (s, r, c), v in libreoffice.items()},
+        notes=notes,
+        precision=problem.precision,
+        **more,
     )
+
+
+def _error_cells(model: Model, libreoffice: bool) -> dict[tuple[str, int, int], str]:
+    """Every cell that depends on the parameters and shows an error value, by Excel's rules or
+    LibreOffice's: the blocks evaluated strictly in order, each error a NaN for the cells that
+    read it (a block's readers take its kinds as they were when it was traced), so that an
+    error reaches the sums and the objective that use it."""
+    from excelnet.formula.site import current
+
+    ctx = model.ctx
+    ctx.strict, ctx.libreoffice = True, libreoffice
+    out = {}
+    try:
+        with torch.no_grad():
+            model.generation += 1
+            for b in model.report_blocks:
+                v = model._fit(b, current(b.thunk))
+                errs = errors_of(v)
+                if errs is not None and (errs != None).any():  # noqa: E711
+                    bad = np.array(np.broadcast_to(errs != None, v.x.shape))  # noqa: E711
+                    x = v.x.detach().clone()
+                    x[torch.as_tensor(bad, device=x.device)] = math.nan
+                    v = V(x, v.kind, v.text)
+                    flat = np.broadcast_to(errs, v.x.shape).reshape(-1)
+                    for i in np.flatnonzero(bad.reshape(-1)):
+                        cell = (b.sheet, b.r0 + int(i) // b.cols, b.c0 + int(i) % b.cols)
+                        out[cell] = str(flat[i])
+                b.value = v
+    finally:
+        ctx.libreoffice = False
+    return out

@@ -123,6 +123,9 @@ class SolverModel:
     nonnegative: bool = False  # solver_neg = 1: unbounded-below variables stay >= 0
     constraints: list[Constraint] = field(default_factory=list)
     options: dict[str, str] = field(default_factory=dict)  # every other solver_* name, as stored
+    # constraint names numbered past solver_num: what Excel leaves behind when a constraint is
+    # deleted; it reads only the first solver_num, and so does excelnet
+    leftover: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -215,30 +218,34 @@ class Book:
                 f"{at}: solver_adj ({names['solver_adj'][:60]}) names {cells:,} cells; "
                 f"excelnet fits at most {MAX_ADJUSTABLE:,} adjustable cells (Excel's Solver: 200)"
             )
-        constraints = self._constraints(sheet.name, names, at)
+        constraints, leftover = self._constraints(sheet.name, names, at)
         parts = re.compile(r"solver_(lhs|rel|rhs)\d+$")
         structural = {"solver_opt", "solver_adj", "solver_typ", "solver_num"}
         options = {k: v for k, v in names.items() if k not in structural and not parts.match(k)}
         value = names.get("solver_val") if goal == 3 else None
         return SolverModel(
-            sheet.name, objective, adjustable, goal, value, nonnegative, constraints, options
+            sheet.name,
+            objective,
+            adjustable,
+            goal,
+            value,
+            nonnegative,
+            constraints,
+            options,
+            leftover,
         )
 
-    def _constraints(self, sheet: str, names: dict[str, str], at: str) -> list[Constraint]:
-        """solver_num constraints, each three names; one that is missing, or extra, is bad."""
+    def _constraints(
+        self, sheet: str, names: dict[str, str], at: str
+    ) -> tuple[list[Constraint], list[str]]:
+        """The first solver_num constraints, each three names (one missing is bad); and the
+        names numbered past solver_num, which Excel ignores (a deleted constraint's)."""
         count = _code(names, "solver_num", None, at, default=0)
-        present = {int(m[1]) for k in names if (m := re.match(r"solver_(?:lhs|rel|rhs)(\d+)$", k))}
-        extra = sorted(n for n in present if not 1 <= n <= count)
-        if extra:
-            name = next(
-                f"solver_{p}{extra[0]}"
-                for p in ("lhs", "rel", "rhs")
-                if f"solver_{p}{extra[0]}" in names
-            )
-            raise ExcelnetError(
-                f"{at}: solver_num is {count} but the sheet names {name}; the constraint "
-                f"names must be numbered 1 to solver_num"
-            )
+        numbered = re.compile(r"solver_(?:lhs|rel|rhs)(\d+)$")
+        leftover = sorted(
+            (k for k in names if (m := numbered.match(k)) and not 1 <= int(m[1]) <= count),
+            key=lambda k: (int(numbered.match(k)[1]), k),
+        )
         out = []
         for n in range(1, count + 1):
             for p in ("lhs", "rel", "rhs"):
@@ -249,7 +256,7 @@ class Book:
             if lhs.sheet not in self.sheets:
                 raise ExcelnetError(f"{at}: solver_lhs{n} refers to a missing sheet {lhs.sheet!r}")
             out.append(Constraint(n, lhs, rel, names[f"solver_rhs{n}"]))
-        return out
+        return out, leftover
 
 
 def _code(

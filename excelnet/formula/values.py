@@ -35,6 +35,11 @@ class Ctx:
     # block, (1, height, width) in an array formula (as LibreOffice draws RAND there)
     random: torch.Generator | None = None
     draws: tuple[int, int, int] = (1, 1, 1)
+    # LibreOffice's arithmetic: + and − give 0 for a result within rounding (2^-48 relative)
+    # of 0 (rtl::math::approxAdd/approxSub), ^ is #NUM! where it underflows; `snaps` counts
+    # the places where that would change a result
+    libreoffice: bool = False
+    snaps: int | None = None
 
 
 class V:

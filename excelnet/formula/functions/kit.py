@@ -4,6 +4,7 @@ branch not taken. Category modules build on these."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import numpy as np
@@ -56,11 +57,29 @@ def strict_num(ctx: Ctx, x: torch.Tensor, errs: np.ndarray | None) -> np.ndarray
     return errs
 
 
+_GUARDS: list | None = None  # while watch_guards() collects: the `ok` of each guarded operation
+
+
+@contextlib.contextmanager
+def watch_guards():
+    """Collect the `ok` of every guarded operation evaluated inside: where one is False the
+    operation gave an error value in Excel (EXP overflowing, a division by 0), or sits in a
+    branch an IF does not take. A fit's cheap sign that a point needs a strict look."""
+    global _GUARDS
+    before, _GUARDS = _GUARDS, []
+    try:
+        yield _GUARDS
+    finally:
+        _GUARDS = before
+
+
 def guarded(fn, ok: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
     """fn(*args) where `ok`, and its plain (non-finite) value elsewhere, with a finite
     gradient everywhere: the unselected side of an IF must not poison the gradient with
     0 * inf or 0 * nan, so where not `ok` every argument is replaced by 1 (the "double
     where")."""
+    if _GUARDS is not None:
+        _GUARDS.append(ok)
     one = torch.ones((), dtype=args[0].dtype, device=args[0].device)
     safe = [torch.where(ok, a, one) for a in args]
     with torch.no_grad():

@@ -31,10 +31,10 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
     xb, eb = to_number(b)
     shape = broadcast(a, b)
     errs = first_error(shape, ea, eb)
-    if op == "+":
-        x = xa + xb
-    elif op == "-":
-        x = xa - xb
+    if op in ("+", "-"):
+        x = xa + xb if op == "+" else xa - xb
+        if ctx.libreoffice or ctx.snaps is not None:
+            x = _libreoffice(op, xa, xb, x, ctx)
     elif op == "*":
         x = xa * xb
     elif op == "/":
@@ -58,7 +58,40 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
             zz = torch.broadcast_to((xa == 0) & (xb == 0), shape).cpu().numpy()
             if zz.any():  # 0^0: Excel and LibreOffice both say #NUM!
                 errs = first_error(shape, errs, np.where(zz, "#NUM!", None))
+        if ctx.libreoffice or ctx.snaps is not None:
+            # LibreOffice's power is #NUM! where it underflows (C's pow sets ERANGE): below
+            # the smallest normal number, from a base that is not 0; Excel gives 0
+            with torch.no_grad():
+                under = (x.abs() < TINY) & (xa != 0) & torch.isfinite(x)
+            if ctx.snaps is not None:
+                ctx.snaps += int(under.sum())
+            if ctx.libreoffice and bool(under.any()):
+                where = torch.broadcast_to(under, shape).cpu().numpy()
+                errs = first_error(shape, errs, np.where(where, "#NUM!", None))
     return with_errors(x, strict_num(ctx, x, errs))
+
+
+TINY = 2.2250738585072014e-308  # the smallest normal float64
+
+
+def _libreoffice(op: str, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, ctx: Ctx):
+    """a + b or a − b as LibreOffice computes it (rtl::math::approxAdd, approxSub): 0 where the
+    two are equal to within 2^-48 of each (unless both are whole numbers), with `ctx.snaps`
+    counting those places (with the powers that underflow: see arithmetic); the result itself
+    changed only when `ctx.libreoffice`."""
+    with torch.no_grad():
+        c = b if op == "-" else -b
+        d = (a - c).abs()
+        whole = (a == torch.round(a)) & (c == torch.round(c)) & (a.abs() < 2.0**53)
+        near = (a != 0) & (c != 0) & (torch.signbit(a) == torch.signbit(c)) & (d != 0)
+        near = near & (d < a.abs() * 2.0**-48) & (d < c.abs() * 2.0**-48) & ~whole
+    if ctx.snaps is not None:
+        ctx.snaps += int(near.sum())
+    return (
+        torch.where(near, torch.zeros((), dtype=x.dtype, device=x.device), x)
+        if (ctx.libreoffice)
+        else x
+    )
 
 
 def concat(a: V, b: V, ctx: Ctx) -> V:
