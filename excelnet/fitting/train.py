@@ -79,6 +79,9 @@ class SheetFit:
     ignored: dict[str, str] = field(default_factory=dict)  # Solver names present, not used
     best_epoch: int = 0  # the epoch whose parameters were kept (0: the start)
     converged: bool = False  # lbfgs: stopped because steps no longer improved the objective
+    starts: int = 1  # --seeds: the starts fitted (excelnet.fitting.pipeline.seeded_start)
+    best_start: int = 0  # the start whose fit was kept (0: the workbook's own parameters)
+    start_losses: list[float] = field(default_factory=list)  # each start's final objective
 
     def summary(self) -> dict:
         return {
@@ -102,6 +105,9 @@ class SheetFit:
                 "diverged",
                 "converged",
                 "best_epoch",
+                "starts",
+                "best_start",
+                "start_losses",
                 "engine",
                 "engine_note",
                 "engine_choice",
