@@ -30,6 +30,18 @@ CLUSTER_HELP = (
 )
 
 
+# What the forkserver loads once for every worker it forks (each would take seconds to import)
+PRELOAD = [
+    "torch",
+    "excelnet.fitting.parallel",
+    "excelnet.fitting.pipeline",
+    "excelnet.fitting.train",
+    "excelnet.xlsx.read",
+    "excelnet.xlsx.recalc",
+    "excelnet.xlsx.writeback",
+]
+
+
 @dataclass
 class Outcome:
     """What one job gave: its value, or its error (one line); the warnings it raised."""
@@ -96,8 +108,8 @@ def _context():
 
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if ctx.get_start_method() == "forkserver":  # the workers fork from a server that has
-        ctx.set_forkserver_preload(["excelnet.fitting.parallel", "torch"])  # torch loaded once
+    if ctx.get_start_method() == "forkserver":  # the workers fork from a server that loaded
+        ctx.set_forkserver_preload(PRELOAD)  # torch and excelnet once, before any thread
     return ctx
 
 
