@@ -98,7 +98,7 @@ def test_the_choice_and_its_reason_in_json(tmp_path, capsys):
     assert (r["engine"], r["engine_choice"]) == ("eager", "eager")
     assert "eager" in r["engine_reason"] and "compiling" in r["engine_reason"]
     code, out, err = cli(capsys, "fit", book, "--json", "-q", "--no-history", "--engine", "eager")
-    assert json.loads(out)["fits"][0]["engine_reason"] == "asked for (--engine eager)"
+    assert json.loads(out)["fits"][0]["engine_reason"].startswith("asked for (--engine eager")
 
 
 def test_the_choice_is_not_timed(titanic_book, monkeypatch):

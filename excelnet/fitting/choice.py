@@ -191,7 +191,7 @@ def choose(
         return Choice("cuda graph", "a CUDA device: one step captured as a CUDA graph, replayed")
     if compiled is not None:
         name = "compiled" if compiled else "eager"
-        return Choice(name, f"asked for (--engine {name})")
+        return Choice(name, f"asked for (--engine {name}, or compiled={compiled})")
     if epochs == 0:
         return Choice("eager", "no steps to run", 1)
     n = problem.n
