@@ -64,6 +64,7 @@ class Plan:
     blocks: list[Block] = field(default_factory=list)  # per-row blocks, prediction first
     reads: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))  # literal cols
     refs: dict[int, list] = field(default_factory=dict)  # id(block) -> [(token i, Ref, per-row)]
+    texts: dict[int, str] = field(default_factory=dict)  # id(block) -> its formula, in A1 form
     computed: set[int] = field(default_factory=set)  # data-sheet columns of other formulas
 
     @property
@@ -135,7 +136,11 @@ def plan(book: Book, solver: SolverModel, column: str = PREDICTION) -> Plan:
                 f"does not span the table's {p.rows} rows (from row {home_top + 1})"
             )
         found_refs = []
-        for i, tok in enumerate(_tokens(b.formula, at)):
+        try:  # structured references (Excel Tables) as the A1 ranges they stand for here
+            p.texts[id(b)] = graph.a1_formula(b)
+        except FormulaError as e:
+            raise ExcelnetError(f"{at}: {e}") from None
+        for i, tok in enumerate(_tokens(p.texts[id(b)], at)):
             if tok.type != Token.OPERAND or tok.subtype != Token.RANGE:
                 continue
             try:
@@ -265,7 +270,7 @@ def layout(p: Plan, rows: int) -> Layout:
 
 def translate(p: Plan, lay: Layout, b: Block) -> str:
     """A per-row block's first formula as written on the predictions sheet (row 2)."""
-    tokens = _tokens(b.formula, where(p.book.path, b.sheet, b.cell()))
+    tokens = _tokens(p.texts[id(b)], where(p.book.path, b.sheet, b.cell()))
     refs = {i: (ref, per_row) for i, ref, per_row in p.refs[id(b)]}
     home = p.book.sheets[b.sheet]
     out = []

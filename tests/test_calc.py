@@ -1,6 +1,7 @@
 """excelnet calc and check on workbooks written without cached values, and what fit does with a
-cell it does not recompute (an unknown or volatile function where the parameters do not
-reach): the value the file stores, with a warning; without one, one line saying how to get it."""
+cell it does not recompute (an unknown function where the parameters do not reach): the value
+the file stores, with a warning; without one, one line saying how to get it. A volatile one
+(RAND) is recomputed, drawn afresh at every evaluation as Solver's are (tests/test_volatile.py)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def test_a_stored_value_stands_in_with_a_warning(data_through, tmp_path):
     assert run.returncode == 0, run.stderr
     warning = [line for line in run.stderr.splitlines() if "warning" in line]
     assert len(warning) == 1
-    assert "inputs!B2 (VDB)" in warning[0] and "inputs!B3 (RAND)" in warning[0]
+    assert "inputs!B2 (VDB)" in warning[0] and "B3" not in warning[0]  # RAND: drawn, not kept
 
 
 def test_without_a_stored_value_one_line_says_how_to_get_one(data_through, tmp_path):

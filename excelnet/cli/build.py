@@ -54,6 +54,12 @@ def add(sub) -> None:
         "CSV.xlsm, as a module name)",
     )
     b.add_argument(
+        "--tables",
+        action="store_true",
+        help="titanic: laid out as the course lays it out, in Excel Tables whose columns are "
+        "formulas of structured references (the same models and numbers)",
+    )
+    b.add_argument(
         "--force", action="store_true", help="replace the output file even if it is read-only"
     )
     b.add_argument("-q", "--quiet", action="store_true", help="show no progress on stderr")
@@ -86,6 +92,8 @@ def _build(args: argparse.Namespace) -> None:
         args.csv is not None or args.passengers is not None
     ):
         raise ExcelnetError("--csv and --passengers are for the titanic workbook only")
+    if args.tables and args.workbook != "titanic":
+        raise ExcelnetError("--tables is for the titanic workbook only")
     with progress(args).phase(f"building {out}"):
         if args.workbook == "table":
             from excelnet.writer.table import build_table
@@ -110,6 +118,7 @@ def _build(args: argparse.Namespace) -> None:
                 passengers=args.passengers,
                 macros=args.macros,
                 force=args.force,
+                tables=args.tables,
             )
         else:
             from excelnet.writer import lessons

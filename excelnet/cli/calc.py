@@ -27,7 +27,8 @@ def add_check(sub) -> None:
     h = sub.add_parser(
         "check",
         help="recalculate every formula cell and compare with the values stored in the file "
-        "(exit 0: all equal, 1: some differ)",
+        "(exit 0: all equal, 1: some differ; cells that depend on RAND, NOW, … are listed "
+        "apart, not compared)",
     )
     batch.books_argument(h, "any .xlsx/.xlsm")
     h.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -59,6 +60,8 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         line = f"{r.sheet}: {r.formula_cells} formula cells, {r.computed} computed"
         if what == "check":
             line += f", {r.equal} equal to the stored values, {len(r.different)} different"
+            if r.volatile:
+                line += f", {sum(v.count for v in r.volatile)} volatile (not compared)"
         print(line)
         for d in r.different:
             if limit is None or shown < limit:
@@ -67,6 +70,9 @@ def _report(reports, args: argparse.Namespace, what: str) -> None:
         for f in r.not_computed:
             keep = "kept the stored values" if what == "calc" else "not computed"
             print(f"  {f.where} {f.formula}: {keep}: {f.reason}")
+        if what == "check":
+            for v in r.volatile:
+                print(f"  {v.cells} {v.formula}: volatile, not compared")
         if r.unknown:
             counts = ", ".join(f"{n} ({k})" for n, k in r.unknown.most_common())
             print(f"  functions excelnet does not know: {counts}")
@@ -124,6 +130,8 @@ def _calc_report(args: argparse.Namespace, reports) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from excelnet.xlsx.recalc import exit_code
+
     books = batch.prepare(args, {})
     if not batch.single(books, args):
         job = (batch.check_book, lambda b: (b,))
@@ -134,7 +142,7 @@ def _check(args: argparse.Namespace) -> int:
         outcomes = batch.run(args, books, *job, "check")
         columns = ["sheets", "formula cells", "equal", "different"]
         code = batch.report(args, books, outcomes, "sheets", columns, _check_rows, "excelnet check")
-        differs = any(o.ok and any(r.different for r in o.value) for o in outcomes)
+        differs = any(o.ok and exit_code(o.value) for o in outcomes)
         return 1 if code or differs else 0
     args.book = books[0]
     from excelnet.xlsx.recalc import check
@@ -143,5 +151,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_report(args: argparse.Namespace, reports) -> int:
+    from excelnet.xlsx.recalc import exit_code
+
     _report(reports, args, "check")
-    return 1 if any(r.different for r in reports) else 0
+    return exit_code(reports)

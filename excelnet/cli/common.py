@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from excelnet.fitting.options import EPOCHS, LR, METHODS
+from excelnet.fitting.options import EPOCHS, LR, METHODS, SEED
 
 if TYPE_CHECKING:  # the options are made when a command runs
     from excelnet.fitting.options import FitOptions
@@ -113,6 +113,7 @@ def fit_options(args: argparse.Namespace) -> FitOptions:
         device=args.device,
         compiled=ENGINES[getattr(args, "engine", "auto")],
         history=not getattr(args, "no_history", False),
+        seed=getattr(args, "seed", SEED),
     )
 
 

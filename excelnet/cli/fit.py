@@ -18,7 +18,7 @@ from excelnet.cli.common import (
     workbook_options,
 )
 from excelnet.errors import ExcelnetError
-from excelnet.fitting.options import EPOCHS
+from excelnet.fitting.options import EPOCHS, SEED
 from excelnet.fitting.parallel import run_jobs
 
 
@@ -34,6 +34,13 @@ def add_fit(sub) -> None:
         "--no-history",
         action="store_true",
         help="do not record the losses in the workbook's history sheet",
+    )
+    f.add_argument(
+        "--seed",
+        type=count,
+        default=SEED,
+        help="cells that call RAND, RANDBETWEEN or RANDARRAY are drawn afresh at every "
+        f"evaluation, from this seed: the same seed, the same fit (default {SEED})",
     )
     seeds_option(f)
     workbook_options(f)

@@ -183,10 +183,19 @@ def _what(method: str, epochs: int, n: int) -> str:
 
 
 def choose(
-    problem: Problem, x0: torch.Tensor, method: str, epochs: int, compiled: bool | None
+    problem: Problem,
+    x0: torch.Tensor,
+    method: str,
+    epochs: int,
+    compiled: bool | None,
+    drawn: list[str] = (),
 ) -> Choice:
     """The engine for a fit of `epochs` with `method` from x0, and the reason. `compiled`:
-    True or False when asked for (--engine), None to predict."""
+    True or False when asked for (--engine), None to predict. `drawn`: the volatile functions
+    (RAND, …) the model draws afresh at every evaluation: a traced or captured step would
+    replay the same draws, so the steps run eagerly."""
+    if drawn:
+        return Choice("eager", f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps")
     if x0.device.type == "cuda":
         return Choice("cuda graph", "a CUDA device: one step captured as a CUDA graph, replayed")
     if compiled is not None:

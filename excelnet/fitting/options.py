@@ -13,6 +13,7 @@ EPOCHS = 1000
 LR = 0.1  # the lesson's learning rate (gd's own step starts there)
 METHODS = ("gd", "adam", "lbfgs")  # see excelnet.fitting.optimisers
 METHOD = "lbfgs"  # the default; docs/solver.md, "Methods", says why
+SEED = 0  # where RAND, RANDBETWEEN and RANDARRAY cells draw from in a fit: reproducible by default
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,9 @@ class FitOptions:
     lbfgs (see `chosen_method`). device: auto, cpu, cuda or cuda:N (checked when the model is
     compiled: whether CUDA is there needs torch). compiled: the CPU engine — torch.compile
     (True), eager (False) or whichever is faster for this many epochs (None). history: record
-    the metrics every few epochs (the rows of the workbook's history sheet)."""
+    the metrics every few epochs (the rows of the workbook's history sheet). seed: where the
+    cells that call RAND, RANDBETWEEN or RANDARRAY draw from, afresh at every evaluation as
+    Solver recalculates them: the same seed, the same fit."""
 
     epochs: int = EPOCHS
     lr: float | None = None
@@ -33,9 +36,12 @@ class FitOptions:
     device: str = "auto"
     compiled: bool | None = None
     history: bool = True
+    seed: int = SEED
 
     def __post_init__(self) -> None:
         self.at_least(0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ExcelnetError(f"the seed must be a whole number from 0, not {self.seed!r}")
         lr = self.lr
         if lr is not None and not (lr > 0 and math.isfinite(lr)):
             raise ExcelnetError(f"the learning rate must be a positive finite number, not {lr:g}")

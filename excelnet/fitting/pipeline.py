@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from excelnet.errors import ExcelnetError, ExcelnetWarning, where
 from excelnet.fitting.history import SHEET as HISTORY
-from excelnet.fitting.options import FitOptions
+from excelnet.fitting.options import SEED, FitOptions
 from excelnet.progress import Silent
 from excelnet.xlsx.files import (
     check_source,
@@ -112,16 +112,21 @@ def compile_book(
     device: torch.device,
     dtype: torch.dtype | None = None,
     fuse: bool = True,
+    seed: int = SEED,
 ) -> list[Model]:
     """Compile the Solver model of every sheet (or of `sheet`), with the formulas its
     constraints read (watched); check that each objective is a number at the starting
-    parameters. `fuse`: see Model.compile."""
+    parameters. `fuse`: see Model.compile. `seed`: where the cells that call RAND,
+    RANDBETWEEN or RANDARRAY draw from (again at every evaluation, as Solver's are)."""
+    import torch
+
     from excelnet.fitting.problem import watch_list
-    from excelnet.formula.graph import Graph, a1
+    from excelnet.formula.graph import Graph, a1, linked_note
     from excelnet.formula.model import Model
     from excelnet.formula.values import Ctx
 
     ctx = Ctx(device) if dtype is None else Ctx(device, dtype)
+    ctx.random = torch.Generator(device).manual_seed(seed)
     graph = Graph(book)
     models = []
     kept: dict[str, str] = {}  # cells that kept their stored values -> the functions why
@@ -139,6 +144,9 @@ def compile_book(
         for b, names in model.warnings:
             span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
             kept[f"{b.sheet}!{span}"] = names
+    linked = {r.sheet for m in models for b in m.order for r in b.refs if r.sheet in graph.linked}
+    if linked:
+        warnings.warn(f"{book.path}: {linked_note(linked)}", ExcelnetWarning, stacklevel=3)
     if kept:
         cells = "; ".join(f"{cell} ({names})" for cell, names in kept.items())
         warnings.warn(
@@ -151,7 +159,12 @@ def compile_book(
 
 
 def _read_and_compile(
-    path: Path, sheet: str | None, device: str, progress: Silent, also: tuple[str, ...] = ()
+    path: Path,
+    sheet: str | None,
+    device: str,
+    progress: Silent,
+    also: tuple[str, ...] = (),
+    seed: int = SEED,
 ) -> tuple[Book, list[Model], frozenset[str]]:
     """The workbook read and its Solver models compiled; and the zip parts of the sheets a
     write-back will patch, checked to be well-formed XML before any training."""
@@ -161,7 +174,7 @@ def _read_and_compile(
     with progress.phase(f"reading {path}"):
         book = read_book(path, needed_by=sheet, also=also)
     with progress.phase(f"compiling the formulas of {path.name}"):
-        models = compile_book(book, sheet, dev)
+        models = compile_book(book, sheet, dev, seed=seed)
         written = {b.sheet for m in models for b in m.report_blocks + m.params}
         with zipfile.ZipFile(path) as z:
             parts = sheet_parts(z)
@@ -207,6 +220,7 @@ def fit(
     force: bool = False,
     method: str | None = None,
     options: FitOptions | None = None,
+    seed: int | None = None,
     seeds: int = 1,
     workers: int = 1,
     cluster: str | None = None,
@@ -214,11 +228,14 @@ def fit(
     """Fit every Solver model of the workbook (or of `sheet`) and write the best parameters
     seen, and fresh values of every cell that depends on them, into `out` (default: the
     workbook). How: `options` (a FitOptions; default: FitOptions()), with any of `epochs`
-    (default 1000), `lr`, `method`, `device` (default auto), `compiled` and `history`
-    (default True) given here in its place. `method`: gd, adam or lbfgs (default: gd when
-    `lr` is given, else lbfgs); `lr` fixes gd's step. `history` also records the losses in
-    the workbook's `history` sheet, with a chart. `compiled` picks the CPU engine (see
-    `excelnet.fitting.train.train`; None: the faster one). `progress` shows each phase
+    (default 1000), `lr`, `method`, `device` (default auto), `compiled`, `history`
+    (default True) and `seed` (default 0) given here in its place. `method`: gd, adam or lbfgs
+    (default: gd when `lr` is given, else lbfgs); `lr` fixes gd's step. `history` also records
+    the losses in the workbook's `history` sheet, with a chart. `compiled` picks the CPU
+    engine (see `excelnet.fitting.train.train`; None: the faster one). Cells that call RAND,
+    RANDBETWEEN or RANDARRAY are drawn afresh at every evaluation, as Solver recalculates them
+    (a RAND dropout mask trains as dropout), from `seed`: the same seed, the same fit; the
+    values written are one final recalculation's. `progress` shows each phase
     (excelnet.progress.Progress(); default: nothing shown).
     `force` replaces a read-only workbook (or another user's) all the same.
     While it works, excelnet's lock keeps other excelnet processes off the workbook: one
@@ -244,6 +261,7 @@ def fit(
         device=device,
         compiled=compiled,
         history=history,
+        seed=seed,
     )
     check_source(path)
     check_target(out, force)
@@ -251,8 +269,9 @@ def fit(
     with lock(progress, path, out):
         from excelnet.fitting.problem import Problem
 
+        also = (HISTORY,) if options.history else ()
         book, models, checked = _read_and_compile(
-            path, sheet, options.device, progress, also=(HISTORY,) if options.history else ()
+            path, sheet, options.device, progress, also, options.seed
         )
         problems = [Problem(model) for model in models]  # every model checked before any fit
         if seeds > 1:
@@ -321,7 +340,9 @@ def fit_start(path: Path, sheet: str, options: FitOptions, seed: int) -> SheetFi
     holds its lock) and the sheet's model fitted from seeded_start(seed); nothing written."""
     from excelnet.fitting.problem import Problem
 
-    book, (model,), _ = _read_and_compile(Path(path), sheet, options.device, Silent())
+    book, (model,), _ = _read_and_compile(
+        Path(path), sheet, options.device, Silent(), (), options.seed
+    )
     problem = Problem(model)
     problem.restore(seeded_start(problem, seed))
     return train_model(book, model, options, None, problem)
@@ -357,8 +378,7 @@ def _fit_starts(
         for p in problems
         for seed in range(seeds)
     ]
-    where_ = f"the Ray cluster at {cluster}" if cluster else f"{min(workers, len(jobs))} workers"
-    with progress.phase(f"fitting {len(problems)} model(s) from {seeds} starts each on {where_}"):
+    with progress.phase(f"fitting {len(jobs)} starts on {_on(workers, cluster, len(jobs))}"):
         outcomes = run_jobs(fit_start, jobs, workers, cluster)
     for (_, sheet, _, seed), o in zip(jobs, outcomes, strict=True):
         if not o.ok:
@@ -392,6 +412,11 @@ def _keep_best(problem: Problem, fits: list[SheetFit]) -> SheetFit:
     return replace(
         won, best_start=best, starts=len(fits), start_losses=[r.final_loss for r in fits]
     )
+
+
+def _on(workers: int, cluster: str | None, jobs: int) -> str:
+    """Where jobs run, in words."""
+    return f"the Ray cluster at {cluster}" if cluster else f"{min(workers, jobs)} workers"
 
 
 @dataclass
@@ -485,7 +510,7 @@ def sweep_fit(path: Path, sheet: str, how: FitOptions) -> SweepRun:
     holds its lock) and the sheet's model fitted from the workbook's parameters."""
     from excelnet.fitting.train import train
 
-    _, (model,), _ = _read_and_compile(Path(path), sheet, how.device, Silent())
+    _, (model,), _ = _read_and_compile(Path(path), sheet, how.device, Silent(), (), how.seed)
     return _sweep_run(how, train(model, how))
 
 
@@ -529,14 +554,12 @@ def lr_sweep(
     from excelnet.xlsx.writeback import write_values
 
     with lock(progress, path):
-        _, (model,), _ = _read_and_compile(path, sheet, options.device, progress)
+        _, (model,), _ = _read_and_compile(path, sheet, options.device, progress, (), options.seed)
         if (workers > 1 and len(each) > 1) or cluster is not None:
             from excelnet.fitting.parallel import run_jobs
 
             jobs = [(path.absolute(), sheet, how) for how in each]
-            on = (
-                f"the Ray cluster at {cluster}" if cluster else f"{min(workers, len(jobs))} workers"
-            )
+            on = _on(workers, cluster, len(jobs))
             with progress.phase(f"fitting {len(jobs)} learning rates on {on}"):
                 outcomes = run_jobs(sweep_fit, jobs, workers, cluster)
             bad = next((o for o in outcomes if not o.ok), None)

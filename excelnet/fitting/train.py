@@ -186,7 +186,8 @@ def train(
     start = time.perf_counter()
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
     x0 = problem.start()
-    choice = choose(problem, x0, method, epochs, compiled)
+    drawn = model.redrawn()  # a traced or captured step would replay the same draws
+    choice = choose(problem, x0, method, epochs, compiled, drawn)
     fast = min(every, CHUNK)  # steps a fast engine runs between looks (its buffer's rows)
     run, (initial, f0_big) = runner(problem, method, lr, choice.engine, fast)
     if run is not None and run.engine == "compiled":
@@ -282,7 +283,8 @@ def train(
         accuracy=_metric(model, metrics, "accuracy"),
         diverged=diverged,
         engine=run.engine,
-        engine_note=run.note,
+        engine_note=run.note
+        or (f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps" if drawn else None),
         engine_choice=choice.engine,
         engine_reason=choice.reason,
         method=method,

@@ -21,6 +21,66 @@ MAX_ADJUSTABLE = 1_000_000  # parameters a Solver model may have (each one a cel
 
 
 @dataclass
+class TableColumn:
+    """One column of an Excel Table: its header text and, for a calculated column, the formula
+    Excel fills it with (without "=")."""
+
+    name: str
+    formula: str | None = None
+    totals_formula: str | None = None  # the totals row's formula, if a custom one
+    totals_function: str | None = None  # sum, average, … (SUBTOTAL), custom, none
+
+
+@dataclass
+class Table:
+    """An Excel Table (Insert → Table; a "list object"): a range with a header row, data rows
+    and maybe a totals row, whose name and column names formulas use (structured references,
+    Table1[Age], Table1[[#This Row],[Age]]). Tables are named workbook-wide."""
+
+    name: str  # displayName: the name formulas use
+    r0: int  # the whole table (ref), 0-based, inclusive: header and totals rows too
+    c0: int
+    r1: int
+    c1: int
+    columns: list[TableColumn] = field(default_factory=list)
+    header_rows: int = 1  # headerRowCount: 0 or 1
+    totals_rows: int = 0  # totalsRowCount: 0 or 1
+    part: str | None = None  # where a file keeps it (xl/tables/table1.xml)
+
+    @property
+    def data(self) -> tuple[int, int]:
+        """The first and last data row (0-based)."""
+        return self.r0 + self.header_rows, self.r1 - self.totals_rows
+
+    def column(self, name: str) -> int | None:
+        """The sheet column (0-based) of a column name, compared as Excel does (any case)."""
+        key = name.casefold()
+        for i, col in enumerate(self.columns):
+            if col.name.casefold() == key:
+                return self.c0 + i
+        return None
+
+
+@dataclass
+class DataTable:
+    """A What-If data table (Data → What-If Analysis → Data Table; {=TABLE(r1,r2)}): the cells
+    `ref` hold the formula cells' values with the input cell(s) set to the values beside them.
+    One variable: r1 is the input cell, its values down the column left of ref (dtr False) or
+    along the row above it (dtr True), the formulas in the row above (or the column left).
+    Two variables (dt2D): r1 the row input cell (values along the row above), r2 the column
+    input cell (values down the column left), the formula in the corner between them."""
+
+    r0: int
+    c0: int
+    r1: int
+    c1: int
+    two: bool  # dt2D
+    row: bool  # dtr: a one-variable table whose input values run along a row
+    input1: str | None  # r1, as stored (A1), None if deleted (del1)
+    input2: str | None = None
+
+
+@dataclass
 class Sheet:
     name: str
     formulas: dict[Cell, str] = field(default_factory=dict)
@@ -31,6 +91,9 @@ class Sheet:
     rich: dict[Cell, int] = field(default_factory=dict)  # error cells with value metadata
     max_row: int = 0  # 0-based, inclusive
     max_col: int = 0
+    tables: list[Table] = field(default_factory=list)  # Excel Tables on the sheet
+    spills: set[Cell] = field(default_factory=set)  # anchors of Excel 365 dynamic arrays
+    data_tables: dict[Cell, DataTable] = field(default_factory=dict)  # What-If tables by anchor
 
 
 RELATIONS = {1: "<=", 2: "=", 3: ">=", 4: "int", 5: "bin", 6: "dif"}  # solver_relN codes
@@ -70,6 +133,26 @@ class Book:
     cached: bool = False  # were the formula cells' stored values read?
     # the source's way to read them later (a file is read again with them); None: none stored
     reread: Callable[[], Book] | None = field(default=None, repr=False, compare=False)
+    # other workbooks' cells as Excel last copied them into this file (external links), by the
+    # sheet name formulas use: "[1]WACC" → {cell: value}
+    externals: dict[str, dict[Cell, object]] = field(default_factory=dict)
+
+    def table(self, name: str) -> tuple[str, Table] | None:
+        """The sheet and Table of a table's name (any case), or None."""
+        key = name.casefold()
+        for sheet in self.sheets.values():
+            for t in sheet.tables:
+                if t.name.casefold() == key:
+                    return sheet.name, t
+        return None
+
+    def external(self, sheet: str) -> dict[Cell, object] | None:
+        """The cached cells of an external sheet ("[1]WACC", any case), or None."""
+        key = sheet.casefold()
+        for name, cells in self.externals.items():
+            if name.casefold() == key:
+                return cells
+        return None
 
     def stored(self, sheet: str) -> dict[Cell, object]:
         """The values the file stores for a sheet's formula cells (read on first use)."""

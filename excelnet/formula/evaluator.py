@@ -34,6 +34,7 @@ from excelnet.formula.values import (
     TEXT,
     Ctx,
     V,
+    errors_of,
     from_python,
     make,
     omitted,
@@ -61,6 +62,11 @@ class Evaluator:
         self._busy: set[Block] = set()  # being evaluated (a reference back to one is a cycle)
         self.fused: dict[int, tuple] = {}  # SUMPRODUCT calls computed as matrix products (fuse)
         self.generation = 0  # a new one for every run of the blocks (fused results are per run)
+        # whether Live values run again at every step (a Solver model) or once (a whole-workbook
+        # calculation, where only volatile functions make them)
+        self.steps = False
+        self.reads: dict[Block, set[Block]] = {}  # blocks read through references computed
+        self.made: dict[tuple[int, int], tuple] = {}  # references computed, per node and block
 
     # ---- pieces
     def _fit(self, b: Block, v: V) -> V:
@@ -94,6 +100,14 @@ class Evaluator:
         # an array formula: Excel repeats a single row/column and pads with #N/A
         h, w = b.rows, b.cols
         _, hh, ww = v.shape
+        spill = (b.r0, b.c0) in self.book.sheets[b.sheet].spills
+        if spill and (hh, ww) != (h, w) and (h, w) == (1, 1) and _one_error(v):
+            v, hh, ww = _first(v), 1, 1  # an error is one value, whatever shape it came in
+        if spill and (hh, ww) != (h, w):
+            raise FormulaError(
+                f"the dynamic array's result is {hh}×{ww} now; Excel recorded its spill as "
+                f"{h}×{w} ({b.cell()}:{b.cell(b.size - 1)}), and would spill it anew"
+            )
         if (hh, ww) == (h, w) and v.numeric():  # the result fills the block as it is
             return V(v.x.reshape(-1), v.kind)
         ri = np.arange(h) if hh > 1 else np.zeros(h, int)
@@ -113,7 +127,13 @@ class Evaluator:
         """A sheet's constant values (read once, then the values of blocks evaluated as data)."""
         g = self._grids.get(sheet)
         if g is None:
-            s = self.book.sheets[sheet]
+            s = self.book.sheets.get(sheet)
+            if s is None:  # another workbook's sheet, as the file copied it (external links)
+                cells = self.book.external(sheet) or {}
+                rows = max((r for r, _ in cells), default=0) + 1
+                cols = max((c for _, c in cells), default=0) + 1
+                g = self._grids[sheet] = Grid(cells, rows, cols)
+                return g
             g = self._grids[sheet] = Grid(s.values, s.max_row + 1, s.max_col + 1)
         return g
 
@@ -133,10 +153,24 @@ class Evaluator:
         if isinstance(node, Ref):
             return self._reference(node, b)
         if isinstance(node, Op) and node.op == ":":  # OFFSET(…):B3: both ends references
-            refs = Site(self, b).refs(node)
-            if refs is None:
+            refs = self._made(node, b)
+            if not isinstance(refs, list):
+                for end in node.args:  # an end excelnet cannot read as a reference: say so
+                    if not isinstance(end, (Ref, Op, Const)) and not (
+                        isinstance(end, Call) and _REFERENCE_RESULTS.intersection({end.name})
+                    ):
+                        what = end.name if isinstance(end, Call) else type(end).__name__
+                        raise FormulaError(
+                            f"the range operator ':' with {what}(…) as an end: excelnet reads "
+                            f"references only from {', '.join(sorted(_REFERENCE_RESULTS))}"
+                        )
                 return scalar(Error("#VALUE!"), ctx)
             return self._dynamic(refs, b)
+        if isinstance(node, Op) and node.op == "@":  # @ of what is no reference: its first value
+            arg = self._node(node.args[0], b)
+            if isinstance(arg, Live):
+                return Live(lambda: _first(current(arg)))
+            return _first(arg)
         if isinstance(node, Op):
             args = [self._node(a, b) for a in node.args]
             if not any(isinstance(a, Live) for a in args):
@@ -164,6 +198,13 @@ class Evaluator:
                 product, j = fused
                 if product.prepare(lambda r: self._reference(r, b), current, self._param_rows):
                     return Live(lambda: member(product, j, ctx, self.generation, current))
+            if node.name == "INDEX" and b.picked and node.args and isinstance(node.args[0], Ref):
+                # a range that holds formulas which read this one: only the cells INDEX picks
+                refs = Site(self, b).refs(node)
+                if refs is not None:
+                    return self._dynamic(refs, b)
+                whole = node.args[0]  # (an error or a row past the range: INDEX says which)
+                self._ensure(whole.sheet, whole.r0, whole.r1, whole.c0, whole.c1)
             known = FUNCTIONS.get(node.name)
             if known is None:
                 if self.graph._name(node.name, b.sheet)[0] is not None:
@@ -172,7 +213,7 @@ class Evaluator:
                     return scalar(Error("#NAME?"), ctx)
                 raise FormulaError(f"function {node.name} is not supported")
             if known.refs:  # OFFSET, ROW, …: its arguments unevaluated; a value or references
-                out = known.fn(Site(self, b), list(node.args))
+                out = self._made(node, b)
                 return self._dynamic(out, b) if isinstance(out, list) else out
             fn = known.fn
             args = []
@@ -183,11 +224,52 @@ class Evaluator:
                     args.extend(self._node(area, b) for area in a.areas)
                 else:
                     raise FormulaError(f"{node.name} does not take a union of ranges")
+            if known.volatile:  # RAND, NOW: a new value at every recalculation
+                cells = (b.rows, 1, 1) if b.kind == "column" else (1, b.rows, b.cols)
+                return Live(_drawn(fn, ctx, args, cells))
             if not any(isinstance(a, Live) for a in args):
                 out = fn(ctx, args)
                 return out if known.array_result else _carry(out, args)
             return Live(lambda: fn(ctx, [current(a) for a in args]))
         raise FormulaError(f"cannot evaluate {node!r}")
+
+    def computed_references(self, b: Block) -> list[Ref]:
+        """The references the functions of b's formula compute whose cells it reads (OFFSET,
+        INDIRECT, INDEX or CHOOSE as a reference, A1:OFFSET(…)), each as it is for the rows
+        of the block: where they point is found from the cells they read, which must hold
+        data (evaluated already); the cells pointed at are not read."""
+        out: list[Ref] = []
+        stack = [b.node]
+        while stack:
+            node = stack.pop()
+            known = FUNCTIONS.get(node.name) if isinstance(node, Call) else None
+            if (isinstance(node, Op) and node.op == ":") or (known is not None and known.refs):
+                got = self._made(node, b)  # ROW, COLUMNS, …: where a range is, not what it holds
+                out.extend(got if isinstance(got, list) else ())
+                continue
+            if isinstance(node, (Op, Chain, Call)):
+                stack.extend(node.args)
+            elif isinstance(node, Union):
+                stack.extend(node.areas)
+        return out
+
+    def _made(self, node: Call | Op, b: Block):
+        """A reference function's result (references, or a value), or A1:OFFSET(…)'s
+        references (None: not references), for block b: computed once, when the model's
+        compile first asks where it points, and remembered (while the data it read stays)."""
+        key = (id(node), id(b))
+        hit = self.made.get(key)
+        if hit is not None:
+            return hit[2]
+        site = Site(self, b)
+        if isinstance(node, Op):
+            out = site.refs(node)
+        else:
+            site.function = node.name
+            out = FUNCTIONS[node.name].fn(site, list(node.args))
+        if isinstance(out, list):  # (a value is not remembered: it may depend on the step)
+            self.made[key] = (node, b, out)  # node and block kept: their ids stay theirs
+        return out
 
     def _param_rows(self, refs: list[Ref]):
         """One-row ranges that are consecutive rows of one range of adjustable cells, in
@@ -240,17 +322,30 @@ class Evaluator:
             raise FormulaError("references of different sheets or sizes down one column")
         r0 = np.array([r.r0 for r in refs])
         c0 = np.array([r.c0 for r in refs])
-        self._ensure(
-            first.sheet, int(r0.min()), int(r0.max()) + h - 1, int(c0.min()), int(c0.max()) + w - 1
+        found = self._ensure(
+            first.sheet,
+            int(r0.min()),
+            int(r0.max()) + h - 1,
+            int(c0.min()),
+            int(c0.max()) + w - 1,
+            b,
         )
+        self.reads.setdefault(b, set()).update(found)
         return self._window(first.sheet, r0[:, None] + np.arange(h), c0[:, None] + np.arange(w))
 
-    def _ensure(self, sheet: str, r0: int, r1: int, c0: int, c1: int) -> None:
-        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet."""
-        for blk in sorted(self.index.overlapping(sheet, r0, r1, c0, c1), key=position):
+    def _ensure(
+        self, sheet: str, r0: int, r1: int, c0: int, c1: int, reader: Block | None = None
+    ) -> set[Block]:
+        """Evaluate the constant blocks inside a rectangle that have not been evaluated yet,
+        for `reader`; returns every block there. A block that depends on the parameters must
+        be one of the reader's dependencies (found by the model's compile, evaluated first)."""
+        found = self.index.overlapping(sheet, r0, r1, c0, c1)
+        for blk in sorted(found, key=position):
             if blk.kind == "param" or blk in self._done:
                 continue
             if blk in self.live:
+                if reader is not None and blk in reader.deps:
+                    continue
                 raise FormulaError(
                     f"OFFSET or INDIRECT reaching {blk.sheet}!{blk.cell()}, which depends on the "
                     f"parameters, is not supported"
@@ -258,6 +353,7 @@ class Evaluator:
             if blk in self._busy:
                 raise FormulaError(f"circular reference through {blk.sheet}!{blk.cell()}")
             self._constant(blk)
+        return found
 
     def _constant(self, b: Block) -> V:
         """Evaluate a block that does not depend on the parameters, once; store its values."""
@@ -370,6 +466,43 @@ class Evaluator:
             return V(reshaped(pool[index_t], shape), kind_out, text_out, True)
 
         return Live(gather)
+
+
+# the functions whose result excelnet reads as a reference (Site.refs): the ends of a:b
+_REFERENCE_RESULTS = frozenset(
+    {"OFFSET", "INDIRECT", "INDEX", "CHOOSE"} | {n for n, f in FUNCTIONS.items() if f.refs}
+)
+
+
+def _one_error(v: V) -> bool:
+    """Whether every element of a value is one and the same error."""
+    errs = errors_of(v)
+    return errs is not None and bool((errs != None).all()) and len(set(errs.reshape(-1))) == 1  # noqa: E711
+
+
+def _first(v: V) -> V:
+    """The top-left value of each row's array (what @ makes of an array that is no range)."""
+    if v.shape[1:] == (1, 1):
+        return v
+    return V(
+        v.x[:, :1, :1],
+        _sub(v.kind, (slice(None), slice(0, 1), slice(0, 1))),
+        None if v.text is None else v.texts()[:, :1, :1],
+    )
+
+
+def _drawn(fn, ctx: Ctx, args: list, cells: tuple[int, int, int]):
+    """A volatile function's computation, run again at every recalculation: draws (RAND) one
+    for each of the block's cells, each independent (ctx.draws)."""
+
+    def draw() -> V:
+        ctx.draws = cells
+        try:
+            return fn(ctx, [current(a) for a in args])
+        finally:
+            ctx.draws = (1, 1, 1)
+
+    return draw
 
 
 def _carry(out: V, args: list) -> V:

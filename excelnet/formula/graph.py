@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 import numpy as np
+from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.formulas import FORMULAE
 
-from excelnet.formula.book import Book, Sheet
+from excelnet.formula.book import Book, DataTable, Sheet, Table
 from excelnet.formula.functions import FUNCTIONS
 from excelnet.formula.functions.registry import newer_excel
 from excelnet.formula.parse import (
@@ -29,8 +30,11 @@ from excelnet.formula.parse import (
     Node,
     Op,
     Ref,
+    Structured,
     Union,
     parse,
+    prepared,
+    ref_text,
     walk,
 )
 from excelnet.formula.values import (
@@ -52,7 +56,7 @@ class Block:
     c0: int
     r1: int
     c1: int
-    kind: str  # "column" | "array" | "param"
+    kind: str  # "column" | "array" | "param" | "datatable" (What-If, see DataTable)
     formula: str | None = None
     node: Node | None = None
     refs: list[Ref] = field(default_factory=list)
@@ -62,6 +66,10 @@ class Block:
     static_text: np.ndarray | None = None
     thunk: object = None
     problem: str | None = None  # why it cannot be compiled (reported only if it is needed)
+    picks: list[Ref] = field(default_factory=list)  # INDEX's ranges (of refs): read in part
+    picked: set = field(default_factory=set)  # blocks only INDEX may read, left out of deps
+    whatif: DataTable | None = None  # kind "datatable": the table
+    notes: list[str] = field(default_factory=list)  # what its formula reads as an error value
 
     @property
     def rows(self) -> int:
@@ -85,18 +93,91 @@ class Block:
 # -- the block graph of a whole workbook ------------------------------------------------------
 
 
+class SplitRows(Exception):  # noqa: N818 (a signal, not an error)
+    """A reference that stands for a different kind of thing in some rows of a column run than
+    in others ([#This Row] of a table the run leaves): the run is computed cell by cell."""
+
+
+_VALUE = Const(Error("#VALUE!"))
+
+
+def _intersect_rows(
+    sheet: str, d0: int, d1: int, c0: int, c1: int, at: Block | None, what: str, book: Book
+) -> Node:
+    """Columns c0:c1 of a sheet in the formula's own row, where that row is one of d0..d1
+    (else #VALUE!): [#This Row] and the @ of a column. In a column run, a reference that moves
+    down with the formula (relative rows), so that the run stays one block."""
+    if at is None:
+        raise FormulaError(f"{what}: the formula's row is needed, and it is in no cell")
+    if at.kind == "array" and (at.r0, at.c0) in book.sheets[at.sheet].spills:
+        r0 = r1 = at.r0  # a dynamic array's formula is in its anchor cell
+    else:
+        r0, r1 = at.r0, at.r1
+    if r1 < d0 or r0 > d1:
+        return _VALUE
+    if not (d0 <= r0 and r1 <= d1):
+        if at.kind == "column":
+            raise SplitRows
+        raise FormulaError(f"{what}: the array formula's rows are not all the table's")
+    if at.kind == "array":
+        return Ref(sheet, r0, c0, r1, c1)
+    return Ref(sheet, r0, c0, r0, c1, True, True)
+
+
+def _span(args: tuple) -> Node:
+    """a:b of two references as one range where both are plain ranges of one sheet that move
+    alike (Table1[a]:Table1[c], or a reference function's result is left to the evaluator)."""
+    a, b = args
+    if (
+        isinstance(a, Ref)
+        and isinstance(b, Ref)
+        and a.sheet == b.sheet
+        and len({a.rel_r0, a.rel_r1, b.rel_r0, b.rel_r1}) == 1
+    ):
+        rel = a.rel_r0
+        return Ref(
+            a.sheet,
+            min(a.r0, b.r0),
+            min(a.c0, b.c0),
+            max(a.r1, b.r1),
+            max(a.c1, b.c1),
+            rel,
+            rel,
+        )
+    return Op(":", args)
+
+
 class Graph:
     """Every formula cell of a workbook, grouped into blocks, with their dependencies."""
 
     def __init__(self, book: Book):
         self.book = book
+        self.linked: set[str] = set()  # other workbooks' sheets read (from the file's copies)
         self.blocks: list[Block] = []
         for sheet in book.sheets.values():
             for text, (r0, c0, r1, c1) in sheet.arrays.values():
                 self.blocks.append(Block(sheet.name, r0, c0, r1, c1, "array", text))
             self._columns(sheet)
-        for b in self.blocks:
+        for b in list(self.blocks):  # (a block split into cells parses its cells itself)
             self._parse(b)
+        for sheet in book.sheets.values():
+            for t in sheet.data_tables.values():
+                self.blocks.append(self._data_table(sheet.name, t))
+
+    def _data_table(self, sheet: str, t: DataTable) -> Block:
+        """A What-If data table's block: it reads its input values and its formula cells (the
+        row above it, the column left of it); see formula.calculation for how it is computed."""
+        b = Block(sheet, t.r0, t.c0, t.r1, t.c1, "datatable")
+        row_input = t.input1 if (t.two or t.row) else ""
+        col_input = t.input2 if t.two else ("" if t.row else t.input1)
+        b.formula = f"=TABLE({row_input or ''},{col_input or ''})"
+        b.node = Const(Error("#N/A"))
+        b.problem = "a What-If data table (TABLE): computed by calc and check, not in a model"
+        above = Ref(sheet, t.r0 - 1, t.c0 - (1 if t.two else 0), t.r0 - 1, t.c1)
+        left = Ref(sheet, t.r0, t.c0 - 1, t.r1, t.c0 - 1)
+        b.refs = [r for r in (above, left) if r.r0 >= 0 and r.c0 >= 0]
+        b.whatif = t
+        return b
 
     def _columns(self, sheet: Sheet) -> None:
         """A block for each run of one formula copied down a column (CopiedDown), columns in
@@ -131,25 +212,43 @@ class Graph:
 
     def _parse(self, b: Block) -> None:
         try:
-            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0)
+            b.node = self.resolve(parse(b.formula, b.sheet), b.sheet, 0, at=b)
+        except SplitRows:  # [#This Row] or @ meets some of the run's rows, not all: by cell
+            self.split(b)
+            return
         except FormulaError as e:
             b.problem = str(e)
             b.node = Const(Error("#NAME?"))
-        b.refs = []
-        collect_refs(b.node, b.refs)
+        b.refs, b.picks = [], []
+        collect_refs(b.node, b.refs, b.picks)
         if b.kind == "column" and b.rows > 1 and any(r.rel_r0 != r.rel_r1 for r in b.refs):
             self.split(b)  # a range that grows down the column: one block per cell
 
-    def resolve(self, node: Node, sheet: str, depth: int, whole: bool = False) -> Node:
-        """Replace defined names by what they stand for; bound whole columns and rows."""
+    def resolve(
+        self, node: Node, sheet: str, depth: int, whole: bool = False, at: Block | None = None
+    ) -> Node:
+        """Replace defined names by what they stand for; bound whole columns and rows; structured
+        references as the ranges they stand for, and @ (implicit intersection) and A1# (a
+        spill) where the references are known. `at`: the block the formula is in ([#This Row]
+        and @ need its rows; None: a formula of no cell, such as a Solver constraint's)."""
         if isinstance(node, Name):
             text, scope = self._name(node.name, sheet)
+            if text is None and "!" not in node.name and self.book.table(node.name):
+                # a table's name alone: its data rows (Table1 is Table1[#Data])
+                return self._structured(Structured(node.name, (), None, None, node.name), at)
             if text is None or depth > 20:
+                if at is not None:
+                    why = "names itself" if depth > 20 else "is no defined name or table"
+                    at.notes.append(f"{node.name} {why} (#NAME?)")
                 return Const(Error("#NAME?"))
-            return self.resolve(parse(text, scope), scope, depth + 1)
+            return self.resolve(parse(text, scope), scope, depth + 1, False, at)
+        if isinstance(node, Structured):
+            return self._structured(node, at)
         if isinstance(node, Ref):
             target = self.book.sheets.get(node.sheet)
             if target is None:
+                if node.sheet.startswith("["):  # another workbook's, as the file copied it
+                    return self._external(node, whole)
                 return Const(Error("#REF!"))
             # a whole column or row is read as far as the sheet's used range, except where a
             # function counts its empty cells (COUNTBLANK(G:G) counts to row 1,048,576)
@@ -161,22 +260,154 @@ class Graph:
                 return Ref(node.sheet, node.r0, 0, node.r1, last_col)
             return node
         if isinstance(node, Op):
-            return Op(node.op, tuple(self.resolve(a, sheet, depth) for a in node.args))
+            args = tuple(self.resolve(a, sheet, depth, False, at) for a in node.args)
+            if node.op == ":":
+                return _span(args)
+            return Op(node.op, args)
         if isinstance(node, Chain):
-            return Chain(node.ops, tuple(self.resolve(a, sheet, depth) for a in node.args))
+            return Chain(
+                node.ops, tuple(self.resolve(a, sheet, depth, False, at) for a in node.args)
+            )
         if isinstance(node, Union):
-            return Union(tuple(self.resolve(a, sheet, depth) for a in node.areas))
+            return Union(tuple(self.resolve(a, sheet, depth, False, at) for a in node.areas))
         if isinstance(node, Call):
+            if node.name == "SINGLE" and len(node.args) == 1:  # @x, Excel 365's
+                return self._single(self.resolve(node.args[0], sheet, depth, True, at), at)
+            if node.name == "ANCHORARRAY" and len(node.args) == 1:  # A1#, a spill
+                return self._spill(self.resolve(node.args[0], sheet, depth, False, at))
             known = FUNCTIONS.get(node.name)
             skip = known.positional if known is not None else ()
             counts = known is not None and known.blanks
             args = tuple(
-                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts)
+                a if i in skip and isinstance(a, Ref) else self.resolve(a, sheet, depth, counts, at)
                 for i, a in enumerate(node.args)
             )  # ROWS(C:C) is 1,048,576 rows, whatever the sheet holds
             if known is not None and known.resolve is not None:  # SUMIF's sum range, …
                 args = known.resolve(args)
             return Call(node.name, args, node.new)
+        return node
+
+    # ---- structured references, @ and spills
+    def a1_formula(self, b: Block) -> str:
+        """A block's formula with its structured references written as the A1 ranges they
+        stand for in the block's first cell ([#This Row] as a row that moves: Data!$B7)."""
+        text = b.formula or ""
+        if "[" not in text:
+            return text
+        try:
+            tokens = Tokenizer(prepared(text)).items
+        except TokenizerError as e:
+            raise FormulaError(f"cannot read formula {text!r}: {e}") from None
+        out = []
+        for tok in tokens:
+            value = tok.value
+            if tok.type == Token.OPERAND and tok.subtype == Token.RANGE and "[" in value:
+                node = self.resolve(parse("=" + value, b.sheet), b.sheet, 0, at=b)
+                if isinstance(node, Ref):
+                    value = ref_text(node, b.sheet)
+                elif isinstance(node, Const) and isinstance(node.value, Error):
+                    value = node.value.code
+            out.append(value)
+        return "=" + "".join(out)
+
+    def table_at(self, sheet: str, r: int, c: int) -> Table | None:
+        """The table a cell is in, if any."""
+        for t in self.book.sheets[sheet].tables:
+            if t.r0 <= r <= t.r1 and t.c0 <= c <= t.c1:
+                return t
+        return None
+
+    def _structured(self, node: Structured, at: Block | None) -> Node:
+        """A structured reference as the range Excel defines for it."""
+        if node.table is None:  # [Age]: the table the formula is in
+            t = self.table_at(at.sheet, at.r0, at.c0) if at is not None else None
+            if t is None:
+                raise FormulaError(f"{node.text} names no table and the formula is in none")
+            tsheet = at.sheet
+        else:
+            found = self.book.table(node.table)
+            if found is None:
+                raise FormulaError(f"{node.text}: the workbook has no table named {node.table}")
+            tsheet, t = found
+        c0, c1 = t.c0, t.c1
+        if node.first is not None:
+            a, b = t.column(node.first), t.column(node.last)
+            if a is None or b is None:
+                missing = node.first if a is None else node.last
+                raise FormulaError(f"{node.text}: table {t.name} has no column {missing!r}")
+            c0, c1 = min(a, b), max(a, b)
+        d0, d1 = t.data
+        items = node.items
+        if items == ("#this row",):
+            return _intersect_rows(tsheet, d0, d1, c0, c1, at, node.text, self.book)
+        if items in ((), ("#data",)):
+            r0, r1 = d0, d1
+        elif items == ("#all",):
+            r0, r1 = t.r0, t.r1
+        elif items == ("#headers",):
+            if not t.header_rows:
+                return Const(Error("#REF!"))
+            r0 = r1 = t.r0
+        elif items == ("#totals",):
+            if not t.totals_rows:
+                return Const(Error("#REF!"))
+            r0 = r1 = t.r1
+        elif items == ("#data", "#headers"):
+            r0, r1 = t.r0, d1
+        else:  # #Data, #Totals
+            r0, r1 = d0, t.r1
+        if r1 < r0:
+            return Const(Error("#REF!"))
+        return Ref(tsheet, r0, c0, r1, c1)
+
+    def _single(self, arg: Node, at: Block | None) -> Node:
+        """@x: a range's one cell in the formula's row (a column) or column (a row): Excel's
+        implicit intersection. What is no reference is kept for the evaluator (Op "@")."""
+        if not isinstance(arg, Ref):
+            return Op("@", (arg,))
+        if arg.r0 == arg.r1 and arg.c0 == arg.c1:
+            return arg
+        if at is None:
+            raise FormulaError("@ (implicit intersection) of a range outside a cell's formula")
+        if arg.c0 == arg.c1:  # one column: the formula's row
+            if at.kind == "column" and at.rows > 1 and arg.rel_r0 != arg.rel_r1:
+                raise SplitRows
+            if at.kind == "column" and arg.rel_r0 and arg.rel_r1:  # moves with the formula
+                ok = arg.r0 <= at.r0 <= arg.r1
+                return Ref(arg.sheet, at.r0, arg.c0, at.r0, arg.c0, True, True) if ok else _VALUE
+            return _intersect_rows(arg.sheet, arg.r0, arg.r1, arg.c0, arg.c0, at, "@", self.book)
+        if arg.r0 == arg.r1:  # one row: the formula's column
+            if not arg.c0 <= at.c0 <= arg.c1:
+                return _VALUE
+            return Ref(arg.sheet, arg.r0, at.c0, arg.r1, at.c0, arg.rel_r0, arg.rel_r1)
+        return _VALUE  # a 2-D range meets no one cell
+
+    def _spill(self, arg: Node) -> Node:
+        """A1# (ANCHORARRAY): the range the dynamic array anchored at A1 spilled over, as Excel
+        last recorded it; #REF! where A1 holds no array formula."""
+        if not isinstance(arg, Ref) or arg.r0 != arg.r1 or arg.c0 != arg.c1:
+            raise FormulaError("# (a spill range) after a reference that is not one cell")
+        sheet = self.book.sheets[arg.sheet]
+        found = sheet.arrays.get((arg.r0, arg.c0))
+        if found is None:
+            return Const(Error("#REF!"))
+        r0, c0, r1, c1 = found[1]
+        return Ref(arg.sheet, r0, c0, r1, c1)
+
+    def _external(self, node: Ref, whole: bool) -> Node:
+        """A cell of another workbook, from the copy Excel keeps in this file."""
+        cells = self.book.external(node.sheet)
+        if cells is None:
+            raise FormulaError(
+                f"{node.sheet}: another workbook's sheet, of which the file keeps no copy"
+            )
+        self.linked.add(node.sheet)
+        if node.r1 is None or node.c1 is None:
+            last_row = max((r for r, _ in cells), default=0) if not whole else ROWS - 1
+            last_col = max((c for _, c in cells), default=0) if not whole else COLUMNS - 1
+            if node.r1 is None:
+                return Ref(node.sheet, 0, node.c0, last_row, node.c1)
+            return Ref(node.sheet, node.r0, 0, node.r1, last_col)
         return node
 
     def _name(self, name: str, sheet: str) -> tuple[str | None, str]:
@@ -200,11 +431,35 @@ class Graph:
         while True:
             index = BlockIndex(self.blocks + extra)
             for b in self.blocks:
-                b.deps = set()
+                b.deps, b.picked = set(), set()
+                picks = set(map(id, b.picks))
+                maybe = set()
                 for ref in b.refs:
                     lo, hi = footprint(ref, b)
-                    b.deps |= index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+                    found = index.overlapping(ref.sheet, lo, hi, ref.c0, ref.c1)
+                    if id(ref) in picks:
+                        maybe |= found
+                    else:
+                        b.deps |= found
+                b.picked = maybe - b.deps
+                b.deps |= maybe
             cyclic = cycles(self.blocks)
+            if any(b.picked for b in cyclic):
+                # INDEX(H:H, …) in column H reads the cells it picks, not all of H: a cycle
+                # only through INDEX's ranges is judged when INDEX runs (what it picks is
+                # evaluated first, and a cell that picks itself is circular then)
+                for b in cyclic:
+                    b.deps -= b.picked
+                cyclic = cycles(self.blocks)
+                for b in self.blocks:
+                    if b not in cyclic and b.picked and b.picked.isdisjoint(b.deps):
+                        continue
+                    b.deps |= b.picked  # (not part of a cycle: ordered as usual)
+                    b.picked = set()
+                cyclic = cycles(self.blocks)
+            else:
+                for b in self.blocks:
+                    b.picked = set()
             splittable = [b for b in cyclic if b.kind == "column" and b.rows > 1]
             if not splittable:
                 return index, cyclic
@@ -225,7 +480,17 @@ class Graph:
         return cells
 
 
-def collect_refs(node: Node, out: list[Ref]) -> None:
+def linked_note(linked: set[str]) -> str:
+    """The one warning for values read from other workbooks (external links)."""
+    return (
+        f"values of other workbooks ({', '.join(sorted(linked))}) are the copies Excel kept in "
+        f"this file when it last saved it, not the workbooks themselves"
+    )
+
+
+def collect_refs(node: Node, out: list[Ref], picks: list[Ref] | None = None) -> None:
+    """The references a formula reads, into `out`; those of them that are INDEX's range, of
+    which it reads only the cells it picks, into `picks` too."""
     if isinstance(node, Ref):
         out.append(node)
     elif isinstance(node, Call):
@@ -233,13 +498,27 @@ def collect_refs(node: Node, out: list[Ref]) -> None:
         skip = known.positional if known is not None else ()
         for i, a in enumerate(node.args):
             if not (i in skip and isinstance(a, Ref)):  # ROW(A1) does not read A1
-                collect_refs(a, out)
+                collect_refs(a, out, picks)
+                if picks is not None and i == 0 and node.name == "INDEX" and isinstance(a, Ref):
+                    picks.append(a)
     elif isinstance(node, (Op, Chain)):
         for a in node.args:
-            collect_refs(a, out)
+            collect_refs(a, out, picks)
     elif isinstance(node, Union):
         for a in node.areas:
-            collect_refs(a, out)
+            collect_refs(a, out, picks)
+
+
+def computes_references(node: Node | None) -> bool:
+    """Whether a formula may read cells through a reference a function computes (OFFSET,
+    INDIRECT, A1:INDEX(…)): cells that are not among its references, found as it is evaluated."""
+    return node is not None and any(
+        (isinstance(n, Op) and n.op == ":") or (isinstance(n, Call) and n.name in MAKE_REFERENCES)
+        for n in walk(node)
+    )
+
+
+MAKE_REFERENCES = ("OFFSET", "INDIRECT")  # the functions whose result is a reference
 
 
 def footprint(ref: Ref, b: Block) -> tuple[int, int]:

@@ -20,6 +20,8 @@ from excelnet.formula.graph import (
     a1,
     ancestors,
     collect_refs,
+    computes_references,
+    cycles,
     footprint,
     topo,
     unknown_and_volatile,
@@ -60,6 +62,7 @@ class Model(Evaluator):
         watch: list[tuple[str, Node, str]] = (),
     ):
         super().__init__(book, ctx, graph)
+        self.steps = True
         self.solver = solver
         self.at = where(book.path, solver.sheet)
         self._glances: dict[tuple, list[Block]] = {}  # cells -> the blocks they need
@@ -120,25 +123,34 @@ class Model(Evaluator):
         self.objective_pos = (obj.r0 - self.objective.r0) * self.objective.cols + (
             obj.c0 - self.objective.c0
         )
-        # dependents of the parameters, forward
-        users: dict[Block, list[Block]] = defaultdict(list)
-        for b in self.graph.blocks:
-            for d in b.deps:
-                users[d].append(b)
-        live: set[Block] = set()
-        stack = list(self.params)
-        while stack:
-            for u in users[stack.pop()]:
-                if u not in live:
-                    live.add(u)
-                    stack.append(u)
-        if self.objective not in live:
+        # blocks that call RAND, NOW, …: a new value at every recalculation, as Solver's are
+        self.drawn = [b for b in self.graph.blocks if unknown_and_volatile(b.node)[1]]
+        self.unresolved: dict[Block, str] = {}  # blocks whose computed references failed
+        if self._discover() and (cyclic := cycles(self.graph.blocks)):
+            b = min(cyclic, key=lambda b: (b.sheet, b.r0, b.c0))
+            raise ExcelnetError(
+                f"{where(self.book.path, b.sheet, b.cell())}: circular "
+                f"reference (the formula depends on its own result)"
+            )
+        if self.objective not in self._reach(self.params):
+            for b in topo(ancestors([self.objective])):
+                if b in self.unresolved:  # an OFFSET that could not say where it points
+                    raise ExcelnetError(
+                        f"{where(self.book.path, b.sheet, b.cell())}: {self.unresolved[b]}"
+                    )
+                why = b.problem or "; ".join(b.notes)  # something read as an error value?
+                if why:
+                    raise ExcelnetError(
+                        f"{where(self.book.path, b.sheet, b.cell())}: {why} — the objective "
+                        f"({obj.sheet}!{a1(obj.r0, obj.c0)}) depends on this cell, and "
+                        f"through it cannot reach the adjustable cells"
+                    )
             raise ExcelnetError(
                 f"{where(self.book.path, obj.sheet, a1(obj.r0, obj.c0))}: the "
                 f"objective does not depend on the adjustable cells "
                 f"({', '.join(self._param_names())})"
             )
-        self.live = live
+        live = self.live
         watched = set()  # the blocks the watched formulas read
         for _, node in self.watch:
             refs: list[Ref] = []
@@ -152,8 +164,87 @@ class Model(Evaluator):
         self.order = topo(required)
         self.report_blocks = [b for b in self.order if b in live]
         for b in self.order:
-            if b.problem is not None:
-                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {b.problem}")
+            problem = b.problem or (self.unresolved.get(b) if b in live else None)
+            if problem is not None:
+                raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {problem}")
+
+    def _users(self) -> dict[Block, list[Block]]:
+        users: dict[Block, list[Block]] = defaultdict(list)
+        for b in self.graph.blocks:
+            for d in b.deps | b.picked:  # (what INDEX may pick is read when it runs)
+                users[d].append(b)
+        return users
+
+    def _reach(self, roots: list[Block], users=None, out: set[Block] | None = None) -> set[Block]:
+        """The roots that are formulas, and every block that depends on one of the roots
+        (added to `out`, if given, which holds blocks reached already)."""
+        users = self._users() if users is None else users
+        out = set() if out is None else out
+        stack = [b for b in roots if b not in out]
+        out.update(b for b in stack if b.kind != "param")
+        while stack:
+            for u in users[stack.pop()]:
+                if u not in out:
+                    out.add(u)
+                    stack.append(u)
+        return out
+
+    def _discover(self) -> bool:
+        """Dependencies through references that functions compute (OFFSET(table, MATCH(id,
+        ids), 0), INDIRECT, INDEX or CHOOSE as a reference): where each points is found from
+        data, once, and the blocks it reaches become dependencies of the block that reads them
+        (an embedding looked up by id trains the rows it picks). Blocks are evaluated as data
+        in dependency order, as far as finding those positions needs; the liveness this
+        assumed is checked at the end (a dependency found late may make a block evaluated as
+        data depend on the parameters), and the round run again with what was found."""
+        self.live = self._reach(self.params + self.drawn)
+        dynamic = {b for b in self.graph.blocks if computes_references(b.node)}
+        if not dynamic:
+            return False
+        for _ in range(len(dynamic) + 2):
+            self._grids, self._done, self.reads, self.made = {}, set(), {}, {}
+            self.unresolved = {}
+            grew = False
+            users = self._users()
+            for b in topo(ancestors(list(dynamic))):
+                if b in self._done:  # evaluated already, for an OFFSET or INDIRECT
+                    continue
+                if b in dynamic:
+                    try:
+                        refs = self.computed_references(b)
+                    except FormulaError as e:
+                        self.unresolved[b] = str(e)
+                        continue
+                    found = set()
+                    for sheet, r0, r1, c0, c1 in rectangles(refs):
+                        found |= self.index.overlapping(sheet, r0, r1, c0, c1)
+                    for f in found - b.deps:
+                        users[f].append(b)
+                        b.deps.add(f)
+                        grew = True
+                    if b not in self.live and any(
+                        f in self.live or f.kind == "param" for f in found
+                    ):
+                        self._reach([b], users, self.live)
+                if b not in self.live:
+                    try:
+                        self._data(b)
+                    except FormulaError as e:  # said again by the compile, if it is needed
+                        self.unresolved[b] = str(e)
+            live = self._reach(self.params + self.drawn, users)
+            settled = not grew or (not self.unresolved and not (self._done & live))
+            self.live = live
+            if settled:
+                break
+        return True
+
+    def redrawn(self) -> list[str]:
+        """The volatile functions (RAND, …) the objective's blocks call: a new value at every
+        evaluation."""
+        drawn = set(self.drawn)
+        return sorted(
+            {n for b in self.train_blocks if b in drawn for n in unknown_and_volatile(b.node)[1]}
+        )
 
     def _param_names(self) -> list[str]:
         return [f"{p.sheet}!{p.cell()}:{p.cell(p.size - 1)}" for p in self.params]
@@ -206,17 +297,13 @@ class Model(Evaluator):
                 raise ExcelnetError(f"{self.at}: {label}: {e}") from None
 
     def _live(self, b: Block) -> None:
-        """A block on the parameters' path: traced once, re-run every step."""
-        unknown, volatile = unknown_and_volatile(b.node)
+        """A block on the parameters' path, or one that calls a volatile function (RAND):
+        traced once, re-run every step."""
+        unknown, _ = unknown_and_volatile(b.node)
         if unknown:
             raise FormulaError(
                 f"function {', '.join(unknown)} is not supported, and the cell depends on the "
                 f"adjustable cells"
-            )
-        if volatile:
-            raise FormulaError(
-                f"{', '.join(volatile)} changes at every recalculation, and the cell depends on "
-                f"the adjustable cells"
             )
         thunk = self._node(b.node, b)
         b.thunk = thunk
@@ -227,20 +314,20 @@ class Model(Evaluator):
 
     def _data(self, b: Block) -> None:
         """A block the parameters do not reach: evaluated once, as data. One excelnet cannot
-        compute (an unknown function) or should not (RAND, NOW: a new value each time) keeps
-        the value the file stores for it, with a warning."""
-        unknown, volatile = unknown_and_volatile(b.node)
-        if not unknown and not volatile:
+        compute (an unknown function) keeps the value the file stores for it, with a warning.
+        (One that calls a volatile function, RAND, is live: drawn again every step.)"""
+        unknown, _ = unknown_and_volatile(b.node)
+        if not unknown:
             self._constant(b)
             return
-        names = ", ".join(unknown + volatile)
+        names = ", ".join(unknown)
         stored = self.book.stored(b.sheet)
         cells = [(b.r0 + i // b.cols, b.c0 + i % b.cols) for i in range(b.size)]
         if not all(c in stored for c in cells):
-            why = "excelnet does not know it" if unknown else "it changes at every recalculation"
             raise FormulaError(
-                f"uses {names} ({why}) and the file stores no value for it: run excelnet calc "
-                f"on the workbook, or save it in Excel or LibreOffice, to store one"
+                f"uses {names} (excelnet does not know it) and the file stores no value for "
+                f"it: run excelnet calc on the workbook, or save it in Excel or LibreOffice, to "
+                f"store one"
             )
         grid = np.array([stored[c] for c in cells], dtype=object).reshape(1, b.rows, b.cols)
         self._store(b, flat(from_python(grid, self.ctx)))
@@ -294,7 +381,8 @@ class Model(Evaluator):
             errs = errors_of(b.value)
             if errs is not None:
                 i = int(np.flatnonzero(errs.reshape(-1) != None)[0])  # noqa: E711
-                return f"{where(self.book.path, b.sheet, b.cell(i))}: {errs.reshape(-1)[i]}"
+                why = "; ".join(b.notes) or errs.reshape(-1)[i]  # a name that is not defined
+                return f"{where(self.book.path, b.sheet, b.cell(i))}: {why}"
         return f"the objective is {what}"
 
     def evaluate(self) -> None:
@@ -362,6 +450,23 @@ class Model(Evaluator):
             for i in range(b.size):
                 out[(b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)] = python_value(v, i)
         return out
+
+
+def rectangles(refs: list[Ref]):
+    """The cells of some references as few rectangles: (sheet, r0, r1, c0, c1), the row spans
+    of each sheet and columns merged (a lookup copied down 100,000 rows: one or a few)."""
+    sheets: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+    for r in refs:
+        sheets[r.sheet].append((r.c0, r.c1, r.r0, r.r1))
+    for sheet, corners in sheets.items():
+        a = np.unique(np.array(corners, dtype=np.int64), axis=0)  # by columns, then rows
+        for c0, c1 in np.unique(a[:, :2], axis=0).tolist():
+            rows = a[(a[:, 0] == c0) & (a[:, 1] == c1), 2:]  # sorted by first row
+            reach = np.maximum.accumulate(rows[:, 1])
+            starts = np.flatnonzero(np.r_[True, rows[1:, 0] > reach[:-1] + 1])
+            ends = np.r_[starts[1:], len(rows)] - 1
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                yield sheet, int(rows[s, 0]), int(reach[e]), c0, c1
 
 
 def as_number(v) -> float:

@@ -73,6 +73,20 @@ class Name:
 
 
 @dataclass(frozen=True)
+class Structured:
+    """A structured reference to an Excel Table: Table1[Age], Table1[[#This Row],[Age]],
+    [@Age], Table1[[#Headers],[#Data],[a]:[c]], Table1[#Totals], Table1[]. `table` None: the
+    table the formula is in. `items`: the special items, lower-case ("#all", "#data",
+    "#headers", "#totals", "#this row"); `first`/`last`: the columns (None: all of them)."""
+
+    table: str | None
+    items: tuple[str, ...]
+    first: str | None
+    last: str | None
+    text: str
+
+
+@dataclass(frozen=True)
 class Op:
     op: str  # + - * / ^ & = <> < > <= >=, "neg", "pos", "%", ":" (range between references)
     args: tuple
@@ -101,7 +115,7 @@ class Call:
     new: bool = False  # written _xlfn.NAME: a function Excel added after 2007
 
 
-Node = Const | Array | Ref | Name | Op | Chain | Union | Call
+Node = Const | Array | Ref | Name | Structured | Op | Chain | Union | Call
 
 MAX_LENGTH = 8192  # Excel's limit on a formula's length, in characters
 MAX_DEPTH = 100  # parentheses, calls and arrays inside one another (Excel: 64 levels of calls)
@@ -216,6 +230,7 @@ class _Parser:
             raise FormulaError(
                 f"the formula is {len(formula) - 1:,} characters long; Excel allows {MAX_LENGTH:,}"
             )
+        formula = prepared(formula)
         try:
             items = Tokenizer(formula).items
         except TokenizerError as e:
@@ -308,6 +323,9 @@ class _Parser:
             node = Op("neg", (operand,))
             return Op("neg", (node,)) if negations % 2 == 0 else node
         if tok.type == Token.OPERAND:
+            if tok.subtype == Token.RANGE and tok.value.startswith("@") and len(tok.value) > 1:
+                # @A1:A9 as typed (files store it _xlfn.SINGLE(A1:A9)): implicit intersection
+                return Call("SINGLE", (self.reference(tok.value[1:]),), True)
             if tok.subtype == Token.RANGE:
                 return self.reference(tok.value)
             return Const(_constant(tok))
@@ -319,6 +337,13 @@ class _Parser:
             return inner
         if tok.type == Token.FUNC and tok.subtype == Token.OPEN:
             name = tok.value[:-1]
+            if name.startswith("@"):  # @INDEX(…) or @(…), as typed
+                inner = self.call(name[1:].upper())
+                if not name[1:]:
+                    if len(inner.args) != 1:
+                        raise FormulaError(f"unexpected '@(' in {_short(self.formula)}")
+                    inner = inner.args[0]
+                return Call("SINGLE", (inner,), True)
             if ":" in name:  # A1:OFFSET(…): a range from a cell to a reference a function makes
                 start, name = name.rsplit(":", 1)
                 return Op(":", (self.reference(start), self.call(name.upper())))
@@ -376,8 +401,14 @@ class _Parser:
     def reference(self, text: str) -> Node:
         if text.upper() in ERRORS:
             return Const(Error(text.upper()))
-        if text.startswith("["):
-            raise FormulaError(f"{text} refers to another workbook")
+        external = _EXTERNAL.match(text)
+        if "[" in text and not external:  # a structured reference (Excel Tables)
+            parts = _split_range(text)
+            if len(parts) == 2:  # Table1[a]:Table1[c], one token
+                return Op(":", (self.reference(parts[0]), self.reference(parts[1])))
+            return structured(text)
+        if external and not _EXTERNAL_CELLS.match(text):
+            raise FormulaError(f"{text} refers to a name in another workbook: not supported")
         if "~" in text:  # LibreOffice's union operator
             return Union(tuple(self.reference(part) for part in split_union(text)))
         ref = parse_ref(text, self.sheet)
@@ -387,6 +418,214 @@ class _Parser:
             sheet, name = text.rsplit("!", 1)
             return Name(f"{unquote_sheet(sheet)}!{name}")
         return Name(text)
+
+
+# [1]Sheet!A1 or '[1]Sheet name'!A1: another workbook, by its index among the file's external
+# links (the form files store; the path is in xl/externalLinks/_rels)
+_EXTERNAL = re.compile(r"^'?\[\d+\]")
+_EXTERNAL_CELLS = re.compile(r"^(?:'\[\d+\](?:[^']|'')+'|\[\d+\][^'!\[\]]+)!")
+
+
+def prepared(formula: str) -> str:
+    """A formula as the tokenizer should see it: its line breaks and tabs (Alt+Enter in Excel's
+    formula bar: CR LF or LF in the file) read as the spaces they are to Excel, except inside
+    text, quoted sheet names and the brackets of structured references, where they are
+    characters; and inside those brackets an escaped bracket ('[ or ']) kept from the
+    tokenizer, which would count it (structured() reads it back). A file may also write a
+    control character as OOXML's escape _xHHHH_ (XlsxWriter writes CR as _x000D_)."""
+    if "_x" in formula:
+        formula = _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), formula)
+    if "#" in formula:  # A1# as typed (files store it _xlfn.ANCHORARRAY(A1)): a spill
+        formula = _SPILL.sub(lambda m: f"_xlfn.ANCHORARRAY({m[1]})" if m[1] else m[0], formula)
+    if not any(ch in formula for ch in "\r\n\t'"):
+        return formula
+    out, quote, depth, escape = [], None, 0, False
+    for ch in formula:
+        if quote is not None:
+            if ch == quote:
+                quote = None
+        elif depth:
+            if escape:
+                ch, escape = _HIDDEN.get(ch, ch), False
+            elif ch == "'":
+                escape = True
+            else:
+                depth += (ch == "[") - (ch == "]")
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth = 1
+        elif ch in "\r\n\t":
+            ch = " "
+        out.append(ch)
+    # (a doubled quote inside text closes and reopens it: the scan stays right)
+    return "".join(out)
+
+
+_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_SPILL = re.compile(
+    r'"(?:[^"]|"")*"|\[(?:[^\[\]]|\[[^\[\]]*\])*\]|'
+    r"((?<![\w.$])(?:(?:'(?:[^']|'')+'|[A-Za-z_][\w.]*)!)?\$?[A-Za-z]{1,3}\$?\d+)#"
+)
+# escaped brackets inside a structured reference, while the tokenizer reads the formula
+_HIDDEN = {"[": "\ue000", "]": "\ue001"}
+_SHOWN = {v: k for k, v in _HIDDEN.items()}
+
+
+def _split_range(text: str) -> list[str]:
+    """A structured reference token split at a ':' outside brackets and quotes."""
+    depth, quoted, escape = 0, False, False
+    for i, ch in enumerate(text):
+        if escape:
+            escape = False
+        elif depth and ch == "'":
+            escape = True
+        elif not depth and ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "[":
+            depth += 1
+        elif not quoted and ch == "]":
+            depth -= 1
+        elif ch == ":" and not depth and not quoted:
+            return [text[:i].strip(), text[i + 1 :].strip()]
+    return [text]
+
+
+SPECIALS = ("#all", "#data", "#headers", "#totals", "#this row")
+_COMBINATIONS = {
+    (),
+    ("#all",),
+    ("#data",),
+    ("#headers",),
+    ("#totals",),
+    ("#this row",),
+    ("#data", "#headers"),
+    ("#data", "#totals"),
+}
+
+
+def structured(text: str) -> Structured:
+    """A structured reference (Table1[…] or […]) read as Excel reads it: special items and
+    column names in brackets, ' escaping the next character ('[ '] '# ''), any case, spaces
+    around the items; [@a] and [@[a]:[b]] (Excel 2010's This Row); [[#This Row],a] as
+    XlsxWriter writes an @ it was given."""
+    start = _first_bracket(text)
+    if start is None or not text.endswith("]"):
+        raise FormulaError(f"cannot read the structured reference {text}")
+    prefix = text[:start].strip()
+    if "!" in prefix:  # Sheet!Table1[a]: a table's name is the workbook's, wherever it is
+        prefix = prefix.rsplit("!", 1)[1]
+    table = prefix or None
+    body = text[start + 1 : -1].strip()
+    items: list[str] = []
+    columns: list[str] = []
+    ranged = False
+    if body.startswith("@"):  # [@a], [@[a]], [@[a]:[b]], [@]
+        items.append("#this row")
+        body = body[1:].strip()
+        if body:
+            parts = _items(body) if body.startswith("[") else [(_unescape(body), False, "")]
+            for name, special, sep in parts:
+                if special:
+                    raise FormulaError(f"cannot read the structured reference {text}")
+                columns.append(name)
+                ranged = ranged or sep == ":"
+    elif body.startswith("["):
+        for name, special, sep in _items(body):
+            if special:
+                items.append(name.lower())
+            else:
+                columns.append(name)
+                ranged = ranged or sep == ":"
+    elif body.startswith("#"):
+        items.append(" ".join(body.lower().split()))
+    elif body:
+        columns.append(_unescape(body))
+    if any(i not in SPECIALS for i in items):
+        raise FormulaError(f"unknown item in the structured reference {text}")
+    key = tuple(sorted(set(items)))
+    if key not in _COMBINATIONS or len(columns) > 2 or (len(columns) == 2 and not ranged):
+        raise FormulaError(f"cannot read the structured reference {text}")
+    first = columns[0] if columns else None
+    last = columns[-1] if columns else None
+    return Structured(table, key, first, last, text)
+
+
+def _first_bracket(text: str) -> int | None:
+    quoted = False
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quoted = not quoted
+        elif ch == "[" and not quoted:
+            return i
+    return None
+
+
+def _unescape(name: str) -> str:
+    out, escape = [], False
+    for ch in name:
+        if escape:
+            out.append(_SHOWN.get(ch, ch))
+            escape = False
+        elif ch == "'":
+            escape = True
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _items(body: str) -> list[tuple[str, bool, str]]:
+    """[a],[#Data],[b]:[c] (or a plain a after a comma) → (name, is it a special item, the
+    separator after it)."""
+    out, i, n = [], 0, len(body)
+    while i < n:
+        while i < n and body[i] == " ":
+            i += 1
+        if i >= n:
+            break
+        if body[i] == "[":
+            j, raw, escape = i + 1, [], False
+            while j < n and (escape or body[j] != "]"):
+                escape = not escape and body[j] == "'"
+                raw.append(body[j])
+                j += 1
+            if j >= n:
+                raise FormulaError(f"unclosed bracket in [{body}]")
+            text, i = "".join(raw), j + 1
+        else:  # a plain name: up to the next separator
+            j = i
+            while j < n and body[j] not in ",:":
+                j += 1
+            text, i = body[i:j].rstrip(), j
+        while i < n and body[i] == " ":
+            i += 1
+        sep = body[i] if i < n and body[i] in ",:" else ""
+        if i < n and not sep:
+            raise FormulaError(f"cannot read [{body}]")
+        i += 1 if sep else 0
+        stripped = text.strip()
+        special = stripped.startswith("#")
+        name = " ".join(stripped.lower().split()) if special else _unescape(text)
+        out.append((name, special, sep))
+    return out
+
+
+def ref_text(ref: Ref, sheet: str) -> str:
+    """A Ref as a formula on `sheet` writes it: columns absolute, rows relative where they
+    move ($B7, Data!$B$2:$C$9)."""
+    from openpyxl.utils import get_column_letter
+
+    def cell(r: int, c: int, rel: bool) -> str:
+        return f"${get_column_letter(c + 1)}{'' if rel else '$'}{r + 1}"
+
+    text = cell(ref.r0, ref.c0, ref.rel_r0)
+    if (ref.r1, ref.c1) != (ref.r0, ref.c0):
+        text += ":" + cell(ref.r1, ref.c1, ref.rel_r1)
+    if ref.sheet == sheet:
+        return text
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", ref.sheet) and not parse_ref(ref.sheet, "")
+    name = ref.sheet if plain else "'" + ref.sheet.replace("'", "''") + "'"
+    return f"{name}!{text}"
 
 
 def _fold(left: Node, chain: list[tuple[str, Node]]) -> Node:
@@ -442,7 +681,13 @@ def parse(formula: str, sheet: str) -> Node:
 
 # -- copies of one formula down a column ---------------------------------------------------
 
-_KEY = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|(?<![\w.$])' + _CELL + r"(?![\w(!])")
+# text, a quoted sheet name, the brackets of a structured reference (two deep: Table1[[#This
+# Row],[x1]], whose column names are no cells), or a cell
+_KEY = re.compile(
+    r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\[(?:[^\[\]\']|\'.|\[(?:[^\[\]\']|\'.)*\])*\]|(?<![\w.$])'
+    + _CELL
+    + r"(?![\w(!])"
+)
 
 
 def relative_key(formula: str, row: int) -> str:

@@ -54,12 +54,20 @@ class Site:
         self.ctx, self.book = evaluator.ctx, evaluator.book
         self.sheet = block.sheet
         self.n = block.rows if block.kind == "column" else 1  # rows the result varies over
+        self.function = "OFFSET"  # the reference function whose arguments are read
 
     def value(self, node: Node) -> V:
-        """An argument's value; it must not depend on the parameters."""
+        """An argument's value. Where a reference points is found once: in a Solver model it
+        must not depend on the parameters (nor on a random draw, drawn again every step)."""
         v = self.ev._node(node, self.block)
         if isinstance(v, Live):
-            raise FormulaError("OFFSET and INDIRECT arguments must not depend on the parameters")
+            if not self.ev.steps:  # a whole-workbook calculation: a volatile function, once
+                return current(v)
+            raise FormulaError(
+                f"{self.function}: where it points depends on the adjustable cells (or on a "
+                f"volatile function such as RAND); a lookup trains only where its position is "
+                f"data"
+            )
         return v
 
     def refs(self, node: Node) -> list[Ref] | None:
@@ -80,39 +88,59 @@ class Site:
             return span(*ends)
         if isinstance(node, Call):
             known = FUNCTIONS.get(node.name)
-            if known is not None and known.refs:
-                out = known.fn(self, list(node.args))
-                return out if isinstance(out, list) else None
-            if node.name in ("CHOOSE", "INDEX") and node.args:
-                return self._choose(node) if node.name == "CHOOSE" else self._index(node)
+            outer, self.function = self.function, node.name
+            try:
+                if known is not None and known.refs:
+                    out = known.fn(self, list(node.args))
+                    return out if isinstance(out, list) else None
+                if node.name in ("CHOOSE", "INDEX") and node.args:
+                    return self._choose(node) if node.name == "CHOOSE" else self._index(node)
+            finally:
+                self.function = outer
         return None
 
     def _choose(self, node: Call) -> list[Ref] | None:
-        """CHOOSE(k, A1, A2, …) as a reference, when k is the same for every row."""
+        """CHOOSE(k, A1, A2, …) as a reference, k per block row."""
         k, err = self.numbers(node.args[0])
-        if err is not None or len(set(k.tolist())) != 1 or not 1 <= int(k[0]) < len(node.args):
+        k = np.trunc(k).astype(np.int64)
+        if err is not None or (k < 1).any() or (k >= len(node.args)).any():
             return None
-        return self.refs(node.args[int(k[0])])
+        picked = {int(i): self.refs(node.args[int(i)]) for i in np.unique(k)}
+        if any(refs is None for refs in picked.values()):
+            return None
+        if len(picked) == 1:
+            return next(iter(picked.values()))
+        return [picked[int(i)][min(row, len(picked[int(i)]) - 1)] for row, i in enumerate(k)]
 
     def _index(self, node: Call) -> list[Ref] | None:
-        """INDEX(range, row, [column]) as a reference (row or column 0: all of them)."""
+        """INDEX(range, row, [column]) as a reference (row or column 0: all of them), the
+        position per block row."""
         base = self.refs(node.args[0])
-        if base is None or len(base) != 1 or not 2 <= len(node.args) <= 3:
+        if base is None or not 2 <= len(node.args) <= 3:
             return None
-        ref = whole(self, base[0])
+        base = [whole(self, b) for b in base]
         r, err = self.numbers(node.args[1], 0.0)
         c, err2 = self.numbers(node.args[2], 0.0) if len(node.args) == 3 else (np.zeros(1), None)
-        if err or err2 or len(set(r.tolist())) != 1 or len(set(c.tolist())) != 1:
+        if err or err2 or len({b.sheet for b in base}) > 1:
             return None
-        r, c = int(r[0]), int(c[0])
-        h, w = ref.r1 - ref.r0 + 1, ref.c1 - ref.c0 + 1
-        if len(node.args) == 2 and h == 1:  # INDEX(A1:D1, 3): a single row counts columns
-            r, c = 1, r
-        if not (0 <= r <= h and 0 <= c <= w):
+        n = max(len(base), len(r), len(c))
+        k = np.arange(n)
+        at = lambda a: np.asarray(a)[np.minimum(k, len(a) - 1)]  # noqa: E731  per block row
+        r0, c0 = at([b.r0 for b in base]), at([b.c0 for b in base])
+        h, w = at([b.r1 - b.r0 + 1 for b in base]), at([b.c1 - b.c0 + 1 for b in base])
+        r, c = np.trunc(at(r)).astype(np.int64), np.trunc(at(c)).astype(np.int64)
+        if len(node.args) == 2:  # INDEX(A1:D1, 3): a single row counts columns
+            r, c = np.where(h == 1, 1, r), np.where(h == 1, r, c)
+        if ((r < 0) | (r > h) | (c < 0) | (c > w)).any():
             return None
-        r0, r1 = (ref.r0, ref.r1) if r == 0 else (ref.r0 + r - 1, ref.r0 + r - 1)
-        c0, c1 = (ref.c0, ref.c1) if c == 0 else (ref.c0 + c - 1, ref.c0 + c - 1)
-        return [Ref(ref.sheet, r0, c0, r1, c1)]
+        top, left = np.where(r == 0, r0, r0 + r - 1), np.where(c == 0, c0, c0 + c - 1)
+        bottom, right = np.where(r == 0, r0 + h - 1, top), np.where(c == 0, c0 + w - 1, left)
+        corners = np.stack([top, left, bottom, right], 1)
+        if len({(q[2] - q[0], q[3] - q[1]) for q in corners.tolist()}) != 1:
+            return None  # ranges of different sizes down one column
+        if (corners == corners[0]).all():
+            return [Ref(base[0].sheet, *map(int, corners[0]))]
+        return [Ref(base[0].sheet, *row) for row in corners.tolist()]
 
     def numbers(self, node: Node, default: float | None = None) -> tuple[np.ndarray, object]:
         """An argument as numbers per block row (n,), and its error if it has one."""

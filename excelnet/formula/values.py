@@ -28,6 +28,11 @@ class Ctx:
     device: torch.device
     dtype: torch.dtype = torch.float64
     strict: bool = True
+    # random draws (RAND, RANDBETWEEN, RANDARRAY): their generator (None: torch's own), and
+    # the cells the function being called draws for, one each: (rows, 1, 1) in a copied-down
+    # block, (1, height, width) in an array formula (as LibreOffice draws RAND there)
+    random: torch.Generator | None = None
+    draws: tuple[int, int, int] = (1, 1, 1)
 
 
 class V:

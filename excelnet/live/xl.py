@@ -143,7 +143,7 @@ def act(
         return _reset(book, live, ws, notes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExcelnetWarning)
-        (model,) = compile_book(live, ws.name, resolve_device(options.device))
+        (model,) = compile_book(live, ws.name, resolve_device(options.device), seed=options.seed)
     for w in caught:  # the spreadsheet's user sees excelnet's warnings in the message box
         if issubclass(w.category, ExcelnetWarning):
             notes.append(str(w.message))

@@ -38,12 +38,14 @@ def build_titanic(
     passengers: int | None = None,
     macros: bool = False,
     force: bool = False,
+    tables: bool = False,
 ) -> Path:
     """Write the Titanic workbook to `path` (replaced atomically) and return the path.
     `passengers` resamples the rows (with replacement, seeded) to that many: the same
     formulas at any scale. `macros`: an .xlsm with a Train button on each model sheet and the
     companion module beside it (see excelnet.writer.macros). `force` replaces a read-only
-    file."""
+    file. `tables`: laid out as the course lays it out, in Excel Tables with structured
+    references (see excelnet.writer.tables); the same models and numbers."""
     check_seed(seed)
     if passengers is not None and not 1 <= passengers <= MAX_PASSENGERS:
         raise ExcelnetError(
@@ -56,6 +58,13 @@ def build_titanic(
         rows = np.random.default_rng([seed, 1]).integers(0, len(df), size=passengers)
         df = df.iloc[rows].reset_index(drop=True)
     book = recipe(len(df), seed)
+    if tables:
+        from excelnet.writer.tables import write_tables_book
+
+        def write(tmp: Path) -> None:
+            write_tables_book(tmp, df, book, seed, macros, rows_name="Passengers")
+
+        return save_book(path, write, macros, force)
     return save_book(path, lambda tmp: write_book(tmp, df, book, seed, macros), macros, force)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
-from openpyxl.worksheet.formula import ArrayFormula
+from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from excelnet.errors import ExcelnetError, where
 from excelnet.formula.book import Book, Cell, Sheet
@@ -21,6 +21,7 @@ from excelnet.formula.parse import (
     NEWER_ERRORS,
     Error,
 )
+from excelnet.xlsx import parts as wbparts
 from excelnet.xlsx.files import check_memory, check_source, check_zip, read_member, sheet_parts
 from excelnet.xlsx.scan import scan
 
@@ -101,32 +102,46 @@ def read_book(
         sheets = {}
         names = {n: d.attr_text for n, d in formulas.defined_names.items()}
         # each sheet's XML, read from the zip once; openpyxl's read-only sheets know its part
-        xml = _members(
-            path, {ws.title: getattr(ws, "_worksheet_path", None) for ws in formulas.worksheets}
-        )
+        paths = {ws.title: getattr(ws, "_worksheet_path", None) for ws in formulas.worksheets}
+        xml = _members(path, paths)
+        with zipfile.ZipFile(path) as archive:
+            # every sheet's tables: formulas use a table by its name alone, wherever it is
+            found_tables = {
+                title: wbparts.tables(archive, part) for title, part in paths.items() if part
+            }
         wanted = set(xml)
         if needed_by in xml and None not in xml.values():
-            wanted = _involved(formulas, xml, names, needed_by) | (set(also) & set(xml))
+            by_name = {t.name: title for title, ts in found_tables.items() for t in ts}
+            wanted = _involved(formulas, xml, names, needed_by, by_name)
+            wanted |= set(also) & set(xml)
+        meta: dict[str, dict[Cell, int]] = {}
         for ws in formulas.worksheets:
             part = xml.pop(ws.title)  # let each sheet's XML go once it is read
             if ws.title in wanted:
-                sheets[ws.title] = _read_sheet(ws, part, cached)
+                sheets[ws.title], meta[ws.title] = _read_sheet(ws, part, cached)
         if cached and any(s.cached is None for s in sheets.values()):
             _read_cached(path, sheets)
-        if any(s.rich for s in sheets.values()):
-            with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(path) as archive:
+            if any(s.rich for s in sheets.values()):
                 errors = rich_errors(archive)
-            for s in sheets.values():
-                for cell, vm in s.rich.items():
-                    if vm in errors:
-                        s.values[cell] = Error(errors[vm])
+                for s in sheets.values():
+                    for cell, vm in s.rich.items():
+                        if vm in errors:
+                            s.values[cell] = Error(errors[vm])
+            dynamic = wbparts.dynamic_metadata(archive) if any(meta.values()) else set()
+            linked = wbparts.externals(archive)
+        for title, s in sheets.items():
+            s.tables = found_tables.get(title, [])
+            s.spills = {cell for cell, cm in meta[title].items() if cm in dynamic}
     except (ExcelnetError, MemoryError):
         raise
     except Exception as e:
         raise ExcelnetError(f"{path}: corrupt workbook ({type(e).__name__}: {e})") from None
     finally:
         formulas.close()
-    return Book(path, sheets, names, cached, reread=lambda: read_book(path, cached=True))
+    book = Book(path, sheets, names, cached, reread=lambda: read_book(path, cached=True))
+    book.externals = linked
+    return book
 
 
 def _members(path: Path, parts: dict[str, str | None]) -> dict[str, bytes | None]:
@@ -183,10 +198,17 @@ def _sheets_named(text: bytes, xml: bool = True) -> set[str]:
     return {n.strip("'").replace("''", "'").lower() for n in names}
 
 
-def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) -> set[str]:
+def _involved(
+    wb,
+    parts: dict[str, bytes],
+    names: dict[str, str],
+    start: str,
+    tables: dict[str, str] | None = None,
+) -> set[str]:
     """The sheets a Solver model on `start` may involve: its own, those its formulas refer to
-    (through defined names too), and those that refer to it, each way transitively. A search
-    of each sheet's XML, not a parse: it may find a sheet that is not needed, never miss one."""
+    (through defined names and tables' names too: `tables` maps each to its sheet), and those
+    that refer to it, each way transitively. A search of each sheet's XML, not a parse: it
+    may find a sheet that is not needed, never miss one."""
     titles = [ws.title for ws in wb.worksheets]
     always = {t for t in titles if not t.isascii()}  # case-folding may differ: assume so
     # only formulas refer to cells: a sheet of values alone (a data sheet) is not searched
@@ -229,6 +251,9 @@ def _involved(wb, parts: dict[str, bytes], names: dict[str, str], start: str) ->
         return named(text).union(*(reach[m] for m in everywhere if m in text))
 
     usable = {t: {n: reach[n] for n in texts} for t in titles}
+    for name, home in (tables or {}).items():  # Table1[Age] reads the sheet Table1 is on
+        for t in titles:
+            usable[t][name.lower().encode()] = usable[t].get(name.lower().encode(), set()) | {home}
     for t in titles:
         for n, d in scoped[t].items():
             usable[t][n.lower().encode()] = reaches((d.attr_text or "").lower().encode())
@@ -297,27 +322,36 @@ def rich_errors(archive: zipfile.ZipFile) -> dict[int, str]:
     return out
 
 
-def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> Sheet:
+def _read_sheet(ws, xml: bytes | None, cached: bool = False) -> tuple[Sheet, dict[Cell, int]]:
+    """A sheet's cells, and its array formulas' cell metadata (cm: Excel 365 marks its
+    dynamic arrays so)."""
     sheet = Sheet(ws.title)
     sheet.names = {n: d.attr_text for n, d in getattr(ws, "defined_names", {}).items()}
     strings = getattr(ws, "_shared_strings", None)  # the workbook's, as openpyxl read them
     fast = scan(xml, strings, cached) if xml is not None and strings is not None else None
+    meta: dict[Cell, int] = {}
     if fast is not None:
         sheet.formulas, sheet.arrays, sheet.values = fast.formulas, fast.arrays, fast.values
         sheet.rich = fast.rich
         sheet.cached = fast.cached
         sheet.max_row, sheet.max_col = fast.max_row, fast.max_col
+        meta = fast.meta
+        sheet.data_tables = {
+            cell: wbparts.data_table(cell, attrs) for cell, attrs in fast.data_tables.items()
+        }
     else:
         _read_cells(ws, sheet)  # not in the common form: openpyxl reads it, cell by cell
         sheet.cached = None if cached else {}  # read by _read_cached, from Excel's values
-    for _, (r0, c0, r1, c1) in sheet.arrays.values():
+    areas = [box for _, box in sheet.arrays.values()]
+    areas += [(t.r0, t.c0, t.r1, t.c1) for t in sheet.data_tables.values()]
+    for r0, c0, r1, c1 in areas:
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
                 value = sheet.values.pop((r, c), None)  # the array's cells hold its results
                 if cached and value is not None and sheet.cached is not None:
                     sheet.cached.setdefault((r, c), value)
         sheet.max_row, sheet.max_col = max(sheet.max_row, r1), max(sheet.max_col, c1)
-    return sheet
+    return sheet, meta
 
 
 def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
@@ -329,6 +363,7 @@ def _read_cached(path: Path, sheets: dict[str, Sheet]) -> None:
                 continue
             sheet.cached = {}
             areas = [(r0, c0, r1, c1) for _, (r0, c0, r1, c1) in sheet.arrays.values()]
+            areas += [(t.r0, t.c0, t.r1, t.c1) for t in sheet.data_tables.values()]
             for key, v, data_type in _parsed(wb[name], data_only=True):
                 in_array = any(
                     r0 <= key[0] <= r1 and c0 <= key[1] <= c1 for r0, c0, r1, c1 in areas
@@ -371,6 +406,8 @@ def _read_cells(ws, sheet: Sheet) -> None:
         if isinstance(v, ArrayFormula):
             c0, r0, c1, r1 = range_boundaries(v.ref)
             sheet.arrays[key] = (v.text, (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+        elif isinstance(v, DataTableFormula):
+            sheet.data_tables[key] = wbparts.data_table(key, dict(v))
         elif data_type == "f":
             sheet.formulas[key] = v
         else:

@@ -3,18 +3,21 @@
 calc stores the results as the formula cells' cached values (the zip patch `fit` uses, so
 everything else stays byte-identical): pandas, openpyxl's data_only=True and file previewers
 then see numbers in files written without them. check compares the results with the values the
-file stores, as the application that saved it computed them.
+file stores, as the application that saved it computed them, except in cells that depend on a
+volatile function (RAND, NOW: a new value at every recalculation), which it lists apart.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from excelnet.errors import ExcelnetWarning
 from excelnet.formula.calculation import Calculation, Failure, block_cells, cell_name, formula_count
 from excelnet.formula.parse import Error
 from excelnet.progress import Silent
@@ -57,6 +60,18 @@ class Difference:
 
 
 @dataclass
+class Volatile:
+    """Cells that depend on a volatile function: computed, not compared."""
+
+    cells: str  # "Sheet!A2:A9"
+    formula: str
+    count: int
+
+    def summary(self) -> dict:
+        return {"cells": self.cells, "formula": self.formula, "count": self.count}
+
+
+@dataclass
 class SheetReport:
     sheet: str
     formula_cells: int = 0
@@ -65,6 +80,7 @@ class SheetReport:
     different: list[Difference] = field(default_factory=list)
     not_computed: list[Failure] = field(default_factory=list)
     unknown: Counter = field(default_factory=Counter)
+    volatile: list[Volatile] = field(default_factory=list)  # not compared
 
     def summary(self) -> dict:
         return {
@@ -78,6 +94,7 @@ class SheetReport:
                 for f in self.not_computed
             ],
             "unknown_functions": dict(self.unknown.most_common()),
+            "volatile": [v.summary() for v in self.volatile],
         }
 
 
@@ -90,9 +107,16 @@ def _reports(path: Path, progress: Silent) -> tuple[Calculation, list[SheetRepor
     for f in calc.failures:
         reports[f.sheet].not_computed.append(f)
         reports[f.sheet].unknown.update({name: f.cells for name in f.unknown})
+    for note in calc.notes:
+        warnings.warn(f"{path}: {note}", ExcelnetWarning, stacklevel=3)
     for b, v in calc.computed:
         report = reports[b.sheet]
         report.computed += b.size
+        if b in calc.volatile:  # a new value at every recalculation: nothing to compare with
+            span = b.cell() if b.size == 1 else f"{b.cell()}:{b.cell(b.size - 1)}"
+            text = _formula(book, b, b.r0, b.c0)
+            report.volatile.append(Volatile(f"{b.sheet}!{span}", text, b.size))
+            continue
         stored = book.sheets[b.sheet].cached
         want = [stored.get((r, c)) for r in range(b.r0, b.r1 + 1) for c in range(b.c0, b.c1 + 1)]
         if v.numeric() and all(type(w) is float for w in want):  # one comparison for all
@@ -107,16 +131,22 @@ def _reports(path: Path, progress: Silent) -> tuple[Calculation, list[SheetRepor
             report.equal += b.size - len(bad)
         for i in bad:
             cell = (b.sheet, b.r0 + i // b.cols, b.c0 + i % b.cols)
-            sheet = book.sheets[b.sheet]
-            formula = (
-                sheet.formulas.get(cell[1:], "")
-                if b.kind == "column"
-                else "{" + (b.formula or "") + "}"
-            )
-            report.different.append(
-                Difference(cell_name(cell), formula or "", want[i], calc.values[cell])
-            )
+            text = _formula(book, b, *cell[1:])
+            report.different.append(Difference(cell_name(cell), text, want[i], calc.values[cell]))
     return calc, list(reports.values())
+
+
+def exit_code(reports: list[SheetReport]) -> int:
+    """check's exit code: 0 when every formula cell was computed and each one that does not
+    change at every recalculation equals the value the file stores; else 1."""
+    return 1 if any(r.different or r.not_computed for r in reports) else 0
+
+
+def _formula(book, b, r: int, c: int) -> str:
+    """The formula of a cell of block b as the sheet shows it ({…}: an array formula)."""
+    if b.kind == "column":
+        return book.sheets[b.sheet].formulas.get((r, c), "") or ""
+    return "{" + (b.formula or "") + "}"
 
 
 def check(path: str | Path, progress: Silent | None = None) -> list[SheetReport]:

@@ -117,6 +117,8 @@ class Cells:
         self.values: dict[tuple[int, int], object] = {}
         self.cached: dict[tuple[int, int], object] = {}
         self.rich: dict[tuple[int, int], int] = {}  # error cells with value metadata (vm)
+        self.meta: dict[tuple[int, int], int] = {}  # array formulas' cell metadata (cm)
+        self.data_tables: dict[tuple[int, int], dict[str, str]] = {}  # <f t="dataTable"> attrs
         self.max_row = self.max_col = 0
 
 
@@ -245,6 +247,10 @@ def _cells(
             if kind == "array":
                 c0, r0, c1, r1 = range_boundaries(fa.get("ref") or letters + row)
                 out.arrays[key] = ("=" + _text(f_text), (r0 - 1, c0 - 1, r1 - 1, c1 - 1))
+                if 'cm="' in attrs:  # Excel 365: a dynamic array (xl/metadata.xml says)
+                    out.meta[key] = int(dict(_ATTR.findall(attrs))["cm"])
+            elif kind == "dataTable":  # What-If: its cells hold values only
+                out.data_tables[key] = fa
             elif f_text or kind == "shared":
                 formulas[key] = "=" + _text(f_text)
         elif t == "s":

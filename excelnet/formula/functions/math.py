@@ -798,20 +798,61 @@ def f_arabic(ctx, args):
 # -- random numbers -----------------------------------------------------------------------------
 
 
+def _uniform(ctx, shape: tuple[int, ...]) -> torch.Tensor:
+    """Independent draws in [0, 1): one per element and per cell the call draws for
+    (ctx.draws: each row of a copied-down block, each cell of an array formula), from the
+    evaluation's generator."""
+    shape = tuple(max(a, b) for a, b in zip(shape, ctx.draws, strict=True))
+    return torch.rand(shape, generator=ctx.random, dtype=ctx.dtype, device=ctx.device)
+
+
 @excel("RAND", args="", gradient=False, volatile=True)
 def f_rand(ctx, args):
-    return V(torch.rand((1, 1, 1), dtype=ctx.dtype, device=ctx.device))
+    return V(_uniform(ctx, (1, 1, 1)))
 
 
 @excel("RANDBETWEEN", args="nn", gradient=False, volatile=True)
 def f_randbetween(ctx, args):
+    (lo, hi), errs = scalar_numbers(args, booleans=False)
+    lo, hi = torch.ceil(lo.detach()), torch.floor(hi.detach())
+    u = _uniform(ctx, broadcast(*args))
+    x = torch.floor(lo + u * (hi - lo + 1))
+    if not ctx.strict and errs is None:  # while training: no device sync
+        return V(torch.where(lo > hi, float("nan"), x))
+    bad = (lo > hi).cpu().numpy()
+    errs = first_error(tuple(x.shape), errs, where_error(bad, "#NUM!"))
+    if errs is not None:
+        x = torch.where(torch.as_tensor(errs != None, device=x.device), 0.0, x)  # noqa: E711
+    return with_errors(x, strict_num(ctx, x, errs))
 
-    def compute(lo, hi):
-        lo, hi = np.ceil(lo), np.floor(hi)
-        u = np.random.default_rng().random(lo.shape)
-        return np.floor(lo + u * (hi - lo + 1)), where_error(lo > hi, "#NUM!")
 
-    return on_numbers(ctx, args, compute, booleans=False)
+@excel("_xlfn.RANDARRAY", args="n?n?n?n?b?", gradient=False, volatile=True)
+def f_randarray(ctx, args):
+    """RANDARRAY([rows], [columns], [min], [max], [whole_number]): an array of draws, numbers
+    in [min, max) or whole numbers from min to max."""
+    given = [None if isinstance(a, Omitted) else a for a in args] + [None] * (5 - len(args))
+    values, errs = [], []
+    for v, default in zip(given, (1.0, 1.0, 0.0, 1.0, 0.0), strict=True):
+        if v is None:
+            values.append(default)
+            continue
+        if v.shape != (1, 1, 1):
+            raise FormulaError("RANDARRAY with arrays or ranges as its arguments")
+        x, e = to_number(v)
+        errs.append(e)
+        values.append(float(x.reshape(-1)[0]))
+    rows, cols, lo, hi, whole = values
+    e = first_error((1, 1, 1), *errs)
+    if e is not None:
+        return with_errors(torch.zeros((1, 1, 1), dtype=ctx.dtype, device=ctx.device), e)
+    rows, cols = int(math.trunc(rows)), int(math.trunc(cols))
+    if whole:
+        lo, hi = math.ceil(lo), math.floor(hi)
+    if rows < 1 or cols < 1 or lo > hi:
+        return error_value("#VALUE!", (1, 1, 1), ctx)
+    shape = (ctx.draws[0], rows, cols)  # its own array, for each row of a copied-down block
+    u = torch.rand(shape, generator=ctx.random, dtype=ctx.dtype, device=ctx.device)
+    return V(torch.floor(lo + u * (hi - lo + 1)) if whole else lo + u * (hi - lo))
 
 
 # -- criteria -----------------------------------------------------------------------------------

@@ -153,31 +153,32 @@ def f_offset(site: Site, args: list[Node]) -> list[Ref] | V:
         parts.append(np.trunc(x) if i < 3 else x)
     dr, dc, h, w = parts
     n = max(len(base), site.n)
-    out, errors = [], []
-    for k in range(n):
-        b = base[min(k, len(base) - 1)]
-        hh = b.r1 - b.r0 + 1 if h[min(k, len(h) - 1)] == -1 else _size(h[min(k, len(h) - 1)])
-        ww = b.c1 - b.c0 + 1 if w[min(k, len(w) - 1)] == -1 else _size(w[min(k, len(w) - 1)])
-        r0 = b.r0 + int(dr[min(k, len(dr) - 1)])
-        c0 = b.c0 + int(dc[min(k, len(dc) - 1)])
-        if hh == 0 or ww == 0:
-            errors.append("#REF!")
-            continue
-        r0, r1 = (r0, r0 + hh - 1) if hh > 0 else (r0 + hh + 1, r0)
-        c0, c1 = (c0, c0 + ww - 1) if ww > 0 else (c0 + ww + 1, c0)
-        ref = Ref(b.sheet, r0, c0, r1, c1)
-        if not _bounded(ref):
-            errors.append("#REF!")
-            continue
-        out.append(ref)
-    return _refs_or_errors(site, out, errors)
+    k = np.arange(n)
+    at = lambda a: np.asarray(a)[np.minimum(k, len(a) - 1)]  # noqa: E731  per block row
+    br0, bc0 = at([b.r0 for b in base]), at([b.c0 for b in base])
+    bh, bw = at([b.r1 - b.r0 + 1 for b in base]), at([b.c1 - b.c0 + 1 for b in base])
+    h, w = at(h), at(w)
+    hh = np.where(h == -1, bh, _size(h))
+    ww = np.where(w == -1, bw, _size(w))
+    r0, c0 = br0 + at(dr).astype(np.int64), bc0 + at(dc).astype(np.int64)
+    r0, r1 = np.where(hh > 0, r0, r0 + hh + 1), np.where(hh > 0, r0 + hh - 1, r0)
+    c0, c1 = np.where(ww > 0, c0, c0 + ww + 1), np.where(ww > 0, c0 + ww - 1, c0)
+    ok = (hh != 0) & (ww != 0) & (r0 >= 0) & (r1 < SHEET_ROWS) & (c0 >= 0) & (c1 < SHEET_COLUMNS)
+    sheet = base[0].sheet
+    if len({b.sheet for b in base}) > 1:
+        raise FormulaError("OFFSET of references on different sheets down one column")
+    corners = np.stack([r0, c0, r1, c1], 1)[ok]
+    if ok.all() and (corners == corners[0]).all():  # one reference for every row
+        return [Ref(sheet, *map(int, corners[0]))]
+    out = [Ref(sheet, *row) for row in corners.tolist()]
+    return out if ok.all() else _refs_or_errors(site, out, ["#REF!"] * int((~ok).sum()))
 
 
-def _size(x: float) -> int:
-    """A height or width: whole cells, and at least one where it is not zero (a width of 0.9
-    is one column in Excel)."""
-    n = int(np.trunc(x))
-    return n if n or x == 0 else int(np.sign(x))
+def _size(x: np.ndarray) -> np.ndarray:
+    """Heights or widths: whole cells, and at least one where not zero (a width of 0.9 is one
+    column in Excel)."""
+    n = np.trunc(x)
+    return np.where((n != 0) | (x == 0), n, np.sign(x)).astype(np.int64)
 
 
 def _refs_or_errors(site: Site, refs: list[Ref], errors: list[str]) -> list[Ref] | V:
@@ -231,6 +232,15 @@ def f_indirect(site: Site, args: list[Node]) -> list[Ref] | V:
 
 def _indirect(site: Site, text: str, a1: bool, row: int, col: int) -> Ref | None:
     sheet = site.sheet
+    if a1 and "[" in text and not text.startswith("["):  # Table1[Age]: an Excel Table's range
+        try:
+            node = site.ev.graph.resolve(parse("=" + text, sheet), sheet, 0, at=site.block)
+        except FormulaError:
+            return None
+        if not isinstance(node, Ref):
+            return None
+        down = row - site.block.r0 if node.rel_r0 else 0  # [#This Row]: this cell's row
+        return Ref(node.sheet, node.r0 + down, node.c0, node.r1 + down, node.c1)
     if "!" in text:
         name, rest = text.rsplit("!", 1)
         name = name[1:-1].replace("''", "'") if name.startswith("'") else name
