@@ -154,19 +154,27 @@ def remember(key: str | None) -> None:
         pass
 
 
-def compile_seconds(size: Size) -> tuple[float, str]:
-    """The compile's expected cost, and the cache state it assumes."""
-    if size.key in _here:
-        costs, state = COMPILE_AGAIN, "compiled before in this process"
-    elif cached(size.key):
-        costs, state = COMPILE_CACHED, "in torch's compile cache"
-    elif "torch._inductor.compile_fx" in sys.modules:
-        costs, state = COMPILE_LOADED, "torch.compile loaded, this structure not cached"
-    else:
-        costs, state = COMPILE_COLD, "nothing in torch's compile cache"
+def _cost(costs: tuple[float, float, float], ops: int) -> float:
     base, per, squared = costs
+    return base + per * ops + squared * ops * ops
+
+
+def compile_seconds(size: Size, at_least: float = 0.0) -> tuple[float, str]:
+    """The compile's expected cost, and the cache state it assumes. Where even the cheapest
+    state this process could be in costs `at_least` or more, that, without looking at torch's
+    cache (a fit too short for any compile is decided in well under a millisecond)."""
     ops = size.operations
-    return base + per * ops + squared * ops * ops, state
+    if size.key in _here:
+        return _cost(COMPILE_AGAIN, ops), "compiled before in this process"
+    loaded = "torch._inductor.compile_fx" in sys.modules
+    cheapest = min(_cost(COMPILE_CACHED, ops), _cost(COMPILE_LOADED, ops) if loaded else math.inf)
+    if cheapest >= at_least > 0:
+        return cheapest, "at least: even with this structure in torch's compile cache"
+    if cached(size.key):
+        return _cost(COMPILE_CACHED, ops), "in torch's compile cache"
+    if loaded:
+        return _cost(COMPILE_LOADED, ops), "torch.compile loaded, this structure not cached"
+    return _cost(COMPILE_COLD, ops), "nothing in torch's compile cache"
 
 
 def evaluation_seconds(size: Size, costs: tuple[float, float, float]) -> float:
@@ -208,8 +216,9 @@ def choose(
     found = size(problem, x0)
     eager_one = evaluation_seconds(found, EAGER)
     compiled_one = min(evaluation_seconds(found, COMPILED), eager_one)
-    compile_s, state = compile_seconds(found)
     eager = evaluations * eager_one
+    # a compile that costs the eager fit's time, or more, cannot pay: no need to know more
+    compile_s, state = compile_seconds(found, at_least=eager)
     fast = compile_s + evaluations * compiled_one
     ms = f"{eager_one * 1e3:.2g} ms" if eager_one >= 1e-4 else f"{eager_one * 1e6:.2g} µs"
     reason = (
