@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -14,8 +16,10 @@ from excelnet.fitting.options import FitOptions
 from excelnet.fitting.pipeline import compile_models, fit
 from excelnet.fitting.train import train
 from excelnet.xlsx.read import read_book
-from tests.conftest import run_cli
+from tests.conftest import cli, run_cli
 from tests.handmade import solver_names
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _both(path, sheet: str, **kw):
@@ -68,6 +72,79 @@ def test_a_compiled_fit_is_what_libreoffice_computes(titanic_book, tmp_path, rec
 def test_short_fits_stay_eager(titanic_book):
     (model,) = compile_models(read_book(titanic_book), "nn")
     assert train(model, FitOptions(epochs=20)).engine == "eager"
+
+
+@pytest.mark.parametrize("name", ["quadratic", "relu", "double-relu", "titanic"])
+def test_short_lbfgs_fits_of_small_models_run_eagerly(name):
+    """Every model of the committed workbooks, fitted as `excelnet fit` does by default (L-BFGS,
+    1000 iterations allowed, that it stops well short of): eager, with the reason."""
+    from excelnet.fitting.choice import choose
+    from excelnet.fitting.problem import Problem
+
+    options = FitOptions()
+    for model in compile_models(read_book(ROOT / "workbooks" / f"{name}.xlsx")):
+        problem = Problem(model)
+        c = choose(problem, problem.start(), options.chosen_method, options.epochs, None)
+        assert c.engine == "eager", (model.solver.sheet, c.reason)
+        assert "L-BFGS iterations" in c.reason and "it stops early" in c.reason
+        assert c.eager_seconds * 10 < c.compiled_seconds
+
+
+def test_the_choice_and_its_reason_in_json(tmp_path, capsys):
+    book = shutil.copy(ROOT / "workbooks" / "quadratic.xlsx", tmp_path / "q.xlsx")
+    code, out, err = cli(capsys, "fit", book, "--json", "-q", "--no-history")
+    assert code == 0, err
+    (r,) = json.loads(out)["fits"]
+    assert (r["engine"], r["engine_choice"]) == ("eager", "eager")
+    assert "eager" in r["engine_reason"] and "compiling" in r["engine_reason"]
+    code, out, err = cli(capsys, "fit", book, "--json", "-q", "--no-history", "--engine", "eager")
+    assert json.loads(out)["fits"][0]["engine_reason"].startswith("asked for (--engine eager")
+
+
+def test_the_choice_is_not_timed(titanic_book, monkeypatch):
+    """A busy machine (every evaluation slow) leaves the choice as it is: it is predicted from
+    the model's operation counts and sizes, not timed."""
+    from excelnet.fitting import optimisers
+    from excelnet.fitting.choice import choose
+    from excelnet.fitting.problem import Problem
+
+    (model,) = compile_models(read_book(titanic_book, "nn"), "nn")
+    problem = Problem(model)
+    calm = choose(problem, problem.start(), "lbfgs", 1000, None)
+    slow = optimisers.evaluate
+
+    def busy(*args, **kwargs):
+        time.sleep(0.05)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(optimisers, "evaluate", busy)
+    loaded = choose(problem, problem.start(), "lbfgs", 1000, None)
+    assert loaded == calm and calm.engine == "eager"
+    assert calm.evaluations < 1000 * 1.5  # L-BFGS stops early on 20 parameters
+    long = choose(problem, problem.start(), "gd", 1_000_000, None)
+    assert long.engine == "compiled" and long.compiled_seconds < long.eager_seconds
+
+
+def test_the_choice_knows_the_compile_cache(titanic_book, tmp_path, monkeypatch):
+    """A structure compiled before (its marker beside torch's cache entries) costs less to
+    compile again; the reason says which state it assumed."""
+    from excelnet.fitting import choice
+    from excelnet.fitting.problem import Problem
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(choice, "_here", set())
+    (model,) = compile_models(read_book(titanic_book, "nn"), "nn")
+    problem = Problem(model)
+    size = choice.size(problem, problem.start())
+    assert size == choice.size(problem, problem.start())  # the same structure, the same key
+    cold, state = choice.compile_seconds(size)
+    assert "torch.compile" in state or "nothing" in state
+    (tmp_path / "cache" / "fxgraph").mkdir(parents=True)
+    choice.remember(size.key)
+    assert choice.cached(size.key)
+    monkeypatch.setattr(choice, "_here", set())  # as a new process finds it
+    cached, state = choice.compile_seconds(size)
+    assert cached < cold and state == "in torch's compile cache"
 
 
 def test_a_step_that_depends_on_the_numbers_runs_eagerly(tmp_path):

@@ -16,10 +16,11 @@ import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
 from excelnet.cli import main
+from excelnet.fitting.choice import choose
 from excelnet.fitting.options import FitOptions
 from excelnet.fitting.pipeline import compile_models, fit
 from excelnet.fitting.problem import Problem
-from excelnet.fitting.train import Losses, compile_pays, train
+from excelnet.fitting.train import Losses, train
 from excelnet.writer.lessons import build_quadratic
 from excelnet.xlsx.read import read_book
 from excelnet.xlsx.scan import scan
@@ -148,14 +149,15 @@ def parts(path: Path, count: int) -> Path:
 
 
 @pytest.mark.parametrize(
-    "book, epochs, pays",
+    "book, method, epochs, pays",
     [
-        ("2000 parts", 1000, False),  # compiling ~225 s would not pay off 1000 eager steps
-        ("quadratic", 1000, False),  # a tiny model: eager steps take a fraction of a second
-        ("titanic nn", 1_000_000, True),  # a long fit of a small step: ~3 s once pays
+        ("2000 parts", "gd", 1000, False),  # compiling ~9 min would not pay off 1000 eager steps
+        ("quadratic", "gd", 1000, False),  # a tiny model: eager steps take a fraction of a second
+        ("titanic nn", "gd", 1_000_000, True),  # a long fit of a small step: seconds once pay
+        ("titanic nn", "lbfgs", 1_000_000, False),  # L-BFGS stops after some hundred iterations
     ],
 )
-def test_torch_compile_is_used_where_it_pays(tmp_path, titanic_book, book, epochs, pays):
+def test_torch_compile_is_used_where_it_pays(tmp_path, titanic_book, book, method, epochs, pays):
     path = {
         "2000 parts": lambda: parts(tmp_path / "p.xlsx", 2000),
         "quadratic": lambda: build_quadratic(tmp_path / "q.xlsx"),
@@ -164,4 +166,5 @@ def test_torch_compile_is_used_where_it_pays(tmp_path, titanic_book, book, epoch
     sheet = "nn" if book == "titanic nn" else None
     (model,) = compile_models(read_book(path, sheet), sheet)
     problem = Problem(model)
-    assert compile_pays(problem, problem.start(), epochs) is pays
+    choice = choose(problem, problem.start(), method, epochs, None)
+    assert (choice.engine == "compiled") is pays, choice.reason

@@ -55,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         # past the estimate made before the work (excelnet.xlsx.files.check_memory); a write is
         # atomic, so the workbook is the old one
-        what = getattr(args, "book", None) or getattr(args, "output", None) or args.workbook
+        books = getattr(args, "books", None) or [None]
+        what = (
+            getattr(args, "book", None)
+            or getattr(args, "output", None)
+            or getattr(args, "workbook", None)
+            or books[0]
+        )
         print(f"excelnet: error: {what}: out of memory; nothing was written", file=sys.stderr)
         return 2
     except UnicodeEncodeError as e:

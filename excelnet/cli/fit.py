@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from excelnet.cli import batch
 from excelnet.cli.common import (
     count,
     engine_option,
@@ -18,6 +19,7 @@ from excelnet.cli.common import (
 )
 from excelnet.errors import ExcelnetError
 from excelnet.fitting.options import EPOCHS, SEED
+from excelnet.fitting.parallel import run_jobs
 
 AUTOMATIC = (
     "as the Solver model asks: simplex when it is linear, evolutionary for solver_eng 3, "
@@ -47,7 +49,7 @@ def solver_options(p) -> None:
 
 def add_fit(sub) -> None:
     f = sub.add_parser("fit", help="train the model a workbook's formulas define; write it back")
-    f.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
+    batch.books_argument(f, "an .xlsx/.xlsm with a Solver model on a sheet")
     f.add_argument("--sheet", help="fit only this sheet (default: every sheet with a Solver model)")
     epochs_option(f)
     method_options(f, AUTOMATIC)
@@ -65,7 +67,9 @@ def add_fit(sub) -> None:
         help="also the Solver settings the workbook holds as Excel and excelnet write them "
         "(by default only those someone changed are noted)",
     )
+    seeds_option(f)
     workbook_options(f)
+    batch.options(f, "workbooks (or --seeds' starts)")
     f.set_defaults(run=_fit)
 
 
@@ -82,6 +86,7 @@ def add_sweep(sub) -> None:
         "--epochs", type=count, default=EPOCHS, help=f"steps per learning rate (default {EPOCHS})"
     )
     workbook_options(w)
+    batch.options(w, "learning rates")
     w.set_defaults(run=_sweep)
 
 
@@ -91,16 +96,30 @@ def add_compare(sub) -> None:
     epochs_option(c)
     method_options(c, AUTOMATIC)
     solver_options(c)
+    seeds_option(c)
     workbook_options(c)
+    batch.options(c, "starts (--seeds)")
     c.set_defaults(run=_compare)
 
 
 def add_eval(sub) -> None:
     e = sub.add_parser("eval", help="each Solver model's objective and gradients, no training")
-    e.add_argument("book", type=Path, help="an .xlsx/.xlsm with a Solver model on a sheet")
+    batch.books_argument(e, "an .xlsx/.xlsm with a Solver model on a sheet")
     e.add_argument("--sheet", help="only this sheet (default: every sheet with a Solver model)")
     workbook_options(e)
+    batch.options(e)
     e.set_defaults(run=_eval)
+
+
+def seeds_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--seeds",
+        type=count,
+        default=1,
+        metavar="N",
+        help="fit each model from N starts — the workbook's parameters and N-1 seeded random "
+        "ones around them — side by side, and keep the best (default 1: the workbook's)",
+    )
 
 
 def _options(args: argparse.Namespace):
@@ -156,6 +175,16 @@ def _report(args: argparse.Namespace, results, code: int, line: str | None, key:
 
 def _fit(args: argparse.Namespace) -> int:
     options = _options(args)
+    books = batch.prepare(args, {"--out": args.out})
+    if not batch.single(books, args):
+        job = (batch.fit_book, lambda b: (b, args.sheet, options, args.force, args.seeds))
+        if len(books) == 1:  # one workbook on the cluster: its own output
+            args.book = books[0]
+            results = batch.one(run_jobs(job[0], [job[1](books[0].absolute())], 1, args.cluster)[0])
+            return _fit_report(args, results, 0, None)
+        outcomes = batch.run(args, books, *job, "fit")
+        return batch.report(args, books, outcomes, "fits", FIT_COLUMNS, _fit_rows, "excelnet fit")
+    args.book = books[0]
     from excelnet.fitting.pipeline import fit
 
     results, code, line = _solve(
@@ -167,12 +196,39 @@ def _fit(args: argparse.Namespace) -> int:
             progress=progress(args),
             force=args.force,
             options=options,
+            seeds=args.seeds,
+            workers=batch.workers(args),
+            cluster=args.cluster,
         ),
     )
-    if args.json or results is None:
-        return _report(args, results, code, line, "fits")
-    rows = [r.summary() for r in results]
-    _print_fits(args, results, rows)
+    return _fit_report(args, results, code, line)
+
+
+FIT_COLUMNS = ["sheet", "params", "method", "epochs", "start", "final", "valid", "acc", "s"]
+
+
+def _fit_rows(results) -> list[list[str]]:
+    """A batch table's rows for one workbook's fits."""
+    return [
+        [
+            r.sheet,
+            str(r.parameters),
+            r.method,
+            str(r.epochs),
+            f"{r.initial_loss:.5f}",
+            f"{r.final_loss:.5f}",
+            "" if r.valid_loss is None else f"{r.valid_loss:.5f}",
+            "" if r.accuracy is None else f"{r.accuracy:.1%}",
+            f"{r.seconds:.2f}",
+        ]
+        for r in results
+    ]
+
+
+def _fit_report(args: argparse.Namespace, results, code: int, line: str | None) -> int:
+    """One workbook's fits: the summary (or the JSON), the line on stderr; the exit code."""
+    if not args.json and results is not None:
+        _print_fits(args, results, [r.summary() for r in results])
     return _report(args, results, code, line, "fits")
 
 
@@ -338,12 +394,31 @@ def _outcome(r) -> str:
     return "; ".join(words)
 
 
-def _eval(args: argparse.Namespace) -> None:
+def _eval(args: argparse.Namespace) -> int | None:
+    books = batch.prepare(args, {})
+    if not batch.single(books, args):
+        job = (batch.eval_book, lambda b: (b, args.sheet, args.device, args.force))
+        if len(books) == 1:
+            args.book = books[0]
+            found = batch.one(run_jobs(job[0], [job[1](books[0].absolute())], 1, args.cluster)[0])
+            return _eval_report(args, found)
+        outcomes = batch.run(args, books, *job, "eval")
+        columns = ["sheet", "objective cell", "objective"]
+
+        def rows(found):
+            return [[e.sheet, e.objective_cell, f"{e.objective!r}"] for e in found]
+
+        return batch.report(args, books, outcomes, "models", columns, rows, "excelnet eval")
+    args.book = books[0]
     from excelnet.fitting.pipeline import evaluate
 
     found = evaluate(
         args.book, sheet=args.sheet, device=args.device, progress=progress(args), force=args.force
     )
+    return _eval_report(args, found)
+
+
+def _eval_report(args: argparse.Namespace, found) -> None:
     rows = [e.summary() for e in found]
     if args.json:
         import json
@@ -382,7 +457,14 @@ def _sweep(args: argparse.Namespace) -> None:
     from excelnet.fitting.pipeline import lr_sweep
 
     runs = lr_sweep(
-        args.book, args.sheet, rates, progress=progress(args), force=args.force, options=options
+        args.book,
+        args.sheet,
+        rates,
+        progress=progress(args),
+        force=args.force,
+        options=options,
+        workers=batch.workers(args),
+        cluster=args.cluster,
     )
     if args.json:
         import json
@@ -406,7 +488,15 @@ def _compare(args: argparse.Namespace) -> int:
 
     results, code, line = _solve(
         args,
-        lambda: compare(args.book, progress=progress(args), force=args.force, options=options),
+        lambda: compare(
+            args.book,
+            progress=progress(args),
+            force=args.force,
+            options=options,
+            seeds=args.seeds,
+            workers=batch.workers(args),
+            cluster=args.cluster,
+        ),
     )
     if args.json or results is None:
         return _report(args, results, code, line, "fits")

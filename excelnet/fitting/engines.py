@@ -1,6 +1,6 @@
 """The engines that run a method's steps: a pure function of tensors run eagerly, traced into a
-flat program and fused by torch.compile (CPU), or captured as a CUDA graph and replayed; what
-compiling costs against what it saves (compile_pays); the threads a step of its size uses."""
+flat program and fused by torch.compile (CPU), or captured as a CUDA graph and replayed (which
+one: excelnet.fitting.choice); the threads a step of its size uses."""
 
 from __future__ import annotations
 

@@ -330,8 +330,14 @@ class LBFGS:
     def _call(self, x: torch.Tensor):
         self.evaluations += 1
         loss, g, f, big_f, v = self.fg(x, self.multipliers.lam, self.multipliers.mu)
-        rho = _rho(self.multipliers.lam)
-        if bool(better(big_f, v, self.best_F, self.best_v, self.tol, rho)):
+        if self.problem.m:
+            rho = _rho(self.multipliers.lam)
+            wins = bool(better(big_f, v, self.best_F, self.best_v, self.tol, rho))
+        else:  # `better` with no residuals (every step is feasible, rho is 1), in numbers: a
+            # dozen tensor operations fewer per evaluation
+            F, best_v = float(big_f), float(self.best_v)
+            wins = math.isfinite(F) and (best_v > self.tol or F < float(self.best_F) + best_v)
+        if wins:
             self.best_x, self.best_F, self.best_v, self.best_t = x.clone(), big_f, v, self.t
         return loss, g, f, big_f, v
 

@@ -227,6 +227,9 @@ def fit(
     method: str | None = None,
     options: FitOptions | None = None,
     seed: int | None = None,
+    seeds: int = 1,
+    workers: int = 1,
+    cluster: str | None = None,
 ) -> list[SheetFit]:
     """Fit every Solver model of the workbook (or of `sheet`) and write the best parameters
     seen, and fresh values of every cell that depends on them, into `out` (default: the
@@ -252,9 +255,15 @@ def fit(
     raises excelnet.errors.NotSolved, with every result, and leaves the file unchanged (with
     `options.keep_infeasible`, the points closest to feasible are written first). Ctrl-C
     stops the fit and writes the best point so far (the result says `interrupted`); a second
-    Ctrl-C raises KeyboardInterrupt before the write, and the file is unchanged."""
+    Ctrl-C raises KeyboardInterrupt before the write, and the file is unchanged.
+
+    `seeds`: fit each model from that many starts and keep the best (see `seeded_start`),
+    on `workers` local processes or the Ray cluster at `cluster` (excelnet.fitting.parallel;
+    default: one after the other, here)."""
     path = Path(path)
     out = Path(out) if out is not None else path
+    if int(seeds) != seeds or seeds < 1:
+        raise ExcelnetError(f"--seeds: the number of starts must be 1 or more, not {seeds}")
     progress = progress or Silent()
     if out.suffix.lower() != path.suffix.lower():
         # the zip's content types say .xlsx or .xlsm; Excel refuses a file whose name disagrees
@@ -286,6 +295,8 @@ def fit(
         problems = [Problem(model) for model in models]  # every model checked before any fit
         with progress.phase(f"choosing the methods for {path.name}"):  # a linearity check each
             plans = [plan(problem, options) for problem in problems]
+        if seeds > 1:
+            starts = _fit_starts(path, book, problems, options, seeds, workers, cluster, progress)
         results, updates = [], {}
         for model, problem, how in zip(models, problems, plans, strict=True):
             if interrupt():  # Esc: the sheets not reached keep their values
@@ -295,7 +306,10 @@ def fit(
                     f"the sheets after {results[-1].sheet} were not fitted (Ctrl-C)"
                 )
                 break
-            fitted = train_model(book, model, options, progress, problem, how, interrupt)
+            if seeds > 1:
+                fitted = _keep_best(problem, starts[model.solver.sheet])
+            else:
+                fitted = train_model(book, model, options, progress, problem, how, interrupt)
             results.append(fitted)
             keep = fitted.solved or (options.keep_infeasible and fitted.solution == "infeasible")
             fitted.written = keep
@@ -359,6 +373,115 @@ def _unsolved(path: Path, unsolved: list[SheetFit], written: bool) -> str:
     kept = [x for x in unsolved if x.written]
     what = "wrote the point closest to feasible" if kept else "wrote the other sheets' fits"
     return f"{at}: {why}{others}; {what} (keep_infeasible)"
+
+
+def seeded_start(problem: Problem, seed: int, x0: torch.Tensor | None = None) -> torch.Tensor:
+    """Start `seed` of a multi-start fit: 0 is the workbook's own parameters; every other seed
+    draws each adjustable cell afresh — uniformly between its bounds where it has both, else
+    from a normal around the workbook's value, as spread as its range's values are (their root
+    mean square; 1 where they are all 0), kept within a bound it has. The same seed, the same
+    start. `x0`: the workbook's parameters (default: the model's now)."""
+    import numpy as np
+    import torch
+
+    x0 = problem.start() if x0 is None else x0
+    if seed == 0:
+        return x0
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for piece in x0.detach().cpu().double().split(problem.sizes):
+        v = piece.numpy()
+        spread = float(np.sqrt(np.mean(v * v))) or 1.0
+        pieces.append(v + spread * rng.standard_normal(v.shape))
+    x = torch.tensor(np.concatenate(pieces), dtype=x0.dtype, device=x0.device)
+    lo, hi = problem.lo, problem.hi
+    both = torch.isfinite(lo) & torch.isfinite(hi)
+    between = torch.tensor(rng.uniform(size=problem.n), dtype=x0.dtype, device=x0.device)
+    return problem.project(torch.where(both, lo + (hi - lo) * between, x))
+
+
+def fit_start(path: Path, sheet: str, options: FitOptions, seed: int) -> SheetFit:
+    """One start of a multi-start fit, in a worker: the workbook read (the process that asked
+    holds its lock) and the sheet's model fitted from seeded_start(seed); nothing written."""
+    from excelnet.fitting.problem import Problem
+
+    book, (model,), _ = _read_and_compile(
+        Path(path), sheet, options.device, Silent(), (), options.seed
+    )
+    problem = Problem(model)
+    problem.restore(seeded_start(problem, seed))
+    return train_model(book, model, options, None, problem)
+
+
+def _fit_starts(
+    path: Path,
+    book: Book,
+    problems: list[Problem],
+    options: FitOptions,
+    seeds: int,
+    workers: int,
+    cluster: str | None,
+    progress: Silent,
+) -> dict[str, list[SheetFit]]:
+    """Every model fitted from each of `seeds` starts: sheet -> the fits, in seed order."""
+    from excelnet.fitting.parallel import run_jobs
+
+    out: dict[str, list[SheetFit]] = {}
+    if workers <= 1 and cluster is None:  # here, one after the other, on the compiled models
+        for problem in problems:
+            sheet = problem.model.solver.sheet
+            start = problem.start()
+            for seed in range(seeds):
+                problem.restore(seeded_start(problem, seed, start))
+                out.setdefault(sheet, []).append(
+                    train_model(book, problem.model, options, progress, problem)
+                )
+            problem.restore(start)
+        return out
+    jobs = [
+        (path.absolute(), p.model.solver.sheet, options, seed)
+        for p in problems
+        for seed in range(seeds)
+    ]
+    with progress.phase(f"fitting {len(jobs)} starts on {_on(workers, cluster, len(jobs))}"):
+        outcomes = run_jobs(fit_start, jobs, workers, cluster)
+    for (_, sheet, _, seed), o in zip(jobs, outcomes, strict=True):
+        if not o.ok:
+            raise ExcelnetError(f"{where(path, sheet)}: start {seed}: {o.error}")
+        out.setdefault(sheet, []).append(o.value)
+    return out
+
+
+def _keep_best(problem: Problem, fits: list[SheetFit]) -> SheetFit:
+    """The best of a model's multi-start fits — feasible before infeasible (Solver's precision),
+    then the best objective for the goal (lowest, highest, nearest the target), then the lower
+    seed — put into the model (every dependent cell evaluated afresh, as a fit leaves it)."""
+    import torch
+
+    target = None if problem.target is None else float(problem.target)
+
+    def rank(i: int) -> tuple:
+        r = fits[i]
+        feasible = r.max_violation is None or r.max_violation <= problem.precision
+        f = r.final_loss
+        value = {1: -f, 2: f}.get(problem.goal, abs(f - target) if target is not None else f)
+        if math.isnan(value):
+            value = math.inf
+        return (not feasible, value if feasible else r.max_violation, i)
+
+    best = min(range(len(fits)), key=rank)
+    won = fits[best]
+    x = torch.tensor(list(won.params.values()), dtype=problem.lo.dtype, device=problem.lo.device)
+    problem.restore(x)
+    problem.row_violations()  # a strict evaluate of every dependent cell, as train ends
+    return replace(
+        won, best_start=best, starts=len(fits), start_losses=[r.final_loss for r in fits]
+    )
+
+
+def _on(workers: int, cluster: str | None, jobs: int) -> str:
+    """Where jobs run, in words."""
+    return f"the Ray cluster at {cluster}" if cluster else f"{min(workers, jobs)} workers"
 
 
 @dataclass
@@ -483,6 +606,19 @@ class SweepRun:
         }
 
 
+def _sweep_run(how: FitOptions, r: SheetFit) -> SweepRun:
+    return SweepRun(how.lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged)
+
+
+def sweep_fit(path: Path, sheet: str, how: FitOptions) -> SweepRun:
+    """One learning rate of an lr sweep, in a worker: the workbook read (the process that asked
+    holds its lock) and the sheet's model fitted from the workbook's parameters."""
+    from excelnet.fitting.train import train
+
+    _, (model,), _ = _read_and_compile(Path(path), sheet, how.device, Silent(), (), how.seed)
+    return _sweep_run(how, train(model, how))
+
+
 SWEEP_SHEET = "lr_sweep"
 
 
@@ -495,11 +631,15 @@ def lr_sweep(
     progress: Silent | None = None,
     force: bool = False,
     options: FitOptions | None = None,
+    workers: int = 1,
+    cluster: str | None = None,
 ) -> list[SweepRun]:
     """Fit one sheet's Solver model from the same starting parameters with each learning rate,
     leave the model sheet as it is, and write an lr_sweep sheet: every rate's loss curve in one
     chart (log scale), the rates that diverged marked. How each fit runs: `options` (default:
-    FitOptions(): gd, 1000 epochs), with `epochs` and `device` given here in its place."""
+    FitOptions(): gd, 1000 epochs), with `epochs` and `device` given here in its place. The
+    rates' fits run on `workers` local processes or the Ray cluster at `cluster` (default: one
+    after the other, here)."""
     path = Path(path)
     progress = progress or Silent()
     if not lrs:
@@ -521,21 +661,31 @@ def lr_sweep(
 
     with lock(progress, path):
         _, (model,), _ = _read_and_compile(path, sheet, options.device, progress, (), options.seed)
-        params = model.parameters()
-        start = [p.detach().clone() for p in params]
-        runs = []
-        for how in each:
-            with torch.no_grad():
-                for p, s in zip(params, start, strict=True):
-                    p.copy_(s)
-            tick = progress.epochs(f"{sheet} at learning rate {how.lr:g}", how.epochs)
-            try:
-                r = train(model, how, tick)
-            finally:
-                progress.done()
-            runs.append(
-                SweepRun(how.lr, r.epochs, r.losses, r.loss_every, r.final_loss, r.diverged)
-            )
+        if (workers > 1 and len(each) > 1) or cluster is not None:
+            from excelnet.fitting.parallel import run_jobs
+
+            jobs = [(path.absolute(), sheet, how) for how in each]
+            on = _on(workers, cluster, len(jobs))
+            with progress.phase(f"fitting {len(jobs)} learning rates on {on}"):
+                outcomes = run_jobs(sweep_fit, jobs, workers, cluster)
+            bad = next((o for o in outcomes if not o.ok), None)
+            if bad is not None:
+                raise ExcelnetError(f"{where(path, sheet)}: {bad.error}")
+            runs = [o.value for o in outcomes]
+        else:
+            params = model.parameters()
+            start = [p.detach().clone() for p in params]
+            runs = []
+            for how in each:
+                with torch.no_grad():
+                    for p, s in zip(params, start, strict=True):
+                        p.copy_(s)
+                tick = progress.epochs(f"{sheet} at learning rate {how.lr:g}", how.epochs)
+                try:
+                    r = train(model, how, tick)
+                finally:
+                    progress.done()
+                runs.append(_sweep_run(how, r))
 
         # one epoch column for all: the coarsest of the runs' (each a power of 2)
         every = max(r.loss_every for r in runs)
@@ -597,10 +747,14 @@ def compare(
     force: bool = False,
     method: str | None = None,
     options: FitOptions | None = None,
+    seeds: int = 1,
+    workers: int = 1,
+    cluster: str | None = None,
 ) -> list[SheetFit]:
-    """Fit every model sheet (as `fit` does, with `options` and the knobs given here) and write
-    a compare sheet: per model its validation loss and accuracy, number of parameters, fit
-    time, method and constraint status, with a chart."""
+    """Fit every model sheet (as `fit` does, with `options` and the knobs given here; `seeds`,
+    `workers`, `cluster`: each from several starts, as `fit`'s) and write a compare sheet: per
+    model its validation loss and accuracy, number of parameters, fit time, method and
+    constraint status, with a chart."""
     options = FitOptions.of(options, epochs=epochs, lr=lr, method=method, device=device)
     from excelnet.xlsx.sheets import render
 
@@ -640,7 +794,17 @@ def compare(
         sheet = render(COMPARE_SHEET, COMPARE_HEADER, columns, chart, COMPARE_FORMATS)
         changes.place(book_path, COMPARE_SHEET, sheet)
 
-    return fit(path, out=out, progress=progress, report=report, force=force, options=options)
+    return fit(
+        path,
+        out=out,
+        progress=progress,
+        report=report,
+        force=force,
+        options=options,
+        seeds=seeds,
+        workers=workers,
+        cluster=cluster,
+    )
 
 
 def compile_models(

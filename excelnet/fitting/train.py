@@ -13,9 +13,9 @@ never worse than the start.
 
 Engines run the steps in chunks. "eager" runs the compiled blocks op by op, with autograd. On
 a CUDA device one step (gd, adam) or one evaluation of loss and gradient (lbfgs) is captured
-as a CUDA graph and replayed. On the CPU, when the time it saves exceeds what compiling costs
-(which grows with the step's size), the same is traced into a flat program of tensor operations
-once and torch.compile fuses it into native code. The numbers stay on the device until a chunk
+as a CUDA graph and replayed. On the CPU, when compiling is predicted to save more than it costs
+(excelnet.fitting.choice), the same is traced into a flat program of tensor operations once and
+torch.compile fuses it into native code. The numbers stay on the device until a chunk
 ends; the losses are kept at bounded resolution (see Losses), for any number of epochs.
 """
 
@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from excelnet.errors import ExcelnetError, ExcelnetWarning, where
-from excelnet.fitting.engines import sized_threads, threads, threads_for
+from excelnet.fitting.choice import choose, remember
+from excelnet.fitting.engines import sized_threads
 from excelnet.fitting.linear import INFEASIBLE
-from excelnet.fitting.optimisers import MU, evaluate, runner
+from excelnet.fitting.optimisers import runner
 from excelnet.fitting.options import METHOD, FitOptions
 from excelnet.fitting.problem import Problem, _cells
 from excelnet.formula.evaluator import python_value
@@ -41,14 +42,6 @@ from excelnet.formula.graph import a1
 from excelnet.formula.model import Model
 from excelnet.formula.values import V, errors_of
 
-# What torch.compile costs, measured: ~3 s for any step, and more than linearly in the number
-# of operations of its autograd graph: Titanic nn (22 operations) 3.4 s, a model of 200
-# parameter ranges (408) 8 s, of 500 (1,008) 19 s; of 2,000 (4,009) about 225 s (issue 13).
-# The compiled step ran 3-5x faster than the eager one.
-COMPILE_BASE = 3.0
-COMPILE_PER_OP = 0.002
-COMPILE_PER_OP_SQUARED = 1.3e-5
-COMPILED_SPEEDUP = 3.0
 EXPLODE = 1e3  # a fixed step whose loss rises this many times the start's has diverged
 HISTORY_POINTS = 50  # rows of the history sheet per fit, at most
 LOSS_POINTS = 10_000  # losses kept per fit, at most (then every 2nd, 4th, … epoch's)
@@ -81,6 +74,8 @@ class SheetFit:
     diverged: str | None = None
     engine: str = "eager"  # "eager" | "cuda graph" | "compiled"
     engine_note: str | None = None  # why the engine fell back to eager steps, if it did
+    engine_choice: str = "eager"  # the engine chosen (excelnet.fitting.choice), before any fallback
+    engine_reason: str = ""  # why: asked for, or the predicted costs of each engine
     method: str = METHOD
     goal: str = ""  # "minimise Model!C7", "maximise …", "drive … to 5 (value of)"
     constraints: int = 0  # rows of Solver's constraint list applied (bounds and general)
@@ -112,6 +107,9 @@ class SheetFit:
         """Whether the point is an answer to write: it meets the constraints, and the sheet
         computes it."""
         return self.solution in ("optimal", "feasible")
+    starts: int = 1  # --seeds: the starts fitted (excelnet.fitting.pipeline.seeded_start)
+    best_start: int = 0  # the start whose fit was kept (0: the workbook's own parameters)
+    start_losses: list[float] = field(default_factory=list)  # each start's final objective
 
     def summary(self) -> dict:
         return {
@@ -146,8 +144,13 @@ class SheetFit:
                 "error",
                 "libreoffice",
                 "notes",
+                "starts",
+                "best_start",
+                "start_losses",
                 "engine",
                 "engine_note",
+                "engine_choice",
+                "engine_reason",
                 "honoured",
                 "ignored",
                 "params",  # the fitted value of each adjustable cell, by its address
@@ -215,41 +218,6 @@ def _metric(model: Model, metrics: dict[str, tuple[str, int, int]], key: str) ->
         return None
     v = model.value_at(*cell)
     return v if isinstance(v, float) else None
-
-
-def _operations(problem: Problem, x: torch.Tensor, lam: torch.Tensor, mu: torch.Tensor) -> int:
-    """How many operations the autograd graph of one evaluation holds: what a compile costs."""
-    x = x.detach().requires_grad_(True)
-    _, big_f, c = problem.terms(x)
-    seen, todo = set(), [problem.lagrangian(big_f, c, lam, mu).grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is not None and node not in seen:
-            seen.add(node)
-            todo.extend(n for n, _ in node.next_functions)
-    return len(seen)
-
-
-def compile_pays(problem: Problem, x0: torch.Tensor, epochs: int) -> bool:
-    """Whether torch.compile's one-time cost (by the size of the step) is less than the time
-    it saves over `epochs` eager evaluations (timed after one warm-up)."""
-    lam, mu = x0.new_zeros(problem.m), x0.new_tensor(MU)
-    with threads(threads_for(problem.model)):  # timed as the fit would run them
-        evaluate(problem, x0, lam, mu)
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            evaluate(problem, x0, lam, mu)
-            times.append(time.perf_counter() - t)
-    eager = min(times)  # the machine's speed, not a moment when other work held it
-    if problem.smell is not None and bool(problem.smell):
-        # a guarded operation meets an error already at the start (an IF's branch not taken,
-        # say): eager steps tell such points from errors on the objective's path, traced
-        # steps cannot (see Problem.suspect)
-        return False
-    saved = epochs * eager * (1 - 1 / COMPILED_SPEEDUP)
-    ops = _operations(problem, x0, lam, mu)
-    return saved > COMPILE_BASE + COMPILE_PER_OP * ops + COMPILE_PER_OP_SQUARED * ops**2
 
 
 @dataclass
@@ -422,15 +390,12 @@ def _descend(model, problem, options, how, progress, metrics, stop) -> SheetFit:
     limit = math.inf if limit >= 1e9 else limit  # Excel's "no limit" is 2147483647
     every = max(1, epochs // HISTORY_POINTS)  # a history row every `every` epochs
     x0 = problem.start()
-    drawn = model.redrawn()
-    if drawn:  # a traced or captured step would replay the same draws: op by op
-        compiled = False
-    if compiled is None and x0.device.type == "cpu":  # worth seconds once?
-        compiled = compile_pays(problem, x0, epochs)
-    cuda = x0.device.type == "cuda" and not drawn
-    kind = "cuda graph" if cuda else "compiled" if compiled else "eager"
+    drawn = model.redrawn()  # a traced or captured step would replay the same draws
+    choice = choose(problem, x0, method, epochs, compiled, drawn)
     fast = min(every, CHUNK)  # steps a fast engine runs between looks (its buffer's rows)
-    run, (initial, f0_big) = runner(problem, method, lr, kind, fast)
+    run, (initial, f0_big) = runner(problem, method, lr, choice.engine, fast)
+    if run is not None and run.engine == "compiled":
+        remember(choice.key)  # the next fit of this structure finds it in torch's cache
     if not math.isfinite(initial):
         raise ValueError("the objective is not finite at the starting parameters")
 
@@ -508,6 +473,8 @@ def _descend(model, problem, options, how, progress, metrics, stop) -> SheetFit:
         engine=run.engine,
         engine_note=run.note
         or (f"{', '.join(drawn)} drawn afresh at every evaluation: eager steps" if drawn else None),
+        engine_choice=choice.engine,
+        engine_reason=choice.reason,
         best_epoch=best_epoch,
         converged=method == "lbfgs" and run.done,
         interrupted=interrupted,

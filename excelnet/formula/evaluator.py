@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from excelnet.formula import dates
+from excelnet.formula import dates, values
 from excelnet.formula.book import Book
 from excelnet.formula.functions import FUNCTIONS, operator
 from excelnet.formula.fuse import member
@@ -47,6 +47,7 @@ from excelnet.formula.values import (
     from_python,
     make,
     omitted,
+    reshaped,
     scalar,
 )
 
@@ -497,13 +498,12 @@ class Evaluator:
             if start == 0 and size == src.size:  # the whole block, usually in its own shape
 
                 def whole() -> V:
-                    x = src.value.x
-                    return V(x if x.shape == shape else x.reshape(shape), kind_out, text_out, True)
+                    return V(reshaped(src.value.x, shape), kind_out, text_out, True)
 
                 return Live(whole)
             return Live(
                 lambda: V(
-                    src.value.x.reshape(-1)[start : start + size].reshape(shape),
+                    reshaped(src.value.x, (-1,))[start : start + size].reshape(shape),
                     kind_out,
                     text_out,
                     True,
@@ -515,18 +515,21 @@ class Evaluator:
                 src, start, stop = sources[0], int(flat[0]), int(flat[-1]) + 1
                 return Live(
                     lambda: V(
-                        src.value.x.reshape(-1)[start:stop:step].reshape(shape),
+                        reshaped(src.value.x, (-1,))[start:stop:step].reshape(shape),
                         kind_out,
                         text_out,
                         True,
                     )
                 )
-        index_t = torch.as_tensor(flat, device=ctx.device)
+        # the index in the range's shape: the gathered values come out in it, with no reshape
+        index_t = torch.as_tensor(flat.reshape(shape) if values.LEAN else flat, device=ctx.device)
 
         def gather() -> V:
-            parts = ([const_x] if parts_const else []) + [s.value.x.reshape(-1) for s in sources]
+            parts = ([const_x] if parts_const else []) + [
+                reshaped(s.value.x, (-1,)) for s in sources
+            ]
             pool = torch.cat(parts) if len(parts) > 1 else parts[0]
-            return V(pool[index_t].reshape(shape), kind_out, text_out, True)
+            return V(reshaped(pool[index_t], shape), kind_out, text_out, True)
 
         return Live(gather)
 

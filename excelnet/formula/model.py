@@ -42,6 +42,7 @@ from excelnet.formula.values import (
     V,
     errors_of,
     from_python,
+    reshaped,
 )
 
 # -- one Solver model, compiled ----------------------------------------------------------------
@@ -358,8 +359,8 @@ class Model(Evaluator):
             self.ctx.strict = True
         x = self.objective.value.x
         if x.numel() == 1:  # a view, whose gradient is cheaper than a picked element's
-            return x.reshape(())
-        return x.reshape(-1)[self.objective_pos]
+            return reshaped(x, ())
+        return reshaped(x, (-1,))[self.objective_pos]
 
     def objective_error(self) -> str | None:
         """After a strict run: why the objective is an error value, naming the first cell."""

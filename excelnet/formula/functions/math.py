@@ -15,6 +15,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 import numpy as np
 import torch
 
+from excelnet.formula import values as _values
 from excelnet.formula.functions.criteria import conditional, sum_range_shape
 from excelnet.formula.functions.kit import (
     divide,
@@ -46,6 +47,7 @@ from excelnet.formula.values import (
     errors_of,
     first_error,
     make,
+    reshaped,
     text_number,
     to_number,
     to_text,
@@ -192,6 +194,11 @@ def f_mmult(ctx, args):
     if a.shape[2] != b.shape[1] or not a.numeric() or not b.numeric():
         n = max(a.shape[0], b.shape[0])
         return error_value("#VALUE!", (n, a.shape[1], b.shape[2]), ctx)
+    (n, r, k), (nb, _, m) = a.shape, b.shape
+    if nb == 1 and _values.LEAN:  # copied down against one fixed range: one product, as matmul
+        # folds it, with the shapes set by `reshaped` (fewer view nodes than matmul's own)
+        y = torch.mm(reshaped(a.x, (n * r, k)), reshaped(b.x, (k, m)))
+        return V(reshaped(y, (n, r, m)))
     return V(torch.matmul(a.x, b.x))
 
 
