@@ -107,6 +107,7 @@ class SheetFit:
         """Whether the point is an answer to write: it meets the constraints, and the sheet
         computes it."""
         return self.solution in ("optimal", "feasible")
+
     starts: int = 1  # --seeds: the starts fitted (excelnet.fitting.pipeline.seeded_start)
     best_start: int = 0  # the start whose fit was kept (0: the workbook's own parameters)
     start_losses: list[float] = field(default_factory=list)  # each start's final objective
