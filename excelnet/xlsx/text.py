@@ -64,7 +64,11 @@ def unescape(text: str) -> str:
 
 
 def cell_text(raw: str) -> str:
-    """A <v> or <t> element's content, as it is in the file, as the text it stands for."""
+    """A <v> or <t> element's content, as it is in the file, as the text it stands for: line
+    ends normalised as an XML parser does (a CR LF or lone CR written as such is a LF; one
+    written `&#13;` or `_x000D_` stays a CR), then entities and escapes decoded."""
+    if "\r" in raw:
+        raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     return unescape(html.unescape(raw) if "&" in raw else raw)
 
 

@@ -87,6 +87,19 @@ def guarded(fn, ok: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, fn(*safe), raw)
 
 
+def multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a * b, with a gradient that stays finite where the product is an error: there an
+    operand's NaN times the other's zero gradient (the branch IFERROR did not take) would be
+    NaN, and poison every gradient it is summed into."""
+    if not (a.requires_grad or b.requires_grad):
+        return a * b
+    ok = torch.isfinite(a) & torch.isfinite(b)
+    one = torch.ones((), dtype=a.dtype, device=a.device)
+    with torch.no_grad():
+        raw = a * b
+    return torch.where(ok, torch.where(ok, a, one) * torch.where(ok, b, one), raw)
+
+
 def divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ok = (b != 0) & torch.isfinite(a) & torch.isfinite(b)
     return guarded(torch.div, ok, a, b)

@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import torch
 
-from excelnet.formula.functions.kit import constant_and, divide, power, strict_num
+from excelnet.formula.functions.kit import constant_and, divide, multiply, power, strict_num
 from excelnet.formula.values import (
     BLANK,
     BOOL,
@@ -36,7 +36,7 @@ def arithmetic(op: str, a: V, b: V, ctx: Ctx) -> V:
         if ctx.libreoffice or ctx.snaps is not None:
             x = _libreoffice(op, xa, xb, x, ctx)
     elif op == "*":
-        x = xa * xb
+        x = multiply(xa, xb)
     elif op == "/":
         x = (
             xa / xb
@@ -206,7 +206,7 @@ def unary(op: str, a: V, ctx: Ctx) -> V:
     return with_errors(x, errs)
 
 
-_PLAIN = {"+": torch.add, "-": torch.sub, "*": torch.mul}
+_PLAIN = {"+": torch.add, "-": torch.sub, "*": multiply}
 
 
 def operator(op: str, args: list[V], ctx: Ctx) -> V:
