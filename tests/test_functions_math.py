@@ -349,3 +349,29 @@ def test_criteria_read_dates_wildcards_and_comparisons_of_text():
     names = _values([[["a*b"], ["axb"], ["A?"], ["ab"], ["Brown"]]])
     crits = _values([[["a~*b"]], [["a?b"]], [["*~?"]], [["a*"]], [["<b"]], [[">=brown"]]])
     assert items(_eval("COUNTIF", names, crits)) == [1, 2, 1, 4, 4, 1]
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "IFERROR(LN({Q})*{P},{P})",
+        "IFERROR((LOG(2,{Q})*{P}+{Q}),{P})",
+        "IF(ISERROR(SQRT({Q})*{P}),3*{P},{Q})",
+        "IFERROR({P}*(1/({Q}-{Q})),{P}^2)",
+    ],
+)
+def test_an_untaken_error_leaves_the_gradient_finite(tmp_path, formula):
+    """Where IFERROR (or IF) takes the other branch, the error's NaN must not reach the
+    gradient: 0 * NaN in the product's backward would make it NaN. Against central
+    differences of the same formula (Q < 0: the logarithms and the root are #NUM!)."""
+    from tests.conftest import formula_model
+
+    p, q, h = -0.5, -1.968, 1e-6
+    model = formula_model(tmp_path / "at", formula, p, q, {"A": [1.0]})
+    x = model.params[0].value.x
+    model.objective_value().backward()
+    for i, (dp, dq) in enumerate(((h, 0.0), (0.0, h))):
+        up = formula_model(tmp_path / f"up{i}", formula, p + dp, q + dq, {"A": [1.0]})
+        down = formula_model(tmp_path / f"down{i}", formula, p - dp, q - dq, {"A": [1.0]})
+        slope = (float(up.objective_value()) - float(down.objective_value())) / (2 * h)
+        assert float(x.grad[i]) == pytest.approx(slope, abs=1e-6), (formula, i)
