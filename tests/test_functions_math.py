@@ -373,5 +373,5 @@ def test_an_untaken_error_leaves_the_gradient_finite(tmp_path, formula):
     for i, (dp, dq) in enumerate(((h, 0.0), (0.0, h))):
         up = formula_model(tmp_path / f"up{i}", formula, p + dp, q + dq, {"A": [1.0]})
         down = formula_model(tmp_path / f"down{i}", formula, p - dp, q - dq, {"A": [1.0]})
-        slope = (float(up.objective_value()) - float(down.objective_value())) / (2 * h)
+        slope = (up.objective_value().item() - down.objective_value().item()) / (2 * h)
         assert float(x.grad[i]) == pytest.approx(slope, abs=1e-6), (formula, i)
