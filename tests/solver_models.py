@@ -43,9 +43,10 @@ GRG = dict(SIMPLEX, solver_eng="1", solver_lin="2", solver_tol="0.01")
 EVOLUTIONARY = dict(GRG, solver_eng="3")
 
 
-def solver_names(wb, sheet: str, objective: str, adjustable: str, typ: int, neg: int, rows=(),
-                 engine: dict = SIMPLEX, **more) -> None:  # fmt: skip
-    """The Solver model of `sheet`: sheet-scoped names, as Excel writes them."""
+def model_names(objective: str, adjustable: str, typ: int, neg: int, rows=(),
+                engine: dict = SIMPLEX, **more) -> dict:  # fmt: skip
+    """A Solver model's names as Excel writes them: the model, its constraints (lhs, relation,
+    rhs), the engine's settings; `more` added or replaced (None: left out)."""
     names = dict(engine)
     names.update(
         solver_opt=objective,
@@ -57,6 +58,13 @@ def solver_names(wb, sheet: str, objective: str, adjustable: str, typ: int, neg:
     for i, (lhs, rel, rhs) in enumerate(rows, start=1):
         names.update({f"solver_lhs{i}": lhs, f"solver_rel{i}": str(rel), f"solver_rhs{i}": rhs})
     names.update(more)
+    return names
+
+
+def solver_names(wb, sheet: str, objective: str, adjustable: str, typ: int, neg: int, rows=(),
+                 engine: dict = SIMPLEX, **more) -> None:  # fmt: skip
+    """The Solver model of `sheet`: sheet-scoped names, as Excel writes them."""
+    names = model_names(objective, adjustable, typ, neg, rows, engine, **more)
     ws = wb[sheet]
     for key, text in names.items():
         if text is None:

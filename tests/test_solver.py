@@ -21,35 +21,12 @@ import excelnet
 from excelnet.errors import ExcelnetError, NotSolved
 from excelnet.fitting.options import FitOptions
 from tests.conftest import run_cli
+from tests.solver_models import GRG, model_names
 
 HERE = Path(__file__).parent
 N = 20
 # What Excel 2010+ stores besides the model itself, for a GRG Nonlinear model with defaults
-EXCEL_DEFAULTS = {
-    "solver_eng": "1",
-    "solver_cvg": "0.0001",
-    "solver_drv": "1",
-    "solver_est": "1",
-    "solver_itr": "2147483647",
-    "solver_lin": "2",
-    "solver_mip": "2147483647",
-    "solver_mni": "30",
-    "solver_mrt": "0.075",
-    "solver_msl": "2",
-    "solver_nod": "2147483647",
-    "solver_nwt": "1",
-    "solver_pre": "0.000001",
-    "solver_rbv": "1",
-    "solver_rlx": "2",
-    "solver_rsd": "0",
-    "solver_scl": "1",
-    "solver_sho": "2",
-    "solver_ssz": "100",
-    "solver_tim": "2147483647",
-    "solver_tol": "0.01",
-    "solver_val": "0",
-    "solver_ver": "3",
-}
+EXCEL_DEFAULTS = GRG
 COV = np.array(
     [
         [0.040, 0.006, 0.010, 0.004],
@@ -63,18 +40,7 @@ RETURNS = np.array([0.05, 0.08, 0.12, 0.15])
 
 def _solver(objective: str, adjustable: str, typ: int, neg: int, rows=(), **more) -> dict:
     """A sheet's Solver names as Excel writes them: the model, its constraints, the defaults."""
-    names = dict(EXCEL_DEFAULTS)
-    names.update(
-        solver_opt=objective,
-        solver_adj=adjustable,
-        solver_typ=str(typ),
-        solver_neg=str(neg),
-        solver_num=str(len(rows)),
-    )
-    for i, (lhs, rel, rhs) in enumerate(rows, start=1):
-        names.update({f"solver_lhs{i}": lhs, f"solver_rel{i}": str(rel), f"solver_rhs{i}": rhs})
-    names.update(more)
-    return names
+    return model_names(objective, adjustable, typ, neg, rows, EXCEL_DEFAULTS, **more)
 
 
 def _line_data(seed: int, f) -> tuple[np.ndarray, np.ndarray, dict]:

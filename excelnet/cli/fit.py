@@ -196,9 +196,7 @@ def _fit(args: argparse.Namespace) -> int:
             progress=progress(args),
             force=args.force,
             options=options,
-            seeds=args.seeds,
-            workers=batch.workers(args),
-            cluster=args.cluster,
+            **_starts(args),
         ),
     )
     return _fit_report(args, results, code, line)
@@ -223,6 +221,11 @@ def _fit_rows(results) -> list[list[str]]:
         ]
         for r in results
     ]
+
+
+def _starts(args: argparse.Namespace) -> dict:
+    """fit's and compare's --seeds, and where the starts run (-j, --cluster)."""
+    return {"seeds": args.seeds, "workers": batch.workers(args), "cluster": args.cluster}
 
 
 def _fit_report(args: argparse.Namespace, results, code: int, line: str | None) -> int:
@@ -493,9 +496,7 @@ def _compare(args: argparse.Namespace) -> int:
             progress=progress(args),
             force=args.force,
             options=options,
-            seeds=args.seeds,
-            workers=batch.workers(args),
-            cluster=args.cluster,
+            **_starts(args),
         ),
     )
     if args.json or results is None:

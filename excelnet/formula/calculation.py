@@ -11,7 +11,7 @@ each cell on its own, from a generator seeded afresh), which `check` does not co
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -29,6 +29,8 @@ from excelnet.formula.graph import (
     calls,
     footprint,
     linked_note,
+    readers,
+    spread,
     topo,
     unknown_and_volatile,
 )
@@ -198,18 +200,9 @@ class Calculation(Evaluator):
     def _volatile(self) -> set[Block]:
         """The blocks that call a volatile function, and every block that reads one (through
         its references or references computed, OFFSET or INDIRECT)."""
-        users: dict[Block, list[Block]] = defaultdict(list)
-        for b in self.graph.blocks:
-            for d in b.deps | b.picked | self.reads.get(b, set()):
-                users[d].append(b)
+        users = readers(self.graph.blocks, self.reads)
         out = {b for b in self.graph.blocks if unknown_and_volatile(b.node)[1]}
-        stack = list(out)
-        while stack:
-            for u in users[stack.pop()]:
-                if u not in out:
-                    out.add(u)
-                    stack.append(u)
-        return out
+        return spread(users, list(out), out)
 
     @cached_property
     def values(self) -> dict[Cell, object]:

@@ -724,6 +724,28 @@ def ancestors(roots: list[Block]) -> set[Block]:
     return seen
 
 
+def readers(blocks, also=None) -> dict[Block, list[Block]]:
+    """Each block's readers: the blocks whose formulas depend on it (its references, what
+    INDEX may pick, and `also`'s extra dependencies per block: references computed)."""
+    users: dict[Block, list[Block]] = defaultdict(list)
+    for b in blocks:
+        extra = also.get(b, ()) if also is not None else ()
+        for d in b.deps | b.picked | set(extra):
+            users[d].append(b)
+    return users
+
+
+def spread(users: dict[Block, list[Block]], start, out: set[Block]) -> set[Block]:
+    """`out` with every block that depends, through `users`, on one of `start`."""
+    stack = list(start)
+    while stack:
+        for u in users.get(stack.pop(), ()):
+            if u not in out:
+                out.add(u)
+                stack.append(u)
+    return out
+
+
 def topo(blocks: set[Block]) -> list[Block]:
     """Dependencies first (parameters are not in the list: they have no formula)."""
     order, state = [], {}

@@ -23,6 +23,8 @@ from excelnet.formula.graph import (
     computes_references,
     cycles,
     footprint,
+    readers,
+    spread,
     topo,
     unknown_and_volatile,
 )
@@ -169,25 +171,16 @@ class Model(Evaluator):
                 raise ExcelnetError(f"{where(self.book.path, b.sheet, b.cell())}: {problem}")
 
     def _users(self) -> dict[Block, list[Block]]:
-        users: dict[Block, list[Block]] = defaultdict(list)
-        for b in self.graph.blocks:
-            for d in b.deps | b.picked:  # (what INDEX may pick is read when it runs)
-                users[d].append(b)
-        return users
+        return readers(self.graph.blocks)  # (what INDEX may pick is read when it runs)
 
     def _reach(self, roots: list[Block], users=None, out: set[Block] | None = None) -> set[Block]:
         """The roots that are formulas, and every block that depends on one of the roots
         (added to `out`, if given, which holds blocks reached already)."""
         users = self._users() if users is None else users
         out = set() if out is None else out
-        stack = [b for b in roots if b not in out]
-        out.update(b for b in stack if b.kind != "param")
-        while stack:
-            for u in users[stack.pop()]:
-                if u not in out:
-                    out.add(u)
-                    stack.append(u)
-        return out
+        fresh = [b for b in roots if b not in out]
+        out.update(b for b in fresh if b.kind != "param")
+        return spread(users, fresh, out)
 
     def _discover(self) -> bool:
         """Dependencies through references that functions compute (OFFSET(table, MATCH(id,

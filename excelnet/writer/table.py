@@ -194,13 +194,20 @@ def write_book(
         if macros:
             macros_.add_controls(wb, ws, m.name, 0, controls, seed, fmt)
             ws.set_column(controls, controls + 1, 10)
-    for name, header in ((ID_NAME, frame.id), (TARGET_NAME, frame.target)):
-        if header is not None:
-            wb.define_name(name, f"={DATA_SHEET}!${recipe.data_letter(header)}$1")
     lines = recipe.about
     if macros:
         moves = "the yellow cells move"
         lines = [*lines, *((text, "wrap") for text in macros_.about(0, controls, moves))]
+    finish_book(wb, about, recipe, lines, macros, fmt)
+
+
+def finish_book(wb, about, recipe: Recipe, lines: list, macros: bool, fmt) -> None:
+    """What every table workbook ends with: the id and target columns' names, the about
+    sheet's lines, the macros' settings sheet; then the file written."""
+    frame = recipe.frame
+    for name, header in ((ID_NAME, frame.id), (TARGET_NAME, frame.target)):
+        if header is not None:
+            wb.define_name(name, f"={DATA_SHEET}!${recipe.data_letter(header)}$1")
     about.set_column(0, 0, ABOUT_WIDTH)
     for i, (text, style) in enumerate(lines):
         if style == "wrap":
@@ -224,13 +231,19 @@ def _data_sheet(ws, df: pd.DataFrame, recipe: Recipe, fmt) -> None:
     for c, name in enumerate(recipe.columns):
         ws.write_column(1, c, _cells(df[name].tolist()))
     ws.freeze_panes(1, 0)
+    data_widths(ws, df, recipe)
+    print_setup(ws, header_row=0)
+
+
+def data_widths(ws, df: pd.DataFrame, recipe: Recipe) -> None:
+    """The data sheet's columns as the recipe says, else as wide as each one's header and first
+    values (between 6 and 45 characters)."""
     widths = recipe.widths or [
         min(45, max(6, len(name) + 2, *(len(str(v)) + 1 for v in df[name].head(200).tolist())))
         for name in recipe.columns
     ]
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
-    print_setup(ws, header_row=0)
 
 
 def _features_sheet(wb, ws, x: np.ndarray, stats: dict, valid: np.ndarray, recipe: Recipe, fmt):

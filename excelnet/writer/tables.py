@@ -24,19 +24,17 @@ from excelnet.writer import (
     new_workbook,
     print_setup,
     write_header,
-    write_wrapped,
 )
 from excelnet.writer import macros as macros_
 from excelnet.writer.features import DATA_SHEET, FEATURES_SHEET, VALID_HEADER
 from excelnet.writer.nets import Model, metrics, models
 from excelnet.writer.table import (
-    ABOUT_WIDTH,
-    ID_NAME,
-    TARGET_NAME,
     Recipe,
     _cells,
     compute_features,
     compute_stats,
+    data_widths,
+    finish_book,
     initial_parameters,
 )
 
@@ -109,26 +107,12 @@ def write_tables_book(
             controls = side[m.name] + len(m.frame.metrics) + 1
             macros_.add_controls(wb, ws, m.name, 0, controls, seed, fmt)
             ws.set_column(controls, controls + 1, 10)
-    frame = recipe.frame
-    for name, header in ((ID_NAME, frame.id), (TARGET_NAME, frame.target)):
-        if header is not None:
-            wb.define_name(name, f"={DATA_SHEET}!${recipe.data_letter(header)}$1")
     lines = [*recipe.about, ("", "text"), *_about_tables(rows_name)]
     if macros:
-        first = side["linear"] + len(frame.metrics) + 1
+        first = side["linear"] + len(recipe.frame.metrics) + 1
         moves = "the yellow cells move"
         lines = [*lines, *((text, "wrap") for text in macros_.about(0, first, moves))]
-    about.set_column(0, 0, ABOUT_WIDTH)
-    for i, (text, style) in enumerate(lines):
-        if style == "wrap":
-            write_wrapped(about, i, text, fmt[style], ABOUT_WIDTH)
-        elif text:
-            about.write_string(i, 0, text, fmt[style])
-    print_setup(about, landscape=False)
-    if macros:
-        macros_.add_conf_sheet(wb, fmt)
-    about.activate()
-    wb.close()
+    finish_book(wb, about, recipe, lines, macros, fmt)
 
 
 def _about_tables(rows_name: str) -> list[tuple[str, str]]:
@@ -170,12 +154,7 @@ def _data_sheet(ws, df: pd.DataFrame, recipe: Recipe, name: str, fmt) -> None:
     for c, header in enumerate(recipe.columns):
         ws.write_column(1, c, _cells(df[header].tolist()))
     ws.freeze_panes(1, 0)
-    widths = recipe.widths or [
-        min(45, max(6, len(h) + 2, *(len(str(v)) + 1 for v in df[h].head(200).tolist())))
-        for h in recipe.columns
-    ]
-    for c, width in enumerate(widths):
-        ws.set_column(c, c, width)
+    data_widths(ws, df, recipe)
     print_setup(ws, header_row=0)
 
 

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 import torch
 
+from excelnet.formula.functions.information import ERROR_NUMBERS
 from excelnet.formula.functions.registry import registrar
 from excelnet.formula.values import (
     BLANK,
@@ -182,23 +183,8 @@ def _sort_key(kind: int, x: float, text) -> tuple:
     if kind == BOOL:
         return (2, x, "")
     if kind == ERR:
-        return (3, float(ERROR_ORDER.get(str(text), 9)), "")
+        return (3, float(ERROR_NUMBERS.get(str(text), 9)), "")  # errors by their ERROR.TYPE
     return (4, 0.0, "")
-
-
-# errors sort among themselves in the order of their numbers (ERROR.TYPE)
-ERROR_ORDER = {
-    "#NULL!": 1,
-    "#DIV/0!": 2,
-    "#VALUE!": 3,
-    "#REF!": 4,
-    "#NAME?": 5,
-    "#NUM!": 6,
-    "#N/A": 7,
-    "#GETTING_DATA": 8,
-    "#SPILL!": 9,
-    "#CALC!": 14,
-}
 
 
 def _keys(v: V) -> list[list[tuple]]:
