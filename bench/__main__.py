@@ -87,7 +87,7 @@ def resampled_workbook(passengers: int) -> tuple[Path, float]:
     stamp = CACHE / f"titanic-{passengers}.seconds"
     if not path.exists() or not stamp.exists():
         t = time.perf_counter()
-        build_titanic(path, passengers=passengers)
+        build_titanic(path, passengers=passengers, force=True)
         stamp.write_text(str(time.perf_counter() - t))
     return path, float(stamp.read_text())
 
@@ -100,7 +100,9 @@ def bench_build(repeat: int) -> None:
     from excelnet.writer.titanic import build_titanic
 
     CACHE.mkdir(parents=True, exist_ok=True)
-    small, _ = median_time(lambda: build_titanic(CACHE / "titanic.xlsx"), max(repeat, 5))
+    small, _ = median_time(
+        lambda: build_titanic(CACHE / "titanic.xlsx", force=True), max(repeat, 5)
+    )
     record(
         "build the Titanic workbook (891 rows)",
         f"{small:.2f} s",
@@ -768,7 +770,7 @@ def bench_wall_clock(repeat: int) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     target = CACHE / "wall.xlsx"
     cases = {
-        "the quadratic (3 parameters)": (lambda: build_quadratic(target), []),
+        "the quadratic (3 parameters)": (lambda: build_quadratic(target, force=True), []),
         "Titanic nn": (
             lambda: shutil.copy(ROOT / "workbooks" / "titanic.xlsx", target),
             ["--sheet", "nn", "--method", "gd", "--lr", "0.01"],
