@@ -253,19 +253,23 @@ def _features_sheet(wb, ws, x: np.ndarray, stats: dict, valid: np.ndarray, recip
         formulas = [f.formula(i + 2) for i in range(n)]
         ws.write_formulas(1, c, formulas, x[:, c].tolist(), fmt["feature"])
     ws.write_column(1, k, valid.tolist(), fmt["integer"])
-    col = recipe.stats_col
+    formulas = [s.formula(n) for s in recipe.stats]
+    stats_block(wb, ws, recipe, stats, formulas, k, recipe.stats_col, "the data sheet", fmt)
+
+
+def stats_block(wb, ws, recipe: Recipe, stats: dict, formulas: list[str], k: int, col: int,
+                source: str, fmt) -> None:  # fmt: skip
+    """The features sheet's statistics at `col` (their `formulas`, each a workbook name the
+    features use), the note saying they come from `source`, the columns' widths and the page
+    (k: the feature columns and the validation flag's)."""
     write_header(ws, 0, col, ["Statistic", "Value"], fmt["header"])
-    for i, s in enumerate(recipe.stats, start=1):
+    for i, (s, formula) in enumerate(zip(recipe.stats, formulas, strict=True), start=1):
         ws.write_string(i, col, s.label)
-        ws.write_formula(i, col + 1, s.formula(n), fmt["number"], stats[s.name])
+        ws.write_formula(i, col + 1, formula, fmt["number"], stats[s.name])
         cell = xl_rowcol_to_cell(i, col + 1, row_abs=True, col_abs=True)
         wb.define_name(s.name, f"={FEATURES_SHEET}!{cell}")
-    ws.write_string(
-        len(recipe.stats) + 2,
-        col,
-        "Computed from the data sheet; the features use them by name.",
-        fmt["note"],
-    )
+    note = f"Computed from {source}; the features use them by name."
+    ws.write_string(len(recipe.stats) + 2, col, note, fmt["note"])
     ws.freeze_panes(1, 0)
     ws.set_column(0, k, 9)
     ws.set_column(col, col, 24)

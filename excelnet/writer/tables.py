@@ -36,6 +36,7 @@ from excelnet.writer.table import (
     data_widths,
     finish_book,
     initial_parameters,
+    stats_block,
 )
 
 FEATURES_TABLE = "Features"
@@ -171,25 +172,10 @@ def _features_sheet(wb, ws, x, stats: dict, valid, recipe: Recipe, rows_name: st
     for c, f in enumerate(recipe.features):
         ws.write_formulas(1, c, [formulas[f.name]] * n, x[:, c].tolist(), fmt["feature"])
     ws.write_column(1, k, valid.tolist(), fmt["integer"])
-    col = k + 2
-    write_header(ws, 0, col, ["Statistic", "Value"], fmt["header"])
-    for i, s in enumerate(recipe.stats, start=1):
-        ws.write_string(i, col, s.label)
-        text = structured(s.formula(n), DATA_SHEET, rows_name, recipe.columns, -1)
-        ws.write_formula(i, col + 1, text, fmt["number"], stats[s.name])
-        cell = xl_rowcol_to_cell(i, col + 1, row_abs=True, col_abs=True)
-        wb.define_name(s.name, f"={FEATURES_SHEET}!{cell}")
-    ws.write_string(
-        len(recipe.stats) + 2,
-        col,
-        f"Computed from the table {rows_name}; the features use them by name.",
-        fmt["note"],
-    )
-    ws.freeze_panes(1, 0)
-    ws.set_column(0, k, 9)
-    ws.set_column(col, col, 24)
-    ws.set_column(col + 1, col + 1, 10)
-    print_setup(ws, header_row=0)
+    formulas = [
+        structured(s.formula(n), DATA_SHEET, rows_name, recipe.columns, -1) for s in recipe.stats
+    ]
+    stats_block(wb, ws, recipe, stats, formulas, k, k + 2, f"the table {rows_name}", fmt)
 
 
 def _model_sheet(
